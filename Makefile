@@ -1,0 +1,204 @@
+# keyd — non-recursive build.
+#
+#   make              libkeyd, keyd, keyd-simfw, keyd-recover, the token plugin
+#   make check        every test (unit, integration on LUKS2 images, VM, model)
+#   make check-asan   unit and integration tests under ASan + UBSan
+#   make demo         the main job on the simulated AMD-SP, narrated
+#   make bench        benchmarks, side by side with the alternatives
+#   make install DESTDIR=...
+#
+# Build outputs go to $(B) (build/ by default; build-asan/ for sanitizers).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+SAN ?= 0
+ifeq ($(SAN),1)
+B ?= build-asan
+else
+B ?= build
+endif
+
+PREFIX ?= /usr
+LIBDIR ?= $(PREFIX)/lib/x86_64-linux-gnu
+TOKENDIR ?= $(LIBDIR)/cryptsetup
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+
+CC ?= gcc
+PKGS := libcryptsetup openssl json-c devmapper blkid
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgfshare
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wformat-security -Wvla -Wshadow \
+	-Wpointer-arith -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes \
+	-Wundef -Wimplicit-fallthrough -Wno-unused-parameter
+HARDEN := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
+	-fPIC -fno-strict-overflow -fno-delete-null-pointer-checks
+ifeq ($(SAN),1)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDSAN := -fsanitize=address,undefined
+else
+OPT := -O2 -g -D_FORTIFY_SOURCE=2
+LDSAN :=
+endif
+EXTRA_CFLAGS ?=
+KEYD_VERSION := 0.1.0
+CPPFLAGS += -D_GNU_SOURCE -DKEYD_VERSION=\"$(KEYD_VERSION)\" -Ikeyd/include -Iluks-hooks/include -Ikeyd/lib -Ikeyd/tools/common
+CFLAGS := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDSAN)
+
+# ---------------------------------------------------------------- sources
+LIB_SRCS := $(sort $(wildcard keyd/lib/*/*.c) $(wildcard luks-hooks/lib/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+LIBKEYD := $(B)/libkeyd.a
+
+CLI_COMMON := $(sort $(wildcard keyd/tools/common/*.c))
+KEYD_SRCS := $(sort $(wildcard keyd/tools/keyd/*.c)) $(CLI_COMMON)
+SIMFW_SRCS := $(sort $(wildcard keyd/tools/simfw/*.c)) $(CLI_COMMON)
+RECOVER_SRCS := $(sort $(wildcard keyd/tools/recover/*.c)) $(CLI_COMMON)
+PLUGIN_SRCS := $(sort $(wildcard luks-hooks/plugin/*.c))
+
+BINS := $(B)/keyd
+ifneq ($(strip $(wildcard keyd/tools/simfw/*.c)),)
+BINS += $(B)/keyd-simfw
+endif
+ifneq ($(strip $(wildcard keyd/tools/recover/*.c)),)
+BINS += $(B)/keyd-recover
+endif
+ifneq ($(strip $(PLUGIN_SRCS)),)
+PLUGIN := $(B)/libcryptsetup-token-keyd.so
+endif
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+TEST_HELPERS := $(sort $(wildcard tests/unit/helpers/*.c))
+
+DEPFLAGS = -MMD -MP
+
+.PHONY: all
+all: $(LIBKEYD) $(BINS) $(PLUGIN)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(LIBKEYD): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/keyd: $(KEYD_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/keyd-simfw: $(SIMFW_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/keyd-recover: $(RECOVER_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/libcryptsetup-token-keyd.so: $(PLUGIN_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD) luks-hooks/plugin/token.sym
+	$(CC) $(CFLAGS) -shared -Wl,-z,relro,-z,now -Wl,--version-script=luks-hooks/plugin/token.sym \
+		$(LDSAN) -o $@ $(PLUGIN_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD) $(PKG_LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBKEYD)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
+		$(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- deps
+# Debian 12 packages for building and testing. Installed only when missing.
+DEB_BUILD := gcc make pkg-config libcryptsetup-dev libssl-dev libjson-c-dev \
+	libdevmapper-dev libblkid-dev libgfshare-dev check libsubunit-dev \
+	cryptsetup-bin e2fsprogs util-linux xxd
+DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
+DEB_MODEL := spin
+
+define apt_ensure
+missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+	echo "keyd: installing missing Debian packages:" $$missing; \
+	if [ "$$(id -u)" != 0 ]; then echo "keyd: run as root (apt) or install: $$missing" >&2; exit 1; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y --no-install-recommends $$missing >/dev/null || \
+	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing >/dev/null; }; \
+fi
+endef
+
+.PHONY: deps deps-vm deps-model
+deps:
+	@$(call apt_ensure,$(DEB_BUILD))
+deps-vm: deps
+	@$(call apt_ensure,$(DEB_VM))
+deps-model:
+	@$(call apt_ensure,$(DEB_MODEL))
+
+# ---------------------------------------------------------------- tests
+export KEYD_BUILD := $(abspath $(B))
+export KEYD_SRC := $(abspath .)
+export KEYD_VECTORS ?= $(abspath ../shared/vectors)
+
+.PHONY: check check-unit check-integration check-asan check-vm model-check
+check: deps deps-vm deps-model
+	$(MAKE) all $(UNIT_BINS)
+	$(MAKE) check-unit check-integration
+	$(MAKE) model-check
+	$(MAKE) check-vm
+
+check-unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+check-integration: all
+	@tests/run-integration.sh
+
+check-asan: deps
+	$(MAKE) SAN=1 all
+	$(MAKE) SAN=1 check-unit check-integration
+
+check-vm: all deps-vm
+	@if [ -x tests/vm/run.sh ]; then tests/vm/run.sh; else echo "check-vm: no VM tests"; fi
+
+model-check: deps-model
+	@if [ -x threat-model/model/check.sh ]; then threat-model/model/check.sh; else echo "model-check: no model"; fi
+
+.PHONY: demo bench fuzz initramfs
+demo: deps deps-vm all
+	@tests/demo.sh
+
+bench: deps all
+	@tests/bench/run.sh
+
+fuzz:
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+initramfs: deps-vm all
+	@initramfs/build-test-initramfs.sh $(B)
+
+# ---------------------------------------------------------------- install
+.PHONY: install
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(TOKENDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
+	$(if $(PLUGIN),install -m 0644 $(PLUGIN) $(DESTDIR)$(TOKENDIR)/)
+	for m in man/*.8; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man8/; done; true
+	if [ -d initramfs/initramfs-tools ]; then \
+	  install -d $(DESTDIR)/usr/share/initramfs-tools/hooks $(DESTDIR)/usr/share/initramfs-tools/scripts/local-top; \
+	  install -m 0755 initramfs/initramfs-tools/hooks/keyd $(DESTDIR)/usr/share/initramfs-tools/hooks/keyd; \
+	  install -m 0755 initramfs/initramfs-tools/scripts/local-top/keyd $(DESTDIR)/usr/share/initramfs-tools/scripts/local-top/keyd; \
+	fi
+	if [ -d initramfs/dracut ]; then \
+	  install -d $(DESTDIR)/usr/lib/dracut/modules.d/90keyd; \
+	  install -m 0755 initramfs/dracut/* $(DESTDIR)/usr/lib/dracut/modules.d/90keyd/; \
+	fi
+	if [ -f initramfs/keyd-unlock.sh ]; then \
+	  install -d $(DESTDIR)/usr/lib/keyd; install -m 0755 initramfs/keyd-unlock.sh $(DESTDIR)/usr/lib/keyd/; fi
+	if [ -f luks-hooks/keyscript ]; then \
+	  install -d $(DESTDIR)/usr/lib/keyd; install -m 0755 luks-hooks/keyscript $(DESTDIR)/usr/lib/keyd/keyscript; fi
+
+.PHONY: clean
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Trust backends: every TEE operation goes through this interface.
+ *
+ *   snp  /dev/sev-guest ioctls (SNP_GET_DERIVED_KEY, SNP_GET_REPORT,
+ *        SNP_GET_EXT_REPORT)
+ *   tsm  configfs-tsm reports (/sys/kernel/config/tsm/report); no derived keys
+ *   sim  keyd-simfw, the simulated AMD-SP, over a unix socket or serial port
+ *
+ * A backend that cannot derive keys (tsm, and TDX-like TEEs) says so through
+ * caps; callers then get KD_ENOTSUP. "sim" is never chosen by detection.
+ */
+#ifndef KEYD_BACKEND_H
+#define KEYD_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyd/keyreq.h"
+#include "keyd/secret.h"
+
+#define KD_CAP_DERIVE (1u << 0)
+#define KD_CAP_REPORT (1u << 1)
+#define KD_CAP_CERTS (1u << 2)
+
+struct kd_backend;
+
+struct kd_backend_ops {
+	const char *name;
+	/* MSG_KEY_REQ -> 32-byte derived key (a new secret). */
+	int (*derive)(struct kd_backend *b, const struct kd_key_req *req, struct kd_secret **ret_key);
+	/*
+	 * Report with this report_data at this VMPL. *ret_report is a malloc'ed
+	 * KD_REPORT_SIZE buffer. If ret_certs is non-NULL, the GHCB certificate
+	 * table (may be empty: *ret_certs NULL, len 0) is returned too.
+	 */
+	int (*report)(struct kd_backend *b, const uint8_t report_data[64], uint32_t vmpl,
+		      uint8_t **ret_report, size_t *ret_len, uint8_t **ret_certs, size_t *ret_certs_len);
+	void (*close)(struct kd_backend *b);
+};
+
+struct kd_backend {
+	const struct kd_backend_ops *ops;
+	unsigned caps;
+	void *priv;
+};
+
+struct kd_backend_opts {
+	const char *name;     /* "snp", "tsm", "sim" or NULL to detect (never sim) */
+	const char *sim_addr; /* "unix:PATH" or "serial:PATH"; default $KEYD_SIM */
+	const char *sev_guest_path; /* default /dev/sev-guest (tests override) */
+	const char *tsm_path;       /* default /sys/kernel/config/tsm/report */
+};
+
+/*
+ * Open a backend. If opts->name is NULL: $KEYD_SIM set -> sim is NOT picked
+ * by detection; only snp (if /dev/sev-guest exists) or tsm are detected.
+ * Errors: KD_ENOENT (nothing found), KD_EINVAL (unknown name), KD_EIO.
+ */
+int kd_backend_open(const struct kd_backend_opts *opts, struct kd_backend **ret);
+void kd_backend_close(struct kd_backend *b);
+
+/* Wrappers that check caps first (KD_ENOTSUP with a detail). */
+int kd_backend_derive(struct kd_backend *b, const struct kd_key_req *req, struct kd_secret **ret_key);
+int kd_backend_report(struct kd_backend *b, const uint8_t report_data[64], uint32_t vmpl,
+		      uint8_t **ret_report, size_t *ret_len, uint8_t **ret_certs, size_t *ret_certs_len);
+
+/*
+ * Purpose keys (DESIGN §5): HKDF-SHA384(ikm = derived key, salt, info =
+ * purpose label) -> out_len bytes in a new secret. Via OpenSSL EVP_KDF.
+ */
+int kd_hkdf(const struct kd_secret *ikm, const void *salt, size_t salt_len, const char *info,
+	    size_t out_len, struct kd_secret **ret);
+
+#endif

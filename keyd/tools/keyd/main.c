@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keyd: sealed encrypted storage and key derivation for SEV-SNP guests.
+ * This file only dispatches; every command is a thin wrapper over libkeyd.
+ */
+#include <stdio.h>
+
+#include "commands.h"
+
+static int run_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("keyd %s\n", KEYD_VERSION);
+	return 0;
+}
+
+const struct kd_cmd cmd_version = {
+	"version", run_version, "print the version", "Usage: keyd version\n",
+};
+
+int main(int argc, char **argv)
+{
+	const struct kd_cmd cmds[] = {
+		/* keep in the order of DESIGN.md §7 */
+		cmd_version,
+		{0},
+	};
+
+	return cli_dispatch("keyd", cmds, argc, argv);
+}
