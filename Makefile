@@ -13,8 +13,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 SAN ?= 0
+FP ?= 0
 ifeq ($(SAN),1)
 B ?= build-asan
+else ifeq ($(FP),1)
+# Test build with failpoints compiled in (crash-safety tests).
+B ?= build-fp
 else
 B ?= build
 endif
@@ -45,6 +49,9 @@ OPT := -O2 -g -D_FORTIFY_SOURCE=2
 LDSAN :=
 endif
 EXTRA_CFLAGS ?=
+ifeq ($(FP),1)
+EXTRA_CFLAGS += -DKEYD_FAILPOINTS
+endif
 KEYD_VERSION := 0.1.0
 CPPFLAGS += -D_GNU_SOURCE -DKEYD_VERSION=\"$(KEYD_VERSION)\" -Ikeyd/include -Iluks-hooks/include -Ikeyd/lib -Ikeyd/tools/common
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Failpoints: named points around every header write, where a test build
+ * (make FP=1, -DKEYD_FAILPOINTS) kills itself with SIGKILL when
+ * $KEYD_FAILPOINT names the point. Production builds compile them away.
+ * The same names are the steps of the Promela model (threat-model/model).
+ *
+ *   enroll.after-format    enroll.after-keyslot    enroll.after-token
+ *   handoff.before-keyslot handoff.after-keyslot   handoff.after-token
+ *   commit.before-activate commit.after-activate   commit.after-retire
+ *   rekey.after-keyslot    rekey.after-token       rekey.after-retire
+ *   retire.before-kill     retire.after-kill
+ *   recover.after-keyslot  recover.after-token
+ */
+#ifndef KEYD_FAILPOINT_H
+#define KEYD_FAILPOINT_H
+
+#ifdef KEYD_FAILPOINTS
+void kd_failpoint(const char *name);
+#else
+static inline void kd_failpoint(const char *name)
+{
+	(void)name;
+}
+#endif
+
+#endif
