@@ -60,8 +60,24 @@ struct kd_tcb {
 };
 void kd_tcb_decode(uint64_t raw, enum kd_product p, struct kd_tcb *ret);
 uint64_t kd_tcb_encode(const struct kd_tcb *t, enum kd_product p);
-/* True if every component of a is >= the same component of b. */
+/*
+ * True if every component of a is >= the same component of b. For
+ * KD_PRODUCT_UNKNOWN every one of the 8 bytes is compared, which is
+ * conservative for both layouts (each component is one byte in both).
+ */
 bool kd_tcb_ge(uint64_t a, uint64_t b, enum kd_product p);
+
+/*
+ * The 8 TCB bytes in report (memory) order as 16 hex digits, e.g.
+ * "0300000000000873" -- the form of fields.txt, `keyd report show` and
+ * --min-tcb. kd_tcb_parse_hex() is its inverse (KD_EMALFORMED otherwise).
+ */
+#define KD_TCB_HEX_LEN 17
+void kd_tcb_hex(uint64_t raw, char out[KD_TCB_HEX_LEN]);
+int kd_tcb_parse_hex(const char *s, uint64_t *ret);
+/* "bl=3 tee=0 snp=8 ucode=115", with "fmc=N " first on Turin. */
+#define KD_TCB_STR_MAX 64
+void kd_tcb_format(uint64_t raw, enum kd_product p, char *buf, size_t len);
 
 struct kd_report {
 	uint32_t version;
@@ -101,20 +117,54 @@ struct kd_report {
 };
 
 /*
+ * The product of a report: v3+ from CPUID_FAM_ID/CPUID_MOD_ID; v2 reports
+ * carry no CPUID, so (virtee's heuristic) CHIP_ID[0:8] non-zero with
+ * CHIP_ID[8:64] all zero means Turin, anything else -- including an all-zero
+ * (masked) CHIP_ID -- is KD_PRODUCT_UNKNOWN (Milan or Genoa: both share the
+ * legacy TCB layout, which kd_tcb_decode uses for UNKNOWN). A verifier should
+ * then take the product from the VCEK's productName.
+ */
+enum kd_product kd_report_product(const struct kd_report *r);
+
+/*
  * Parse a report. Checks length (exactly KD_REPORT_SIZE), version (2..5),
  * and every MBZ range and bit of its version. Does not verify the signature.
  * Errors: KD_ETRUNC, KD_EMALFORMED, KD_EUNSUPP (version), KD_ERESERVED.
  * *ret is written only on success.
+ *
+ * POLICY bit 17 is "reserved, must be one": SNP_LAUNCH_START refuses a policy
+ * without it, so genuine firmware never signs such a report. A clear bit 17
+ * is therefore a parse error (KD_ERESERVED), like the MBZ bits, not a
+ * verification-policy choice. Unknown PLATFORM_INFO bits are accepted (real
+ * Turin sets bit 6), and SIGNING_KEY values 2..6 are kept as they are: a
+ * verifier refuses anything but VCEK/VLEK.
  */
 int kd_report_parse(const uint8_t *buf, size_t len, struct kd_report *ret);
 
 /*
  * Serialise a report (the simulator's job). out must hold KD_REPORT_SIZE
- * bytes. Signature bytes are copied from sig_r/sig_s.
+ * bytes. Signature bytes are copied from sig_r/sig_s. Refuses (KD_EINVAL,
+ * out untouched) what kd_report_parse would refuse: a version outside 2..5,
+ * policy MBZ bits or a clear bit 17, signer-info MBZ bits, CPUID bytes on v2
+ * or mitigation vectors below v5. product/signing_key are ignored.
  */
 int kd_report_encode(const struct kd_report *r, uint8_t out[KD_REPORT_SIZE]);
 
-/* Print every field, one per line, or as a JSON object (json-c). */
+/* "VCEK", "VLEK", "none" or "reserved" for a SIGNING_KEY value. */
+const char *kd_signing_key_name(int signing_key);
+/*
+ * Enumerate the named POLICY / PLATFORM_INFO bits: the i-th name (as used in
+ * the JSON) and its mask, or NULL past the end. For text output.
+ */
+const char *kd_policy_bit_name(size_t i, uint64_t *bit);
+const char *kd_platform_bit_name(size_t i, uint64_t *bit);
+
+/*
+ * Every field as one JSON object (json-c); NULL on allocation failure.
+ * Integers are JSON numbers; 64-bit bit fields are "0x.." strings; byte
+ * arrays are lowercase hex; TCBs are {raw (kd_tcb_hex), [fmc], bootloader,
+ * tee, snp, microcode} decoded for r->product.
+ */
 struct json_object;
 struct json_object *kd_report_to_json(const struct kd_report *r);
 
