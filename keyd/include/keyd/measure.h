@@ -35,4 +35,58 @@ int kd_measure(const struct kd_measure_params *p, uint8_t out[KD_LD_SIZE]);
 /* vCPU signature from a QEMU -cpu name ("EPYC-v4"); KD_ENOENT if unknown. */
 int kd_vcpu_sig_from_name(const char *name, uint32_t *ret);
 
+/* Same as kd_measure(), but calls trace (if not NULL) after every PAGE_INFO
+ * update with the page type, GPA and the new running digest: a debugging
+ * map that lines up with the sev-snp-measure trace in the vectors. */
+typedef void (*kd_measure_trace_fn)(void *arg, unsigned page_type, uint64_t gpa,
+				    const uint8_t ld[KD_LD_SIZE]);
+int kd_measure_traced(const struct kd_measure_params *p, uint8_t out[KD_LD_SIZE],
+		      kd_measure_trace_fn trace, void *arg);
+
+/* The digest after the OVMF pages only: the value for --snp-ovmf-hash. */
+int kd_measure_ovmf_hash(const char *ovmf_path, uint8_t out[KD_LD_SIZE]);
+
+/* vCPU signature (CPUID(1).EAX) from family, model and stepping (SNP-FACTS §7). */
+uint32_t kd_vcpu_sig(unsigned family, unsigned model, unsigned stepping);
+
+/*
+ * OVMF footer table and SEV metadata, parsed from untrusted image bytes.
+ * Exposed for the fuzzer and tests; kd_measure() uses it internally.
+ */
+#define KD_OVMF_MAX_SECTIONS 64u
+
+enum kd_ovmf_section_type {
+	KD_OVMF_SEC_MEM = 1,
+	KD_OVMF_SECRETS = 2,
+	KD_OVMF_CPUID = 3,
+	KD_OVMF_SVSM_CAA = 4,
+	KD_OVMF_KERNEL_HASHES = 0x10,
+};
+
+struct kd_ovmf_section {
+	uint32_t gpa;
+	uint32_t size;
+	uint32_t type;  /* enum kd_ovmf_section_type */
+};
+
+struct kd_ovmf_info {
+	uint64_t gpa;               /* 4 GiB - image size */
+	uint32_t reset_eip;         /* SEV-ES reset block (AP entry) */
+	int has_hash_table;
+	uint32_t hash_table_gpa;
+	uint32_t hash_table_size;
+	unsigned n_sections;
+	struct kd_ovmf_section sections[KD_OVMF_MAX_SECTIONS];
+};
+
+/*
+ * Parse the footer table and SEV metadata of an OVMF image. Errors
+ * (KD_EMALFORMED or KD_EUNSUPP, with a one-line detail): size not a positive
+ * multiple of 4 KiB, footer GUID missing, entry sizes out of bounds, no SEV-ES
+ * reset block, no SEV metadata, metadata header outside the image, bad "ASEV"
+ * signature or version, item count beyond the header size, unknown section
+ * type, section size not page-aligned.
+ */
+int kd_ovmf_parse(const uint8_t *buf, size_t len, struct kd_ovmf_info *ret);
+
 #endif
