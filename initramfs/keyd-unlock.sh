@@ -1,0 +1,298 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# keyd boot logic, shared by every initramfs flavour: the initramfs-tools
+# local-top script, the dracut hook and the self-contained test /init all
+# source this file and call keyd_unlock_all. Keeping one copy means the VM
+# tests exercise exactly what a Debian or dracut image runs.
+#
+# /etc/keyd/volumes: one volume per line, '#' starts a comment:
+#
+#   NAME  DEVICE  FS  MOUNTPOINT  OPTIONS
+#
+#   NAME        dm name; the volume appears as /dev/mapper/NAME
+#   DEVICE      /dev/path, UUID=..., LABEL=..., PARTLABEL=...
+#               (a blank disk has no UUID yet: use a path or PARTLABEL for
+#               volumes that are provisioned on first boot)
+#   FS          filesystem created on first boot (ext4, ext3, ext2, xfs...,
+#               or "none" to leave the mapping unformatted)
+#   MOUNTPOINT  where keyd_mount_all mounts it, "-" for "leave it to fstab"
+#   OPTIONS     comma list: keyd options below, the rest goes to mount(8)
+#               ("defaults" when there is nothing to say)
+#       noformat           never provision: a blank device is an error
+#       label=TEXT         label recorded in the keyd token on provisioning
+#       test-keyfile=PATH  unlock with a plain LUKS2 key file instead of
+#                          keyd (benchmark baseline only: the file sits in
+#                          the initramfs, which the host can read)
+#
+# Environment: KEYD (keyd binary, default "keyd" on PATH), KEYD_SIM (passed
+# through to keyd: "serial:/dev/virtio-ports/org.keyd.sim" selects the
+# simulated AMD-SP), KEYD_DEVICE_TIMEOUT (seconds to wait for a device,
+# default 10), KEYD_RUN (state directory, default /run/keyd).
+#
+# Results: keyd_unlock_all returns the number of volumes that failed and
+# leaves /run/keyd/NAME.state = provisioned | unlocked | failed.
+
+: "${KEYD:=keyd}"
+: "${KEYD_DEVICE_TIMEOUT:=10}"
+: "${KEYD_RUN:=/run/keyd}"
+
+# Messages go to the console (stderr) and to the kernel log, so that a refused
+# unlock is visible both on a serial console and in dmesg/journal afterwards.
+keyd_log() {
+	echo "keyd: $*" >&2
+	if [ -w /dev/kmsg ]; then
+		echo "<6>keyd: $*" >/dev/kmsg 2>/dev/null || :
+	fi
+}
+
+keyd_error() {
+	echo "keyd: ERROR: $*" >&2
+	if [ -w /dev/kmsg ]; then
+		echo "<3>keyd: ERROR: $*" >/dev/kmsg 2>/dev/null || :
+	fi
+}
+
+# Print each line of $2 through logger $1 (keyd_log or keyd_error).
+keyd_log_lines() {
+	_kl_fn=$1
+	printf '%s\n' "$2" | while IFS= read -r _kl_line; do
+		[ -n "$_kl_line" ] && "$_kl_fn" "  $_kl_line"
+	done
+}
+
+# Without udev nobody creates /dev/virtio-ports/<name>; the simulated AMD-SP
+# is found by that name, so mirror what udev's default rule does.
+keyd_setup_virtio_ports() {
+	for _vp in /sys/class/virtio-ports/*; do
+		[ -r "$_vp/name" ] || continue
+		_vp_name=$(cat "$_vp/name")
+		[ -n "$_vp_name" ] || continue
+		_vp_dev=/dev/${_vp##*/}
+		[ -e "$_vp_dev" ] || continue
+		mkdir -p /dev/virtio-ports
+		[ -e "/dev/virtio-ports/$_vp_name" ] || ln -s "$_vp_dev" "/dev/virtio-ports/$_vp_name"
+	done
+}
+
+# keyd_resolve SPEC -> prints the device path, waiting up to
+# KEYD_DEVICE_TIMEOUT seconds for it to appear.
+keyd_resolve() {
+	_rs_spec=$1
+	_rs_tries=$((KEYD_DEVICE_TIMEOUT * 10))
+	while :; do
+		_rs_dev=
+		case $_rs_spec in
+		UUID=* | LABEL=*)
+			if command -v blkid >/dev/null 2>&1; then
+				case $_rs_spec in
+				UUID=*) _rs_dev=$(blkid -U "${_rs_spec#UUID=}" 2>/dev/null) ;;
+				*) _rs_dev=$(blkid -L "${_rs_spec#LABEL=}" 2>/dev/null) ;;
+				esac
+			fi
+			if [ -z "$_rs_dev" ] && command -v findfs >/dev/null 2>&1; then
+				_rs_dev=$(findfs "$_rs_spec" 2>/dev/null)
+			fi
+			;;
+		PARTLABEL=*)
+			[ -e "/dev/disk/by-partlabel/${_rs_spec#PARTLABEL=}" ] &&
+				_rs_dev=/dev/disk/by-partlabel/${_rs_spec#PARTLABEL=}
+			;;
+		/*)
+			[ -b "$_rs_spec" ] || [ -f "$_rs_spec" ] && _rs_dev=$_rs_spec
+			;;
+		*)
+			keyd_error "unsupported device spec '$_rs_spec'"
+			return 1
+			;;
+		esac
+		if [ -n "$_rs_dev" ]; then
+			echo "$_rs_dev"
+			return 0
+		fi
+		_rs_tries=$((_rs_tries - 1))
+		[ "$_rs_tries" -gt 0 ] || break
+		sleep 0.1
+	done
+	keyd_error "device $_rs_spec did not appear within ${KEYD_DEVICE_TIMEOUT}s"
+	return 1
+}
+
+# A device is blank when its first 1 MiB is all zero. That covers both LUKS2
+# header copies and every filesystem superblock we know of; a device with
+# anything else on it is never formatted (keyd enroll would refuse it too).
+keyd_is_blank() {
+	_nz=$(dd if="$1" bs=65536 count=16 2>/dev/null | tr -d '\000' | head -c 1 | wc -c)
+	[ "$_nz" -eq 0 ]
+}
+
+# keyd_opt OPTIONS KEY -> prints the value of KEY=value (or KEY for a flag)
+keyd_opt() {
+	_o_rest=$1,
+	while [ -n "$_o_rest" ]; do
+		_o_item=${_o_rest%%,*}
+		_o_rest=${_o_rest#*,}
+		case $_o_item in
+		"$2") echo "$2"; return 0 ;;
+		"$2"=*) echo "${_o_item#*=}"; return 0 ;;
+		esac
+	done
+	return 1
+}
+
+# Options meant for mount(8): everything that keyd does not consume.
+keyd_mount_opts() {
+	_m_rest=$1, _m_out=
+	while [ -n "$_m_rest" ]; do
+		_m_item=${_m_rest%%,*}
+		_m_rest=${_m_rest#*,}
+		case $_m_item in
+		'' | noformat | label=* | test-keyfile=*) ;;
+		*) _m_out=${_m_out:+$_m_out,}$_m_item ;;
+		esac
+	done
+	echo "${_m_out:-defaults}"
+}
+
+# busybox sh may run its own applets before PATH lookup (FEATURE_SH_STANDALONE),
+# and busybox's mke2fs knows no ext4: call e2fsprogs by path.
+keyd_mkfs() {
+	_mk_fs=$1 _mk_dev=$2 _mk_name=$3
+	_mk_e2=mke2fs
+	for _mk_p in /sbin/mke2fs /usr/sbin/mke2fs; do
+		if [ -x "$_mk_p" ] && [ ! -L "$_mk_p" ]; then
+			_mk_e2=$_mk_p
+			break
+		fi
+	done
+	case $_mk_fs in
+	none | -) return 0 ;;
+	ext2 | ext3 | ext4) "$_mk_e2" -q -F -t "$_mk_fs" -L "$_mk_name" "$_mk_dev" ;;
+	*) "mkfs.$_mk_fs" "$_mk_dev" ;;
+	esac
+}
+
+# Baseline for benchmarks: the same flow with a plain LUKS2 key file.
+keyd_keyfile_open() {
+	_kf_dev=$1 _kf_name=$2 _kf_file=$3 _kf_blank=$4
+	if [ "$_kf_blank" = 1 ]; then
+		cryptsetup luksFormat -q --type luks2 --cipher aes-xts-plain64 --key-size 512 \
+			--sector-size 4096 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+			--key-file "$_kf_file" "$_kf_dev" || return 1
+	fi
+	cryptsetup open --type luks2 --key-file "$_kf_file" "$_kf_dev" "$_kf_name"
+}
+
+# keyd_unlock_volume NAME SPEC FS MOUNTPOINT OPTIONS
+keyd_unlock_volume() {
+	_uv_name=$1 _uv_spec=$2 _uv_fs=$3 _uv_opts=$5
+	_uv_state=$KEYD_RUN/$_uv_name.state
+	mkdir -p "$KEYD_RUN"
+	echo failed >"$_uv_state"
+
+	if [ -e "/dev/mapper/$_uv_name" ]; then
+		keyd_log "$_uv_name: already active"
+		echo unlocked >"$_uv_state"
+		return 0
+	fi
+	_uv_dev=$(keyd_resolve "$_uv_spec") || return 1
+
+	_uv_blank=0
+	if keyd_is_blank "$_uv_dev"; then
+		_uv_blank=1
+		if keyd_opt "$_uv_opts" noformat >/dev/null; then
+			keyd_error "$_uv_name: $_uv_dev is blank and the volume is marked noformat"
+			return 1
+		fi
+	fi
+
+	_uv_keyfile=$(keyd_opt "$_uv_opts" test-keyfile) || _uv_keyfile=
+	if [ -n "$_uv_keyfile" ]; then
+		if ! _uv_out=$(keyd_keyfile_open "$_uv_dev" "$_uv_name" "$_uv_keyfile" "$_uv_blank" 2>&1); then
+			keyd_error "$_uv_name: key-file unlock of $_uv_dev failed"
+			keyd_log_lines keyd_error "$_uv_out"
+			return 1
+		fi
+	else
+		if [ "$_uv_blank" = 1 ]; then
+			_uv_label=$(keyd_opt "$_uv_opts" label) || _uv_label=$_uv_name
+			keyd_log "$_uv_name: $_uv_dev is blank: provisioning a new sealed volume"
+			if ! _uv_out=$("$KEYD" enroll "$_uv_dev" --format --label "$_uv_label" 2>&1); then
+				keyd_error "$_uv_name: provisioning $_uv_dev refused"
+				keyd_log_lines keyd_error "$_uv_out"
+				return 1
+			fi
+			keyd_log_lines keyd_log "$_uv_out"
+		fi
+		if ! _uv_out=$("$KEYD" unlock "$_uv_dev" "$_uv_name" 2>&1); then
+			keyd_error "$_uv_name: unlock of $_uv_dev refused"
+			keyd_log_lines keyd_error "$_uv_out"
+			# keyd status explains which measurement the volume is sealed
+			# to and what this launch has: what an operator needs first.
+			if _uv_out=$("$KEYD" status "$_uv_dev" 2>&1) || [ -n "$_uv_out" ]; then
+				keyd_log_lines keyd_error "$_uv_out"
+			fi
+			return 1
+		fi
+		keyd_log_lines keyd_log "$_uv_out"
+	fi
+
+	if [ "$_uv_blank" = 1 ]; then
+		# Only a volume provisioned in this very boot is formatted: a device
+		# that failed to unlock never reaches this point.
+		if ! _uv_out=$(keyd_mkfs "$_uv_fs" "/dev/mapper/$_uv_name" "$_uv_name" 2>&1); then
+			keyd_error "$_uv_name: mkfs.$_uv_fs failed"
+			keyd_log_lines keyd_error "$_uv_out"
+			return 1
+		fi
+		keyd_log "$_uv_name: provisioned $_uv_dev, created $_uv_fs on /dev/mapper/$_uv_name"
+		echo provisioned >"$_uv_state"
+	else
+		keyd_log "$_uv_name: unlocked $_uv_dev as /dev/mapper/$_uv_name"
+		echo unlocked >"$_uv_state"
+	fi
+	return 0
+}
+
+# keyd_unlock_all [CONFIG] -> number of failed volumes (0 = all unlocked)
+keyd_unlock_all() {
+	_ua_conf=${1:-/etc/keyd/volumes}
+	_ua_failed=0
+	[ -r "$_ua_conf" ] || return 0
+	# The config is read on fd 3 so that nothing keyd runs can eat it.
+	while read -r _ua_name _ua_spec _ua_fs _ua_mnt _ua_opts _ua_extra <&3; do
+		case $_ua_name in '' | '#'*) continue ;; esac
+		if [ -z "$_ua_fs" ] || [ -n "$_ua_extra" ]; then
+			keyd_error "$_ua_conf: bad line for '$_ua_name' (want NAME DEVICE FS MOUNTPOINT OPTIONS)"
+			_ua_failed=$((_ua_failed + 1))
+			continue
+		fi
+		keyd_unlock_volume "$_ua_name" "$_ua_spec" "$_ua_fs" "${_ua_mnt:--}" "${_ua_opts:-defaults}" ||
+			_ua_failed=$((_ua_failed + 1))
+	done 3<"$_ua_conf"
+	return "$_ua_failed"
+}
+
+# keyd_mount_all [CONFIG] [PREFIX] -> mounts every unlocked volume that has a
+# mount point under PREFIX (e.g. $rootmnt), returns the number of failures.
+keyd_mount_all() {
+	_ma_conf=${1:-/etc/keyd/volumes}
+	_ma_prefix=${2:-}
+	_ma_failed=0
+	[ -r "$_ma_conf" ] || return 0
+	while read -r _ma_name _ma_spec _ma_fs _ma_mnt _ma_opts _ma_extra <&3; do
+		case $_ma_name in '' | '#'*) continue ;; esac
+		case ${_ma_mnt:--} in - | none) continue ;; esac
+		[ -e "/dev/mapper/$_ma_name" ] || continue
+		mkdir -p "$_ma_prefix$_ma_mnt"
+		if ! _ma_out=$(mount -t "$_ma_fs" -o "$(keyd_mount_opts "${_ma_opts:-defaults}")" \
+			"/dev/mapper/$_ma_name" "$_ma_prefix$_ma_mnt" 2>&1); then
+			keyd_error "$_ma_name: mount on $_ma_prefix$_ma_mnt failed"
+			keyd_log_lines keyd_error "$_ma_out"
+			_ma_failed=$((_ma_failed + 1))
+			continue
+		fi
+		keyd_log "$_ma_name: mounted on $_ma_prefix$_ma_mnt"
+	done 3<"$_ma_conf"
+	return "$_ma_failed"
+}

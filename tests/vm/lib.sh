@@ -1,0 +1,134 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# QEMU harness for the VM scenarios, the demo and the boot benchmark.
+# Source it from bash; it expects KEYD_BUILD and KEYD_SRC (exported by make,
+# defaulted here for direct runs).
+#
+# Every guest runs under TCG (KVM on these hosts is unusable, see
+# VM-NOTES.md) inside `timeout`, with 512 MiB, -cpu max (emulated AES-NI),
+# one vCPU and no NIC. The serial console goes to a log file that the
+# scenarios grep for "KEYD-TEST:" lines.
+
+: "${KEYD_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${KEYD_BUILD:=$KEYD_SRC/build}"
+: "${VM_TIMEOUT:=240}"
+: "${VM_MEM:=512}"
+VM_VCPUS=1
+VM_VCPU_TYPE=EPYC-v4
+VM_OVMF=${VM_OVMF:-$KEYD_SRC/tests/vm/ovmf_AmdSev_suffix.bin}
+[ -f "$VM_OVMF" ] || VM_OVMF=${KEYD_VECTORS:-/work/shared/vectors}/measure/ovmf_AmdSev_suffix.bin
+# The command line is part of the measurement: every boot of one image
+# must use exactly this string.
+VM_APPEND_BASE="console=ttyS0 panic=-1 quiet"
+VM_SIM_PORT=org.keyd.sim
+
+# Newest installed kernel that has its modules (no ABI number hard-coded).
+vm_kernel_version() {
+	local k v
+	for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -rV); do
+		v=${k#/boot/vmlinuz-}
+		if [ -d "/lib/modules/$v" ]; then
+			echo "$v"
+			return 0
+		fi
+	done
+	return 1
+}
+
+vm_have_qemu() {
+	command -v qemu-system-x86_64 >/dev/null && vm_kernel_version >/dev/null
+}
+
+VM_KVER=$(vm_kernel_version || true)
+VM_KERNEL=/boot/vmlinuz-$VM_KVER
+
+# vm_boot LOG DISK INITRD APPEND [SIM_SOCKET] -> exit status of qemu/timeout
+# A guest that powers off exits 0; a timeout gives 124.
+vm_boot() {
+	local log=$1 disk=$2 initrd=$3 append=$4 sock=${5:-}
+	local args=(-machine q35 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_VCPUS"
+		-nic none -display none -monitor none -no-reboot
+		-serial "file:$log"
+		-kernel "$VM_KERNEL" -initrd "$initrd" -append "$append"
+		-drive "file=$disk,if=virtio,format=raw")
+	if [ -n "$sock" ]; then
+		args+=(-chardev "socket,id=simfw,path=$sock"
+			-device virtio-serial-pci
+			-device "virtserialport,chardev=simfw,name=$VM_SIM_PORT")
+	fi
+	timeout "$VM_TIMEOUT" qemu-system-x86_64 "${args[@]}" </dev/null >"$log.qemu" 2>&1
+}
+
+# vm_measure INITRD APPEND -> the launch digest the simulator will report.
+vm_measure() {
+	"$KEYD_BUILD/keyd" measure --ovmf "$VM_OVMF" --kernel "$VM_KERNEL" --initrd "$1" \
+		--append "$2" --vcpus "$VM_VCPUS" --vcpu-type "$VM_VCPU_TYPE"
+}
+
+# sim_init STATE_DIR: a fresh simulated chip.
+sim_init() {
+	"$KEYD_BUILD/keyd-simfw" --state "$1" init >/dev/null
+}
+
+# sim_start STATE_DIR SOCKET INITRD APPEND [POLICY_HEX] -> sets SIM_PID.
+# One simulator process per launch: it fixes the measurement of exactly the
+# kernel, initrd and command line that QEMU boots.
+sim_start() {
+	local state=$1 sock=$2 initrd=$3 append=$4 policy=${5:-}
+	local extra=()
+	[ -n "$policy" ] && extra=(--policy "$policy")
+	rm -f "$sock"
+	"$KEYD_BUILD/keyd-simfw" --state "$state" serve --listen "unix:$sock" \
+		--ovmf "$VM_OVMF" --kernel "$VM_KERNEL" --initrd "$initrd" --append "$append" \
+		--vcpus "$VM_VCPUS" "${extra[@]}" >"$sock.log" 2>&1 &
+	SIM_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		[ -S "$sock" ] && return 0
+		kill -0 "$SIM_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "sim_start: keyd-simfw did not come up:" >&2
+	cat "$sock.log" >&2
+	return 1
+}
+
+sim_stop() {
+	if [ -n "${SIM_PID:-}" ]; then
+		kill "$SIM_PID" 2>/dev/null
+		wait "$SIM_PID" 2>/dev/null
+		SIM_PID=
+	fi
+	return 0
+}
+
+# vm_result LOG -> the RESULT=... word of the KEYD-TEST line ("" if none).
+vm_result() {
+	sed -n 's/.*KEYD-TEST: RESULT=\([a-z]*\).*/\1/p' "$1" | tail -n 1
+}
+
+# vm_field LOG KEY -> value of KEY=value on the RESULT line.
+vm_field() {
+	grep 'KEYD-TEST: RESULT=' "$1" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+# vm_uptime LOG EVENT -> guest uptime (s) printed with "KEYD-TEST: EVENT t=".
+vm_uptime() {
+	sed -n "s/.*KEYD-TEST: $2 .*t=\([0-9.]*\).*/\1/p; s/.*KEYD-TEST: $2 t=\([0-9.]*\).*/\1/p" "$1" | head -n 1
+}
+
+# Build the test initramfs: vm_initramfs OUT [builder options...]
+vm_initramfs() {
+	local out=$1
+	shift
+	"$KEYD_SRC/initramfs/build-test-initramfs.sh" -o "$out" "$@" "$KEYD_BUILD" >/dev/null
+}
+
+# A blank (all-zero) disk image of SIZE MiB.
+vm_blank_disk() {
+	rm -f "$1"
+	truncate -s "${2:-64}M" "$1"
+}
+
+vm_sha() { sha256sum "$1" | cut -d' ' -f1; }
