@@ -83,9 +83,10 @@ struct kd_ovmf_info {
  * Parse the footer table and SEV metadata of an OVMF image. Errors
  * (KD_EMALFORMED or KD_EUNSUPP, with a one-line detail): size not a positive
  * multiple of 4 KiB, footer GUID missing, entry sizes out of bounds, no SEV-ES
- * reset block, no SEV metadata, metadata header outside the image, bad "ASEV"
+ * reset block, metadata header outside the image, bad "ASEV"
  * signature or version, item count beyond the header size, unknown section
- * type, section size not page-aligned.
+ * type, section size not page-aligned. An image without a SEV metadata
+ * entry parses with n_sections = 0 (older OVMF builds).
  */
 int kd_ovmf_parse(const uint8_t *buf, size_t len, struct kd_ovmf_info *ret);
 

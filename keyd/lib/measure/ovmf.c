@@ -211,11 +211,13 @@ int kd_ovmf_parse(const uint8_t *buf, size_t len, struct kd_ovmf_info *ret)
 		return err;
 	if (!f.have_reset)
 		return kd_fail(KD_EMALFORMED, "OVMF footer table has no SEV-ES reset block");
-	if (!f.have_meta)
-		return kd_fail(KD_EMALFORMED, "OVMF footer table has no SEV metadata entry");
-	err = parse_metadata(buf, len, f.meta_off, &info);
-	if (err < 0)
-		return err;
+	/* Pre-2023 OVMF (Debian 12's edk2 2022.11) has no SEV metadata: then
+	 * only the image pages and VMSAs are measured, as sev-snp-measure does. */
+	if (f.have_meta) {
+		err = parse_metadata(buf, len, f.meta_off, &info);
+		if (err < 0)
+			return err;
+	}
 	info.reset_eip = f.reset_eip;
 	info.has_hash_table = f.have_hash;
 	info.hash_table_gpa = f.hash_gpa;
