@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Attested upgrade handoff (DESIGN.md §6).
+ *
+ * O (old version, holds the unlocked volumes) listens; N (new version,
+ * booted in upgrade mode, no disk) connects.
+ *
+ *   1. TCP, then TLS 1.3 only, each side with a throwaway self-signed P-384
+ *      certificate made in memory for this run. TLS authenticates nothing;
+ *      it gives a private channel and a per-session exporter secret.
+ *   2. E = TLS exporter("EXPORTER-keyd-handoff", 48 bytes, no context).
+ *      report_data = SHA-512("keyd-handoff-v1" || role || E), role = 'O'|'N'.
+ *      A report from another session carries another E, so it cannot be
+ *      replayed; the role byte stops reflecting O's own report back to it.
+ *   3. Both send HELLO (report, GHCB cert table, release manifest) and both
+ *      verify the peer: chain + signature + report_data, same chip_id as
+ *      their own report, no debug / migration agent, VMPL 0, TCB >= floor,
+ *      peer measurement in the peer's manifest, manifest signed by k of n
+ *      pinned release keys and valid now, and N.svn >= O.svn. Both sides
+ *      enforce the SVN rule: O so that no older image gets its data; N so
+ *      that it never enrols itself under a newer release it would downgrade.
+ *      The SVN compared is the manifest's (signed by the release keys and
+ *      bound to the measurement), not the ID block's guest_svn.
+ *   4. O -> N VOLUMES (UUIDs). N derives, per UUID, with the sealing binding
+ *      at its own committed TCB, the keyslot passphrase and pin key, and
+ *      sends KEYS. O adds a pending keyslot + token (label = N's version,
+ *      measurement = N's, svn = N's) with the pin computed from the volume
+ *      key O holds, and replies DONE. The volume key never leaves O.
+ *
+ * Frame payloads (all integers little-endian, parsed with kd_cursor):
+ *   HELLO   u8 role, u8 0 (MBZ), u16 0 (MBZ),
+ *           u32 len + report, u32 len + cert table, u32 len + manifest JSON
+ *   VOLUMES u16 n (1..KD_HANDOFF_MAX_VOLUMES), n x 36-byte UUID text
+ *   KEYS    u16 n, n x { 36-byte UUID, u16 len + passphrase, u16 len + pin key }
+ *   DONE    u16 n, n x { 36-byte UUID, u32 keyslot }
+ *   ERROR   printable ASCII reason (no secrets)
+ */
+#ifndef KEYD_HANDOFF_H
+#define KEYD_HANDOFF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "keyd/frame.h"
+#include "keyd/manifest.h"
+#include "keyd/report.h"
+#include "keyd/secret.h"
+
+#define KD_HANDOFF_EXPORTER_LABEL "EXPORTER-keyd-handoff"
+#define KD_HANDOFF_EXPORTER_LEN 48u
+#define KD_HANDOFF_CONTEXT "keyd-handoff-v1"
+#define KD_HANDOFF_MAX_VOLUMES 16u
+#define KD_UUID_LEN 36u
+#define KD_HANDOFF_SECRET_MAX 256u
+
+enum kd_handoff_role { KD_ROLE_OLD = 'O', KD_ROLE_NEW = 'N' };
+
+/* report_data = SHA-512("keyd-handoff-v1" || role || E). */
+int kd_handoff_report_data(char role, const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
+			   uint8_t out[64]);
+
+/* ---------------------------------------------------------------- TLS */
+
+struct kd_tls;
+
+/* Parse "HOST:PORT" / "[V6]:PORT" and listen (SO_REUSEADDR). */
+int kd_tls_listen(const char *addr, int *ret_fd);
+/* Accept one peer within timeout_ms and complete the TLS 1.3 handshake. */
+int kd_tls_accept(int listen_fd, int timeout_ms, struct kd_tls **ret);
+/* Connect to addr within timeout_ms and complete the TLS 1.3 handshake. */
+int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret);
+/* Exporter E (48 bytes, label KD_HANDOFF_EXPORTER_LABEL, no context). */
+int kd_tls_exporter(struct kd_tls *t, uint8_t out[KD_HANDOFF_EXPORTER_LEN]);
+/* Frame I/O over the TLS stream (poll on the socket, SSL_pending aware). */
+void kd_tls_io(struct kd_tls *t, struct kd_io *io);
+/* Bidirectional shutdown attempt, then close. NULL is fine. */
+void kd_tls_close(struct kd_tls *t);
+
+/* ---------------------------------------------------------------- HELLO */
+
+struct kd_hello {
+	uint8_t role;
+	const uint8_t *report;
+	size_t report_len;
+	const uint8_t *certs; /* GHCB certificate table; may be empty */
+	size_t certs_len;
+	const uint8_t *manifest;
+	size_t manifest_len;
+};
+
+int kd_hello_encode(const struct kd_hello *h, uint8_t **ret, size_t *ret_len);
+/* Strict parse; pointers borrow from buf. KD_ETRUNC/KD_EMALFORMED/KD_ERESERVED. */
+int kd_hello_parse(const uint8_t *buf, size_t len, struct kd_hello *ret);
+
+/* What this image trusts (baked into the image, overridable for tests). */
+struct kd_handoff_trust {
+	const struct kd_release_keys *keys;
+	const uint8_t *ark; /* simulator root; NULL = the built-in AMD roots */
+	size_t ark_len;
+	bool has_tcb_floor;
+	uint64_t tcb_floor;
+	time_t at; /* 0 = now */
+};
+
+/*
+ * Verify a peer's HELLO (step 3). own_report is this side's own (already
+ * parsed) report, for chip_id; own_manifest is this side's manifest, for the
+ * SVN rule. my_role is the role of the caller; the peer must be the other.
+ * On success *ret_report and *ret_manifest (owned by the caller) are set.
+ * Errors: KD_EVERIFY, KD_EPOLICY, KD_EMALFORMED... with a detail naming the
+ * check, prefixed with "peer O" / "peer N".
+ */
+int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
+			   const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
+			   const struct kd_report *own_report, const struct kd_manifest *own_manifest,
+			   const struct kd_handoff_trust *trust, struct kd_report *ret_report,
+			   struct kd_manifest **ret_manifest);
+
+/* ---------------------------------------------------------------- VOLUMES/KEYS/DONE */
+
+struct kd_handoff_key {
+	char uuid[KD_UUID_LEN + 1];
+	struct kd_secret *passphrase;
+	struct kd_secret *pin_key;
+};
+
+int kd_volumes_encode(const char (*uuids)[KD_UUID_LEN + 1], size_t n, uint8_t **ret,
+		      size_t *ret_len);
+int kd_volumes_parse(const uint8_t *buf, size_t len, char (*ret)[KD_UUID_LEN + 1],
+		     size_t *ret_n);
+/* KEYS encodes into a buffer the caller wipes. */
+int kd_keys_encode(const struct kd_handoff_key *k, size_t n, uint8_t **ret, size_t *ret_len);
+/* Parse KEYS; exactly the UUIDs of `uuids`, in order. ret[] secrets are new. */
+int kd_keys_parse(const uint8_t *buf, size_t len, const char (*uuids)[KD_UUID_LEN + 1], size_t n,
+		  struct kd_handoff_key *ret);
+void kd_handoff_keys_wipe(struct kd_handoff_key *k, size_t n);
+
+int kd_done_encode(const char (*uuids)[KD_UUID_LEN + 1], const uint32_t *slots, size_t n,
+		   uint8_t **ret, size_t *ret_len);
+int kd_done_parse(const uint8_t *buf, size_t len, const char (*uuids)[KD_UUID_LEN + 1], size_t n,
+		  uint32_t *ret_slots);
+
+/* ---------------------------------------------------------------- flows */
+
+struct kd_backend;
+
+struct kd_handoff_timings {
+	double tls_ms;    /* TCP connect/accept + TLS handshake + exporter */
+	double report_ms; /* own report from the backend */
+	double hello_ms;  /* HELLO exchange on the wire */
+	double verify_ms; /* peer verification (chain, report, manifest) */
+	double enrol_ms;  /* O: keyslot + token writes; N: derivations + wait */
+	double total_ms;
+};
+
+/* Where a test peer stops talking (and then sleeps until killed). */
+enum kd_handoff_stall {
+	KD_STALL_NONE = 0,
+	KD_STALL_TLS,     /* after the TLS handshake, before HELLO */
+	KD_STALL_HELLO,   /* after sending HELLO */
+	KD_STALL_VOLUMES, /* O: after VOLUMES; N: after receiving VOLUMES */
+	KD_STALL_KEYS,    /* N: after KEYS, before DONE arrives (O: before DONE) */
+};
+int kd_handoff_stall_parse(const char *s, enum kd_handoff_stall *ret);
+
+struct kd_handoff_opts {
+	struct kd_backend *backend;
+	const uint8_t *manifest; /* this side's signed manifest (JSON) */
+	size_t manifest_len;
+	struct kd_handoff_trust trust;
+	int read_timeout_ms;  /* each read; default 10000 */
+	int total_timeout_ms; /* the whole handoff; default 60000 */
+	const char *const *devices; /* O only */
+	size_t n_devices;
+	enum kd_handoff_stall stall;
+	struct kd_handoff_timings *timings; /* optional */
+};
+
+/*
+ * O: accept one N on `listen`, verify it and enrol it on every device.
+ * Errors: any of the above; O's volumes are unchanged unless DONE was sent
+ * for them (or hold only a harmless pending slot).
+ */
+int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen);
+/* N: connect, verify O, derive and send keys, wait for DONE. */
+int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect);
+
+#endif

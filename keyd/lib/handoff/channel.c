@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The handoff channel: TCP + TLS 1.3 with throwaway P-384 certificates, the
+ * exporter and the report_data binding. TLS authenticates nothing here (any
+ * certificate is accepted, but one is required so both sides run the same
+ * handshake); the attestation reports, bound to the exporter, do.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "keyd/error.h"
+#include "keyd/handoff.h"
+
+struct kd_tls {
+	SSL_CTX *ctx;
+	SSL *ssl;
+	int fd;
+	int64_t deadline; /* used only during the handshake */
+};
+
+int kd_handoff_report_data(char role, const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
+			   uint8_t out[64])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t r = (uint8_t)role;
+	unsigned n = 0;
+	int ok;
+
+	if (role != KD_ROLE_OLD && role != KD_ROLE_NEW) {
+		EVP_MD_CTX_free(md);
+		return kd_fail(KD_EINVAL, "handoff role must be O or N");
+	}
+	ok = md && EVP_DigestInit_ex(md, EVP_sha512(), NULL) == 1 &&
+	     EVP_DigestUpdate(md, KD_HANDOFF_CONTEXT, strlen(KD_HANDOFF_CONTEXT)) == 1 &&
+	     EVP_DigestUpdate(md, &r, 1) == 1 &&
+	     EVP_DigestUpdate(md, exporter, KD_HANDOFF_EXPORTER_LEN) == 1 &&
+	     EVP_DigestFinal_ex(md, out, &n) == 1 && n == 64;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : kd_fail(KD_ECRYPTO, "SHA-512 failed");
+}
+
+/* ---------------------------------------------------------------- sockets */
+
+static int split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon;
+	size_t n;
+
+	if (!addr || !*addr)
+		return kd_fail(KD_EINVAL, "empty address");
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
+
+		if (!rb || rb[1] != ':')
+			return kd_fail(KD_EINVAL, "address '%s' is not [V6]:PORT", addr);
+		n = (size_t)(rb - addr - 1);
+		colon = rb + 1;
+		if (n >= hlen)
+			return kd_fail(KD_EINVAL, "address '%s' too long", addr);
+		memcpy(host, addr + 1, n);
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return kd_fail(KD_EINVAL, "address '%s' is not HOST:PORT", addr);
+		n = (size_t)(colon - addr);
+		if (n >= hlen)
+			return kd_fail(KD_EINVAL, "address '%s' too long", addr);
+		memcpy(host, addr, n);
+	}
+	host[n] = '\0';
+	if (strlen(colon + 1) == 0 || strlen(colon + 1) >= plen ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return kd_fail(KD_EINVAL, "address '%s' has no numeric port", addr);
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+static int resolve(const char *addr, int passive, struct addrinfo **ret)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)};
+	char host[256], port[8];
+	int r = split_addr(addr, host, sizeof(host), port, sizeof(port));
+
+	if (r)
+		return r;
+	r = getaddrinfo(*host ? host : NULL, port, &hints, ret);
+	if (r)
+		return kd_fail(KD_EINVAL, "cannot resolve '%s': %s", addr, gai_strerror(r));
+	return 0;
+}
+
+int kd_tls_listen(const char *addr, int *ret_fd)
+{
+	struct addrinfo *ai = NULL;
+	int fd = -1, one = 1;
+	int r = resolve(addr, 1, &ai);
+
+	if (r)
+		return r;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (!bind(fd, a->ai_addr, a->ai_addrlen) && !listen(fd, 4))
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0)
+		return kd_fail(KD_EIO, "cannot listen on %s: %s", addr, strerror(errno));
+	*ret_fd = fd;
+	return 0;
+}
+
+static int wait_fd(int fd, short ev, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = ev};
+		int64_t left = deadline - kd_now_ms();
+		int r;
+
+		if (left <= 0)
+			return KD_ETIMEOUT;
+		r = poll(&p, 1, (int)left);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return KD_ETIMEOUT;
+		if (errno != EINTR)
+			return KD_EIO;
+	}
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return kd_fail(KD_EIO, "fcntl: %s", strerror(errno));
+	return 0;
+}
+
+/* ---------------------------------------------------------------- TLS */
+
+static int accept_any(int ok, X509_STORE_CTX *x)
+{
+	(void)ok;
+	(void)x;
+	/* Attestation, not PKI, authenticates the peer (DESIGN §6.1). */
+	return 1;
+}
+
+static int make_cert(EVP_PKEY **ret_key, X509 **ret_cert)
+{
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	X509 *x = X509_new();
+	X509_NAME *nm;
+	uint8_t serial[16];
+	BIGNUM *bn = NULL;
+	int ok;
+
+	ok = pk && x && RAND_bytes(serial, sizeof(serial)) == 1;
+	if (ok) {
+		serial[0] &= 0x7f;
+		bn = BN_bin2bn(serial, sizeof(serial), NULL);
+		nm = X509_get_subject_name(x);
+		ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) &&
+		     X509_set_version(x, 2) == 1 &&
+		     X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+						(const unsigned char *)"keyd-handoff", -1, -1,
+						0) == 1 &&
+		     X509_set_issuer_name(x, nm) == 1 && X509_gmtime_adj(X509_getm_notBefore(x), -300) &&
+		     X509_gmtime_adj(X509_getm_notAfter(x), 86400) && X509_set_pubkey(x, pk) == 1 &&
+		     X509_sign(x, pk, EVP_sha384()) > 0;
+	}
+	BN_free(bn);
+	if (!ok) {
+		EVP_PKEY_free(pk);
+		X509_free(x);
+		return kd_fail(KD_ECRYPTO, "cannot make the throwaway P-384 certificate");
+	}
+	*ret_key = pk;
+	*ret_cert = x;
+	return 0;
+}
+
+static int new_ctx(int server, SSL_CTX **ret)
+{
+	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	EVP_PKEY *pk = NULL;
+	X509 *x = NULL;
+	int r;
+
+	if (!ctx)
+		return kd_fail(KD_ECRYPTO, "SSL_CTX_new failed");
+	r = make_cert(&pk, &x);
+	if (!r && (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+		   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+		   SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_use_PrivateKey(ctx, pk) != 1 ||
+		   SSL_CTX_check_private_key(ctx) != 1 || SSL_CTX_set1_groups_list(ctx, "P-384:X25519") != 1))
+		r = kd_fail(KD_ECRYPTO, "cannot configure TLS 1.3");
+	EVP_PKEY_free(pk);
+	X509_free(x);
+	if (r) {
+		SSL_CTX_free(ctx);
+		return r;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, accept_any);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	*ret = ctx;
+	return 0;
+}
+
+static int handshake(struct kd_tls *t, int server)
+{
+	for (;;) {
+		int r = server ? SSL_accept(t->ssl) : SSL_connect(t->ssl);
+		int e, w;
+
+		if (r == 1)
+			break;
+		e = SSL_get_error(t->ssl, r);
+		if (e == SSL_ERROR_WANT_READ)
+			w = wait_fd(t->fd, POLLIN, t->deadline);
+		else if (e == SSL_ERROR_WANT_WRITE)
+			w = wait_fd(t->fd, POLLOUT, t->deadline);
+		else {
+			unsigned long ec = ERR_get_error();
+			char buf[160];
+
+			ERR_error_string_n(ec, buf, sizeof(buf));
+			ERR_clear_error();
+			return kd_fail(KD_EPROTO, "TLS 1.3 handshake failed: %s",
+				       ec ? buf : "peer closed the connection");
+		}
+		if (w == KD_ETIMEOUT)
+			return kd_fail(KD_ETIMEOUT, "timed out in the TLS handshake");
+		if (w)
+			return kd_fail(KD_EIO, "socket error in the TLS handshake");
+	}
+	if (SSL_version(t->ssl) != TLS1_3_VERSION)
+		return kd_fail(KD_EPROTO, "peer did not negotiate TLS 1.3");
+	{
+		X509 *peer = SSL_get1_peer_certificate(t->ssl);
+
+		if (!peer)
+			return kd_fail(KD_EPROTO, "peer sent no TLS certificate");
+		X509_free(peer);
+	}
+	return 0;
+}
+
+static int tls_start(int fd, int server, int timeout_ms, struct kd_tls **ret)
+{
+	struct kd_tls *t = calloc(1, sizeof(*t));
+	int r;
+
+	if (!t) {
+		close(fd);
+		return KD_ENOMEM;
+	}
+	t->fd = fd;
+	t->deadline = kd_now_ms() + timeout_ms;
+	r = set_nonblock(fd);
+	if (!r)
+		r = new_ctx(server, &t->ctx);
+	if (!r && (!(t->ssl = SSL_new(t->ctx)) || SSL_set_fd(t->ssl, fd) != 1))
+		r = kd_fail(KD_ECRYPTO, "SSL_new failed");
+	if (!r)
+		r = handshake(t, server);
+	if (r) {
+		kd_tls_close(t);
+		return r;
+	}
+	*ret = t;
+	return 0;
+}
+
+int kd_tls_accept(int listen_fd, int timeout_ms, struct kd_tls **ret)
+{
+	int64_t deadline = kd_now_ms() + timeout_ms;
+	int fd, w;
+
+	w = wait_fd(listen_fd, POLLIN, deadline);
+	if (w == KD_ETIMEOUT)
+		return kd_fail(KD_ETIMEOUT, "no peer connected within %d ms", timeout_ms);
+	if (w)
+		return kd_fail(KD_EIO, "poll on the listening socket failed");
+	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return kd_fail(KD_EIO, "accept: %s", strerror(errno));
+	return tls_start(fd, 1, (int)(deadline - kd_now_ms() > 0 ? deadline - kd_now_ms() : 1), ret);
+}
+
+int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret)
+{
+	int64_t deadline = kd_now_ms() + timeout_ms;
+	struct addrinfo *ai = NULL;
+	int fd = -1, r, err = 0;
+
+	r = resolve(addr, 0, &ai);
+	if (r)
+		return r;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		socklen_t sl = sizeof(err);
+
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    a->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (!connect(fd, a->ai_addr, a->ai_addrlen))
+			break;
+		err = errno;
+		if (err == EINPROGRESS && !wait_fd(fd, POLLOUT, deadline) &&
+		    !getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) && err == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0)
+		return kd_fail(KD_EIO, "cannot connect to %s: %s", addr,
+			       err ? strerror(err) : "timed out");
+	return tls_start(fd, 0, (int)(deadline - kd_now_ms() > 0 ? deadline - kd_now_ms() : 1), ret);
+}
+
+int kd_tls_exporter(struct kd_tls *t, uint8_t out[KD_HANDOFF_EXPORTER_LEN])
+{
+	if (SSL_export_keying_material(t->ssl, out, KD_HANDOFF_EXPORTER_LEN,
+				       KD_HANDOFF_EXPORTER_LABEL, strlen(KD_HANDOFF_EXPORTER_LABEL),
+				       NULL, 0, 0) != 1)
+		return kd_fail(KD_ECRYPTO, "TLS exporter failed");
+	return 0;
+}
+
+static int tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
+{
+	struct kd_tls *t = ctx;
+	int64_t until = kd_now_ms() + timeout_ms;
+	uint8_t *p = buf;
+
+	while (len) {
+		size_t n = 0;
+		int r, e, w;
+
+		/* SSL_read first: decrypted bytes may already be buffered (SSL_pending)
+		 * while the socket itself has nothing more to poll for. */
+		r = SSL_read_ex(t->ssl, p, len, &n);
+		if (r == 1) {
+			p += n;
+			len -= n;
+			continue;
+		}
+		e = SSL_get_error(t->ssl, r);
+		if (e == SSL_ERROR_WANT_READ)
+			w = wait_fd(t->fd, POLLIN, until);
+		else if (e == SSL_ERROR_WANT_WRITE)
+			w = wait_fd(t->fd, POLLOUT, until);
+		else {
+			ERR_clear_error();
+			return KD_EIO;
+		}
+		if (w)
+			return w;
+	}
+	return 0;
+}
+
+static int tls_write(void *ctx, const void *buf, size_t len, int timeout_ms)
+{
+	struct kd_tls *t = ctx;
+	int64_t until = kd_now_ms() + timeout_ms;
+	const uint8_t *p = buf;
+
+	while (len) {
+		size_t n = 0;
+		int r, e, w;
+
+		r = SSL_write_ex(t->ssl, p, len, &n);
+		if (r == 1) {
+			p += n;
+			len -= n;
+			continue;
+		}
+		e = SSL_get_error(t->ssl, r);
+		if (e == SSL_ERROR_WANT_READ)
+			w = wait_fd(t->fd, POLLIN, until);
+		else if (e == SSL_ERROR_WANT_WRITE)
+			w = wait_fd(t->fd, POLLOUT, until);
+		else {
+			ERR_clear_error();
+			return KD_EIO;
+		}
+		if (w)
+			return w;
+	}
+	return 0;
+}
+
+void kd_tls_io(struct kd_tls *t, struct kd_io *io)
+{
+	memset(io, 0, sizeof(*io));
+	io->read = tls_read;
+	io->write = tls_write;
+	io->ctx = t;
+	io->read_timeout_ms = 10000;
+}
+
+void kd_tls_close(struct kd_tls *t)
+{
+	if (!t)
+		return;
+	if (t->ssl) {
+		SSL_shutdown(t->ssl);
+		SSL_free(t->ssl);
+	}
+	SSL_CTX_free(t->ctx);
+	if (t->fd >= 0)
+		close(t->fd);
+	ERR_clear_error();
+	free(t);
+}

@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Release manifests: strict JSON parse, canonical form, Ed25519 k-of-n. */
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "keyd/error.h"
+#include "keyd/manifest.h"
+#include "keyd/util.h"
+
+int kd_parse_rfc3339(const char *s, time_t *ret)
+{
+	struct tm tm;
+	const char *end;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!s || strlen(s) != 20)
+		return kd_fail(KD_EMALFORMED, "time '%s' is not RFC 3339 YYYY-MM-DDTHH:MM:SSZ",
+			       s ? s : "");
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return kd_fail(KD_EMALFORMED, "time '%s' is not RFC 3339 YYYY-MM-DDTHH:MM:SSZ", s);
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return kd_fail(KD_EMALFORMED, "time '%s' is out of range", s);
+	*ret = t;
+	return 0;
+}
+
+void kd_format_rfc3339(time_t t, char out[32])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int kd_manifest_new(struct kd_manifest **ret)
+{
+	struct kd_manifest *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return KD_ENOMEM;
+	*ret = m;
+	return 0;
+}
+
+void kd_manifest_free(struct kd_manifest *m)
+{
+	if (!m)
+		return;
+	free(m->measurements);
+	free(m->sigs);
+	free(m);
+}
+
+int kd_manifest_add_measurement(struct kd_manifest *m, const uint8_t meas[48])
+{
+	uint8_t(*n)[48];
+
+	if (m->n_measurements >= KD_MANIFEST_MAX_MEAS)
+		return kd_fail(KD_EINVAL, "more than %u measurements", KD_MANIFEST_MAX_MEAS);
+	for (size_t i = 0; i < m->n_measurements; i++)
+		if (!memcmp(m->measurements[i], meas, 48))
+			return kd_fail(KD_EMALFORMED, "measurement listed twice");
+	n = realloc(m->measurements, (m->n_measurements + 1) * sizeof(*n));
+	if (!n)
+		return KD_ENOMEM;
+	memcpy(n[m->n_measurements], meas, 48);
+	m->measurements = n;
+	m->n_measurements++;
+	return 0;
+}
+
+static int label_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > KD_MANIFEST_LABEL_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* ---------------------------------------------------------------- parse */
+
+static int get_string(struct json_object *o, const char *name, const char **ret)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
+		return kd_fail(KD_EMALFORMED, "manifest: \"%s\" missing or not a string", name);
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
+static int parse_sig(struct json_object *s, struct kd_manifest_sig *out)
+{
+	const char *key, *sig;
+	int r;
+
+	if (!json_object_is_type(s, json_type_object) || json_object_object_length(s) != 2)
+		return kd_fail(KD_EMALFORMED, "manifest: a signature must be {\"key\",\"sig\"}");
+	r = get_string(s, "key", &key);
+	if (!r)
+		r = get_string(s, "sig", &sig);
+	if (r)
+		return r;
+	if (kd_unhex(key, out->key_id, 32) || kd_unhex(sig, out->sig, 64))
+		return kd_fail(KD_EMALFORMED, "manifest: signature key id or value is not hex");
+	return 0;
+}
+
+static int parse_obj(struct json_object *o, struct kd_manifest *m)
+{
+	static const char *const allowed[] = {"format", "version", "svn", "measurements",
+					      "not_before", "not_after", "signatures"};
+	struct json_object *v;
+	const char *s;
+	int64_t svn;
+	int r;
+
+	if (!json_object_is_type(o, json_type_object))
+		return kd_fail(KD_EMALFORMED, "manifest: not a JSON object");
+	json_object_object_foreach(o, k, val)
+	{
+		size_t i;
+
+		(void)val;
+		for (i = 0; i < KD_ARRAY_SIZE(allowed); i++)
+			if (!strcmp(k, allowed[i]))
+				break;
+		if (i == KD_ARRAY_SIZE(allowed))
+			return kd_fail(KD_EMALFORMED, "manifest: unknown member \"%.40s\"", k);
+	}
+	if ((r = get_string(o, "format", &s)))
+		return r;
+	if (strcmp(s, KD_MANIFEST_FORMAT))
+		return kd_fail(KD_EUNSUPP, "manifest: format is not %s", KD_MANIFEST_FORMAT);
+	if ((r = get_string(o, "version", &s)))
+		return r;
+	if (!label_ok(s))
+		return kd_fail(KD_EMALFORMED, "manifest: version label must be 1..%u printable characters",
+			       KD_MANIFEST_LABEL_MAX);
+	strcpy(m->version, s);
+	if (!json_object_object_get_ex(o, "svn", &v) || !json_object_is_type(v, json_type_int))
+		return kd_fail(KD_EMALFORMED, "manifest: \"svn\" missing or not an integer");
+	svn = json_object_get_int64(v);
+	if (svn < 0 || svn > UINT32_MAX)
+		return kd_fail(KD_EMALFORMED, "manifest: svn out of range");
+	m->svn = (uint32_t)svn;
+	if ((r = get_string(o, "not_before", &s)) || (r = kd_parse_rfc3339(s, &m->not_before)))
+		return r;
+	if ((r = get_string(o, "not_after", &s)) || (r = kd_parse_rfc3339(s, &m->not_after)))
+		return r;
+	if (m->not_after < m->not_before)
+		return kd_fail(KD_EMALFORMED, "manifest: not_after precedes not_before");
+
+	if (!json_object_object_get_ex(o, "measurements", &v) ||
+	    !json_object_is_type(v, json_type_array))
+		return kd_fail(KD_EMALFORMED, "manifest: \"measurements\" missing or not a list");
+	if (json_object_array_length(v) == 0 || json_object_array_length(v) > KD_MANIFEST_MAX_MEAS)
+		return kd_fail(KD_EMALFORMED, "manifest: needs 1..%u measurements",
+			       KD_MANIFEST_MAX_MEAS);
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		struct json_object *e = json_object_array_get_idx(v, i);
+		uint8_t meas[48];
+
+		if (!json_object_is_type(e, json_type_string) ||
+		    kd_unhex(json_object_get_string(e), meas, 48))
+			return kd_fail(KD_EMALFORMED, "manifest: measurement %zu is not 96 hex digits", i);
+		if ((r = kd_manifest_add_measurement(m, meas)))
+			return r;
+	}
+
+	if (!json_object_object_get_ex(o, "signatures", &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_array) ||
+	    json_object_array_length(v) > KD_MANIFEST_MAX_SIGS)
+		return kd_fail(KD_EMALFORMED, "manifest: \"signatures\" must be a list of at most %u",
+			       KD_MANIFEST_MAX_SIGS);
+	m->n_sigs = json_object_array_length(v);
+	if (m->n_sigs) {
+		m->sigs = calloc(m->n_sigs, sizeof(*m->sigs));
+		if (!m->sigs)
+			return KD_ENOMEM;
+	}
+	for (size_t i = 0; i < m->n_sigs; i++)
+		if ((r = parse_sig(json_object_array_get_idx(v, i), &m->sigs[i])))
+			return r;
+	return 0;
+}
+
+int kd_manifest_parse(const uint8_t *buf, size_t len, struct kd_manifest **ret)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+	struct kd_manifest *m = NULL;
+	int r;
+
+	if (len == 0 || len > KD_MANIFEST_MAX_BYTES)
+		return kd_fail(KD_EMALFORMED, "manifest: size %zu outside 1..%u bytes", len,
+			       KD_MANIFEST_MAX_BYTES);
+	if (memchr(buf, '\0', len))
+		return kd_fail(KD_EMALFORMED, "manifest: NUL byte in JSON");
+	tok = json_tokener_new_ex(16);
+	if (!tok)
+		return KD_ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, (const char *)buf, (int)len);
+	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+	    (size_t)json_tokener_get_parse_end(tok) != len) {
+		/* Allow only trailing whitespace after the object. */
+		size_t end = (size_t)json_tokener_get_parse_end(tok);
+
+		while (o && end < len && (buf[end] == ' ' || buf[end] == '\n' ||
+					  buf[end] == '\t' || buf[end] == '\r'))
+			end++;
+		if (!o || end != len) {
+			json_object_put(o);
+			json_tokener_free(tok);
+			return kd_fail(KD_EMALFORMED, "manifest: not valid JSON");
+		}
+	}
+	json_tokener_free(tok);
+	r = kd_manifest_new(&m);
+	if (!r)
+		r = parse_obj(o, m);
+	json_object_put(o);
+	if (r) {
+		kd_manifest_free(m);
+		return r;
+	}
+	*ret = m;
+	return 0;
+}
+
+int kd_manifest_to_json(const struct kd_manifest *m, char **ret)
+{
+	struct json_object *o = json_object_new_object(), *a, *sigs;
+	char t[32], hex[129];
+	char *s;
+
+	if (!o)
+		return KD_ENOMEM;
+	json_object_object_add(o, "format", json_object_new_string(KD_MANIFEST_FORMAT));
+	json_object_object_add(o, "version", json_object_new_string(m->version));
+	json_object_object_add(o, "svn", json_object_new_int64(m->svn));
+	a = json_object_new_array();
+	for (size_t i = 0; i < m->n_measurements; i++) {
+		kd_hex(m->measurements[i], 48, hex);
+		json_object_array_add(a, json_object_new_string(hex));
+	}
+	json_object_object_add(o, "measurements", a);
+	kd_format_rfc3339(m->not_before, t);
+	json_object_object_add(o, "not_before", json_object_new_string(t));
+	kd_format_rfc3339(m->not_after, t);
+	json_object_object_add(o, "not_after", json_object_new_string(t));
+	sigs = json_object_new_array();
+	for (size_t i = 0; i < m->n_sigs; i++) {
+		struct json_object *e = json_object_new_object();
+
+		kd_hex(m->sigs[i].key_id, 32, hex);
+		json_object_object_add(e, "key", json_object_new_string(hex));
+		kd_hex(m->sigs[i].sig, 64, hex);
+		json_object_object_add(e, "sig", json_object_new_string(hex));
+		json_object_array_add(sigs, e);
+	}
+	json_object_object_add(o, "signatures", sigs);
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	if (!s)
+		return KD_ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- canonical */
+
+int kd_manifest_canonical(const struct kd_manifest *m, uint8_t **ret, size_t *ret_len)
+{
+	size_t cap = 256 + KD_MANIFEST_LABEL_MAX + m->n_measurements * 98;
+	char *buf, hex[97];
+	int n;
+	size_t off;
+
+	if (!label_ok(m->version) || m->n_measurements == 0)
+		return kd_fail(KD_EINVAL, "manifest needs a version label and a measurement");
+	buf = malloc(cap);
+	if (!buf)
+		return KD_ENOMEM;
+	n = snprintf(buf, cap,
+		     KD_MANIFEST_FORMAT "\nversion:%zu:%s\nsvn:%u\nnot_before:%lld\nnot_after:%lld\n"
+				       "measurements:%zu\n",
+		     strlen(m->version), m->version, m->svn, (long long)m->not_before,
+		     (long long)m->not_after, m->n_measurements);
+	off = (size_t)n;
+	for (size_t i = 0; i < m->n_measurements; i++) {
+		kd_hex(m->measurements[i], 48, hex);
+		memcpy(buf + off, hex, 96);
+		buf[off + 96] = '\n';
+		off += 97;
+	}
+	*ret = (uint8_t *)buf;
+	*ret_len = off;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- keys */
+
+static int key_id(EVP_PKEY *pk, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(pk, &der);
+
+	if (n <= 0)
+		return kd_fail(KD_ECRYPTO, "cannot encode public key");
+	SHA256(der, (size_t)n, out);
+	OPENSSL_free(der);
+	return 0;
+}
+
+int kd_manifest_sign(struct kd_manifest *m, const uint8_t *key_pem, size_t key_len)
+{
+	BIO *bio = BIO_new_mem_buf(key_pem, (int)key_len);
+	EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	EVP_MD_CTX *md = NULL;
+	uint8_t *tbs = NULL, id[32], sig[64];
+	size_t tbs_len = 0, sig_len = sizeof(sig), slot;
+	int r;
+
+	BIO_free(bio);
+	if (!pk)
+		return kd_fail(KD_EINVAL, "signing key is not a PEM private key");
+	if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519) {
+		EVP_PKEY_free(pk);
+		return kd_fail(KD_EINVAL, "signing key is not Ed25519");
+	}
+	r = key_id(pk, id);
+	if (!r)
+		r = kd_manifest_canonical(m, &tbs, &tbs_len);
+	if (!r) {
+		md = EVP_MD_CTX_new();
+		if (!md || EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1 ||
+		    EVP_DigestSign(md, sig, &sig_len, tbs, tbs_len) != 1 || sig_len != 64)
+			r = kd_fail(KD_ECRYPTO, "Ed25519 signing failed");
+	}
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pk);
+	free(tbs);
+	if (r)
+		return r;
+	/* One signature per key: re-signing replaces, so counts stay honest. */
+	for (slot = 0; slot < m->n_sigs; slot++)
+		if (!memcmp(m->sigs[slot].key_id, id, 32))
+			break;
+	if (slot == m->n_sigs) {
+		struct kd_manifest_sig *n;
+
+		if (m->n_sigs >= KD_MANIFEST_MAX_SIGS)
+			return kd_fail(KD_EINVAL, "manifest already has %u signatures",
+				       KD_MANIFEST_MAX_SIGS);
+		n = realloc(m->sigs, (m->n_sigs + 1) * sizeof(*n));
+		if (!n)
+			return KD_ENOMEM;
+		m->sigs = n;
+		m->n_sigs++;
+	}
+	memcpy(m->sigs[slot].key_id, id, 32);
+	memcpy(m->sigs[slot].sig, sig, 64);
+	return 0;
+}
+
+void kd_release_keys_free(struct kd_release_keys *k)
+{
+	if (!k)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		EVP_PKEY_free(k->pkeys[i]);
+	free(k);
+}
+
+static int add_release_key(struct kd_release_keys *k, const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+	uint8_t id[32];
+
+	BIO_free(bio);
+	if (!pk)
+		return kd_fail(KD_EMALFORMED, "release keys: key %zu is not a PEM public key", k->n);
+	if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519 || key_id(pk, id)) {
+		EVP_PKEY_free(pk);
+		return kd_fail(KD_EINVAL, "release keys: key %zu is not Ed25519", k->n);
+	}
+	for (size_t i = 0; i < k->n; i++)
+		if (!memcmp(k->ids[i], id, 32)) {
+			EVP_PKEY_free(pk);
+			/* A key listed twice would let one signer count twice toward k. */
+			return kd_fail(KD_EINVAL, "release keys: key %zu is listed twice", k->n);
+		}
+	k->pkeys[k->n] = pk;
+	memcpy(k->ids[k->n], id, 32);
+	k->n++;
+	return 0;
+}
+
+int kd_release_keys_parse(const uint8_t *buf, size_t len, struct kd_release_keys **ret)
+{
+	struct json_tokener *tok;
+	struct json_object *o = NULL, *t, *keys;
+	struct kd_release_keys *k;
+	int64_t thr;
+	int r = 0;
+
+	if (len == 0 || len > 65536 || memchr(buf, '\0', len))
+		return kd_fail(KD_EMALFORMED, "release keys: bad size or NUL byte");
+	tok = json_tokener_new();
+	if (!tok)
+		return KD_ENOMEM;
+	o = json_tokener_parse_ex(tok, (const char *)buf, (int)len);
+	json_tokener_free(tok);
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		json_object_put(o);
+		return KD_ENOMEM;
+	}
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "threshold", &t) || !json_object_is_type(t, json_type_int) ||
+	    !json_object_object_get_ex(o, "keys", &keys) ||
+	    !json_object_is_type(keys, json_type_array) || json_object_object_length(o) != 2) {
+		r = kd_fail(KD_EMALFORMED,
+			    "release keys: expected {\"threshold\": k, \"keys\": [PEM, ...]}");
+		goto out;
+	}
+	if (json_object_array_length(keys) > KD_RELEASE_KEYS_MAX) {
+		r = kd_fail(KD_EINVAL, "release keys: more than %u keys", KD_RELEASE_KEYS_MAX);
+		goto out;
+	}
+	for (size_t i = 0; !r && i < json_object_array_length(keys); i++) {
+		struct json_object *e = json_object_array_get_idx(keys, i);
+
+		if (!json_object_is_type(e, json_type_string))
+			r = kd_fail(KD_EMALFORMED, "release keys: key %zu is not a string", i);
+		else
+			r = add_release_key(k, json_object_get_string(e));
+	}
+	if (r)
+		goto out;
+	thr = json_object_get_int64(t);
+	if (thr < 1 || (uint64_t)thr > k->n) {
+		r = kd_fail(KD_EINVAL, "release keys: threshold %lld outside 1..%zu", (long long)thr,
+			    k->n);
+		goto out;
+	}
+	k->threshold = (unsigned)thr;
+out:
+	json_object_put(o);
+	if (r) {
+		kd_release_keys_free(k);
+		return r;
+	}
+	*ret = k;
+	return 0;
+}
+
+int kd_release_keys_load(const char *path, struct kd_release_keys **ret)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r = kd_read_file(path ? path : KD_RELEASE_KEYS_DEFAULT, 65536, &buf, &len);
+
+	if (r)
+		return kd_fail(r, "cannot read release keys %s", path ? path : KD_RELEASE_KEYS_DEFAULT);
+	r = kd_release_keys_parse(buf, len, ret);
+	free(buf);
+	return r;
+}
+
+int kd_manifest_verify(const struct kd_manifest *m, const struct kd_release_keys *keys, time_t at,
+		       unsigned *ret_valid)
+{
+	bool counted[KD_RELEASE_KEYS_MAX] = {false};
+	uint8_t *tbs = NULL;
+	size_t tbs_len = 0;
+	unsigned valid = 0;
+	char t[32];
+	int r;
+
+	r = kd_manifest_canonical(m, &tbs, &tbs_len);
+	if (r)
+		return r;
+	for (size_t i = 0; i < m->n_sigs; i++) {
+		for (size_t j = 0; j < keys->n; j++) {
+			EVP_MD_CTX *md;
+			int ok;
+
+			/* Unknown signers are ignored; a pinned signer counts once. */
+			if (counted[j] || memcmp(m->sigs[i].key_id, keys->ids[j], 32))
+				continue;
+			md = EVP_MD_CTX_new();
+			ok = md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, keys->pkeys[j]) == 1 &&
+			     EVP_DigestVerify(md, m->sigs[i].sig, 64, tbs, tbs_len) == 1;
+			EVP_MD_CTX_free(md);
+			if (ok) {
+				counted[j] = true;
+				valid++;
+			}
+		}
+	}
+	free(tbs);
+	if (ret_valid)
+		*ret_valid = valid;
+	if (valid < keys->threshold)
+		return kd_fail(KD_EVERIFY,
+			       "manifest %s: %u valid signature(s) by pinned release keys, %u required",
+			       m->version, valid, keys->threshold);
+	if (!at)
+		at = time(NULL);
+	if (at < m->not_before) {
+		kd_format_rfc3339(m->not_before, t);
+		return kd_fail(KD_EPOLICY, "manifest %s is not valid before %s", m->version, t);
+	}
+	if (at > m->not_after) {
+		kd_format_rfc3339(m->not_after, t);
+		return kd_fail(KD_EPOLICY, "manifest %s expired at %s", m->version, t);
+	}
+	return 0;
+}
+
+int kd_manifest_has_measurement(const struct kd_manifest *m, const uint8_t meas[48])
+{
+	char hex[97];
+
+	for (size_t i = 0; i < m->n_measurements; i++)
+		if (!memcmp(m->measurements[i], meas, 48))
+			return 0;
+	kd_hex(meas, 48, hex);
+	return kd_fail(KD_EPOLICY, "measurement %.16s... not in manifest for version %s", hex,
+		       m->version);
+}
+
+static char *bio_string(BIO *b)
+{
+	char *p, *s;
+	long n = BIO_get_mem_data(b, &p);
+
+	s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	if (s) {
+		memcpy(s, p, (size_t)n);
+		s[n] = '\0';
+	}
+	return s;
+}
+
+int kd_manifest_keygen(char **ret_priv_pem, char **ret_pub_pem)
+{
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	BIO *b1 = BIO_new(BIO_s_secmem()), *b2 = BIO_new(BIO_s_mem());
+	char *priv = NULL, *pub = NULL;
+	int r = 0;
+
+	if (!pk || !b1 || !b2 || PEM_write_bio_PrivateKey(b1, pk, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    PEM_write_bio_PUBKEY(b2, pk) != 1 || !(priv = bio_string(b1)) ||
+	    !(pub = bio_string(b2)))
+		r = kd_fail(KD_ECRYPTO, "Ed25519 key generation failed");
+	EVP_PKEY_free(pk);
+	BIO_free(b1);
+	BIO_free(b2);
+	if (r) {
+		free(priv);
+		free(pub);
+		return r;
+	}
+	*ret_priv_pem = priv;
+	*ret_pub_pem = pub;
+	return 0;
+}
