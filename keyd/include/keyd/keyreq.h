@@ -65,12 +65,22 @@ int kd_key_req_decode(const uint8_t *buf, size_t len, struct kd_key_req *ret);
  * status 0x16 (INVALID_PARAMS)". On success *ret is a new 32-byte secret.
  */
 int kd_key_rsp_parse(const uint8_t *buf, size_t len, struct kd_secret **ret);
+/* "SUCCESS", "INVALID_PARAMS", "INVALID_KEY" or "unknown". */
+const char *kd_fw_status_name(uint32_t status);
 /* Encode MSG_KEY_RSP (simulator). key may be NULL when status != 0. */
 void kd_key_rsp_encode(uint32_t status, const uint8_t *key, uint8_t out[KD_KEY_RSP_SIZE]);
 
-/* Parse a field list "policy,measurement,tcb" (DESIGN §7) into select bits. */
+/*
+ * Parse a field list "policy,measurement,tcb" (DESIGN §7) into select bits.
+ * Names: policy, image-id, family-id, measurement, guest-svn, tcb; "none"
+ * means 0. KD_EINVAL for an empty list or element, an unknown name or a
+ * name given twice.
+ */
 int kd_fields_parse(const char *list, uint64_t *ret);
-/* Format select bits as a comma list into buf. */
+/*
+ * Format select bits as a comma list into buf, in bit order ("none" for 0;
+ * bit 6 "launch-mit", other unknown bits "bitN"). Truncates to len.
+ */
 void kd_fields_format(uint64_t fields, char *buf, size_t len);
 
 #endif
