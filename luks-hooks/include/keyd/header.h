@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * LUKS2 header reader and allow-list (DESIGN.md §5).
+ *
+ * keyd reads both binary header copies itself, read-only, before
+ * libcryptsetup ever loads the device: libcryptsetup repairs a damaged copy
+ * on load, and a refused unlock must not write. Each copy is checked the way
+ * the LUKS2 on-disk format defines it (magic, version 2, a legal hdr_size,
+ * its own offset, SHA-256 over the whole area with the checksum field
+ * zeroed, NUL-terminated JSON). The copy libcryptsetup would use (the valid
+ * one with the higher seqid; the primary on a tie) then goes through the
+ * allow-list, because the host owns the disk and can write any header:
+ * a cipher_null keyslot or segment that accepts any passphrase and hands
+ * out a known volume key is the attack of CVE-2025-59054 / CVE-2025-58356.
+ */
+#ifndef KEYD_HEADER_H
+#define KEYD_HEADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct json_object;
+
+#define KD_LUKS2_BIN_SIZE 4096u
+#define KD_LUKS2_HDR_MAX (4u * 1024u * 1024u)
+#define KD_LUKS2_UUID_MAX 40u
+#define KD_LUKS2_LABEL_MAX 48u
+
+/* One binary header copy, parsed. */
+struct kd_luks2_copy {
+	bool ok;
+	char err[160];      /* why it is not ok */
+	uint64_t hdr_size;
+	uint64_t seqid;
+	uint64_t hdr_offset;
+	char uuid[KD_LUKS2_UUID_MAX + 1];
+	char label[KD_LUKS2_LABEL_MAX + 1];
+	uint8_t csum[32];
+};
+
+/*
+ * Parse one copy from buf (which must hold the whole hdr_size area, or at
+ * least the 4096-byte binary header for the size to be learnt) at absolute
+ * device offset `offset`. On success *ret_json (optional) is the malloc'ed
+ * JSON text. Errors: KD_ETRUNC, KD_EMALFORMED, KD_ETAMPER (checksum).
+ * ret->ok / ret->err are filled in either case.
+ */
+int kd_luks2_parse_copy(const uint8_t *buf, size_t len, uint64_t offset,
+			struct kd_luks2_copy *ret, char **ret_json);
+
+/* Header health for `status` and for the unlock path. */
+struct kd_header_health {
+	struct kd_luks2_copy primary, secondary;
+	bool agree;        /* both valid, same seqid, same bytes */
+	int used;          /* 0 primary, 1 secondary, -1 none valid */
+	int allow_err;     /* 0 or the allow-list's KD_E* code */
+	char allow_detail[256];
+};
+
+/* "both copies agree", "primary damaged ...: needs repair", ... */
+const char *kd_header_health_summary(const struct kd_header_health *h);
+
+/*
+ * Read both copies of the LUKS2 header of the file/device at fd. On success
+ * *ret_meta is the parsed JSON of the used copy (json_object_put to free)
+ * and *ret_health is filled. The allow-list has been run; its verdict is in
+ * ret_health->allow_err (the function still succeeds so that status can
+ * show it). Errors: KD_EIO, KD_EMALFORMED (no valid LUKS2 copy).
+ */
+int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_object **ret_meta);
+
+/*
+ * The allow-list on parsed LUKS2 JSON metadata with header size hdr_size.
+ * Errors: KD_ETAMPER / KD_EPOLICY with a one-line detail naming the check.
+ */
+int kd_header_allow(struct json_object *meta, uint64_t hdr_size);
+
+/*
+ * Canonical encoding of the security-relevant header parameters for the pin
+ * of the keyd token on keyslot: UUID, segment cipher, volume key size,
+ * sector size, segment offset and size, keyslot number, keyslot PBKDF
+ * type/hash/iterations. meta must have passed kd_header_allow.
+ */
+int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot,
+			 uint8_t **ret, size_t *ret_len);
+
+/* Strict decimal u64 of a LUKS2 JSON string field ("32768"). */
+int kd_luks2_u64(struct json_object *o, const char *key, uint64_t *ret);
+
+#endif

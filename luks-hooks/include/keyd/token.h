@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The "keyd" LUKS2 token (DESIGN.md §5): public metadata of one keyd keyslot.
+ *
+ *   {"type": "keyd", "keyslots": ["1"], "version": 1, "backend": "sim",
+ *    "root": "vcek", "fields": "policy,measurement,tcb", "vmpl": 0,
+ *    "guest_svn": 0, "tcb": "<16 hex, report byte order>",
+ *    "measurement": "<96 hex>", "policy": "0x30000",
+ *    "chip": "<96 hex SHA-384 of CHIP_ID>" | "none", "label": "guestos-1.4",
+ *    "state": "active", "svn": 0, "created": "2025-01-01T00:00:00Z",
+ *    "pin": "<96 hex HMAC-SHA384>"}
+ *
+ * Nothing in it helps an attacker: the pin is an HMAC under a key only the
+ * sealed launch can derive. Parsing is strict (json-c): every key required,
+ * unknown keys and wrong types refused, strings bounded.
+ */
+#ifndef KEYD_TOKEN_H
+#define KEYD_TOKEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KD_TOKEN_TYPE "keyd"
+#define KD_TOKEN_VERSION 1u
+#define KD_TOKEN_JSON_MAX 4096u
+#define KD_TOKEN_LABEL_MAX 63u
+#define KD_PIN_SIZE 48u
+#define KD_MEASUREMENT_SIZE 48u
+#define KD_CHIP_DIGEST_SIZE 48u
+
+enum kd_token_state { KD_TOKEN_PENDING = 0, KD_TOKEN_ACTIVE, KD_TOKEN_RETIRED };
+const char *kd_token_state_name(enum kd_token_state s);
+int kd_token_state_parse(const char *s, enum kd_token_state *ret);
+
+struct kd_token {
+	int token_id;   /* LUKS2 token number; -1 before it is written */
+	int keyslot;
+	uint32_t version;
+	char backend[16];
+	uint32_t root_key_select; /* KD_KEY_SEL_VCEK << KD_KEY_SEL_SHIFT */
+	uint64_t fields;          /* KD_FIELD_* */
+	uint32_t vmpl;
+	uint32_t guest_svn;
+	uint64_t tcb;             /* kd_report TCB value (raw) */
+	uint8_t measurement[KD_MEASUREMENT_SIZE];
+	uint64_t policy;
+	bool has_chip;
+	uint8_t chip[KD_CHIP_DIGEST_SIZE]; /* SHA-384(CHIP_ID) */
+	char label[KD_TOKEN_LABEL_MAX + 1];
+	enum kd_token_state state;
+	uint32_t svn;
+	char created[32];
+	uint8_t pin[KD_PIN_SIZE];
+};
+
+/*
+ * Parse a token's JSON text strictly. Errors: KD_EMALFORMED with a detail
+ * naming the key ("keyd token: unknown key \"x\""), KD_EUNSUPP (version).
+ * *ret is written only on success; token_id is set to -1.
+ */
+int kd_token_parse(const char *json, size_t len, struct kd_token *ret);
+
+/* Serialise (json-c, plain format) into a malloc'ed NUL-terminated string. */
+int kd_token_format(const struct kd_token *t, char **ret);
+
+/* SHA-384 digest of a 64-byte CHIP_ID, as stored in "chip". */
+int kd_chip_digest(const uint8_t chip_id[64], uint8_t out[KD_CHIP_DIGEST_SIZE]);
+
+#endif
