@@ -36,9 +36,11 @@ int kd_measure(const struct kd_measure_params *p, uint8_t out[KD_LD_SIZE]);
 int kd_vcpu_sig_from_name(const char *name, uint32_t *ret);
 
 /* Same as kd_measure(), but calls trace (if not NULL) after every PAGE_INFO
- * update with the page type, GPA and the new running digest: a debugging
- * map that lines up with the sev-snp-measure trace in the vectors. */
+ * update with the page type, GPA, the PAGE_INFO contents field and the new
+ * running digest: a debugging map that lines up with the sev-snp-measure
+ * trace in the vectors. */
 typedef void (*kd_measure_trace_fn)(void *arg, unsigned page_type, uint64_t gpa,
+				    const uint8_t contents[KD_LD_SIZE],
 				    const uint8_t ld[KD_LD_SIZE]);
 int kd_measure_traced(const struct kd_measure_params *p, uint8_t out[KD_LD_SIZE],
 		      kd_measure_trace_fn trace, void *arg);

@@ -111,7 +111,7 @@ static int gctx_update(struct gctx *g, unsigned type, uint64_t gpa, const uint8_
 	if (err < 0)
 		return err;
 	if (g->trace)
-		g->trace(g->arg, type, gpa, g->ld);
+		g->trace(g->arg, type, gpa, contents, g->ld);
 	return 0;
 }
 
