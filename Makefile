@@ -121,7 +121,7 @@ $(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBKEYD)
 # Debian 12 packages for building and testing. Installed only when missing.
 DEB_BUILD := gcc make pkg-config libcryptsetup-dev libssl-dev libjson-c-dev \
 	libdevmapper-dev libblkid-dev libgfshare-dev check libsubunit-dev \
-	cryptsetup-bin e2fsprogs util-linux xxd
+	cryptsetup-bin e2fsprogs util-linux xxd ovmf
 DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
 DEB_MODEL := spin
 
