@@ -115,6 +115,12 @@ $(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBKEYD)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
 		$(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
 
+# Benchmark helpers: tests/bench/<name>.c -> $(B)/bench/<name>
+BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(sort $(wildcard tests/bench/*.c)))
+$(B)/bench/%: tests/bench/%.c $(LIBKEYD)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBKEYD) $(PKG_LIBS)
+
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 # ---------------------------------------------------------------- deps
@@ -122,7 +128,7 @@ $(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBKEYD)
 DEB_BUILD := gcc make pkg-config libcryptsetup-dev libssl-dev libjson-c-dev \
 	libdevmapper-dev libblkid-dev libgfshare-dev check libsubunit-dev \
 	cryptsetup-bin e2fsprogs util-linux xxd ovmf
-DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
+DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod initramfs-tools
 DEB_MODEL := spin
 
 define apt_ensure
@@ -176,7 +182,7 @@ model-check: deps-model
 demo: deps deps-vm all
 	@tests/demo.sh
 
-bench: deps all
+bench: deps all $(BENCH_BINS)
 	@tests/bench/run.sh
 
 fuzz:

@@ -185,3 +185,53 @@ vm_cipher_null_rebuild() {
 		close($fh);' "$img" "$hdr_size"
 	luks2_fix_checksums "$img"
 }
+
+# ---------------------------------------------------------------- scenarios
+# Shared state of one check-vm run lives in $VM_WORK: the chip, the original
+# image, the state disk and the console logs.
+vm_setup() {
+	: "${VM_WORK:?VM_WORK must be set}"
+	VM_ORIG=$VM_WORK/orig.cpio.gz
+	VM_DISK=$VM_WORK/state.img
+	VM_CHIP=$VM_WORK/chip
+	if [ ! -f "$VM_ORIG" ]; then
+		echo "keyd-test-image v1" >"$VM_WORK/image-version"
+		vm_initramfs "$VM_ORIG" --add "$VM_WORK/image-version=/etc/keyd/image-version" || return 1
+	fi
+	if [ ! -d "$VM_CHIP" ]; then
+		sim_init "$VM_CHIP" || return 1
+	fi
+}
+
+# vm_launch NAME INITRD APPEND DISK [POLICY]: one launch with its own
+# simulator; the console ends up in $VM_WORK/NAME.console.
+vm_launch() {
+	local name=$1 initrd=$2 append=$3 disk=$4 policy=${5:-} rc
+	local sock=$VM_WORK/$name.sock
+	VM_LOG=$VM_WORK/$name.console
+	sim_start "$VM_CHIP" "$sock" "$initrd" "$append" "$policy" || return 1
+	vm_boot "$VM_LOG" "$disk" "$initrd" "$append" "$sock"
+	rc=$?
+	sim_stop
+	if [ "$rc" -ne 0 ]; then
+		echo "vm_launch $name: qemu exited $rc (124 = timeout)" >&2
+		tail -n 5 "$VM_LOG.qemu" >&2
+	fi
+	return "$rc"
+}
+
+# Test assertions: print what failed and the relevant console lines.
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -n "${VM_LOG:-}" ] && [ -f "$VM_LOG" ]; then
+		echo "--- console ($VM_LOG), keyd lines:" >&2
+		grep -a -E 'keyd|KEYD-TEST|Kernel panic|not found' "$VM_LOG" | grep -av '^\[' | tail -n 40 >&2
+	fi
+	exit 1
+}
+
+expect_result() { # LOG WANT
+	local got
+	got=$(vm_result "$1")
+	[ "$got" = "$2" ] || fail "expected RESULT=$2, console says '${got:-nothing}'"
+}
