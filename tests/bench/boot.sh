@@ -1,0 +1,74 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Boot benchmark: boot-to-mounted time of the keyd test initramfs (sealed key
+# from the simulated AMD-SP over virtio-serial, header checks, pin) against
+# the same initramfs unlocking a plain LUKS2 volume with a PBKDF2-1000 key
+# file. "Boot-to-mounted" is the guest's uptime when the state volume is
+# mounted (kernel start -> mounted; identical firmware/QEMU start-up is left
+# out). Median of BOOT_RUNS (default 3) boots each, after one provisioning
+# boot each, interleaved so that host noise hits both sides alike.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/vm/lib.sh
+
+runs=${BOOT_RUNS:-3}
+[ "$runs" -ge 3 ] || runs=3
+if ! vm_have_qemu || [ ! -x "$KEYD_BUILD/keyd-simfw" ]; then
+	echo "boot: needs qemu, a kernel and keyd-simfw (make deps-vm all)" >&2
+	exit 77
+fi
+
+VM_WORK=$(mktemp -d /tmp/keyd-bench-boot.XXXXXX)
+trap 'sim_stop; rm -rf "$VM_WORK"' EXIT
+vm_setup
+keyd_img=$VM_ORIG
+
+# Baseline: the same builder, the same /init and keyd-unlock.sh, but a
+# test-keyfile volume and no simulator.
+head -c 64 /dev/urandom >"$VM_WORK/plain.key"
+echo "state /dev/vda ext4 /state test-keyfile=/etc/keyd/plain.key" >"$VM_WORK/plain.volumes"
+echo "# no simulated AMD-SP for the key-file baseline" >"$VM_WORK/plain.boot.conf"
+plain_img=$VM_WORK/plain.cpio.gz
+vm_initramfs "$plain_img" --volumes "$VM_WORK/plain.volumes" --boot-conf "$VM_WORK/plain.boot.conf" \
+	--add "$VM_WORK/plain.key=/etc/keyd/plain.key" --add "$VM_WORK/image-version=/etc/keyd/image-version"
+
+keyd_disk=$VM_WORK/keyd.img
+plain_disk=$VM_WORK/plain.img
+vm_blank_disk "$keyd_disk" 64
+vm_blank_disk "$plain_disk" 64
+
+boot_keyd() { vm_launch "keyd-$1" "$keyd_img" "$VM_APPEND_BASE" "$keyd_disk"; }
+boot_plain() {
+	VM_LOG=$VM_WORK/plain-$1.console
+	vm_boot "$VM_LOG" "$plain_disk" "$plain_img" "$VM_APPEND_BASE"
+}
+check() { # LOG WANT_STATE -> prints mounted time
+	[ "$(vm_result "$1")" = ok ] || { echo "boot: run failed, see $1" >&2; grep -a keyd "$1" >&2; exit 1; }
+	[ "$(vm_field "$1" state)" = "$2" ] || { echo "boot: unexpected state in $1" >&2; exit 1; }
+	vm_uptime "$1" MOUNTED
+}
+
+boot_keyd provision && check "$VM_LOG" provisioned >/dev/null
+boot_plain provision && check "$VM_LOG" provisioned >/dev/null
+
+keyd_t=() plain_t=() keyd_wall=() plain_wall=()
+for i in $(seq 1 "$runs"); do
+	s=$(date +%s.%N); boot_keyd "$i"; e=$(date +%s.%N)
+	keyd_t+=("$(check "$VM_LOG" unlocked)"); keyd_wall+=("$(awk -v s="$s" -v e="$e" 'BEGIN {printf "%.2f", e - s}')")
+	s=$(date +%s.%N); boot_plain "$i"; e=$(date +%s.%N)
+	plain_t+=("$(check "$VM_LOG" unlocked)"); plain_wall+=("$(awk -v s="$s" -v e="$e" 'BEGIN {printf "%.2f", e - s}')")
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+km=$(median "${keyd_t[@]}")
+pm=$(median "${plain_t[@]}")
+kw=$(median "${keyd_wall[@]}")
+pw=$(median "${plain_wall[@]}")
+echo "boot-to-mounted, guest uptime, median of $runs (TCG, 1 vCPU, 512 MiB):"
+echo "  keyd (simulated AMD-SP, sealed key, header checks): ${km} s   [runs: ${keyd_t[*]}]"
+echo "  plain PBKDF2-1000 key file (same initramfs):         ${pm} s   [runs: ${plain_t[*]}]"
+echo "  whole VM wall time, median: keyd ${kw} s, key file ${pw} s"
+ratio=$(awk -v a="$km" -v b="$pm" 'BEGIN {printf "%.3f", a / b}')
+overhead=$(awk -v a="$km" -v b="$pm" 'BEGIN {printf "%+.1f%%", (a / b - 1) * 100}')
+echo "ratio: keyd/keyfile boot-to-mounted = $ratio ($overhead; target < +10%)"
