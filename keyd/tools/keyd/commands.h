@@ -9,5 +9,6 @@
 extern const struct kd_cmd cmd_version;
 extern const struct kd_cmd cmd_measure;
 extern const struct kd_cmd cmd_verify_report;
+extern const struct kd_cmd cmd_report_show;
 
 #endif

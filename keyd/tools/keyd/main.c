@@ -24,6 +24,7 @@ int main(int argc, char **argv)
 	const struct kd_cmd cmds[] = {
 		/* keep in the order of DESIGN.md §7 */
 		cmd_version,
+		cmd_report_show,
 		cmd_verify_report,
 		cmd_measure,
 		{0},
