@@ -371,6 +371,11 @@ static int collect(const struct kd_cert_inputs *in, struct offered *o)
 
 		if ((r = pem_bundle(in->chain_pem, in->chain_pem_len, c, KD_ARRAY_SIZE(c), &n)) < 0)
 			return r;
+		/* A "vcek_ask_ark" bundle starts with the VEK itself: skip that copy. */
+		if (n > 1 && o->vek && X509_cmp(c[0], o->vek) == 0) {
+			X509_free(c[0]);
+			memmove(c, c + 1, --n * sizeof(c[0]));
+		}
 		/*
 		 * KDS order: ASK (or ASVK) first, then ARK; further certificates
 		 * (trustee's ASK, ARK, ASVK bundle) are more intermediates. The
