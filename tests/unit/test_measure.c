@@ -389,6 +389,11 @@ START_TEST(bad_params_refused)
 
 	p.vcpus = 0;
 	ck_assert_int_eq(kd_measure(&p, out), KD_EINVAL);
+	p.vcpus = KD_MEASURE_MAX_VCPUS + 1;
+	ck_assert_int_eq(kd_measure(&p, out), KD_EINVAL);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EINVAL), "vCPU count 4097"));
+	p.vcpus = KD_MEASURE_MAX_VCPUS;
+	ck_assert_int_eq(kd_measure(&p, out), 0);
 	p = base_params();
 	p.kernel_path = NULL;
 	ck_assert_int_eq(kd_measure(&p, out), KD_EINVAL);

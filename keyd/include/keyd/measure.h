@@ -28,8 +28,12 @@ struct kd_measure_params {
 /*
  * Compute the launch digest. Errors: KD_ENOENT/KD_EIO for files,
  * KD_EMALFORMED for a truncated or garbled OVMF footer/metadata,
- * KD_EINVAL for a kernel given to an OVMF without a kernel-hashes section.
+ * KD_EINVAL for a kernel given to an OVMF without a kernel-hashes section,
+ * for an initrd or non-empty append without a kernel (sev-snp-measure would
+ * silently ignore them), and for vcpus outside 1..KD_MEASURE_MAX_VCPUS.
+ * The kernel and initrd are streamed, never held in memory whole.
  */
+#define KD_MEASURE_MAX_VCPUS 4096u
 int kd_measure(const struct kd_measure_params *p, uint8_t out[KD_LD_SIZE]);
 
 /* vCPU signature from a QEMU -cpu name ("EPYC-v4"); KD_ENOENT if unknown. */

@@ -353,8 +353,10 @@ static int check_params(const struct kd_measure_params *p, const struct kd_ovmf_
 {
 	int has_kh = 0;
 
-	if (p->vcpus < 1)
-		return kd_fail(KD_EINVAL, "vCPU count must be at least 1");
+	/* QEMU's x86 ceiling; bounds the VMSA loop for any caller. */
+	if (p->vcpus < 1 || p->vcpus > KD_MEASURE_MAX_VCPUS)
+		return kd_fail(KD_EINVAL, "vCPU count %u is not in 1..%u", p->vcpus,
+			       KD_MEASURE_MAX_VCPUS);
 	if (p->vmm != KD_VMM_QEMU && p->vmm != KD_VMM_EC2 && p->vmm != KD_VMM_GCE)
 		return kd_fail(KD_EINVAL, "unknown VMM type %d", (int)p->vmm);
 	/* sev-snp-measure would drop these silently; a caller who passes them

@@ -141,7 +141,7 @@ static int run_measure(int argc, char **argv)
 			break;
 		case O_VCPUS:
 			/* QEMU's limit for a single guest; keeps the loop bounded. */
-			if (kd_parse_u64(optarg, 4096, &v) < 0 || v < 1)
+			if (kd_parse_u64(optarg, KD_MEASURE_MAX_VCPUS, &v) < 0 || v < 1)
 				return cli_usage_error("--vcpus must be a number from 1 to 4096");
 			p.vcpus = (unsigned)v;
 			have_vcpus = 1;
