@@ -50,7 +50,7 @@ build=$(cd "$1" && pwd)
 out=${out:-$build/initramfs/keyd-test.cpio.gz}
 
 if [ -z "$kver" ]; then
-	for k in $(ls -1v /boot/vmlinuz-* 2>/dev/null | sort -rV); do
+	for k in $(printf '%s\n' /boot/vmlinuz-* | sort -rV); do
 		v=${k#/boot/vmlinuz-}
 		if [ -d "/lib/modules/$v" ]; then kver=$v; break; fi
 	done
@@ -117,7 +117,7 @@ for f in modules.builtin modules.builtin.modinfo modules.order; do
 	[ -f "/lib/modules/$kver/$f" ] && put "/lib/modules/$kver/$f"
 done
 depmod -b "$stage" "$kver"
-printf '%s\n' $mods >"$stage/etc/keyd/test-modules"
+echo "$mods" | tr ' ' '\n' >"$stage/etc/keyd/test-modules"
 
 install -m 0755 "$here/test-init" "$stage/init"
 install -m 0755 "$here/keyd-unlock.sh" "$stage/usr/lib/keyd/keyd-unlock.sh"

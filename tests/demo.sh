@@ -7,9 +7,10 @@
 # the data left intact.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=tests/vm/lib.sh
 . tests/vm/lib.sh
 
-if [ -t 1 ]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'; else B= G= R= N=; fi
+if [ -t 1 ]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'; else B='' G='' R='' N=''; fi
 step() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 say() { fold -s -w 76 <<<"$*" | sed 's/^/   /'; }
 guest() { # show what keyd printed on the VM's serial console
@@ -52,7 +53,7 @@ step "3. Second boot of the same image: reopened"
 say "Same kernel, initramfs and command line, so the same measurement and the same key. No passphrase is stored anywhere."
 vm_launch demo-2 "$VM_ORIG" "$VM_APPEND_BASE" "$VM_DISK" || die "second boot failed"
 guest "$VM_LOG"
-[ "$(vm_result "$VM_LOG")" = ok ] && [ "$(vm_field "$VM_LOG" marker)" = "$marker" ] ||
+{ [ "$(vm_result "$VM_LOG")" = ok ] && [ "$(vm_field "$VM_LOG" marker)" = "$marker" ]; } ||
 	die "second boot did not find the marker"
 say "${G}Reopened: the marker written at first boot is intact.${N}"
 sha=$(vm_sha "$VM_DISK")
@@ -75,7 +76,7 @@ say "${G}Refused: a different measurement gives a different key, which opens not
 step "5. The original image again"
 vm_launch demo-4 "$VM_ORIG" "$VM_APPEND_BASE" "$VM_DISK" || die "original boot failed"
 guest "$VM_LOG"
-[ "$(vm_result "$VM_LOG")" = ok ] && [ "$(vm_field "$VM_LOG" marker)" = "$marker" ] ||
+{ [ "$(vm_result "$VM_LOG")" = ok ] && [ "$(vm_field "$VM_LOG" marker)" = "$marker" ]; } ||
 	die "the original image no longer opens the volume"
 say "${G}The data is intact and the original image still opens it.${N}"
 

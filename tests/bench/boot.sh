@@ -10,6 +10,7 @@
 # boot each, interleaved so that host noise hits both sides alike.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/vm/lib.sh
 . tests/vm/lib.sh
 
 runs=${BOOT_RUNS:-3}

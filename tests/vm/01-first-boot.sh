@@ -2,6 +2,7 @@
 # Scenario 1: the first boot on a blank disk provisions a sealed volume,
 # creates ext4, writes a marker file and powers off.
 set -euo pipefail
+# shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_setup
 

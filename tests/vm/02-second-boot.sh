@@ -2,6 +2,7 @@
 # Scenario 2: a second boot of the same image unlocks the volume and finds the
 # marker of the first boot intact.
 set -euo pipefail
+# shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_setup
 [ -s "$VM_WORK/marker" ] || fail "scenario 01 did not leave a provisioned disk"

@@ -4,6 +4,7 @@
 # sealed to and the one of this launch, the disk stays byte-for-byte the same,
 # and the original image still opens it afterwards.
 set -euo pipefail
+# shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_setup
 [ -s "$VM_WORK/marker" ] || fail "scenario 01 did not leave a provisioned disk"

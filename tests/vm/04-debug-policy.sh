@@ -3,6 +3,7 @@
 # (0x30000 | debug = 0xb0000) cannot unlock: the policy is part of the
 # key derivation and keyd refuses debug launches.
 set -euo pipefail
+# shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_setup
 [ -s "$VM_WORK/marker" ] || fail "scenario 01 did not leave a provisioned disk"

@@ -4,6 +4,7 @@
 # initramfs-tools mounts as the root filesystem. A test-only local-bottom
 # script writes/checks the marker on the mounted root and powers off.
 set -euo pipefail
+# shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_setup
 command -v mkinitramfs >/dev/null || fail "mkinitramfs missing (make deps-vm installs initramfs-tools)"

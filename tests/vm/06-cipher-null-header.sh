@@ -3,6 +3,7 @@
 # offset, the keyd token copied over, a key the host knows). keyd refuses it
 # at boot and nothing is written to the disk.
 set -euo pipefail
+# shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_setup
 [ -s "$VM_WORK/marker" ] || fail "scenario 01 did not leave a provisioned disk"

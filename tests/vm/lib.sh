@@ -20,13 +20,13 @@ VM_OVMF=${VM_OVMF:-$KEYD_SRC/tests/vm/ovmf_AmdSev_suffix.bin}
 [ -f "$VM_OVMF" ] || VM_OVMF=${KEYD_VECTORS:-/work/shared/vectors}/measure/ovmf_AmdSev_suffix.bin
 # The command line is part of the measurement: every boot of one image
 # must use exactly this string.
-VM_APPEND_BASE="console=ttyS0 panic=-1 quiet"
+export VM_APPEND_BASE="console=ttyS0 panic=-1 quiet"
 VM_SIM_PORT=org.keyd.sim
 
 # Newest installed kernel that has its modules (no ABI number hard-coded).
 vm_kernel_version() {
 	local k v
-	for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -rV); do
+	for k in $(printf '%s\n' /boot/vmlinuz-* | sort -rV); do
 		v=${k#/boot/vmlinuz-}
 		if [ -d "/lib/modules/$v" ]; then
 			echo "$v"
@@ -83,8 +83,8 @@ sim_start() {
 		--ovmf "$VM_OVMF" --kernel "$VM_KERNEL" --initrd "$initrd" --append "$append" \
 		--vcpus "$VM_VCPUS" "${extra[@]}" >"$sock.log" 2>&1 &
 	SIM_PID=$!
-	local i
-	for i in $(seq 1 100); do
+	local _
+	for _ in $(seq 1 100); do
 		[ -S "$sock" ] && return 0
 		kill -0 "$SIM_PID" 2>/dev/null || break
 		sleep 0.1
@@ -192,7 +192,7 @@ vm_cipher_null_rebuild() {
 vm_setup() {
 	: "${VM_WORK:?VM_WORK must be set}"
 	VM_ORIG=$VM_WORK/orig.cpio.gz
-	VM_DISK=$VM_WORK/state.img
+	export VM_DISK=$VM_WORK/state.img
 	VM_CHIP=$VM_WORK/chip
 	if [ ! -f "$VM_ORIG" ]; then
 		echo "keyd-test-image v1" >"$VM_WORK/image-version"

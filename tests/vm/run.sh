@@ -6,7 +6,7 @@
 # and runs in parallel with the 01-04,06 chain, which shares one state disk.
 # Prints PASS/FAIL per scenario with times; exits non-zero on any failure.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 # shellcheck source=tests/vm/lib.sh
 . tests/vm/lib.sh
 
@@ -65,7 +65,7 @@ for p in "${parallel[@]}"; do wait "$p"; done
 pass=0 failn=0
 for s in "${scripts[@]}"; do
 	name=$(basename "$s" .sh)
-	read -r rc secs <"$VM_WORK/$name.result" 2>/dev/null || { rc=99 secs=?; }
+	read -r rc secs <"$VM_WORK/$name.result" 2>/dev/null || { rc=99 secs='?'; }
 	if [ "$rc" -eq 0 ]; then
 		pass=$((pass + 1))
 		printf 'PASS %-28s %4ss  %s\n' "$name" "$secs" "$(tail -n 1 "$VM_WORK/$name.log")"
