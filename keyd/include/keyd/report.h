@@ -163,7 +163,10 @@ const char *kd_platform_bit_name(size_t i, uint64_t *bit);
  * Every field as one JSON object (json-c); NULL on allocation failure.
  * Integers are JSON numbers; 64-bit bit fields are "0x.." strings; byte
  * arrays are lowercase hex; TCBs are {raw (kd_tcb_hex), [fmc], bootloader,
- * tee, snp, microcode} decoded for r->product.
+ * tee, snp, microcode} decoded for r->product. "cpuid" appears from v3 and
+ * the mitigation vectors from v5; signature.r/.s are the 72 little-endian
+ * bytes as stored in the report. "product_source" is "cpuid" or
+ * "v2-heuristic" (see kd_report_product).
  */
 struct json_object;
 struct json_object *kd_report_to_json(const struct kd_report *r);
