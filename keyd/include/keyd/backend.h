@@ -71,5 +71,8 @@ int kd_backend_report(struct kd_backend *b, const uint8_t report_data[64], uint3
  */
 int kd_hkdf(const struct kd_secret *ikm, const void *salt, size_t salt_len, const char *info,
 	    size_t out_len, struct kd_secret **ret);
+/* The same with a binary info string (the simulator's derivation context). */
+int kd_hkdf_bin(const struct kd_secret *ikm, const void *salt, size_t salt_len, const void *info,
+		size_t info_len, size_t out_len, struct kd_secret **ret);
 
 #endif

@@ -8,6 +8,7 @@
 /* Each cmd-*.c defines one or more `const struct kd_cmd cmd_xxx`. */
 extern const struct kd_cmd cmd_version;
 extern const struct kd_cmd cmd_measure;
+extern const struct kd_cmd cmd_derive;
 extern const struct kd_cmd cmd_verify_report;
 extern const struct kd_cmd cmd_report_show;
 

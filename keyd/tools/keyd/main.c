@@ -27,6 +27,7 @@ int main(int argc, char **argv)
 		cmd_report_show,
 		cmd_verify_report,
 		cmd_measure,
+		cmd_derive,
 		{0},
 	};
 

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The simulated AMD Secure Processor (keyd-simfw) and its wire protocol.
+ *
+ * The simulator runs OUTSIDE the guest (on the host, next to QEMU), so the
+ * guest cannot choose its own measurement: the launch parameters are fixed
+ * when `keyd-simfw serve` starts (DESIGN.md §4).
+ *
+ * ---------------------------------------------------------------- wire
+ * Every message, in both directions, is one frame:
+ *
+ *   off size field
+ *   0x0  4    magic   "KDSM" (bytes 4b 44 53 4d)
+ *   0x4  2    version 1
+ *   0x6  2    type    (below)
+ *   0x8  4    length  of the payload, at most KD_SIM_MAX_PAYLOAD
+ *   0xC  4    id      chosen by the requester, echoed in the response
+ *   0x10 ...  payload (length bytes)
+ *
+ * all little-endian. Request types and their payloads (parsed strictly:
+ * exact lengths, MBZ fields checked):
+ *
+ *   DERIVE (1)  the 32-byte MSG_KEY_REQ (struct snp_derived_key_req)
+ *   REPORT (2)  report_data[64], u32 vmpl                     (68 bytes)
+ *   CERTS  (3)  empty
+ *
+ * Responses have type = request type | KD_SIM_RSP and carry exactly what
+ * the firmware and host would hand the guest:
+ *
+ *   DERIVE  MSG_KEY_RSP (64 bytes; status inside, key at 0x20)
+ *   REPORT  MSG_REPORT_RSP: u32 status, u32 report_size, 24 reserved
+ *           bytes, the 1184-byte report at 0x20 (KD_SIM_REPORT_RSP_SIZE)
+ *   CERTS   the GHCB certificate table (VCEK, ASK, ARK; keyd/certtable.h)
+ *
+ * A malformed request gets an ERROR frame (type KD_SIM_RSP_ERROR, payload
+ * u32 reason = a KD_E* code) rather than a firmware status: the real
+ * transport would not have delivered it.
+ *
+ * Transports: "unix:PATH" (a stream socket; one connection carries any
+ * number of requests, as QEMU's chardev keeps one open) and "serial:PATH"
+ * (a character device such as the virtio-serial port
+ * /dev/virtio-ports/org.keyd.sim). A byte stream over serial can hold the
+ * rest of an exchange that an earlier process abandoned, so readers in
+ * serial mode resynchronise on the magic and discard responses whose id
+ * is not the one they asked for. Every read has a timeout (poll).
+ *
+ * ---------------------------------------------------------------- keys
+ * Derived key = HKDF-SHA384(ikm = root, salt = "keyd-sim-derive-v1",
+ * info = context), where root is the chip secret (VCEK and the default
+ * KEY_SEL) or the per-launch random VMRK, and context is
+ *   root_key_select u32, guest_field_select u64, vmpl u32,
+ * followed by the value of every selected field in bit order: policy u64,
+ * image_id[16], family_id[16], measurement[48], guest_svn u32,
+ * tcb_version u64. A requested tcb_version thus picks "the VCEK of that
+ * TCB" exactly when TCB_VERSION is selected. The firmware rules of
+ * SNP-FACTS §1 are checked first; a violation gives status 0x16.
+ */
+#ifndef KEYD_SIM_H
+#define KEYD_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyd/keyreq.h"
+#include "keyd/report.h"
+#include "keyd/secret.h"
+
+#define KD_SIM_MAGIC 0x4d53444bu /* "KDSM" little-endian */
+#define KD_SIM_VERSION 1u
+#define KD_SIM_HDR_SIZE 16u
+#define KD_SIM_MAX_PAYLOAD 65536u
+
+enum {
+	KD_SIM_REQ_DERIVE = 1,
+	KD_SIM_REQ_REPORT = 2,
+	KD_SIM_REQ_CERTS = 3,
+	KD_SIM_RSP = 0x80,
+	KD_SIM_RSP_ERROR = 0xff,
+};
+
+#define KD_SIM_REPORT_REQ_SIZE 68u
+#define KD_SIM_REPORT_RSP_SIZE (0x20u + KD_REPORT_SIZE)
+
+/* Launch status of MSG_REPORT_RSP when the request was refused. */
+#define KD_FW_REPORT_INVALID_PARAMS KD_FW_INVALID_PARAMS
+
+struct kd_sim_hdr {
+	uint16_t type;
+	uint32_t len;
+	uint32_t id;
+};
+
+void kd_sim_hdr_encode(const struct kd_sim_hdr *h, uint8_t out[KD_SIM_HDR_SIZE]);
+/*
+ * Parse a frame header: magic, version 1, length <= KD_SIM_MAX_PAYLOAD.
+ * KD_EPROTO (bad magic/version), KD_EMALFORMED (too long).
+ */
+int kd_sim_hdr_parse(const uint8_t *buf, size_t len, struct kd_sim_hdr *ret);
+
+/*
+ * Read one frame from fd. first_ms: how long to wait for the first byte
+ * (-1 = forever, for servers idling between requests); every later byte
+ * must arrive within step_ms. With resync, bytes before a valid header are
+ * skipped (serial); without, they are a protocol error (stream sockets).
+ * *ret_payload is malloc'ed (NULL when the length is 0).
+ * Errors: KD_ETIMEOUT, KD_EIO, KD_EPROTO; KD_ENOENT on clean EOF before
+ * any byte of a frame.
+ */
+int kd_sim_read_frame(int fd, int first_ms, int step_ms, bool resync, struct kd_sim_hdr *ret_hdr,
+		      uint8_t **ret_payload);
+/* Write one frame, each write waiting at most step_ms. */
+int kd_sim_write_frame(int fd, int step_ms, uint16_t type, uint32_t id, const void *payload,
+		       size_t len);
+
+/* "unix:PATH" or "serial:PATH". KD_EINVAL otherwise. */
+enum kd_sim_transport { KD_SIM_UNIX = 1, KD_SIM_SERIAL = 2 };
+int kd_sim_addr_parse(const char *addr, enum kd_sim_transport *ret_kind, const char **ret_path);
+
+/* ---------------------------------------------------------------- chip */
+
+struct kd_sim_chip;
+
+struct kd_sim_init_opts {
+	enum kd_product product; /* default Milan */
+	const uint8_t *chip_id;  /* 64 bytes or NULL for random (Turin: 8 random + zeros) */
+	bool have_tcb;
+	uint64_t tcb;            /* current = committed; default per product */
+};
+
+/*
+ * Create a chip in dir (created 0700 if missing; must not hold a chip):
+ * chip.json (product, chip_id, TCBs), chip-secret (32 random bytes, 0600),
+ * the ARK and ASK (RSA-4096, RSASSA-PSS SHA-384 salt 48; keys 0600).
+ * Errors: KD_EEXIST, KD_EIO, KD_ECRYPTO, KD_EINVAL.
+ */
+int kd_sim_chip_init(const char *dir, const struct kd_sim_init_opts *opts);
+/* Load a chip. KD_ENOENT if dir holds none; KD_EMALFORMED for a bad state. */
+int kd_sim_chip_load(const char *dir, struct kd_sim_chip **ret);
+void kd_sim_chip_free(struct kd_sim_chip *c);
+
+enum kd_product kd_sim_chip_product(const struct kd_sim_chip *c);
+const uint8_t *kd_sim_chip_id(const struct kd_sim_chip *c); /* 64 bytes */
+uint64_t kd_sim_chip_current_tcb(const struct kd_sim_chip *c);
+uint64_t kd_sim_chip_committed_tcb(const struct kd_sim_chip *c);
+/* Re-read the TCBs from chip.json (a firmware update by another process). */
+int kd_sim_chip_reload(struct kd_sim_chip *c);
+
+/*
+ * Firmware update or rollback: set the current and committed TCB and save.
+ * Committed must not exceed current in any component (KD_EINVAL).
+ */
+int kd_sim_chip_set_tcb(struct kd_sim_chip *c, uint64_t current, uint64_t committed);
+
+/* Default TCB of a new chip of this product. */
+uint64_t kd_sim_default_tcb(enum kd_product p);
+
+/* DER certificates. The VCEK of a TCB is made (and kept) on first use. */
+enum kd_sim_cert { KD_SIM_CERT_ARK, KD_SIM_CERT_ASK, KD_SIM_CERT_VCEK };
+int kd_sim_chip_cert_der(struct kd_sim_chip *c, enum kd_sim_cert which, uint64_t tcb,
+			 uint8_t **ret, size_t *ret_len);
+/* The same certificate as PEM text (NUL-terminated, malloc'ed). */
+int kd_sim_chip_cert_pem(struct kd_sim_chip *c, enum kd_sim_cert which, uint64_t tcb,
+			 char **ret);
+
+/* ---------------------------------------------------------------- launch */
+
+struct kd_sim_launch {
+	uint8_t measurement[48];
+	uint64_t policy;      /* default 0x30000 */
+	uint32_t guest_svn;
+	uint8_t family_id[16];
+	uint8_t image_id[16];
+	uint8_t host_data[32];
+	uint32_t vmpl;        /* the VMPL the guest runs at */
+};
+
+struct kd_sim_fw;
+
+/*
+ * Start one launch on a chip (the fw takes ownership of chip): fresh VMRK
+ * and report_id, launch TCB = the current TCB. Also makes sure the VCEK of
+ * the current TCB exists.
+ */
+int kd_sim_fw_new(struct kd_sim_chip *chip, const struct kd_sim_launch *l, struct kd_sim_fw **ret);
+void kd_sim_fw_free(struct kd_sim_fw *fw);
+struct kd_sim_chip *kd_sim_fw_chip(struct kd_sim_fw *fw);
+
+/*
+ * Test-only: append the hex of every derived key to this fd (-1: off).
+ * keyd-simfw --debug-print-keys; the secrets-hygiene test greps for it.
+ */
+void kd_sim_fw_set_debug_key_fd(struct kd_sim_fw *fw, int fd);
+
+/*
+ * The firmware's rules for MSG_KEY_REQ (SNP-FACTS §1) against this launch
+ * and chip: returns KD_FW_SUCCESS, KD_FW_INVALID_PARAMS (0x16) or
+ * KD_FW_INVALID_KEY (0x27, VLEK selected but none installed). *why gets a
+ * static one-line reason for the log.
+ */
+uint32_t kd_sim_check_key_req(const struct kd_sim_fw *fw, const struct kd_key_req *req,
+			      const char **why);
+
+/*
+ * MSG_KEY_REQ bytes -> MSG_KEY_RSP bytes, as the firmware does. A rule
+ * violation is not an error: rsp carries the status (*ret_status too).
+ * Negative only on internal failures (KD_ECRYPTO, KD_ENOMEM).
+ */
+int kd_sim_derive(struct kd_sim_fw *fw, const uint8_t *req, size_t req_len,
+		  uint8_t rsp[KD_KEY_RSP_SIZE], uint32_t *ret_status);
+
+/*
+ * MSG_REPORT_RSP for this report_data and vmpl: a v5 report signed by the
+ * VCEK of the current TCB. vmpl below the launch VMPL or above 3 gives
+ * status 0x16 with report_size 0.
+ */
+int kd_sim_report(struct kd_sim_fw *fw, const uint8_t report_data[64], uint32_t vmpl,
+		  uint8_t rsp[KD_SIM_REPORT_RSP_SIZE], uint32_t *ret_status);
+
+/* GHCB certificate table: VCEK (current TCB), ASK, ARK. Malloc'ed. */
+int kd_sim_cert_table(struct kd_sim_fw *fw, uint8_t **ret, size_t *ret_len);
+
+/*
+ * Handle one request frame: writes the response type, malloc'ed payload
+ * and, for the log, the firmware status (0 for CERTS).
+ */
+int kd_sim_handle(struct kd_sim_fw *fw, const struct kd_sim_hdr *h, const uint8_t *payload,
+		  uint16_t *ret_type, uint8_t **ret_rsp, size_t *ret_len, uint32_t *ret_status);
+
+/*
+ * Serve requests on fd until EOF or a transport error. on_request (may be
+ * NULL) is called once per request with its type, status and the handling
+ * error (0 or KD_E*) so the executable can log it; it never sees key
+ * bytes. Returns 0 on clean EOF.
+ */
+typedef void (*kd_sim_log_fn)(void *ctx, uint16_t type, uint32_t status, int err);
+int kd_sim_serve_fd(struct kd_sim_fw *fw, int fd, bool resync, kd_sim_log_fn on_request,
+		    void *ctx);
+
+#endif
