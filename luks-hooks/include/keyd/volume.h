@@ -126,6 +126,15 @@ int kd_volume_get_key(struct kd_volume *v, struct kd_backend *b, const struct kd
 		      struct kd_secret **ret_vk, struct kd_token *ret_tok);
 
 /*
+ * As kd_volume_get_key, and also hands out the keyslot passphrase (for the
+ * token plugin and the crypttab keyscript, which give it to cryptsetup).
+ * ret_pass and ret_tok may be NULL.
+ */
+int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
+			     struct kd_secret **ret_vk, struct kd_secret **ret_pass,
+			     struct kd_token *ret_tok);
+
+/*
  * Activate as /dev/mapper/NAME with the no_read/no_write workqueue flags,
  * then check the live dm table (target crypt, cipher, key size, device,
  * offset, sector size) through libdevmapper; on a mismatch the mapping is
@@ -141,7 +150,8 @@ int kd_volume_activate(struct kd_volume *v, const char *name, const struct kd_se
  * a handoff peer's report); its keyslot and pin are computed here. The new
  * slot is written first and the token after it, so a crash in between
  * leaves a slot without a token, which only ever adds a way in for the
- * sealed launch; the next enroll/rekey reclaims it. *ret_keyslot optional.
+ * sealed launch, and a failed token write destroys the slot again.
+ * *ret_keyslot optional.
  */
 int kd_volume_add_slot(struct kd_volume *v, const struct kd_secret *vk,
 		       const struct kd_secret *pass, const struct kd_secret *pin_key,
