@@ -187,4 +187,29 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen);
 /* N: connect, verify O, derive and send keys, wait for DONE. */
 int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect);
 
+/* ---------------------------------------------------------------- commit */
+
+enum kd_commit_policy {
+	KD_COMMIT_KEEP_PREVIOUS = 0, /* previous active -> retired (one rollback); older killed */
+	KD_COMMIT_RETIRE_PREVIOUS,   /* every other keyd slot killed */
+};
+
+struct kd_commit_result {
+	int keyslot;          /* this launch's slot, now active */
+	bool was_pending;     /* false: it was already active (rerun) */
+	size_t n_retired;     /* slots marked retired (kept for rollback) */
+	size_t n_killed;      /* slots killed */
+};
+
+/*
+ * N's first real boot (DESIGN §6.5): open `device` with this launch's key and
+ * verify the pin (the same dry-run path as unlock; nothing is written if that
+ * fails), mark this launch's token active, then apply the policy to the other
+ * keyd slots. Never kills the slot that just opened. Idempotent: a rerun
+ * after a crash at any failpoint finishes the job.
+ * Failpoints: commit.before-activate, commit.after-activate, commit.after-retire.
+ */
+int kd_handoff_commit(const char *device, struct kd_backend *b, enum kd_commit_policy policy,
+		      struct kd_commit_result *ret);
+
 #endif

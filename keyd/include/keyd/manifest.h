@@ -118,7 +118,7 @@ int kd_manifest_has_measurement(const struct kd_manifest *m, const uint8_t meas[
 int kd_manifest_keygen(char **ret_priv_pem, char **ret_pub_pem);
 
 /* RFC 3339 "YYYY-MM-DDTHH:MM:SSZ" <-> time_t (UTC only). */
-int kd_parse_rfc3339(const char *s, time_t *ret);
-void kd_format_rfc3339(time_t t, char out[32]);
+int kd_manifest_parse_time(const char *s, time_t *ret);
+void kd_manifest_format_time(time_t t, char out[32]);
 
 #endif

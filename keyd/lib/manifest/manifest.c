@@ -14,7 +14,7 @@
 #include "keyd/manifest.h"
 #include "keyd/util.h"
 
-int kd_parse_rfc3339(const char *s, time_t *ret)
+int kd_manifest_parse_time(const char *s, time_t *ret)
 {
 	struct tm tm;
 	const char *end;
@@ -34,7 +34,7 @@ int kd_parse_rfc3339(const char *s, time_t *ret)
 	return 0;
 }
 
-void kd_format_rfc3339(time_t t, char out[32])
+void kd_manifest_format_time(time_t t, char out[32])
 {
 	struct tm tm;
 
@@ -158,9 +158,9 @@ static int parse_obj(struct json_object *o, struct kd_manifest *m)
 	if (svn < 0 || svn > UINT32_MAX)
 		return kd_fail(KD_EMALFORMED, "manifest: svn out of range");
 	m->svn = (uint32_t)svn;
-	if ((r = get_string(o, "not_before", &s)) || (r = kd_parse_rfc3339(s, &m->not_before)))
+	if ((r = get_string(o, "not_before", &s)) || (r = kd_manifest_parse_time(s, &m->not_before)))
 		return r;
-	if ((r = get_string(o, "not_after", &s)) || (r = kd_parse_rfc3339(s, &m->not_after)))
+	if ((r = get_string(o, "not_after", &s)) || (r = kd_manifest_parse_time(s, &m->not_after)))
 		return r;
 	if (m->not_after < m->not_before)
 		return kd_fail(KD_EMALFORMED, "manifest: not_after precedes not_before");
@@ -261,9 +261,9 @@ int kd_manifest_to_json(const struct kd_manifest *m, char **ret)
 		json_object_array_add(a, json_object_new_string(hex));
 	}
 	json_object_object_add(o, "measurements", a);
-	kd_format_rfc3339(m->not_before, t);
+	kd_manifest_format_time(m->not_before, t);
 	json_object_object_add(o, "not_before", json_object_new_string(t));
-	kd_format_rfc3339(m->not_after, t);
+	kd_manifest_format_time(m->not_after, t);
 	json_object_object_add(o, "not_after", json_object_new_string(t));
 	sigs = json_object_new_array();
 	for (size_t i = 0; i < m->n_sigs; i++) {
@@ -528,11 +528,11 @@ int kd_manifest_verify(const struct kd_manifest *m, const struct kd_release_keys
 	if (!at)
 		at = time(NULL);
 	if (at < m->not_before) {
-		kd_format_rfc3339(m->not_before, t);
+		kd_manifest_format_time(m->not_before, t);
 		return kd_fail(KD_EPOLICY, "manifest %s is not valid before %s", m->version, t);
 	}
 	if (at > m->not_after) {
-		kd_format_rfc3339(m->not_after, t);
+		kd_manifest_format_time(m->not_after, t);
 		return kd_fail(KD_EPOLICY, "manifest %s expired at %s", m->version, t);
 	}
 	return 0;

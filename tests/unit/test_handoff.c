@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests: the handoff channel (TLS 1.3, exporter, report_data binding)
+ * and the peer verification of DESIGN §6.3, with reports signed in-process
+ * by the simulated AMD-SP (two launches on one chip, plus a second chip).
+ */
+#include <check.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "keyd/error.h"
+#include "keyd/handoff.h"
+#include "keyd/manifest.h"
+#include "keyd/report.h"
+#include "keyd/sim.h"
+
+/* ---------------------------------------------------------------- fixture */
+
+static char dir_a[64], dir_b[64];
+static char *priv[3], *pub[3], *stranger;
+static struct kd_release_keys *keys; /* 2 of 3 */
+
+#define MEAS_O 0x0a
+#define MEAS_N 0x0b
+
+static void rm_rf(const char *d)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	if (system(cmd) != 0)
+		abort();
+}
+
+static void setup_all(void)
+{
+	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	struct kd_sim_init_opts io = {0};
+	const char *s;
+	char *sp;
+
+	strcpy(dir_a, "/tmp/keyd-test-handoff-A-XXXXXX");
+	strcpy(dir_b, "/tmp/keyd-test-handoff-B-XXXXXX");
+	if (!mkdtemp(dir_a) || !mkdtemp(dir_b))
+		abort();
+	io.product = KD_PRODUCT_GENOA;
+	if (kd_sim_chip_init(dir_a, &io) || kd_sim_chip_init(dir_b, &io))
+		abort();
+	for (int i = 0; i < 3; i++) {
+		if (kd_manifest_keygen(&priv[i], &pub[i]))
+			abort();
+		json_object_array_add(a, json_object_new_string(pub[i]));
+	}
+	if (kd_manifest_keygen(&stranger, &sp))
+		abort();
+	free(sp);
+	json_object_object_add(o, "threshold", json_object_new_int(2));
+	json_object_object_add(o, "keys", a);
+	s = json_object_to_json_string(o);
+	if (kd_release_keys_parse((const uint8_t *)s, strlen(s), &keys))
+		abort();
+	json_object_put(o);
+}
+
+static void teardown_all(void)
+{
+	rm_rf(dir_a);
+	rm_rf(dir_b);
+	for (int i = 0; i < 3; i++) {
+		free(priv[i]);
+		free(pub[i]);
+	}
+	free(stranger);
+	kd_release_keys_free(keys);
+}
+
+struct launch {
+	struct kd_sim_fw *fw;
+	uint8_t report[KD_REPORT_SIZE];
+	uint8_t *certs;
+	size_t certs_len;
+	char *manifest;
+	struct kd_manifest *m;
+	struct kd_report parsed;
+};
+
+/* A manifest listing `meas`, svn, signed by the given keys. */
+static char *manifest_json(uint8_t meas, uint32_t svn, const char *label, int nsig,
+			   const char *extra_signer, struct kd_manifest **ret)
+{
+	struct kd_manifest *m;
+	uint8_t mm[48];
+	char *j;
+
+	memset(mm, meas, 48);
+	ck_assert_int_eq(kd_manifest_new(&m), 0);
+	snprintf(m->version, sizeof(m->version), "%s", label);
+	m->svn = svn;
+	m->not_before = time(NULL) - 3600;
+	m->not_after = time(NULL) + 3600;
+	ck_assert_int_eq(kd_manifest_add_measurement(m, mm), 0);
+	for (int i = 0; i < nsig; i++)
+		ck_assert_int_eq(kd_manifest_sign(m, (uint8_t *)priv[i], strlen(priv[i])), 0);
+	if (extra_signer)
+		ck_assert_int_eq(kd_manifest_sign(m, (const uint8_t *)extra_signer,
+						  strlen(extra_signer)),
+				 0);
+	ck_assert_int_eq(kd_manifest_to_json(m, &j), 0);
+	*ret = m;
+	return j;
+}
+
+/* Start a launch on chip dir and get its handoff report for role/exporter. */
+static void launch(struct launch *l, const char *dir, uint8_t meas, uint64_t policy, char role,
+		   const uint8_t exp[48])
+{
+	struct kd_sim_launch sl;
+	struct kd_sim_chip *c;
+	uint8_t rsp[KD_SIM_REPORT_RSP_SIZE], rd[64];
+	uint32_t st = 1;
+
+	memset(l, 0, sizeof(*l));
+	memset(&sl, 0, sizeof(sl));
+	memset(sl.measurement, meas, 48);
+	sl.policy = policy;
+	ck_assert_int_eq(kd_sim_chip_load(dir, &c), 0);
+	ck_assert_int_eq(kd_sim_fw_new(c, &sl, &l->fw), 0);
+	ck_assert_int_eq(kd_handoff_report_data(role, exp, rd), 0);
+	ck_assert_int_eq(kd_sim_report(l->fw, rd, 0, rsp, &st), 0);
+	ck_assert_uint_eq(st, 0);
+	memcpy(l->report, rsp + 0x20, KD_REPORT_SIZE);
+	ck_assert_int_eq(kd_report_parse(l->report, KD_REPORT_SIZE, &l->parsed), 0);
+	ck_assert_int_eq(kd_sim_cert_table(l->fw, &l->certs, &l->certs_len), 0);
+}
+
+static void launch_free(struct launch *l)
+{
+	kd_sim_fw_free(l->fw);
+	free(l->certs);
+	free(l->manifest);
+	kd_manifest_free(l->m);
+}
+
+static uint8_t *ark_pem(const char *dir, size_t *len)
+{
+	struct kd_sim_chip *c;
+	char *pem;
+
+	ck_assert_int_eq(kd_sim_chip_load(dir, &c), 0);
+	ck_assert_int_eq(kd_sim_chip_cert_pem(c, KD_SIM_CERT_ARK, 0, &pem), 0);
+	kd_sim_chip_free(c);
+	*len = strlen(pem);
+	return (uint8_t *)pem;
+}
+
+/* Verify `peer` (a launch with its manifest) as `me` would, with exporter exp. */
+static int verify_as(char my_role, const struct launch *me, const struct launch *peer,
+		     const uint8_t exp[48], const struct kd_handoff_trust *trust)
+{
+	struct kd_hello h = {(uint8_t)(my_role == 'O' ? 'N' : 'O'), peer->report, KD_REPORT_SIZE,
+			     peer->certs, peer->certs_len, (const uint8_t *)peer->manifest,
+			     strlen(peer->manifest)};
+	struct kd_manifest *pm = NULL;
+	struct kd_report rep;
+	int r;
+
+	r = kd_handoff_verify_peer(my_role, &h, exp, &me->parsed, me->m, trust, &rep, &pm);
+	kd_manifest_free(pm);
+	return r;
+}
+
+static uint8_t E1[48], E2[48];
+
+static struct kd_handoff_trust trust_for(const char *dir, uint8_t **ark)
+{
+	struct kd_handoff_trust t = {0};
+
+	*ark = ark_pem(dir, &t.ark_len);
+	t.ark = *ark;
+	t.keys = keys;
+	return t;
+}
+
+static void expect_refusal(int r, const char *needle)
+{
+	ck_assert_int_lt(r, 0);
+	if (!strstr(kd_err_detail(r), needle))
+		ck_abort_msg("refusal '%s' does not mention '%s'", kd_err_detail(r), needle);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+START_TEST(report_data_binding)
+{
+	uint8_t a[64], b[64], c[64];
+
+	ck_assert_int_eq(kd_handoff_report_data('O', E1, a), 0);
+	ck_assert_int_eq(kd_handoff_report_data('N', E1, b), 0);
+	ck_assert_int_eq(kd_handoff_report_data('O', E2, c), 0);
+	ck_assert_mem_ne(a, b, 64);
+	ck_assert_mem_ne(a, c, 64);
+	ck_assert_int_eq(kd_handoff_report_data('X', E1, c), KD_EINVAL);
+}
+END_TEST
+
+START_TEST(mutual_accept)
+{
+	struct launch o, n;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+
+	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
+	launch(&n, dir_a, MEAS_N, 0x30000, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 3, stranger, &n.m);
+	ck_assert_int_eq(verify_as('O', &o, &n, E1, &t), 0);
+	ck_assert_int_eq(verify_as('N', &n, &o, E1, &t), 0);
+	/* A floor at the chip's TCB passes; one above it does not. */
+	t.has_tcb_floor = true;
+	t.tcb_floor = n.parsed.reported_tcb;
+	ck_assert_int_eq(verify_as('O', &o, &n, E1, &t), 0);
+	t.tcb_floor = 0xff00000000000000ull | n.parsed.reported_tcb;
+	expect_refusal(verify_as('O', &o, &n, E1, &t), "peer N rejected");
+	launch_free(&o);
+	launch_free(&n);
+	free(ark);
+}
+END_TEST
+
+/* A valid report from another session (another exporter) is refused. */
+START_TEST(replayed_report)
+{
+	struct launch o, n;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+
+	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E2);
+	launch(&n, dir_a, MEAS_N, 0x30000, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	expect_refusal(verify_as('O', &o, &n, E2, &t), "report data");
+	/* Reflection: O's own report sent back as if from N. */
+	{
+		struct kd_hello h = {'N', o.report, KD_REPORT_SIZE, o.certs, o.certs_len,
+				     (const uint8_t *)o.manifest, strlen(o.manifest)};
+		struct kd_manifest *pm = NULL;
+		struct kd_report rep;
+
+		expect_refusal(kd_handoff_verify_peer('O', &h, E2, &o.parsed, o.m, &t, &rep, &pm),
+			       "report data");
+	}
+	launch_free(&o);
+	launch_free(&n);
+	free(ark);
+}
+END_TEST
+
+START_TEST(measurement_not_in_manifest)
+{
+	struct launch o, n;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+
+	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
+	launch(&n, dir_a, 0x0c, 0x30000, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	expect_refusal(verify_as('O', &o, &n, E1, &t), "measurement");
+	launch_free(&o);
+	launch_free(&n);
+	free(ark);
+}
+END_TEST
+
+START_TEST(other_chip)
+{
+	struct launch o, n;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+
+	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
+	launch(&n, dir_b, MEAS_N, 0x30000, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	/* Chip B's chain does not end in chip A's (pinned) ARK. */
+	ck_assert_int_ne(verify_as('O', &o, &n, E1, &t), 0);
+	free(ark);
+	/* Even when both roots were trusted, chip_id must match. */
+	t = trust_for(dir_b, &ark);
+	expect_refusal(verify_as('O', &o, &n, E1, &t), "chip");
+	launch_free(&o);
+	launch_free(&n);
+	free(ark);
+}
+END_TEST
+
+/* A report of chip A whose certificate table carries chip B's VCEK. */
+START_TEST(other_chips_vcek)
+{
+	struct launch o, n, x;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+
+	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
+	launch(&n, dir_a, MEAS_N, 0x30000, 'N', E1);
+	launch(&x, dir_b, MEAS_N, 0x30000, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	/* chip B's report with chip A's certs: signature does not verify. */
+	free(x.certs);
+	x.certs = malloc(n.certs_len);
+	memcpy(x.certs, n.certs, n.certs_len);
+	x.certs_len = n.certs_len;
+	x.manifest = strdup(n.manifest);
+	ck_assert_int_ne(verify_as('O', &o, &x, E1, &t), 0);
+	launch_free(&o);
+	launch_free(&n);
+	launch_free(&x);
+	free(ark);
+}
+END_TEST
+
+START_TEST(debug_policy_either_side)
+{
+	struct launch o, n;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+
+	launch(&o, dir_a, MEAS_O, 0x30000 | KD_POLICY_DEBUG, 'O', E1);
+	launch(&n, dir_a, MEAS_N, 0x30000 | KD_POLICY_DEBUG, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	expect_refusal(verify_as('O', &o, &n, E1, &t), "peer N rejected");
+	/* N verifies O too: a debug O (impersonation by a debuggable image). */
+	expect_refusal(verify_as('N', &n, &o, E1, &t), "peer O rejected");
+	launch_free(&o);
+	launch_free(&n);
+	free(ark);
+}
+END_TEST
+
+START_TEST(svn_downgrade)
+{
+	struct launch o, n;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+
+	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
+	launch(&n, dir_a, MEAS_N, 0x30000, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 5, "1.5", 2, NULL, &o.m);
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	expect_refusal(verify_as('O', &o, &n, E1, &t), "SVN downgrade");
+	expect_refusal(verify_as('N', &n, &o, E1, &t), "SVN downgrade");
+	launch_free(&o);
+	launch_free(&n);
+	free(ark);
+}
+END_TEST
+
+START_TEST(manifest_signatures)
+{
+	struct launch o, n;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+
+	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
+	launch(&n, dir_a, MEAS_N, 0x30000, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
+	/* k-1 pinned + one unknown signer. */
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 1, stranger, &n.m);
+	expect_refusal(verify_as('O', &o, &n, E1, &t), "1 valid signature(s)");
+	free(n.manifest);
+	kd_manifest_free(n.m);
+	/* Field edited after signing: svn bumped in the JSON text. */
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	{
+		char *p = strstr(n.manifest, "\"svn\":");
+
+		ck_assert_ptr_nonnull(p);
+		p = strchr(p, '4');
+		ck_assert_ptr_nonnull(p);
+		*p = '9';
+	}
+	expect_refusal(verify_as('O', &o, &n, E1, &t), "valid signature");
+	/* O impersonated by an image absent from O's manifest. */
+	free(o.manifest);
+	kd_manifest_free(o.m);
+	o.manifest = manifest_json(0x0e, 3, "1.3", 2, NULL, &o.m);
+	expect_refusal(verify_as('N', &n, &o, E1, &t), "peer O rejected");
+	launch_free(&o);
+	launch_free(&n);
+	free(ark);
+}
+END_TEST
+
+/* TLS: both ends export the same E; another session gives another E. */
+static uint16_t listen_port(int fd)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+
+	getsockname(fd, (struct sockaddr *)&sa, &sl);
+	return ntohs(sa.sin_port);
+}
+
+START_TEST(tls_exporter_agrees)
+{
+	uint8_t e_srv[2][48], e_cli[48];
+	int lfd, pfd[2];
+	char addr[64];
+	pid_t pid;
+
+	ck_assert_int_eq(kd_tls_listen("127.0.0.1:0", &lfd), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", listen_port(lfd));
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		for (int i = 0; i < 2; i++) {
+			struct kd_tls *t;
+
+			if (kd_tls_accept(lfd, 5000, &t) || kd_tls_exporter(t, e_srv[i]))
+				_exit(1);
+			/* Frames flow over the channel. */
+			{
+				struct kd_io io;
+
+				kd_tls_io(t, &io);
+				if (kd_frame_send(&io, KD_MSG_HELLO, e_srv[i], 48))
+					_exit(2);
+			}
+			kd_tls_close(t);
+		}
+		if (write(pfd[1], e_srv, sizeof(e_srv)) != sizeof(e_srv))
+			_exit(3);
+		_exit(0);
+	}
+	close(lfd);
+	for (int i = 0; i < 2; i++) {
+		struct kd_tls *t;
+		struct kd_io io;
+		uint8_t *p = NULL;
+		size_t n = 0;
+
+		ck_assert_int_eq(kd_tls_connect(addr, 5000, &t), 0);
+		ck_assert_int_eq(kd_tls_exporter(t, e_cli), 0);
+		kd_tls_io(t, &io);
+		ck_assert_int_eq(kd_frame_recv(&io, KD_MSG_HELLO, &p, &n), 0);
+		ck_assert_uint_eq(n, 48);
+		ck_assert_mem_eq(p, e_cli, 48);
+		free(p);
+		kd_tls_close(t);
+		if (i == 0)
+			memcpy(E1, e_cli, 48);
+	}
+	ck_assert_mem_ne(E1, e_cli, 48);
+	{
+		int st;
+
+		ck_assert_int_eq(read(pfd[0], e_srv, sizeof(e_srv)), (ssize_t)sizeof(e_srv));
+		waitpid(pid, &st, 0);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	ck_assert_mem_eq(e_srv[1], e_cli, 48);
+	ck_assert_mem_eq(e_srv[0], E1, 48);
+}
+END_TEST
+
+/* A peer that connects and says nothing: the handshake times out. */
+START_TEST(tls_silent_peer_times_out)
+{
+	int lfd, fd;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct kd_tls *t = NULL;
+	int64_t t0;
+
+	ck_assert_int_eq(kd_tls_listen("127.0.0.1:0", &lfd), 0);
+	sa.sin_port = htons(listen_port(lfd));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	t0 = kd_now_ms();
+	ck_assert_int_eq(kd_tls_accept(lfd, 300, &t), KD_ETIMEOUT);
+	ck_assert_int_lt(kd_now_ms() - t0, 2000);
+	/* Garbage instead of a ClientHello. */
+	close(fd);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+	ck_assert_int_eq(kd_tls_accept(lfd, 2000, &t), KD_EPROTO);
+	close(fd);
+	close(lfd);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("handoff");
+	TCase *tc = tcase_create("handoff");
+	SRunner *sr;
+	int failed;
+
+	memset(E1, 0x11, sizeof(E1));
+	memset(E2, 0x22, sizeof(E2));
+	setup_all();
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, report_data_binding);
+	tcase_add_test(tc, mutual_accept);
+	tcase_add_test(tc, replayed_report);
+	tcase_add_test(tc, measurement_not_in_manifest);
+	tcase_add_test(tc, other_chip);
+	tcase_add_test(tc, other_chips_vcek);
+	tcase_add_test(tc, debug_policy_either_side);
+	tcase_add_test(tc, svn_downgrade);
+	tcase_add_test(tc, manifest_signatures);
+	tcase_add_test(tc, tls_exporter_agrees);
+	tcase_add_test(tc, tls_silent_peer_times_out);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	teardown_all();
+	return failed ? 1 : 0;
+}
