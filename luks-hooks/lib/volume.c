@@ -701,6 +701,14 @@ int kd_volume_add_slot(struct kd_volume *v, const struct kd_secret *vk,
 	return add_slot(v, vk, pass, pin_key, meta, NULL, NULL, ret_keyslot);
 }
 
+int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
+			  const struct kd_secret *pass, const struct kd_secret *pin_key,
+			  const struct kd_token *meta, const char *fp_slot, const char *fp_token,
+			  int *ret_keyslot)
+{
+	return add_slot(v, vk, pass, pin_key, meta, fp_slot, fp_token, ret_keyslot);
+}
+
 static struct kd_token *token_by_slot(struct kd_volume *v, int keyslot)
 {
 	for (size_t i = 0; i < v->n_toks; i++)

@@ -157,6 +157,16 @@ int kd_volume_add_slot(struct kd_volume *v, const struct kd_secret *vk,
 		       const struct kd_secret *pass, const struct kd_secret *pin_key,
 		       const struct kd_token *meta, int *ret_keyslot);
 
+/*
+ * The same, with the caller's failpoint names (failpoint.h) after the keyslot
+ * write and after the token write (e.g. handoff.after-keyslot and
+ * handoff.after-token). Either name may be NULL.
+ */
+int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
+			  const struct kd_secret *pass, const struct kd_secret *pin_key,
+			  const struct kd_token *meta, const char *fp_slot, const char *fp_token,
+			  int *ret_keyslot);
+
 /* Set the state of the keyd token on keyslot (pending -> active, ...). */
 int kd_volume_set_state(struct kd_volume *v, int keyslot, enum kd_token_state state);
 

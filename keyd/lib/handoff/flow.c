@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The two ends of the handoff (DESIGN §6): O serves, N receives.
+ *
+ * Safety argument, per step, for O's volumes:
+ *  - nothing is written before N is fully verified and its KEYS parsed;
+ *  - each volume gets a *pending* keyslot + token: a pending slot only adds a
+ *    way in for N's measured image on this chip, and O's own slot is never
+ *    touched, so a crash or a vanished peer at any point leaves a volume that
+ *    opens with O's key;
+ *  - a pending slot left by an earlier, interrupted handoff to the same
+ *    measurement is retired before the new one is added, so reruns replace
+ *    rather than pile up slots.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyd/backend.h"
+#include "keyd/error.h"
+#include "keyd/failpoint.h"
+#include "keyd/handoff.h"
+#include "keyd/volume.h"
+
+struct side {
+	const struct kd_handoff_opts *o;
+	char role;
+	struct kd_tls *tls;
+	struct kd_io io;
+	struct kd_launch launch;
+	struct kd_manifest *own_manifest;
+	struct kd_manifest *peer_manifest;
+	struct kd_report peer_report;
+	uint8_t exporter[KD_HANDOFF_EXPORTER_LEN];
+	int64_t t_mark;
+};
+
+static double lap(struct side *s)
+{
+	int64_t now = kd_now_ms();
+	double d = (double)(now - s->t_mark);
+
+	s->t_mark = now;
+	return d;
+}
+
+/* Tell the peer why we stop (best effort), keep our own error and detail. */
+static int send_error(struct side *s, int err)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%s", kd_err_detail(err));
+	if (s->tls && err != KD_EREFUSED && err != KD_ETIMEOUT && err != KD_EIO) {
+		struct kd_io quick = s->io;
+
+		quick.read_timeout_ms = 1000;
+		quick.deadline_ms = 0;
+		kd_frame_send(&quick, KD_MSG_ERROR, why, strlen(why));
+	}
+	return kd_fail(err, "%s", why);
+}
+
+/* Test peers that stop talking: hold the connection open, then give up. */
+static int stall(struct side *s, enum kd_handoff_stall at)
+{
+	int64_t until;
+
+	if (s->o->stall != at)
+		return 0;
+	until = s->io.deadline_ms ? s->io.deadline_ms : kd_now_ms() + 60000;
+	while (kd_now_ms() < until)
+		usleep(20000);
+	return kd_fail(KD_ETIMEOUT, "stalled on request (test)");
+}
+
+static int setup_common(struct side *s, const struct kd_handoff_opts *o, char role)
+{
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->o = o;
+	s->role = role;
+	s->t_mark = kd_now_ms();
+	if (!o->backend || !o->manifest || !o->trust.keys)
+		return kd_fail(KD_EINVAL, "handoff needs a backend, a manifest and release keys");
+	/* Our own manifest must hold up too: its SVN decides the downgrade rule. */
+	r = kd_manifest_parse(o->manifest, o->manifest_len, &s->own_manifest);
+	if (!r)
+		r = kd_manifest_verify(s->own_manifest, o->trust.keys, o->trust.at, NULL);
+	if (r)
+		return kd_fail(r, "own manifest: %s", kd_err_detail(r));
+	r = kd_launch_get(o->backend, &s->launch);
+	if (r)
+		return r;
+	return kd_manifest_has_measurement(s->own_manifest, s->launch.report.measurement)
+		       ? kd_fail(KD_EPOLICY, "own launch: %s", kd_err_detail(KD_EPOLICY))
+		       : 0;
+}
+
+static void teardown(struct side *s)
+{
+	kd_tls_close(s->tls);
+	kd_manifest_free(s->own_manifest);
+	kd_manifest_free(s->peer_manifest);
+	kd_wipe(s->exporter, sizeof(s->exporter));
+}
+
+/* Steps 2 and 3: bind, exchange HELLO, verify the peer. */
+static int hello_exchange(struct side *s)
+{
+	struct kd_handoff_timings *tm = s->o->timings;
+	uint8_t rd[64], *report = NULL, *certs = NULL, *out = NULL, *in = NULL;
+	size_t report_len = 0, certs_len = 0, out_len = 0, in_len = 0;
+	struct kd_hello mine, peer;
+	int r;
+
+	r = kd_tls_exporter(s->tls, s->exporter);
+	if (!r)
+		r = kd_handoff_report_data(s->role, s->exporter, rd);
+	if (!r)
+		r = kd_backend_report(s->o->backend, rd, 0, &report, &report_len, &certs, &certs_len);
+	if (tm)
+		tm->report_ms = lap(s);
+	if (r)
+		goto out;
+	mine = (struct kd_hello){(uint8_t)s->role, report, report_len, certs, certs_len,
+				 s->o->manifest, s->o->manifest_len};
+	r = kd_hello_encode(&mine, &out, &out_len);
+	if (!r)
+		r = stall(s, KD_STALL_TLS);
+	if (!r)
+		r = kd_frame_send(&s->io, KD_MSG_HELLO, out, out_len);
+	if (!r)
+		r = stall(s, KD_STALL_HELLO);
+	if (!r)
+		r = kd_frame_recv(&s->io, KD_MSG_HELLO, &in, &in_len);
+	if (tm)
+		tm->hello_ms = lap(s);
+	if (!r)
+		r = kd_hello_parse(in, in_len, &peer);
+	if (!r)
+		r = kd_handoff_verify_peer(s->role, &peer, s->exporter, &s->launch.report,
+					   s->own_manifest, &s->o->trust, &s->peer_report,
+					   &s->peer_manifest);
+	if (tm)
+		tm->verify_ms = lap(s);
+out:
+	free(report);
+	free(certs);
+	free(out);
+	free(in);
+	return r;
+}
+
+/* ---------------------------------------------------------------- O */
+
+struct o_volume {
+	struct kd_volume *v;
+	struct kd_secret *vk;
+	char uuid[KD_UUID_LEN + 1];
+};
+
+/*
+ * A pending slot for the same measurement from an interrupted handoff is
+ * replaced, not duplicated (a crash between keyslot and token write leaves
+ * a token-less slot, which kd_volume_add_slot's owners reclaim).
+ */
+static int drop_stale_pending(struct o_volume *ov, const uint8_t meas[48])
+{
+	for (;;) {
+		size_t n = 0;
+		const struct kd_token *t = kd_volume_tokens(ov->v, &n);
+		int slot = -1, r;
+
+		for (size_t i = 0; i < n; i++)
+			if (t[i].state == KD_TOKEN_PENDING && !memcmp(t[i].measurement, meas, 48))
+				slot = t[i].keyslot;
+		if (slot < 0)
+			return 0;
+		r = kd_volume_retire(ov->v, slot, false);
+		if (r)
+			return r;
+	}
+}
+
+static int enrol_one(struct side *s, struct o_volume *ov, const struct kd_handoff_key *k,
+		     int *ret_slot)
+{
+	struct kd_launch peer = {0};
+	struct kd_token meta;
+	int r;
+
+	peer.report = s->peer_report;
+	snprintf(peer.backend, sizeof(peer.backend), "%s", s->launch.backend);
+	r = kd_token_for_launch(&peer, s->peer_manifest->version, s->peer_manifest->svn,
+				KD_TOKEN_PENDING, &meta);
+	if (r)
+		return r;
+	r = drop_stale_pending(ov, s->peer_report.measurement);
+	if (r)
+		return r;
+	kd_failpoint("handoff.before-keyslot");
+	return kd_volume_add_slot_fp(ov->v, ov->vk, k->passphrase, k->pin_key, &meta,
+				     "handoff.after-keyslot", "handoff.after-token", ret_slot);
+}
+
+int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
+{
+	struct o_volume vols[KD_HANDOFF_MAX_VOLUMES];
+	char uuids[KD_HANDOFF_MAX_VOLUMES][KD_UUID_LEN + 1];
+	struct kd_handoff_key keys[KD_HANDOFF_MAX_VOLUMES];
+	uint32_t slots[KD_HANDOFF_MAX_VOLUMES];
+	uint8_t *buf = NULL;
+	size_t len = 0, nv = o->n_devices;
+	struct kd_token used;
+	struct side s;
+	int lfd = -1, r;
+	int64_t t0 = kd_now_ms();
+
+	memset(vols, 0, sizeof(vols));
+	memset(keys, 0, sizeof(keys));
+	if (nv == 0 || nv > KD_HANDOFF_MAX_VOLUMES)
+		return kd_fail(KD_EINVAL, "serve needs 1..%u devices", KD_HANDOFF_MAX_VOLUMES);
+	r = setup_common(&s, o, KD_ROLE_OLD);
+	/* O proves it can open every volume before anyone connects. */
+	for (size_t i = 0; !r && i < nv; i++) {
+		r = kd_volume_open(o->devices[i], &vols[i].v);
+		if (!r)
+			r = kd_volume_get_key(vols[i].v, o->backend, &s.launch, &vols[i].vk, &used);
+		if (r) {
+			r = kd_fail(r, "%s: %s", o->devices[i], kd_err_detail(r));
+			break;
+		}
+		snprintf(vols[i].uuid, sizeof(vols[i].uuid), "%s", kd_volume_uuid(vols[i].v));
+		memcpy(uuids[i], vols[i].uuid, sizeof(uuids[i]));
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(uuids[i], uuids[j]))
+				r = kd_fail(KD_EINVAL, "%s: the same volume is given twice",
+					    o->devices[i]);
+	}
+	if (!r)
+		r = kd_tls_listen(listen_addr, &lfd);
+	if (r)
+		goto out;
+	/* The handoff clock starts at accept: waiting for N is not the peer's fault. */
+	r = kd_tls_accept(lfd, o->total_timeout_ms, &s.tls);
+	close(lfd);
+	if (r)
+		goto out;
+	t0 = s.t_mark = kd_now_ms();
+	kd_tls_io(s.tls, &s.io);
+	s.io.read_timeout_ms = o->read_timeout_ms;
+	s.io.deadline_ms = kd_now_ms() + o->total_timeout_ms;
+	if (o->timings)
+		o->timings->tls_ms = 0;
+	r = hello_exchange(&s);
+	if (!r)
+		r = kd_volumes_encode((const char(*)[KD_UUID_LEN + 1])uuids, nv, &buf, &len);
+	if (!r)
+		r = kd_frame_send(&s.io, KD_MSG_VOLUMES, buf, len);
+	free(buf);
+	buf = NULL;
+	if (!r)
+		r = stall(&s, KD_STALL_VOLUMES);
+	if (!r)
+		r = kd_frame_recv(&s.io, KD_MSG_KEYS, &buf, &len);
+	if (!r)
+		r = kd_keys_parse(buf, len, (const char(*)[KD_UUID_LEN + 1])uuids, nv, keys);
+	if (buf) {
+		kd_wipe(buf, len);
+		free(buf);
+		buf = NULL;
+	}
+	if (!r)
+		r = stall(&s, KD_STALL_KEYS);
+	for (size_t i = 0; !r && i < nv; i++) {
+		int slot = -1;
+
+		r = enrol_one(&s, &vols[i], &keys[i], &slot);
+		if (r)
+			r = kd_fail(r, "%s: enrolling N: %s", o->devices[i], kd_err_detail(r));
+		slots[i] = (uint32_t)slot;
+	}
+	if (o->timings)
+		o->timings->enrol_ms = lap(&s);
+	if (!r)
+		r = kd_done_encode((const char(*)[KD_UUID_LEN + 1])uuids, slots, nv, &buf, &len);
+	if (!r)
+		r = kd_frame_send(&s.io, KD_MSG_DONE, buf, len);
+	free(buf);
+out:
+	if (r)
+		r = send_error(&s, r);
+	if (o->timings)
+		o->timings->total_ms = (double)(kd_now_ms() - t0);
+	kd_handoff_keys_wipe(keys, nv);
+	for (size_t i = 0; i < nv; i++) {
+		kd_secret_free(vols[i].vk);
+		kd_volume_close(vols[i].v);
+	}
+	teardown(&s);
+	return r;
+}
+
+/* ---------------------------------------------------------------- N */
+
+int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr)
+{
+	char uuids[KD_HANDOFF_MAX_VOLUMES][KD_UUID_LEN + 1];
+	struct kd_handoff_key keys[KD_HANDOFF_MAX_VOLUMES];
+	uint32_t slots[KD_HANDOFF_MAX_VOLUMES];
+	uint8_t *buf = NULL;
+	size_t len = 0, nv = 0;
+	struct kd_token tok;
+	struct side s;
+	int64_t t0 = kd_now_ms();
+	int r;
+
+	memset(keys, 0, sizeof(keys));
+	r = setup_common(&s, o, KD_ROLE_NEW);
+	if (!r)
+		r = kd_token_for_launch(&s.launch, s.own_manifest->version, s.own_manifest->svn,
+					KD_TOKEN_PENDING, &tok);
+	if (r)
+		goto out;
+	t0 = s.t_mark = kd_now_ms();
+	r = kd_tls_connect(connect_addr, o->read_timeout_ms, &s.tls);
+	if (o->timings)
+		o->timings->tls_ms = lap(&s);
+	if (r)
+		goto out;
+	kd_tls_io(s.tls, &s.io);
+	s.io.read_timeout_ms = o->read_timeout_ms;
+	s.io.deadline_ms = t0 + o->total_timeout_ms;
+	r = hello_exchange(&s);
+	if (!r)
+		r = kd_frame_recv(&s.io, KD_MSG_VOLUMES, &buf, &len);
+	if (!r)
+		r = kd_volumes_parse(buf, len, uuids, &nv);
+	free(buf);
+	buf = NULL;
+	if (!r)
+		r = stall(&s, KD_STALL_VOLUMES);
+	/* Sealed to our own launch at our committed TCB: exactly what boot derives. */
+	for (size_t i = 0; !r && i < nv; i++) {
+		memcpy(keys[i].uuid, uuids[i], sizeof(keys[i].uuid));
+		r = kd_seal_keys_for_token(o->backend, &tok, uuids[i], &keys[i].passphrase,
+					   &keys[i].pin_key);
+	}
+	if (!r)
+		r = kd_keys_encode(keys, nv, &buf, &len);
+	kd_handoff_keys_wipe(keys, nv);
+	if (!r)
+		r = kd_frame_send(&s.io, KD_MSG_KEYS, buf, len);
+	if (buf) {
+		kd_wipe(buf, len);
+		free(buf);
+		buf = NULL;
+	}
+	if (!r)
+		r = stall(&s, KD_STALL_KEYS);
+	if (!r)
+		r = kd_frame_recv(&s.io, KD_MSG_DONE, &buf, &len);
+	if (!r)
+		r = kd_done_parse(buf, len, (const char(*)[KD_UUID_LEN + 1])uuids, nv, slots);
+	free(buf);
+	if (o->timings)
+		o->timings->enrol_ms = lap(&s);
+out:
+	if (r)
+		r = send_error(&s, r);
+	if (o->timings)
+		o->timings->total_ms = (double)(kd_now_ms() - t0);
+	teardown(&s);
+	return r;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keyd commit DEVICE: make this launch's (handed-over) slot the active one. */
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "keyd/backend.h"
+#include "keyd/error.h"
+#include "keyd/handoff.h"
+
+enum { O_KEEP = 256, O_RETIRE, O_BACKEND, O_SIM, O_JSON };
+
+static int run_commit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"keep-previous", no_argument, NULL, O_KEEP},
+		{"retire-previous", no_argument, NULL, O_RETIRE},
+		{"backend", required_argument, NULL, O_BACKEND},
+		{"sim", required_argument, NULL, O_SIM},
+		{"json", no_argument, NULL, O_JSON},
+		{0},
+	};
+	enum kd_commit_policy pol = KD_COMMIT_KEEP_PREVIOUS;
+	struct kd_backend_opts bo = {0};
+	struct kd_commit_result res;
+	struct kd_backend *b = NULL;
+	bool json = false, have_pol = false;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case O_KEEP:
+		case O_RETIRE:
+			if (have_pol)
+				return cli_usage_error("give one of --keep-previous, --retire-previous");
+			pol = c == O_KEEP ? KD_COMMIT_KEEP_PREVIOUS : KD_COMMIT_RETIRE_PREVIOUS;
+			have_pol = true;
+			break;
+		case O_BACKEND: bo.name = optarg; break;
+		case O_SIM: bo.sim_addr = optarg; break;
+		case O_JSON: json = true; break;
+		default: return cli_usage_error("bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage_error("commit needs DEVICE");
+	r = kd_backend_open(&bo, &b);
+	if (!r)
+		r = kd_handoff_commit(argv[optind], b, pol, &res);
+	kd_backend_close(b);
+	if (r)
+		return cli_refuse(r);
+	if (json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "keyslot", json_object_new_int(res.keyslot));
+		json_object_object_add(o, "activated", json_object_new_boolean(res.was_pending));
+		json_object_object_add(o, "retired", json_object_new_int((int)res.n_retired));
+		json_object_object_add(o, "killed", json_object_new_int((int)res.n_killed));
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+	} else {
+		printf("committed: keyslot %d is %s; %zu previous slot(s) kept as retired, %zu "
+		       "killed\n",
+		       res.keyslot, res.was_pending ? "now active" : "already active", res.n_retired,
+		       res.n_killed);
+	}
+	return 0;
+}
+
+const struct kd_cmd cmd_commit = {
+	"commit", run_commit, "activate this launch's slot after an upgrade",
+	"Usage: keyd commit DEVICE [--keep-previous | --retire-previous]\n"
+	"                   [--backend NAME] [--sim unix:PATH] [--json]\n"
+	"\n"
+	"Run on the new version's first real boot. Opens DEVICE with this launch's\n"
+	"key and verifies the pin (as `keyd unlock --dry-run`); only then marks its\n"
+	"token active. Then:\n"
+	"  --keep-previous    (default) the previous active slot becomes 'retired'\n"
+	"                     and stays for one rollback; older slots are killed\n"
+	"  --retire-previous  every other keyd slot is killed\n"
+	"Pending slots of other versions are left alone. The slot that just opened\n"
+	"is never killed. Safe to rerun after an interruption.\n",
+};

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keyd handoff serve|receive: the attested upgrade handoff (DESIGN §6). */
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "keyd/backend.h"
+#include "keyd/error.h"
+#include "keyd/handoff.h"
+#include "keyd/report.h"
+#include "keyd/util.h"
+
+#define HANDOFF_COMMON_HELP                                                                   \
+	"  --manifest FILE        this image's signed release manifest (required)\n"         \
+	"  --release-keys FILE    pinned release keys (default " KD_RELEASE_KEYS_DEFAULT ")\n" \
+	"  --tcb-floor HEX        refuse a peer whose reported TCB is below this\n"          \
+	"                         (16 hex digits, report byte order)\n"                      \
+	"  --ark FILE             trust this ARK instead of the AMD roots (simulator)\n"    \
+	"  --timeout S            whole-handoff deadline in seconds (default 60)\n"          \
+	"  --read-timeout S       per-read timeout in seconds (default 10)\n"                \
+	"  --backend NAME         snp, tsm or sim; --sim unix:PATH for the simulator\n"      \
+	"  --timings              print per-phase timings (ms) on stdout\n"                  \
+	"  --json                 machine-readable result (with --timings: the phases)\n"   \
+	"  --stall-after STEP     test aid: stop talking after tls|hello|volumes|keys\n"
+
+enum {
+	O_LISTEN = 256, O_CONNECT, O_DEVICE, O_MANIFEST, O_KEYS, O_FLOOR, O_ARK, O_TIMEOUT,
+	O_RTIMEOUT, O_BACKEND, O_SIM, O_TIMINGS, O_JSON, O_STALL,
+};
+
+struct args {
+	const char *addr, *manifest, *keys, *ark, *backend, *sim;
+	const char *devices[KD_HANDOFF_MAX_VOLUMES];
+	size_t n_devices;
+	bool timings, json;
+	struct kd_handoff_opts ho;
+};
+
+static int parse_seconds(const char *s, int *ret_ms)
+{
+	char *end;
+	double d = strtod(s, &end);
+
+	if (end == s || *end || !(d > 0) || d > 3600)
+		return -1;
+	*ret_ms = (int)(d * 1000);
+	return *ret_ms > 0 ? 0 : -1;
+}
+
+static int parse_args(int argc, char **argv, bool serve, struct args *a)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"connect", required_argument, NULL, O_CONNECT},
+		{"device", required_argument, NULL, O_DEVICE},
+		{"manifest", required_argument, NULL, O_MANIFEST},
+		{"release-keys", required_argument, NULL, O_KEYS},
+		{"tcb-floor", required_argument, NULL, O_FLOOR},
+		{"ark", required_argument, NULL, O_ARK},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"read-timeout", required_argument, NULL, O_RTIMEOUT},
+		{"backend", required_argument, NULL, O_BACKEND},
+		{"sim", required_argument, NULL, O_SIM},
+		{"timings", no_argument, NULL, O_TIMINGS},
+		{"json", no_argument, NULL, O_JSON},
+		{"stall-after", required_argument, NULL, O_STALL},
+		{0},
+	};
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->ho.read_timeout_ms = 10000;
+	a->ho.total_timeout_ms = 60000;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case O_LISTEN:
+			if (!serve)
+				return cli_usage_error("--listen is for handoff serve");
+			a->addr = optarg;
+			break;
+		case O_CONNECT:
+			if (serve)
+				return cli_usage_error("--connect is for handoff receive");
+			a->addr = optarg;
+			break;
+		case O_DEVICE:
+			if (!serve)
+				return cli_usage_error("N needs no disk: --device is for handoff serve");
+			if (a->n_devices == KD_HANDOFF_MAX_VOLUMES)
+				return cli_usage_error("at most %u devices", KD_HANDOFF_MAX_VOLUMES);
+			a->devices[a->n_devices++] = optarg;
+			break;
+		case O_MANIFEST: a->manifest = optarg; break;
+		case O_KEYS: a->keys = optarg; break;
+		case O_FLOOR:
+			if (kd_tcb_parse_hex(optarg, &a->ho.trust.tcb_floor) < 0)
+				return cli_usage_error("--tcb-floor needs 16 hex digits");
+			a->ho.trust.has_tcb_floor = true;
+			break;
+		case O_ARK: a->ark = optarg; break;
+		case O_TIMEOUT:
+			if (parse_seconds(optarg, &a->ho.total_timeout_ms))
+				return cli_usage_error("--timeout needs seconds (0 < S <= 3600)");
+			break;
+		case O_RTIMEOUT:
+			if (parse_seconds(optarg, &a->ho.read_timeout_ms))
+				return cli_usage_error("--read-timeout needs seconds (0 < S <= 3600)");
+			break;
+		case O_BACKEND: a->backend = optarg; break;
+		case O_SIM: a->sim = optarg; break;
+		case O_TIMINGS: a->timings = true; break;
+		case O_JSON: a->json = true; break;
+		case O_STALL:
+			if (kd_handoff_stall_parse(optarg, &a->ho.stall))
+				return cli_usage_error("--stall-after: tls, hello, volumes or keys");
+			break;
+		default: return cli_usage_error("bad option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (!a->addr)
+		return cli_usage_error(serve ? "handoff serve needs --listen ADDR:PORT"
+					     : "handoff receive needs --connect ADDR:PORT");
+	if (serve && !a->n_devices)
+		return cli_usage_error("handoff serve needs --device DEV");
+	if (!a->manifest)
+		return cli_usage_error("--manifest FILE is required");
+	a->ho.devices = a->devices;
+	a->ho.n_devices = a->n_devices;
+	return 0;
+}
+
+static void print_result(const struct args *a, const struct kd_handoff_timings *t, bool serve)
+{
+	if (a->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "ok", json_object_new_boolean(1));
+		json_object_object_add(o, "role", json_object_new_string(serve ? "O" : "N"));
+		if (a->timings) {
+			struct json_object *p = json_object_new_object();
+
+			json_object_object_add(p, "tls_ms", json_object_new_double(t->tls_ms));
+			json_object_object_add(p, "report_ms", json_object_new_double(t->report_ms));
+			json_object_object_add(p, "hello_ms", json_object_new_double(t->hello_ms));
+			json_object_object_add(p, "verify_ms", json_object_new_double(t->verify_ms));
+			json_object_object_add(p, "enrol_ms", json_object_new_double(t->enrol_ms));
+			json_object_object_add(p, "total_ms", json_object_new_double(t->total_ms));
+			json_object_object_add(o, "timings", p);
+		}
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+		return;
+	}
+	if (serve)
+		printf("handoff complete: %zu volume(s) enrolled for the new version (pending)\n",
+		       a->n_devices);
+	else
+		printf("handoff complete: keyslots enrolled (pending); boot this version and run "
+		       "`keyd commit`\n");
+	if (a->timings)
+		printf("timings: tls %.1f ms, report %.1f ms, hello %.1f ms, verify %.1f ms, "
+		       "enrol %.1f ms, total %.1f ms\n",
+		       t->tls_ms, t->report_ms, t->hello_ms, t->verify_ms, t->enrol_ms, t->total_ms);
+}
+
+static int run(int argc, char **argv, bool serve)
+{
+	struct kd_backend_opts bo = {0};
+	struct kd_handoff_timings tm = {0};
+	struct kd_release_keys *ks = NULL;
+	struct kd_backend *b = NULL;
+	uint8_t *manifest = NULL, *ark = NULL;
+	struct args a;
+	int r;
+
+	r = parse_args(argc, argv, serve, &a);
+	if (r)
+		return r;
+	r = kd_read_file(a.manifest, KD_MANIFEST_MAX_BYTES, &manifest, &a.ho.manifest_len);
+	if (r)
+		r = kd_fail(r, "cannot read manifest %s", a.manifest);
+	if (!r)
+		r = kd_release_keys_load(a.keys, &ks);
+	if (!r && a.ark) {
+		r = kd_read_file(a.ark, 65536, &ark, &a.ho.trust.ark_len);
+		if (r)
+			r = kd_fail(r, "cannot read ARK %s", a.ark);
+	}
+	bo.name = a.backend;
+	bo.sim_addr = a.sim;
+	if (!r)
+		r = kd_backend_open(&bo, &b);
+	if (!r) {
+		a.ho.backend = b;
+		a.ho.manifest = manifest;
+		a.ho.trust.keys = ks;
+		a.ho.trust.ark = ark;
+		a.ho.timings = &tm;
+		r = serve ? kd_handoff_serve(&a.ho, a.addr) : kd_handoff_receive(&a.ho, a.addr);
+	}
+	kd_backend_close(b);
+	kd_release_keys_free(ks);
+	free(manifest);
+	free(ark);
+	if (r)
+		return cli_refuse(r);
+	print_result(&a, &tm, serve);
+	return 0;
+}
+
+static int run_serve(int argc, char **argv)
+{
+	return run(argc, argv, true);
+}
+
+static int run_receive(int argc, char **argv)
+{
+	return run(argc, argv, false);
+}
+
+const struct kd_cmd cmd_handoff_serve = {
+	"handoff serve", run_serve, "old version: hand the volumes to an attested new version",
+	"Usage: keyd handoff serve --listen ADDR:PORT --device DEV [--device DEV ...]\n"
+	"                          --manifest FILE [options]\n"
+	"\n"
+	"Run on the old version O, which can open DEV. Accepts one new version N over\n"
+	"TLS 1.3, verifies N's attestation report (chain, binding to this session,\n"
+	"same chip, no debug, VMPL 0, TCB floor, measurement in N's k-of-n signed\n"
+	"manifest, no SVN downgrade) and adds a pending keyslot + token for N on\n"
+	"every DEV. The volume key never leaves O. See keyd-handoff(8).\n"
+	"\n" HANDOFF_COMMON_HELP,
+};
+
+const struct kd_cmd cmd_handoff_receive = {
+	"handoff receive", run_receive, "new version: get enrolled by an attested old version",
+	"Usage: keyd handoff receive --connect ADDR:PORT --manifest FILE [options]\n"
+	"\n"
+	"Run on the new version N, booted in upgrade mode (no disk needed). Verifies\n"
+	"O the same way O verifies N, derives its own keyslot passphrase and pin key\n"
+	"for each volume O offers, sends them and waits for O's DONE.\n"
+	"\n" HANDOFF_COMMON_HELP,
+};
