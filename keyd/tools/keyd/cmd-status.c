@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keyd status DEVICE: tokens, header health and whether this launch can unlock. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "backend-opts.h"
+#include "commands.h"
+#include "keyd/error.h"
+#include "keyd/util.h"
+#include "keyd/volume.h"
+
+static const char status_usage[] =
+	"Usage: keyd status DEVICE [--json] [BACKEND OPTIONS]\n"
+	"\n"
+	"Show every keyd token (keyslot, state, label, SVN, measurement, TCB,\n"
+	"created), the health of both LUKS2 header copies (agree, or which one\n"
+	"needs repair), the allow-list verdict, and whether the current launch can\n"
+	"unlock the volume -- and if not, why, in words. Without a reachable\n"
+	"backend the launch part says \"unknown\". Reads only; writes nothing.\n" BACKEND_OPTS_HELP
+	"\nExit status: 0 shown (whatever the verdict), 1 not a readable LUKS2\n"
+	"volume, 2 usage.\n";
+
+static json_object *copy_json(const struct kd_luks2_copy *c)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(c->ok));
+	json_object_object_add(o, "offset", json_object_new_int64((int64_t)c->hdr_offset));
+	if (c->ok)
+		json_object_object_add(o, "seqid", json_object_new_int64((int64_t)c->seqid));
+	else
+		json_object_object_add(o, "error", json_object_new_string(c->err));
+	return o;
+}
+
+static json_object *token_json(const struct kd_token *t)
+{
+	json_object *o = json_object_new_object();
+	char m[2 * KD_MEASUREMENT_SIZE + 1], tcb[KD_TCB_HEX_LEN];
+
+	kd_hex(t->measurement, sizeof(t->measurement), m);
+	kd_tcb_hex(t->tcb, tcb);
+	json_object_object_add(o, "token", json_object_new_int(t->token_id));
+	json_object_object_add(o, "keyslot", json_object_new_int(t->keyslot));
+	json_object_object_add(o, "state", json_object_new_string(kd_token_state_name(t->state)));
+	json_object_object_add(o, "label", json_object_new_string(t->label));
+	json_object_object_add(o, "svn", json_object_new_int64(t->svn));
+	json_object_object_add(o, "measurement", json_object_new_string(m));
+	json_object_object_add(o, "tcb", json_object_new_string(tcb));
+	json_object_object_add(o, "policy", json_object_new_int64((int64_t)t->policy));
+	json_object_object_add(o, "backend", json_object_new_string(t->backend));
+	json_object_object_add(o, "created", json_object_new_string(t->created));
+	return o;
+}
+
+static int run_status(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, BACKEND_LONGOPTS, {0}};
+	struct kd_backend_opts bopts = {0};
+	struct kd_backend *b = NULL;
+	struct kd_volume *v = NULL;
+	const struct kd_header_health *h;
+	const struct kd_token *toks;
+	struct kd_launch l;
+	char launch[512], mhex[2 * KD_MEASUREMENT_SIZE + 1] = "";
+	const char *verdict;
+	size_t n, idx = 0;
+	bool json = false;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'j')
+			json = true;
+		else if (backend_opts_handle(c, optarg, &bopts) <= 0)
+			return EXIT_USAGE;
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("usage: keyd status DEVICE [--json]");
+	if ((r = kd_volume_open(argv[optind], &v)) < 0)
+		return cli_refuse(r);
+	h = kd_volume_health(v);
+	toks = kd_volume_tokens(v, &n);
+
+	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0) {
+		verdict = "unknown";
+		snprintf(launch, sizeof(launch), "no trust backend answered (%s)", kd_err_detail(r));
+	} else if ((r = kd_volume_match(v, &l, &idx)) < 0) {
+		verdict = "cannot-unlock";
+		snprintf(launch, sizeof(launch), "%s", kd_err_detail(r));
+	} else {
+		verdict = "can-unlock";
+		snprintf(launch, sizeof(launch), "keyslot %d (label %s, %s)%s", toks[idx].keyslot,
+			 toks[idx].label, kd_token_state_name(toks[idx].state),
+			 toks[idx].tcb != l.report.committed_tcb
+				 ? "; committed TCB is newer: the next unlock re-keys"
+				 : "");
+	}
+	if (!strcmp(verdict, "unknown"))
+		mhex[0] = 0;
+	else
+		kd_hex(l.report.measurement, sizeof(l.report.measurement), mhex);
+
+	if (json) {
+		json_object *o = json_object_new_object(), *hdr = json_object_new_object(),
+			    *arr = json_object_new_array(), *lo = json_object_new_object();
+
+		json_object_object_add(o, "device", json_object_new_string(kd_volume_path(v)));
+		json_object_object_add(o, "uuid", json_object_new_string(kd_volume_uuid(v)));
+		json_object_object_add(hdr, "copies_agree", json_object_new_boolean(h->agree));
+		json_object_object_add(hdr, "needs_repair", json_object_new_boolean(!h->agree));
+		json_object_object_add(hdr, "summary", json_object_new_string(kd_header_health_summary(h)));
+		json_object_object_add(hdr, "primary", copy_json(&h->primary));
+		json_object_object_add(hdr, "secondary", copy_json(&h->secondary));
+		json_object_object_add(hdr, "allow_list",
+				       json_object_new_string(h->allow_err ? h->allow_detail : "passed"));
+		json_object_object_add(o, "header", hdr);
+		for (size_t i = 0; i < n; i++)
+			json_object_array_add(arr, token_json(&toks[i]));
+		json_object_object_add(o, "tokens", arr);
+		json_object_object_add(lo, "verdict", json_object_new_string(verdict));
+		json_object_object_add(lo, "detail", json_object_new_string(launch));
+		if (mhex[0])
+			json_object_object_add(lo, "measurement", json_object_new_string(mhex));
+		json_object_object_add(o, "launch", lo);
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+	} else {
+		printf("device:     %s\nuuid:       %s\n", kd_volume_path(v), kd_volume_uuid(v));
+		printf("header:     %s\n", kd_header_health_summary(h));
+		printf("  primary:   %s\n", h->primary.ok ? "ok" : h->primary.err);
+		printf("  secondary: %s\n", h->secondary.ok ? "ok" : h->secondary.err);
+		printf("allow-list: %s\n", h->allow_err ? h->allow_detail : "passed");
+		printf("tokens:     %zu keyd token%s\n", n, n == 1 ? "" : "s");
+		for (size_t i = 0; i < n; i++) {
+			char m[2 * KD_MEASUREMENT_SIZE + 1], tcb[KD_TCB_HEX_LEN];
+
+			kd_hex(toks[i].measurement, sizeof(toks[i].measurement), m);
+			kd_tcb_hex(toks[i].tcb, tcb);
+			printf("  token %d: keyslot %d, %s, label \"%s\", svn %u, created %s\n"
+			       "    measurement %s\n    tcb %s, policy 0x%llx, backend %s\n",
+			       toks[i].token_id, toks[i].keyslot, kd_token_state_name(toks[i].state),
+			       toks[i].label, toks[i].svn, toks[i].created, m, tcb,
+			       (unsigned long long)toks[i].policy, toks[i].backend);
+		}
+		if (mhex[0])
+			printf("launch:     measurement %s\n", mhex);
+		printf("this launch: %s: %s\n", verdict, launch);
+	}
+	kd_volume_close(v);
+	kd_backend_close(b);
+	return 0;
+}
+
+const struct kd_cmd cmd_status = {"status", run_status,
+				  "show keyd tokens, header health and whether this launch can unlock",
+				  status_usage};
