@@ -729,6 +729,21 @@ START_TEST(synthetic_chain)
 	assert_failed(r, &res, "ask-ca", "is not a CA with keyCertSign");
 	o.ask_not_ca = false;
 
+	/* Unknown PLATFORM_INFO bits are accepted: real Turin sets bit 6. */
+	rep[0x40] |= 0x40;
+	sign_report(rep);
+	ck_assert_msg(synth_verify(&o, rep, true, &res) == 0, "%s", kd_err_detail(KD_EVERIFY));
+	/* MASK_CHIP_KEY with a zeroed CHIP_ID: hwID is not compared... */
+	rep[0x48] |= KD_SIGNER_MASK_CHIP_KEY;
+	memset(rep + 0x1A0, 0, 64);
+	sign_report(rep);
+	ck_assert_msg(synth_verify(&o, rep, true, &res) == 0, "%s", kd_err_detail(KD_EVERIFY));
+	/* ... but a non-zero CHIP_ID under the mask bit still must match. */
+	rep[0x1A0 + 20] = 1; /* CHIP_ID[8:] non-zero: not the v2 Turin heuristic */
+	sign_report(rep);
+	r = synth_verify(&o, rep, true, &res);
+	assert_failed(r, &res, "vek-chip-id", "VCEK hwID is not the report's CHIP_ID");
+
 	/* A VCEK certificate for a report that names the VLEK. */
 	synth(&o, rep, KD_SIGNING_KEY_VLEK);
 	r = synth_verify(&o, rep, true, &res);
