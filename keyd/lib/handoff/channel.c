@@ -316,6 +316,7 @@ int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret)
 	r = resolve(addr, 0, &ai);
 	if (r)
 		return r;
+again:
 	for (struct addrinfo *a = ai; a; a = a->ai_next) {
 		socklen_t sl = sizeof(err);
 
@@ -331,6 +332,12 @@ int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret)
 			break;
 		close(fd);
 		fd = -1;
+	}
+	/* O may start serving a moment after N boots: retry a refused connect
+	 * until the deadline rather than failing the upgrade. */
+	if (fd < 0 && err == ECONNREFUSED && kd_now_ms() + 100 < deadline) {
+		usleep(50000);
+		goto again;
 	}
 	freeaddrinfo(ai);
 	if (fd < 0)

@@ -18,6 +18,7 @@
 #include "keyd/failpoint.h"
 #include "keyd/handoff.h"
 #include "keyd/volume.h"
+#include "handoff/internal.h"
 
 #define KILL_MAX 32 /* LUKS2 keyslots */
 
@@ -52,8 +53,7 @@ int kd_handoff_commit(const char *device, struct kd_backend *b, enum kd_commit_p
 	r = kd_volume_get_key(v, b, &l, &vk, &ours);
 	kd_secret_free(vk);
 	if (r) {
-		r = kd_fail(r, "this launch cannot open %s, nothing committed: %s", device,
-			    kd_err_detail(r));
+		r = kd_fail_prefix(r, "this launch cannot open the volume, nothing committed");
 		goto out;
 	}
 	res.keyslot = ours.keyslot;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keyd/backend.h"
@@ -22,6 +23,7 @@
 #include "keyd/failpoint.h"
 #include "keyd/handoff.h"
 #include "keyd/volume.h"
+#include "handoff/internal.h"
 
 struct side {
 	const struct kd_handoff_opts *o;
@@ -36,10 +38,19 @@ struct side {
 	int64_t t_mark;
 };
 
+/* Phase timings need sub-millisecond resolution. */
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static double lap(struct side *s)
 {
-	int64_t now = kd_now_ms();
-	double d = (double)(now - s->t_mark);
+	int64_t now = now_us();
+	double d = (double)(now - s->t_mark) / 1000.0;
 
 	s->t_mark = now;
 	return d;
@@ -81,7 +92,7 @@ static int setup_common(struct side *s, const struct kd_handoff_opts *o, char ro
 	memset(s, 0, sizeof(*s));
 	s->o = o;
 	s->role = role;
-	s->t_mark = kd_now_ms();
+	s->t_mark = now_us();
 	if (!o->backend || !o->manifest || !o->trust.keys)
 		return kd_fail(KD_EINVAL, "handoff needs a backend, a manifest and release keys");
 	/* Our own manifest must hold up too: its SVN decides the downgrade rule. */
@@ -89,12 +100,12 @@ static int setup_common(struct side *s, const struct kd_handoff_opts *o, char ro
 	if (!r)
 		r = kd_manifest_verify(s->own_manifest, o->trust.keys, o->trust.at, NULL);
 	if (r)
-		return kd_fail(r, "own manifest: %s", kd_err_detail(r));
+		return kd_fail_prefix(r, "own manifest");
 	r = kd_launch_get(o->backend, &s->launch);
 	if (r)
 		return r;
 	return kd_manifest_has_measurement(s->own_manifest, s->launch.report.measurement)
-		       ? kd_fail(KD_EPOLICY, "own launch: %s", kd_err_detail(KD_EPOLICY))
+		       ? kd_fail_prefix(KD_EPOLICY, "own launch")
 		       : 0;
 }
 
@@ -216,7 +227,7 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 	struct kd_token used;
 	struct side s;
 	int lfd = -1, r;
-	int64_t t0 = kd_now_ms();
+	int64_t t0 = now_us();
 
 	memset(vols, 0, sizeof(vols));
 	memset(keys, 0, sizeof(keys));
@@ -229,7 +240,7 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 		if (!r)
 			r = kd_volume_get_key(vols[i].v, o->backend, &s.launch, &vols[i].vk, &used);
 		if (r) {
-			r = kd_fail(r, "%s: %s", o->devices[i], kd_err_detail(r));
+			r = kd_fail_prefix(r, o->devices[i]);
 			break;
 		}
 		snprintf(vols[i].uuid, sizeof(vols[i].uuid), "%s", kd_volume_uuid(vols[i].v));
@@ -248,7 +259,7 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 	close(lfd);
 	if (r)
 		goto out;
-	t0 = s.t_mark = kd_now_ms();
+	t0 = s.t_mark = now_us();
 	kd_tls_io(s.tls, &s.io);
 	s.io.read_timeout_ms = o->read_timeout_ms;
 	s.io.deadline_ms = kd_now_ms() + o->total_timeout_ms;
@@ -279,7 +290,7 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 
 		r = enrol_one(&s, &vols[i], &keys[i], &slot);
 		if (r)
-			r = kd_fail(r, "%s: enrolling N: %s", o->devices[i], kd_err_detail(r));
+			r = kd_fail_prefix(r, o->devices[i]);
 		slots[i] = (uint32_t)slot;
 	}
 	if (o->timings)
@@ -293,7 +304,7 @@ out:
 	if (r)
 		r = send_error(&s, r);
 	if (o->timings)
-		o->timings->total_ms = (double)(kd_now_ms() - t0);
+		o->timings->total_ms = (double)(now_us() - t0) / 1000.0;
 	kd_handoff_keys_wipe(keys, nv);
 	for (size_t i = 0; i < nv; i++) {
 		kd_secret_free(vols[i].vk);
@@ -314,7 +325,7 @@ int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr
 	size_t len = 0, nv = 0;
 	struct kd_token tok;
 	struct side s;
-	int64_t t0 = kd_now_ms();
+	int64_t t0 = now_us();
 	int r;
 
 	memset(keys, 0, sizeof(keys));
@@ -324,7 +335,7 @@ int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr
 					KD_TOKEN_PENDING, &tok);
 	if (r)
 		goto out;
-	t0 = s.t_mark = kd_now_ms();
+	t0 = s.t_mark = now_us();
 	r = kd_tls_connect(connect_addr, o->read_timeout_ms, &s.tls);
 	if (o->timings)
 		o->timings->tls_ms = lap(&s);
@@ -332,7 +343,7 @@ int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr
 		goto out;
 	kd_tls_io(s.tls, &s.io);
 	s.io.read_timeout_ms = o->read_timeout_ms;
-	s.io.deadline_ms = t0 + o->total_timeout_ms;
+	s.io.deadline_ms = kd_now_ms() + o->total_timeout_ms;
 	r = hello_exchange(&s);
 	if (!r)
 		r = kd_frame_recv(&s.io, KD_MSG_VOLUMES, &buf, &len);
@@ -371,7 +382,7 @@ out:
 	if (r)
 		r = send_error(&s, r);
 	if (o->timings)
-		o->timings->total_ms = (double)(kd_now_ms() - t0);
+		o->timings->total_ms = (double)(now_us() - t0) / 1000.0;
 	teardown(&s);
 	return r;
 }

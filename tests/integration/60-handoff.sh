@@ -1,0 +1,83 @@
+#!/bin/bash
+# Attested upgrade handoff, host level: two simfw launches on one chip with
+# different measurements, full handoff over loopback TLS, N unlocks with its
+# own key (dry-run), `keyd commit` activates N and keeps O for one rollback,
+# `keyd status` shows the states; a rerun replaces rather than duplicates.
+set -euo pipefail
+. "$(dirname "$0")/handoff-lib.bash"
+
+setup_world
+SHA0=$(img_sha)
+
+# N cannot open the volume before the handoff.
+if "$KEYD" unlock "$T/disk.img" --dry-run $(sim n) 2>"$T/err"; then fail "N opened before handoff"; fi
+
+serve_bg --timings
+receive --timings --json
+wait_o
+[ "$ORC" = 0 ] || fail "O exit $ORC: $(cat "$T/o.err")"
+[ "$NRC" = 0 ] || fail "N exit $NRC: $(cat "$T/n.err")"
+grep -q "1 volume(s) enrolled" "$T/o.out" || fail "O output: $(cat "$T/o.out")"
+grep -Eq "timings: tls .* verify .* enrol .* total" "$T/o.out" || fail "O timings missing"
+python3 - "$T/n.out" <<'EOF' || fail "N --json: $(cat "$T/n.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] is True and d["role"] == "N"
+for k in ("tls_ms", "report_ms", "verify_ms", "enrol_ms", "total_ms"):
+    assert d["timings"][k] >= 0, k
+EOF
+[ "$(img_sha)" != "$SHA0" ] || fail "handoff wrote nothing"
+
+# N now unlocks (dry-run) with its own key; O still does too.
+"$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >"$T/out" || fail "N cannot unlock after handoff"
+grep -q "pending" "$T/out" || fail "N unlocked through an unexpected slot: $(cat "$T/out")"
+"$KEYD" unlock "$T/disk.img" --dry-run $(sim o) >/dev/null || fail "O lost access after handoff"
+
+# Status: O active, N pending with N's label, svn and measurement.
+"$KEYD" status "$T/disk.img" --json $(sim n) >"$T/st.json" || true
+python3 - "$T/st.json" "$MO" "$MN" <<'EOF' || fail "status after handoff: $(cat "$T/st.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+toks = d["tokens"]
+by = {t["measurement"]: t for t in toks}
+assert len(toks) == 2, toks
+assert by[sys.argv[2]]["state"] == "active"
+n = by[sys.argv[3]]
+assert n["state"] == "pending" and n["label"] == "2.0" and n["svn"] == 2, n
+EOF
+
+# A second handoff to the same N replaces the pending slot, never adds one.
+serve_bg
+receive
+wait_o
+[ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "rerun: O $ORC N $NRC: $(cat "$T/o.err" "$T/n.err")"
+"$KEYD" status "$T/disk.img" --json $(sim n) >"$T/st.json" || true
+python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tokens"]; assert len(t)==2, t' "$T/st.json" ||
+	fail "rerun duplicated the pending slot"
+
+# Commit as N: N active, O retired (kept for one rollback).
+"$KEYD" commit "$T/disk.img" --json $(sim n) >"$T/c.json" || fail "commit failed"
+python3 - "$T/c.json" <<'EOF' || fail "commit json: $(cat "$T/c.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["activated"] is True and d["retired"] == 1 and d["killed"] == 0, d
+EOF
+"$KEYD" status "$T/disk.img" --json $(sim n) >"$T/st.json" || true
+python3 - "$T/st.json" "$MO" "$MN" <<'EOF' || fail "status after commit: $(cat "$T/st.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+by = {t["measurement"]: t for t in d["tokens"]}
+assert by[sys.argv[3]]["state"] == "active", by
+assert by[sys.argv[2]]["state"] == "retired", by
+EOF
+"$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "N cannot unlock after commit"
+# Rerun is harmless.
+"$KEYD" commit "$T/disk.img" $(sim n) | grep -q "already active" || fail "commit rerun"
+
+# --retire-previous kills O's slot; N's slot still opens, and is the only one.
+"$KEYD" commit "$T/disk.img" --retire-previous --json $(sim n) >"$T/c.json" || fail "retire-previous"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["killed"]==1, d' "$T/c.json" ||
+	fail "retire-previous did not kill O's slot: $(cat "$T/c.json")"
+"$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "N lost access"
+if "$KEYD" unlock "$T/disk.img" --dry-run $(sim o) 2>/dev/null; then fail "O still opens after retire"; fi
+echo "PASS: handoff"
