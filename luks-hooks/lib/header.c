@@ -532,6 +532,15 @@ int kd_header_allow(struct json_object *meta, uint64_t hdr_size)
 				return kd_fail(KD_ETAMPER, "LUKS2 keyslot areas %d and %d overlap", id,
 					       areas[i].slot);
 		areas[n_areas++] = a;
+		/* A keyslot no token describes was added outside keyd, or is the
+		 * remnant of an enrollment interrupted between keyslot and token
+		 * writes. Only the latter (the exact keyd profile) is tolerated,
+		 * so such a crash never leaves a volume that cannot open. */
+		if (!(token_slots & (1u << id)) &&
+		    (!str_eq(get_s(kdf, "type"), "pbkdf2") || !str_eq(get_s(kdf, "hash"), "sha512") ||
+		     get_i(kdf, "iterations") != PBKDF_FLOOR))
+			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d is not described by any token "
+						   "(added outside keyd?)", id);
 		if (keyd_slots & (1u << id)) {
 			/* The keyd secret is high-entropy, but a floor stops a header
 			 * that makes the slot trivially brute-forceable offline. */
