@@ -122,6 +122,36 @@ grep -q "status 0x16" "$T/err" || fail "rollback refusal: $(cat "$T/err")"
 derive a3 "$T/k-back"
 cmp -s "$T/k-back" "$T/ka" || fail "the key at the original TCB changed"
 
+# serial:PATH (the virtio-serial transport), over a relayed pty pair; the
+# guest side first sees junk of an "abandoned exchange" and must resync.
+if command -v python3 >/dev/null; then
+	cat >"$T/relay.py" <<'PY'
+import os, select, tty
+ma, sa = os.openpty(); mb, sb = os.openpty()
+for fd in (sa, sb): tty.setraw(fd)
+print(os.ttyname(sa), os.ttyname(sb), flush=True)
+while True:
+    for fd in select.select([ma, mb], [], [])[0]:
+        try: d = os.read(fd, 4096)
+        except OSError: continue
+        os.write(mb if fd == ma else ma, d)
+PY
+	python3 "$T/relay.py" >"$T/pty.txt" &
+	PIDS+=($!)
+	for _ in $(seq 50); do [ -s "$T/pty.txt" ] && break; sleep 0.05; done
+	read -r HOSTPTY GUESTPTY <"$T/pty.txt"
+	"$SIMFW" --state "$T/chip" serve --listen "serial:$HOSTPTY" --measurement "$M1" \
+		--guest-svn 2 2>"$T/ser.log" &
+	PIDS+=($!)
+	sleep 0.3
+	printf 'stale\x4b\x44\x53' >"$GUESTPTY"
+	"$KEYD" derive --purpose test-disk --backend sim --sim "serial:$GUESTPTY" -o "$T/k-serial"
+	cmp -s "$T/ka" "$T/k-serial" || fail "serial transport derived another key"
+	stop_all
+else
+	echo "note: python3 missing, serial transport not tested"
+fi
+
 # Usage errors exit 2.
 set +e
 "$KEYD" derive --backend sim --sim "unix:$T/a3.sock" -o "$T/x" 2>/dev/null
