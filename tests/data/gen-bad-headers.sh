@@ -10,6 +10,7 @@
 #         extra-segment     a second crypt segment
 #         segment-null      segment 0 encryption -> cipher_null-ecb
 #         keyslot-null      keyslot 0 area encryption -> cipher_null-ecb
+#         all-null          segment 0 and every keyslot -> cipher_null-ecb
 #         token-slot        keyd token references keyslot 1 (must exist)
 #         overlap           keyslot 1 area moved onto keyslot 0's
 #         primary-corrupt   flip a byte in the primary JSON area only
@@ -45,6 +46,9 @@ elif defect == 'segment-null':
     meta['segments']['0']['encryption'] = 'cipher_null-ecb'
 elif defect == 'keyslot-null':
     ks0['area']['encryption'] = 'cipher_null-ecb'
+elif defect == 'all-null':
+    meta['segments']['0']['encryption'] = 'cipher_null-ecb'
+    for k in meta['keyslots'].values(): k['area']['encryption'] = 'cipher_null-ecb'
 elif defect == 'token-slot':
     for t in meta['tokens'].values():
         if t['type'] == 'keyd': t['keyslots'] = ['1']
