@@ -82,6 +82,8 @@ set -e
 grep -q "status 0x16" "$T/err" || fail "guest-svn refusal does not name status 0x16: $(cat "$T/err")"
 [ "$(wc -l <"$T/err")" = 1 ] || fail "refusal is not one line"
 [ ! -e "$T/kx" ] || fail "a refused derive wrote a key file"
+grep -q "DERIVE status 0x16 (guest_svn above the launch SVN)" "$T/a.log" ||
+	fail "serve log does not name the broken rule"
 derive a "$T/k-svn2" --guest-svn 2 # the launch SVN itself is fine
 
 # Restart the first launch: the same measurement gives the same key.

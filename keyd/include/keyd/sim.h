@@ -192,6 +192,9 @@ struct kd_sim_chip *kd_sim_fw_chip(struct kd_sim_fw *fw);
  */
 void kd_sim_fw_set_debug_key_fd(struct kd_sim_fw *fw, int fd);
 
+/* One line on why the last DERIVE/REPORT got its status ("ok" on success). */
+const char *kd_sim_fw_last_reason(const struct kd_sim_fw *fw);
+
 /*
  * The firmware's rules for MSG_KEY_REQ (SNP-FACTS §1) against this launch
  * and chip: returns KD_FW_SUCCESS, KD_FW_INVALID_PARAMS (0x16) or

@@ -30,6 +30,7 @@ struct kd_sim_fw {
 	uint8_t report_id[32];
 	uint64_t launch_tcb;
 	int debug_key_fd;
+	const char *last_reason; /* static string: why the last request got its status */
 };
 
 static const struct {
@@ -91,6 +92,11 @@ void kd_sim_fw_free(struct kd_sim_fw *fw)
 struct kd_sim_chip *kd_sim_fw_chip(struct kd_sim_fw *fw)
 {
 	return fw->chip;
+}
+
+const char *kd_sim_fw_last_reason(const struct kd_sim_fw *fw)
+{
+	return fw->last_reason ? fw->last_reason : "ok";
 }
 
 void kd_sim_fw_set_debug_key_fd(struct kd_sim_fw *fw, int fd)
@@ -185,11 +191,12 @@ int kd_sim_derive(struct kd_sim_fw *fw, const uint8_t *req_buf, size_t req_len,
 			       KD_KEY_REQ_SIZE);
 	r = kd_key_req_decode(req_buf, req_len, &req);
 	if (r == KD_ERESERVED) {
-		st = KD_FW_INVALID_PARAMS; /* rsvd != 0 */
+		st = KD_FW_INVALID_PARAMS;
+		fw->last_reason = "reserved field rsvd is not zero";
 	} else if (r < 0) {
 		return r;
 	} else {
-		st = kd_sim_check_key_req(fw, &req, NULL);
+		st = kd_sim_check_key_req(fw, &req, &fw->last_reason);
 	}
 	if (st != KD_FW_SUCCESS) {
 		kd_key_rsp_encode(st, NULL, rsp);
@@ -253,7 +260,9 @@ int kd_sim_report(struct kd_sim_fw *fw, const uint8_t report_data[64], uint32_t 
 	int r;
 
 	memset(rsp, 0, KD_SIM_REPORT_RSP_SIZE);
+	fw->last_reason = "ok";
 	if (vmpl > 3 || vmpl < fw->l.vmpl) {
+		fw->last_reason = "vmpl below the launch VMPL or above 3";
 		kd_put_le32(rsp, KD_FW_INVALID_PARAMS);
 		*ret_status = KD_FW_INVALID_PARAMS;
 		return 0;

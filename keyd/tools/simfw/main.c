@@ -280,9 +280,13 @@ static const char *type_name(uint16_t t)
 /* One line per request: type and status, never key bytes. */
 static void log_request(void *ctx, uint16_t type, uint32_t status, int err)
 {
-	(void)ctx;
+	struct kd_sim_fw *fw = ctx;
+
 	if (err < 0)
 		fprintf(stderr, "keyd-simfw: %s rejected: %s\n", type_name(type), kd_err_detail(err));
+	else if (status != 0)
+		fprintf(stderr, "keyd-simfw: %s status 0x%02x (%s)\n", type_name(type), status,
+			kd_sim_fw_last_reason(fw));
 	else
 		fprintf(stderr, "keyd-simfw: %s status 0x%02x\n", type_name(type), status);
 }
@@ -321,7 +325,7 @@ static int serve_unix(struct kd_sim_fw *fw, const char *path)
 			close(lfd);
 			return kd_fail(KD_EIO, "accept: %s", strerror(errno));
 		}
-		r = kd_sim_serve_fd(fw, fd, false, log_request, NULL);
+		r = kd_sim_serve_fd(fw, fd, false, log_request, fw);
 		if (r < 0)
 			fprintf(stderr, "keyd-simfw: connection dropped: %s\n", kd_err_detail(r));
 		close(fd);
@@ -346,7 +350,7 @@ static int serve_serial(struct kd_sim_fw *fw, const char *path)
 				(void)tcsetattr(fd, TCSANOW, &t);
 			}
 		}
-		r = kd_sim_serve_fd(fw, fd, true, log_request, NULL);
+		r = kd_sim_serve_fd(fw, fd, true, log_request, fw);
 		if (r < 0)
 			fprintf(stderr, "keyd-simfw: serial channel: %s\n", kd_err_detail(r));
 		close(fd);
