@@ -220,8 +220,12 @@ static void sanitise(const uint8_t *in, size_t n, char *out, size_t out_len)
 {
 	size_t j = 0;
 
-	for (size_t i = 0; i < n && j + 1 < out_len; i++)
+	for (size_t i = 0; i < n && j + 1 < out_len; i++) {
+		/* One '?' per run of non-ASCII bytes (a UTF-8 ellipsis is 3 bytes). */
+		if (in[i] >= 0x80 && i > 0 && in[i - 1] >= 0x80)
+			continue;
 		out[j++] = (in[i] >= 0x20 && in[i] < 0x7f) ? (char)in[i] : '?';
+	}
 	out[j] = '\0';
 }
 

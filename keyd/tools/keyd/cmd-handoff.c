@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* keyd handoff serve|receive: the attested upgrade handoff (DESIGN §6). */
 #include <getopt.h>
+#include <signal.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,8 @@ static int run(int argc, char **argv, bool serve)
 	r = parse_args(argc, argv, serve, &a);
 	if (r)
 		return r;
+	/* A peer that hangs up must give an error return, not kill us mid-write. */
+	signal(SIGPIPE, SIG_IGN);
 	r = kd_read_file(a.manifest, KD_MANIFEST_MAX_BYTES, &manifest, &a.ho.manifest_len);
 	if (r)
 		r = kd_fail(r, "cannot read manifest %s", a.manifest);
