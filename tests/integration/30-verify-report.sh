@@ -13,7 +13,7 @@ V=$KEYD_VECTORS/snp
 T=$(mktemp -d)
 SIMPID=
 cleanup() {
-	[ -n "$SIMPID" ] && kill "$SIMPID" 2>/dev/null && wait "$SIMPID" 2>/dev/null
+	[ -n "$SIMPID" ] && kill "$SIMPID" 2>/dev/null && { wait "$SIMPID" 2>/dev/null || true; }
 	rm -rf "$T"
 }
 trap cleanup EXIT
