@@ -94,7 +94,7 @@ done
 ln -sf ../bin/busybox "$stage/sbin/modprobe"
 
 put_elf "$build/keyd" /sbin/keyd
-put_elf "$(command -v mke2fs)" /sbin/mke2fs
+put_elf "$(command -v mke2fs)" /usr/lib/keyd/mke2fs
 [ -r /etc/mke2fs.conf ] && put /etc/mke2fs.conf
 put_elf "$(command -v cryptsetup)" /sbin/cryptsetup
 # glibc dlopens libgcc_s for pthread_exit (libargon2's threads); ldd never

@@ -154,13 +154,15 @@ keyd_mount_opts() {
 	echo "${_m_out:-defaults}"
 }
 
-# busybox sh may run its own applets before PATH lookup (FEATURE_SH_STANDALONE),
-# and busybox's mke2fs knows no ext4: call e2fsprogs by path.
+# busybox's mke2fs knows no ext4, busybox sh may run its applets before any
+# PATH lookup, and initramfs-tools' busybox hook links its applets over
+# /sbin/mke2fs: the hooks therefore ship e2fsprogs' mke2fs as
+# /usr/lib/keyd/mke2fs, and only a real e2fsprogs mke2fs is used.
 keyd_mkfs() {
 	_mk_fs=$1 _mk_dev=$2 _mk_name=$3
 	_mk_e2=mke2fs
-	for _mk_p in /sbin/mke2fs /usr/sbin/mke2fs; do
-		if [ -x "$_mk_p" ] && [ ! -L "$_mk_p" ]; then
+	for _mk_p in /usr/lib/keyd/mke2fs /sbin/mke2fs /usr/sbin/mke2fs; do
+		if [ -x "$_mk_p" ] && "$_mk_p" -V 2>&1 | grep -q 'EXT2FS Library'; then
 			_mk_e2=$_mk_p
 			break
 		fi

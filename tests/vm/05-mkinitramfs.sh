@@ -36,8 +36,9 @@ KEYD_BIN=$KEYD_BUILD/keyd KEYD_CONFDIR=$keydconf \
 	KEYD_TOKEN_PLUGIN=$KEYD_BUILD/libcryptsetup-token-keyd.so \
 	mkinitramfs -d "$conf" -o "$img" "$VM_KVER" >"$VM_WORK/mkinitramfs.log" 2>&1 ||
 	{ cat "$VM_WORK/mkinitramfs.log"; fail "mkinitramfs failed"; }
+listing=$(zcat "$img" | cpio -t 2>/dev/null)
 for f in usr/sbin/keyd scripts/local-top/keyd usr/lib/keyd/keyd-unlock.sh etc/keyd/volumes; do
-	zcat "$img" | cpio -t 2>/dev/null | grep -qx "$f" || fail "mkinitramfs image lacks $f"
+	grep -qx "$f" <<<"$listing" || fail "mkinitramfs image lacks $f"
 done
 
 disk=$VM_WORK/mkinitramfs-disk.img

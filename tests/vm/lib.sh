@@ -105,17 +105,17 @@ sim_stop() {
 
 # vm_result LOG -> the RESULT=... word of the KEYD-TEST line ("" if none).
 vm_result() {
-	sed -n 's/.*KEYD-TEST: RESULT=\([a-z]*\).*/\1/p' "$1" | tail -n 1
+	tr -d '\r' <"$1" | sed -n 's/.*KEYD-TEST: RESULT=\([a-z]*\).*/\1/p' | tail -n 1
 }
 
 # vm_field LOG KEY -> value of KEY=value on the RESULT line.
 vm_field() {
-	grep 'KEYD-TEST: RESULT=' "$1" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+	tr -d '\r' <"$1" | grep -a 'KEYD-TEST: RESULT=' | tail -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
 # vm_uptime LOG EVENT -> guest uptime (s) printed with "KEYD-TEST: EVENT t=".
 vm_uptime() {
-	sed -n "s/.*KEYD-TEST: $2 .*t=\([0-9.]*\).*/\1/p; s/.*KEYD-TEST: $2 t=\([0-9.]*\).*/\1/p" "$1" | head -n 1
+	tr -d '\r' <"$1" | sed -n "s/.*KEYD-TEST: $2 .*t=\([0-9.]*\).*/\1/p; s/.*KEYD-TEST: $2 t=\([0-9.]*\).*/\1/p" | head -n 1
 }
 
 # Build the test initramfs: vm_initramfs OUT [builder options...]
