@@ -49,6 +49,14 @@ void kd_wipe(void *p, size_t len);
 int kd_secret_is_locked(const struct kd_secret *s);
 
 /*
+ * Test hook (tests/unit/test_hygiene.c): when set, kd_secret_free() calls it
+ * with the still-mapped pages after the wipe and before munmap, so a test
+ * can show the bytes are gone without touching freed memory. No executable
+ * sets it.
+ */
+extern void (*kd_secret_free_observer)(const uint8_t *data, size_t map_len);
+
+/*
  * Process-wide hardening, called first thing in every main():
  * PR_SET_DUMPABLE 0 and RLIMIT_CORE 0, so no core dump can carry a key.
  */

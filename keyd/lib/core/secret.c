@@ -60,12 +60,16 @@ int kd_secret_dup(const void *buf, size_t len, struct kd_secret **ret)
 	return 0;
 }
 
+void (*kd_secret_free_observer)(const uint8_t *data, size_t map_len);
+
 void kd_secret_free(struct kd_secret *s)
 {
 	if (!s)
 		return;
 	if (s->data) {
 		OPENSSL_cleanse(s->data, s->map_len);
+		if (kd_secret_free_observer)
+			kd_secret_free_observer(s->data, s->map_len);
 		munlock(s->data, s->map_len);
 		munmap(s->data, s->map_len);
 	}
