@@ -75,6 +75,8 @@ int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret);
 int kd_tls_exporter(struct kd_tls *t, uint8_t out[KD_HANDOFF_EXPORTER_LEN]);
 /* Frame I/O over the TLS stream (poll on the socket, SSL_pending aware). */
 void kd_tls_io(struct kd_tls *t, struct kd_io *io);
+/* Wait up to timeout_ms for the peer to hang up; 1 if it did, else 0. */
+int kd_tls_peer_gone(struct kd_tls *t, int timeout_ms);
 /* Bidirectional shutdown attempt, then close. NULL is fine. */
 void kd_tls_close(struct kd_tls *t);
 

@@ -428,6 +428,13 @@ void kd_tls_io(struct kd_tls *t, struct kd_io *io)
 	io->read_timeout_ms = 10000;
 }
 
+int kd_tls_peer_gone(struct kd_tls *t, int timeout_ms)
+{
+	struct pollfd p = {.fd = t->fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, timeout_ms) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 void kd_tls_close(struct kd_tls *t)
 {
 	if (!t)

@@ -80,8 +80,8 @@ static int stall(struct side *s, enum kd_handoff_stall at)
 	if (s->o->stall != at)
 		return 0;
 	until = s->io.deadline_ms ? s->io.deadline_ms : kd_now_ms() + 60000;
-	while (kd_now_ms() < until)
-		usleep(20000);
+	while (kd_now_ms() < until && !kd_tls_peer_gone(s->tls, 20))
+		;
 	return kd_fail(KD_ETIMEOUT, "stalled on request (test)");
 }
 
