@@ -166,7 +166,9 @@ check-unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
 check-integration: all
-	@tests/run-integration.sh
+	@# Crash-safety tests run the failpoint build (build-fp) next to the normal one.
+	@$(MAKE) --no-print-directory FP=1 SAN=0 B=build-fp all >/dev/null
+	@KEYD_BUILD_FP=$(abspath build-fp) tests/run-integration.sh
 
 check-asan: deps
 	$(MAKE) SAN=1 all

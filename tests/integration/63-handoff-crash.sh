@@ -1,0 +1,74 @@
+#!/bin/bash
+# Crash safety of the handoff and of commit: O (or N's commit) is SIGKILLed
+# at every failpoint around a header write (make FP=1 build). After each
+# kill the volume still opens with O's key, and a rerun completes without
+# piling up slots.
+set -euo pipefail
+. "$(dirname "$0")/handoff-lib.bash"
+
+FP=${KEYD_BUILD_FP:-${KEYD_SRC:-.}/build-fp}/keyd
+[ -x "$FP" ] || { echo "SKIP: no failpoint build (make FP=1)"; exit 77; }
+grep -qa KEYD_FAILPOINT "$FP" || { echo "SKIP: $FP lacks failpoints"; exit 77; }
+
+setup_world
+O_TIMEOUT=10
+
+n_tokens_for() { # measurement -> count of keyd tokens sealed to it
+	"$KEYD" status "$T/disk.img" --json $(sim n) >"$T/st.json" || true
+	python3 -c 'import json,sys; print(sum(t["measurement"]==sys.argv[2] for t in json.load(open(sys.argv[1]))["tokens"]))' \
+		"$T/st.json" "$1"
+}
+n_keyslots() {
+	cryptsetup luksDump --dump-json-metadata "$T/disk.img" |
+		python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keyslots"]))'
+}
+o_opens() { "$KEYD" unlock "$T/disk.img" --dry-run $(sim o) >/dev/null || fail "$1: O's key no longer opens"; }
+n_opens() { "$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "$1: N's key does not open"; }
+
+for fp in handoff.before-keyslot handoff.after-keyslot handoff.after-token; do
+	KEYD=$FP KEYD_FAILPOINT=$fp serve_bg
+	receive
+	wait_o
+	[ "$ORC" = 137 ] || fail "$fp: O was not killed (exit $ORC): $(cat "$T/o.err")"
+	[ "$NRC" = 1 ] || fail "$fp: N exit $NRC"
+	o_opens "$fp"
+	# Redo: completes, and leaves exactly one slot for N.
+	serve_bg
+	receive
+	wait_o
+	[ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "$fp: rerun: O $ORC N $NRC: $(cat "$T/o.err" "$T/n.err")"
+	o_opens "$fp rerun"
+	n_opens "$fp rerun"
+	[ "$(n_tokens_for "$MN")" = 1 ] || fail "$fp: N has $(n_tokens_for "$MN") tokens after rerun"
+	echo "ok: O killed at $fp; volume opens with O's key; rerun completed ($(n_keyslots) keyslots)"
+done
+[ "$(n_keyslots)" -le 3 ] || fail "keyslots pile up across reruns: $(n_keyslots)"
+
+# commit: killed at each failpoint, N still opens, a rerun finishes the job.
+for fp in commit.before-activate commit.after-activate commit.after-retire; do
+	rc=0
+	KEYD_FAILPOINT=$fp "$FP" commit "$T/disk.img" $(sim n) >/dev/null 2>&1 || rc=$?
+	[ "$rc" = 137 ] || fail "$fp: commit was not killed (exit $rc)"
+	n_opens "$fp"
+	"$KEYD" commit "$T/disk.img" $(sim n) >/dev/null || fail "$fp: commit rerun failed"
+	n_opens "$fp rerun"
+	"$KEYD" status "$T/disk.img" --json $(sim n) >"$T/st.json" || true
+	python3 - "$T/st.json" "$MO" "$MN" <<'EOF' || fail "$fp: states after rerun: $(cat "$T/st.json")"
+import json, sys
+by = {t["measurement"]: t["state"] for t in json.load(open(sys.argv[1]))["tokens"]}
+assert by[sys.argv[3]] == "active" and by[sys.argv[2]] == "retired", by
+EOF
+	echo "ok: commit killed at $fp; rerun completed"
+	# Back to "O active, N pending" for the next failpoint.
+	if [ "$fp" != commit.after-retire ]; then
+		"$KEYD" commit "$T/disk.img" --retire-previous $(sim n) >/dev/null
+		truncate -s 0 "$T/disk.img"
+		truncate -s 32M "$T/disk.img"
+		"$KEYD" enroll "$T/disk.img" --format --force --label 1.0 $(sim o) >/dev/null
+		serve_bg
+		receive
+		wait_o
+		[ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "re-setup after $fp failed"
+	fi
+done
+echo "PASS: handoff crash safety"
