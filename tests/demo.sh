@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 if [ -t 1 ]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'; else B='' G='' R='' N=''; fi
 step() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 say() { fold -s -w 76 <<<"$*" | sed 's/^/   /'; }
+hex() { printf '     %s\n' "$1"; } # measurements: one unbroken line
 guest() { # show what keyd printed on the VM's serial console
 	grep -a -E '^(keyd: |KEYD-TEST: RESULT)' "$1" | sed 's/^/   | /'
 }
@@ -34,7 +35,7 @@ say "Simulated chip created in $VM_CHIP (its secret never leaves that folder)."
 say "GuestOS image: kernel $VM_KERNEL, initramfs $(basename "$VM_ORIG") ($(stat -c %s "$VM_ORIG") bytes, built reproducibly with keyd inside), command line \"$VM_APPEND_BASE\"."
 meas=$(vm_measure "$VM_ORIG" "$VM_APPEND_BASE")
 say "keyd measure over exactly these files gives the launch measurement the chip will see:"
-say "  $meas"
+hex "$meas"
 
 step "2. First boot on a blank disk: provisioning"
 vm_blank_disk "$VM_DISK" 64
@@ -64,9 +65,9 @@ foreign=$VM_WORK/foreign.cpio.gz
 vm_initramfs "$foreign" --add "$VM_WORK/image-version-v2=/etc/keyd/image-version"
 fmeas=$(vm_measure "$foreign" "$VM_APPEND_BASE")
 say "Someone boots an initramfs in which a single byte differs (/etc/keyd/image-version says v2 instead of v1) - a modified or simply different GuestOS. The chip now measures:"
-say "  $fmeas"
+hex "$fmeas"
 say "instead of"
-say "  $meas"
+hex "$meas"
 vm_launch demo-3 "$foreign" "$VM_APPEND_BASE" "$VM_DISK" || die "foreign boot failed to finish"
 guest "$VM_LOG"
 [ "$(vm_result "$VM_LOG")" = refused ] || die "the foreign image was not refused"
