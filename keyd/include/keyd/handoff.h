@@ -153,7 +153,8 @@ struct kd_handoff_timings {
 	double report_ms; /* own report from the backend */
 	double hello_ms;  /* HELLO exchange on the wire */
 	double verify_ms; /* peer verification (chain, report, manifest) */
-	double enrol_ms;  /* O: keyslot + token writes; N: derivations + wait */
+	double keys_ms;   /* O: VOLUMES sent -> KEYS parsed (N derives meanwhile) */
+	double enrol_ms;  /* O: keyslot + token writes; N: derivations + wait for DONE */
 	double total_ms;
 };
 

@@ -280,6 +280,8 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 		free(buf);
 		buf = NULL;
 	}
+	if (o->timings)
+		o->timings->keys_ms = lap(&s);
 	if (!r)
 		r = stall(&s, KD_STALL_KEYS);
 	for (size_t i = 0; !r && i < nv; i++) {
