@@ -8,6 +8,8 @@ S=${KEYD_SRC:?}
 [ -x "$B/keyd-simfw" ] && [ -f "$B/libcryptsetup-token-keyd.so" ] || exit 77
 TD=$(cryptsetup --help | sed -n 's/.*external token plugin path: \(.*\)\.$/\1/p')
 [ -n "$TD" ] && [ -w "$TD" ] || exit 77
+# An ASan-built plugin cannot load into the uninstrumented stock cryptsetup.
+nm -D "$B/libcryptsetup-token-keyd.so" 2>/dev/null | grep -q __asan_init && exit 77
 [ -e "$TD/libcryptsetup-token-keyd.so" ] && { echo "a keyd plugin is already installed" >&2; exit 77; }
 T=$(mktemp -d)
 pids=()
