@@ -399,6 +399,40 @@ START_TEST(manifest_signatures)
 }
 END_TEST
 
+/* The privilege-separated verifier gives the same verdicts and details. */
+START_TEST(isolated_verifier)
+{
+	struct launch o, n;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+	struct kd_manifest *pm = NULL;
+	struct kd_report rep;
+	struct kd_hello h;
+	int r;
+
+	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
+	launch(&n, dir_a, MEAS_N, 0x30000, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	h = (struct kd_hello){'N', n.report, KD_REPORT_SIZE, n.certs, n.certs_len,
+			      (const uint8_t *)n.manifest, strlen(n.manifest)};
+	ck_assert_int_eq(kd_handoff_verify_peer_isolated('O', &h, E1, &o.parsed, o.m, &t, 5000,
+							 &rep, &pm),
+			 0);
+	ck_assert_str_eq(pm->version, "1.4");
+	ck_assert_uint_eq(pm->svn, 4);
+	ck_assert_mem_eq(rep.measurement, n.parsed.measurement, 48);
+	kd_manifest_free(pm);
+	pm = NULL;
+	r = kd_handoff_verify_peer_isolated('O', &h, E2, &o.parsed, o.m, &t, 5000, &rep, &pm);
+	expect_refusal(r, "peer N rejected: report data");
+	ck_assert_ptr_null(pm);
+	launch_free(&o);
+	launch_free(&n);
+	free(ark);
+}
+END_TEST
+
 /* TLS: both ends export the same E; another session gives another E. */
 static uint16_t listen_port(int fd)
 {
@@ -519,6 +553,7 @@ int main(void)
 	tcase_add_test(tc, debug_policy_either_side);
 	tcase_add_test(tc, svn_downgrade);
 	tcase_add_test(tc, manifest_signatures);
+	tcase_add_test(tc, isolated_verifier);
 	tcase_add_test(tc, tls_exporter_agrees);
 	tcase_add_test(tc, tls_silent_peer_times_out);
 	suite_add_tcase(s, tc);

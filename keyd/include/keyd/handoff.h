@@ -120,6 +120,20 @@ int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
 			   const struct kd_handoff_trust *trust, struct kd_report *ret_report,
 			   struct kd_manifest **ret_manifest);
 
+/*
+ * The same checks, run in a forked, unprivileged child without key material
+ * (privilege separation, see privsep.c); the parent gets a fixed-format
+ * verdict. *ret_manifest then carries only the peer's label and SVN.
+ * Errors: as kd_handoff_verify_peer, plus KD_ETIMEOUT / KD_EIO / KD_EPROTO
+ * if the child does not answer, dies or answers garbage.
+ */
+int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
+				    const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
+				    const struct kd_report *own_report,
+				    const struct kd_manifest *own_manifest,
+				    const struct kd_handoff_trust *trust, int timeout_ms,
+				    struct kd_report *ret_report, struct kd_manifest **ret_manifest);
+
 /* ---------------------------------------------------------------- VOLUMES/KEYS/DONE */
 
 struct kd_handoff_key {

@@ -147,10 +147,12 @@ static int hello_exchange(struct side *s)
 		tm->hello_ms = lap(s);
 	if (!r)
 		r = kd_hello_parse(in, in_len, &peer);
+	/* The untrusted HELLO is parsed and judged in a child without keys. */
 	if (!r)
-		r = kd_handoff_verify_peer(s->role, &peer, s->exporter, &s->launch.report,
-					   s->own_manifest, &s->o->trust, &s->peer_report,
-					   &s->peer_manifest);
+		r = kd_handoff_verify_peer_isolated(s->role, &peer, s->exporter, &s->launch.report,
+						    s->own_manifest, &s->o->trust,
+						    s->o->read_timeout_ms, &s->peer_report,
+						    &s->peer_manifest);
 	if (tm)
 		tm->verify_ms = lap(s);
 out:
