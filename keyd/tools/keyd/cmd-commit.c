@@ -5,21 +5,21 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend-opts.h"
 #include "commands.h"
 #include "keyd/backend.h"
 #include "keyd/error.h"
 #include "keyd/handoff.h"
 
-enum { O_KEEP = 256, O_RETIRE, O_BACKEND, O_SIM, O_JSON };
+enum { O_KEEP = 256, O_RETIRE, O_JSON };
 
 static int run_commit(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"keep-previous", no_argument, NULL, O_KEEP},
 		{"retire-previous", no_argument, NULL, O_RETIRE},
-		{"backend", required_argument, NULL, O_BACKEND},
-		{"sim", required_argument, NULL, O_SIM},
 		{"json", no_argument, NULL, O_JSON},
+		BACKEND_LONGOPTS,
 		{0},
 	};
 	enum kd_commit_policy pol = KD_COMMIT_KEEP_PREVIOUS;
@@ -38,10 +38,13 @@ static int run_commit(int argc, char **argv)
 			pol = c == O_KEEP ? KD_COMMIT_KEEP_PREVIOUS : KD_COMMIT_RETIRE_PREVIOUS;
 			have_pol = true;
 			break;
-		case O_BACKEND: bo.name = optarg; break;
-		case O_SIM: bo.sim_addr = optarg; break;
 		case O_JSON: json = true; break;
-		default: return cli_usage_error("bad option");
+		default:
+			r = backend_opts_handle(c, optarg, &bo);
+			if (r < 0)
+				return EXIT_USAGE;
+			if (r == 0)
+				return cli_usage_error("bad option");
 		}
 	}
 	if (optind + 1 != argc)
@@ -82,5 +85,6 @@ const struct kd_cmd cmd_commit = {
 	"                     and stays for one rollback; older slots are killed\n"
 	"  --retire-previous  every other keyd slot is killed\n"
 	"Pending slots of other versions are left alone. The slot that just opened\n"
-	"is never killed. Safe to rerun after an interruption.\n",
+	"is never killed. Safe to rerun after an interruption.\n"
+	"\n" BACKEND_OPTS_HELP,
 };

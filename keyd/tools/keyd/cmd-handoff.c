@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend-opts.h"
 #include "commands.h"
 #include "keyd/backend.h"
 #include "keyd/error.h"
@@ -22,18 +23,19 @@
 	"  --ark FILE             trust this ARK instead of the AMD roots (simulator)\n"    \
 	"  --timeout S            whole-handoff deadline in seconds (default 60)\n"          \
 	"  --read-timeout S       per-read timeout in seconds (default 10)\n"                \
-	"  --backend NAME         snp, tsm or sim; --sim unix:PATH for the simulator\n"      \
 	"  --timings              print per-phase timings (ms) on stdout\n"                  \
 	"  --json                 machine-readable result (with --timings: the phases)\n"   \
-	"  --stall-after STEP     test aid: stop talking after tls|hello|volumes|keys\n"
+	"  --stall-after STEP     test aid: stop talking after tls|hello|volumes|keys\n"    \
+	BACKEND_OPTS_HELP
 
 enum {
 	O_LISTEN = 256, O_CONNECT, O_DEVICE, O_MANIFEST, O_KEYS, O_FLOOR, O_ARK, O_TIMEOUT,
-	O_RTIMEOUT, O_BACKEND, O_SIM, O_TIMINGS, O_JSON, O_STALL,
+	O_RTIMEOUT, O_TIMINGS, O_JSON, O_STALL,
 };
 
 struct args {
-	const char *addr, *manifest, *keys, *ark, *backend, *sim;
+	const char *addr, *manifest, *keys, *ark;
+	struct kd_backend_opts bo;
 	const char *devices[KD_HANDOFF_MAX_VOLUMES];
 	size_t n_devices;
 	bool timings, json;
@@ -63,14 +65,13 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 		{"ark", required_argument, NULL, O_ARK},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"read-timeout", required_argument, NULL, O_RTIMEOUT},
-		{"backend", required_argument, NULL, O_BACKEND},
-		{"sim", required_argument, NULL, O_SIM},
 		{"timings", no_argument, NULL, O_TIMINGS},
 		{"json", no_argument, NULL, O_JSON},
 		{"stall-after", required_argument, NULL, O_STALL},
+		BACKEND_LONGOPTS,
 		{0},
 	};
-	int c;
+	int c, r;
 
 	memset(a, 0, sizeof(*a));
 	a->ho.read_timeout_ms = 10000;
@@ -110,15 +111,18 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 			if (parse_seconds(optarg, &a->ho.read_timeout_ms))
 				return cli_usage_error("--read-timeout needs seconds (0 < S <= 3600)");
 			break;
-		case O_BACKEND: a->backend = optarg; break;
-		case O_SIM: a->sim = optarg; break;
 		case O_TIMINGS: a->timings = true; break;
 		case O_JSON: a->json = true; break;
 		case O_STALL:
 			if (kd_handoff_stall_parse(optarg, &a->ho.stall))
 				return cli_usage_error("--stall-after: tls, hello, volumes or keys");
 			break;
-		default: return cli_usage_error("bad option");
+		default:
+			r = backend_opts_handle(c, optarg, &a->bo);
+			if (r < 0)
+				return EXIT_USAGE;
+			if (r == 0)
+				return cli_usage_error("bad option");
 		}
 	}
 	if (optind != argc)
@@ -173,7 +177,6 @@ static void print_result(const struct args *a, const struct kd_handoff_timings *
 
 static int run(int argc, char **argv, bool serve)
 {
-	struct kd_backend_opts bo = {0};
 	struct kd_handoff_timings tm = {0};
 	struct kd_release_keys *ks = NULL;
 	struct kd_backend *b = NULL;
@@ -196,10 +199,8 @@ static int run(int argc, char **argv, bool serve)
 		if (r)
 			r = kd_fail(r, "cannot read ARK %s", a.ark);
 	}
-	bo.name = a.backend;
-	bo.sim_addr = a.sim;
 	if (!r)
-		r = kd_backend_open(&bo, &b);
+		r = kd_backend_open(&a.bo, &b);
 	if (!r) {
 		a.ho.backend = b;
 		a.ho.manifest = manifest;
