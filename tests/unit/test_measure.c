@@ -603,7 +603,9 @@ START_TEST(large_kernel_initrd_hashed_exactly)
 	ck_assert_int_eq(kd_measure_traced(&p, out, record, &r), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	ck_assert_msg(secs < 5.0, "37 MB took %.2f s", secs);
+	/* A speed bound means nothing under valgrind (tests/run-valgrind.sh). */
+	if (!getenv("KEYD_UNDER_VALGRIND"))
+		ck_assert_msg(secs < 5.0, "37 MB took %.2f s", secs);
 	for (size_t i = 0; i < r.n; i++)
 		if (r.s[i].gpa == 0x810000)
 			k = i;
