@@ -194,6 +194,21 @@ static int drop_stale_pending(struct o_volume *ov, const uint8_t meas[48])
 	}
 }
 
+/* A keyslot of N's without a token (crash after the keyslot write) goes too. */
+static int reclaim(struct o_volume *ov, const struct kd_secret *pass)
+{
+	char path[4096];
+	size_t n = 0;
+	int r = kd_volume_reclaim_untokened(ov->v, pass, &n);
+
+	if (r || n == 0)
+		return r;
+	snprintf(path, sizeof(path), "%s", kd_volume_path(ov->v));
+	kd_volume_close(ov->v);
+	ov->v = NULL;
+	return kd_volume_open(path, &ov->v);
+}
+
 static int enrol_one(struct side *s, struct o_volume *ov, const struct kd_handoff_key *k,
 		     int *ret_slot)
 {
@@ -208,6 +223,8 @@ static int enrol_one(struct side *s, struct o_volume *ov, const struct kd_handof
 	if (r)
 		return r;
 	r = drop_stale_pending(ov, s->peer_report.measurement);
+	if (!r)
+		r = reclaim(ov, k->passphrase);
 	if (r)
 		return r;
 	kd_failpoint("handoff.before-keyslot");

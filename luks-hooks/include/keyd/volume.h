@@ -167,6 +167,15 @@ int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
 			  const struct kd_token *meta, const char *fp_slot, const char *fp_token,
 			  int *ret_keyslot);
 
+/*
+ * Kill keyslots that no keyd token describes and that open with pass (the
+ * caller's own passphrase): what a crash between keyslot and token write
+ * leaves behind. Never the last active keyslot. The caller reopens v after
+ * (its token list is unchanged, its header is not). *ret_n: slots killed.
+ */
+int kd_volume_reclaim_untokened(struct kd_volume *v, const struct kd_secret *pass,
+				size_t *ret_n);
+
 /* Set the state of the keyd token on keyslot (pending -> active, ...). */
 int kd_volume_set_state(struct kd_volume *v, int keyslot, enum kd_token_state state);
 

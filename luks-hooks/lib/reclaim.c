@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Reclaiming keyslots left without a token by a crash between the keyslot
+ * write and the token write (failpoint handoff.after-keyslot): such a slot
+ * is harmless (only the launch that derives its passphrase can use it) but
+ * a rerun should not pile them up. Only a slot that provably belongs to the
+ * caller's launch is killed: one that no keyd token describes and that
+ * opens with the very passphrase the caller is about to enrol (a 256-bit
+ * HKDF output of that launch's derived key). The last active keyslot is
+ * never touched.
+ */
+#include <libcryptsetup.h>
+#include <string.h>
+
+#include "keyd/error.h"
+#include "keyd/volume.h"
+
+int kd_volume_reclaim_untokened(struct kd_volume *v, const struct kd_secret *pass,
+				size_t *ret_n)
+{
+	struct crypt_device *cd = NULL;
+	const struct kd_token *t;
+	size_t n_tok = 0, n = 0;
+	int max, r;
+
+	if (!pass)
+		return kd_fail(KD_EINVAL, "reclaim: passphrase needed");
+	t = kd_volume_tokens(v, &n_tok);
+	if ((r = crypt_init(&cd, kd_volume_path(v))) < 0)
+		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", kd_volume_path(v), strerror(-r));
+	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0 ||
+	    strcmp(crypt_get_uuid(cd) ? crypt_get_uuid(cd) : "", kd_volume_uuid(v))) {
+		crypt_free(cd);
+		return kd_fail(KD_ETAMPER, "LUKS2 header changed since it was checked");
+	}
+	max = crypt_keyslot_max(CRYPT_LUKS2);
+	for (int slot = 0; slot < max; slot++) {
+		bool described = false;
+
+		if (crypt_keyslot_status(cd, slot) != CRYPT_SLOT_ACTIVE)
+			continue; /* inactive, invalid, or the last one (CRYPT_SLOT_ACTIVE_LAST) */
+		for (size_t i = 0; i < n_tok; i++)
+			described |= t[i].keyslot == slot;
+		if (described)
+			continue;
+		/* NULL name: check the passphrase only, activate nothing. */
+		if (crypt_activate_by_passphrase(cd, NULL, slot, (const char *)pass->data, pass->len,
+						 0) != slot)
+			continue;
+		r = crypt_keyslot_destroy(cd, slot);
+		if (r < 0) {
+			crypt_free(cd);
+			return kd_fail(KD_ELUKS, "cannot reclaim keyslot %d: %s", slot, strerror(-r));
+		}
+		n++;
+	}
+	crypt_free(cd);
+	if (ret_n)
+		*ret_n = n;
+	return 0;
+}
