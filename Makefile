@@ -130,6 +130,8 @@ DEB_BUILD := gcc make pkg-config libcryptsetup-dev libssl-dev libjson-c-dev \
 	cryptsetup-bin e2fsprogs util-linux xxd ovmf
 DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod initramfs-tools
 DEB_MODEL := spin
+DEB_FUZZ := clang-14 libclang-rt-14-dev
+DEB_VALGRIND := valgrind
 
 define apt_ensure
 missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -142,23 +144,28 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: deps deps-vm deps-model
+.PHONY: deps deps-vm deps-model deps-fuzz deps-valgrind
 deps:
 	@$(call apt_ensure,$(DEB_BUILD))
 deps-vm: deps
 	@$(call apt_ensure,$(DEB_VM))
 deps-model:
 	@$(call apt_ensure,$(DEB_MODEL))
+deps-fuzz:
+	@$(call apt_ensure,$(DEB_FUZZ))
+deps-valgrind:
+	@$(call apt_ensure,$(DEB_VALGRIND))
 
 # ---------------------------------------------------------------- tests
 export KEYD_BUILD := $(abspath $(B))
 export KEYD_SRC := $(abspath .)
 export KEYD_VECTORS ?= $(abspath ../shared/vectors)
 
-.PHONY: check check-unit check-integration check-asan check-vm model-check
-check: deps deps-vm deps-model
+.PHONY: check check-unit check-integration check-asan check-vm model-check check-valgrind
+check: deps deps-vm deps-model deps-valgrind
 	$(MAKE) all $(UNIT_BINS)
 	$(MAKE) check-unit check-integration
+	$(MAKE) check-valgrind
 	$(MAKE) model-check
 	$(MAKE) check-vm
 
@@ -174,21 +181,30 @@ check-asan: deps
 	$(MAKE) SAN=1 all
 	$(MAKE) SAN=1 check-unit check-integration
 
+# Host-level unit suites under valgrind memcheck: errors or definite leaks fail.
+check-valgrind: $(UNIT_BINS)
+	@tests/run-valgrind.sh $(UNIT_BINS)
+
 check-vm: all deps-vm
 	@if [ -x tests/vm/run.sh ]; then tests/vm/run.sh; else echo "check-vm: no VM tests"; fi
 
 model-check: deps-model
 	@if [ -x threat-model/model/check.sh ]; then threat-model/model/check.sh; else echo "model-check: no model"; fi
 
-.PHONY: demo bench fuzz initramfs
+.PHONY: demo bench fuzz fuzz-smoke initramfs
 demo: deps deps-vm all
 	@tests/demo.sh
 
 bench: deps all $(BENCH_BINS)
 	@tests/bench/run.sh
 
-fuzz:
+fuzz: deps-fuzz
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# CI: every target briefly (FUZZ_SMOKE_SECONDS each), regressions replayed first.
+FUZZ_SMOKE_SECONDS ?= 10
+fuzz-smoke: deps-fuzz
+	@tests/fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
 
 initramfs: deps-vm all
 	@initramfs/build-test-initramfs.sh $(B)
@@ -216,4 +232,4 @@ install: all
 
 .PHONY: clean
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fp build-fuzz
