@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-CLANG=${CLANG:-clang}
+CLANG=${CLANG:-$(command -v clang-14 || echo clang)}
 OUT=build-fuzz
 JOBS=${FUZZ_JOBS:-$(nproc)}
 mode=fuzz
