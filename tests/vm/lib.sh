@@ -68,7 +68,8 @@ vm_measure() {
 
 # sim_init STATE_DIR: a fresh simulated chip.
 sim_init() {
-	"$KEYD_BUILD/keyd-simfw" --state "$1" init >/dev/null
+	local out
+	out=$("$KEYD_BUILD/keyd-simfw" --state "$1" init 2>&1) || { echo "$out" >&2; return 1; }
 }
 
 # sim_start STATE_DIR SOCKET INITRD APPEND [POLICY_HEX] -> sets SIM_PID.
@@ -96,8 +97,8 @@ sim_start() {
 
 sim_stop() {
 	if [ -n "${SIM_PID:-}" ]; then
-		kill "$SIM_PID" 2>/dev/null
-		wait "$SIM_PID" 2>/dev/null
+		kill "$SIM_PID" 2>/dev/null || true
+		wait "$SIM_PID" 2>/dev/null || true
 		SIM_PID=
 	fi
 	return 0
