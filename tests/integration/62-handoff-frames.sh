@@ -84,9 +84,9 @@ echo "ok: non-TLS peer refused"
 
 # N stops at each step: O gives up within its read timeout, volume unchanged.
 for step in tls hello volumes; do
-	serve_bg --read-timeout 1
+	serve_bg --read-timeout 0.5
 	start=$(date +%s)
-	receive --stall-after "$step" --timeout 2
+	receive --stall-after "$step" --timeout 1.5
 	wait_o
 	[ "$ORC" = 1 ] && grep -q "timed out" "$T/o.err" || fail "N stalls after $step: O: $(cat "$T/o.err")"
 	[ $(($(date +%s) - start)) -le 8 ] || fail "N stalls after $step: O took too long"
@@ -96,8 +96,8 @@ done
 
 # O stops at each step: N gives up within its read timeout.
 for step in tls hello volumes keys; do
-	serve_bg --stall-after "$step" --timeout 2
-	receive --read-timeout 1
+	serve_bg --stall-after "$step" --timeout 1.5
+	receive --read-timeout 0.5
 	wait_o
 	[ "$NRC" = 1 ] && grep -q "timed out" "$T/n.err" || fail "O stalls after $step: N: $(cat "$T/n.err")"
 	[ "$(img_sha)" = "$SHA0" ] || fail "O stalls after $step: volume changed"
