@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Header backup/restore, crypto-erase and slot cleanup (escrow.h, admin). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "keyd/error.h"
+#include "keyd/escrow.h"
+#include "keyd/header.h"
+
+int kd_admin_header_backup(struct kd_volume *v, const char *file)
+{
+	struct crypt_device *cd = NULL;
+	int r;
+
+	if (!access(file, F_OK))
+		return kd_fail(KD_EEXIST, "%.200s exists; refusing to overwrite it", file);
+	if ((r = crypt_init(&cd, kd_volume_path(v))) < 0)
+		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", kd_volume_path(v), strerror(-r));
+	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0 ||
+	    strcmp(crypt_get_uuid(cd) ? crypt_get_uuid(cd) : "", kd_volume_uuid(v))) {
+		crypt_free(cd);
+		return kd_fail(KD_ELUKS, "libcryptsetup cannot load the LUKS2 header of %.200s",
+			       kd_volume_path(v));
+	}
+	r = crypt_header_backup(cd, CRYPT_LUKS2, file);
+	crypt_free(cd);
+	return r < 0 ? kd_fail(KD_ELUKS, "header backup to %.200s failed: %s", file, strerror(-r)) : 0;
+}
+
+static int read_path(const char *path, struct kd_header_health *h, json_object **meta)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return kd_fail(errno == ENOENT ? KD_ENOENT : KD_EIO, "cannot open %.200s: %s", path,
+			       strerror(errno));
+	r = kd_header_read(fd, h, meta);
+	close(fd);
+	return r;
+}
+
+static const char *used_uuid(const struct kd_header_health *h)
+{
+	return h->used == 1 ? h->secondary.uuid : h->primary.uuid;
+}
+
+int kd_admin_header_restore(const char *device, const char *file, bool force)
+{
+	struct kd_header_health bh, dh;
+	json_object *bmeta = NULL, *dmeta = NULL, *bslots, *dslots;
+	struct crypt_device *cd = NULL;
+	char lost[128] = "";
+	char *path = NULL;
+	int r;
+
+	if ((r = read_path(file, &bh, &bmeta)))
+		return kd_fail(r, "%.200s is not a LUKS2 header backup: %s", file, kd_err_detail(r));
+	if (bh.allow_err) {
+		r = kd_fail(KD_EREFUSED, "the backup's header fails the allow-list (%s); refusing to "
+					 "restore it", bh.allow_detail);
+		goto out;
+	}
+	if ((r = kd_device_resolve(device, &path)))
+		goto out;
+	if (read_path(path, &dh, &dmeta) || !dmeta) {
+		if (!force) {
+			r = kd_fail(KD_EREFUSED, "%.200s has no readable LUKS2 header to check the "
+						 "backup's UUID %s against; --force restores anyway",
+				    path, used_uuid(&bh));
+			goto out;
+		}
+	} else {
+		if (strcmp(used_uuid(&dh), used_uuid(&bh))) {
+			r = kd_fail(KD_EREFUSED, "the backup is of volume %s, %.200s is volume %s; "
+						 "refusing to restore another volume's header",
+				    used_uuid(&bh), path, used_uuid(&dh));
+			goto out;
+		}
+		/* Keyslots written since the backup would be lost with it. */
+		json_object_object_get_ex(bmeta, "keyslots", &bslots);
+		json_object_object_get_ex(dmeta, "keyslots", &dslots);
+		json_object_object_foreach(dslots, id, ks) {
+			json_object *b = NULL;
+
+			if (!json_object_object_get_ex(bslots, id, &b) || !json_object_equal(b, ks))
+				snprintf(lost + strlen(lost), sizeof(lost) - strlen(lost), "%s%s",
+					 lost[0] ? "," : "", id);
+		}
+		if (lost[0] && !force) {
+			r = kd_fail(KD_EREFUSED, "restoring would destroy keyslot(s) %s, added or changed "
+						 "since the backup; --force restores anyway", lost);
+			goto out;
+		}
+	}
+	if ((r = crypt_init(&cd, path)) < 0) {
+		r = kd_fail(KD_ELUKS, "cannot open %.200s: %s", path, strerror(-r));
+		goto out;
+	}
+	r = crypt_header_restore(cd, CRYPT_LUKS2, file);
+	r = r < 0 ? kd_fail(KD_ELUKS, "header restore from %.200s failed: %s", file, strerror(-r)) : 0;
+out:
+	crypt_free(cd);
+	json_object_put(bmeta);
+	json_object_put(dmeta);
+	free(path);
+	return r;
+}
+
+int kd_admin_wipe(const char *device, size_t *ret_n)
+{
+	struct crypt_device *cd = NULL;
+	char *path = NULL;
+	size_t n = 0;
+	int r;
+
+	if ((r = kd_device_resolve(device, &path)))
+		return r;
+	r = crypt_init(&cd, path);
+	if (r >= 0 && (r = crypt_load(cd, CRYPT_LUKS2, NULL)) >= 0) {
+		/* Tokens first: a crash in between leaves keyslots without
+		 * tokens, which the next wipe removes. */
+		for (int t = 0; t < 32; t++)
+			if (crypt_token_status(cd, t, NULL) != CRYPT_TOKEN_INACTIVE)
+				(void)crypt_token_json_set(cd, t, NULL);
+		for (int s = 0; s < crypt_keyslot_max(CRYPT_LUKS2) && r >= 0; s++) {
+			crypt_keyslot_info st = crypt_keyslot_status(cd, s);
+
+			if (st != CRYPT_SLOT_ACTIVE && st != CRYPT_SLOT_ACTIVE_LAST &&
+			    st != CRYPT_SLOT_UNBOUND)
+				continue;
+			if ((r = crypt_keyslot_destroy(cd, s)) >= 0)
+				n++;
+		}
+	}
+	crypt_free(cd);
+	if (r < 0) {
+		r = kd_fail(KD_ELUKS, "crypto-erase of %.200s failed after %zu keyslot(s): %s", path, n,
+			    strerror(-r));
+		free(path);
+		return r;
+	}
+	free(path);
+	if (ret_n)
+		*ret_n = n;
+	return 0;
+}
+
+int kd_admin_kill_untokened(struct kd_volume *v, int keyslot)
+{
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL, *tokens, *slots;
+	char id[12];
+	int r, live = 0;
+
+	if ((r = escrow_checked_cd(v, &cd, &meta)))
+		return r;
+	snprintf(id, sizeof(id), "%d", keyslot);
+	json_object_object_get_ex(meta, "tokens", &tokens);
+	json_object_object_get_ex(meta, "keyslots", &slots);
+	if (!json_object_object_get_ex(slots, id, NULL)) {
+		r = kd_fail(KD_ENOENT, "keyslot %d does not exist", keyslot);
+		goto out;
+	}
+	json_object_object_foreach(tokens, tid, tok) {
+		json_object *ks = json_object_object_get(tok, "keyslots");
+
+		(void)tid;
+		for (size_t i = 0; i < json_object_array_length(ks); i++)
+			if (!strcmp(json_object_get_string(json_object_array_get_idx(ks, i)), id)) {
+				r = kd_fail(KD_EREFUSED, "keyslot %d is described by a token", keyslot);
+				goto out;
+			}
+		live++;
+	}
+	if (!live) {
+		r = kd_fail(KD_EREFUSED, "keyslot %d may be the only way into the volume (no token "
+					 "describes any keyslot); refusing to kill it", keyslot);
+		goto out;
+	}
+	r = crypt_keyslot_destroy(cd, keyslot);
+	r = r < 0 ? kd_fail(KD_ELUKS, "cannot kill keyslot %d: %s", keyslot, strerror(-r)) : 0;
+out:
+	json_object_put(meta);
+	crypt_free(cd);
+	return r;
+}

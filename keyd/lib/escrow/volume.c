@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The escrow on a volume: its keyslot and token (escrow.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "internal.h"
+#include "keyd/error.h"
+#include "keyd/escrow.h"
+#include "keyd/failpoint.h"
+#include "keyd/header.h"
+#include "keyd/util.h"
+
+#define MAX_ESCROWS 4u
+
+static int read_meta(const char *path, struct kd_header_health *h, json_object **ret)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return kd_fail(KD_EIO, "cannot open %.200s: %s", path, strerror(errno));
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode))
+		(void)flock(fd, LOCK_SH);
+	r = kd_header_read(fd, h, ret);
+	close(fd);
+	return r;
+}
+
+int escrow_set_pbkdf(struct crypt_device *cd)
+{
+	/* The recovery key is 256 random bits: a slow KDF adds nothing, and
+	 * Argon2id's default 1 GiB does not fit an initramfs (DESIGN §5). */
+	const struct crypt_pbkdf_type pbkdf = {
+		.type = CRYPT_KDF_PBKDF2,
+		.hash = "sha512",
+		.iterations = KD_KEYSLOT_PBKDF_ITER,
+		.flags = CRYPT_PBKDF_NO_BENCHMARK,
+	};
+	int r = crypt_set_pbkdf_type(cd, &pbkdf);
+
+	return r < 0 ? kd_fail(KD_ELUKS, "cannot set PBKDF2-SHA512/1000: %s", strerror(-r)) : 0;
+}
+
+int escrow_checked_cd(struct kd_volume *v, struct crypt_device **ret, json_object **ret_meta)
+{
+	const struct kd_header_health *vh = kd_volume_health(v);
+	struct kd_header_health h;
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL, *now = NULL;
+	const char *json = NULL;
+	int r;
+
+	if (vh->allow_err)
+		return kd_fail(vh->allow_err, "header refused: %s", vh->allow_detail);
+	if ((r = read_meta(kd_volume_path(v), &h, &meta)))
+		return r;
+	if (h.allow_err) {
+		json_object_put(meta);
+		return kd_fail(h.allow_err, "header refused: %s", h.allow_detail);
+	}
+	if (strcmp(h.used ? h.secondary.uuid : h.primary.uuid, kd_volume_uuid(v))) {
+		json_object_put(meta);
+		return kd_fail(KD_ETAMPER, "LUKS2 header UUID changed since the volume was opened");
+	}
+	if ((r = crypt_init(&cd, kd_volume_path(v))) < 0) {
+		json_object_put(meta);
+		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", kd_volume_path(v), strerror(-r));
+	}
+	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0 || crypt_dump_json(cd, &json, 0) < 0 ||
+	    !json || !(now = json_tokener_parse(json)) || !json_object_equal(now, meta) ||
+	    strcmp(crypt_get_uuid(cd) ? crypt_get_uuid(cd) : "", kd_volume_uuid(v))) {
+		json_object_put(now);
+		json_object_put(meta);
+		crypt_free(cd);
+		return kd_fail(KD_ETAMPER, "LUKS2 header changed between the allow-list and its use");
+	}
+	json_object_put(now);
+	*ret = cd;
+	*ret_meta = meta;
+	return 0;
+}
+
+/* Every keyd-escrow token in meta, newest first. */
+static int find_all(json_object *meta, struct kd_escrow_token *out, size_t max, size_t *ret_n)
+{
+	json_object *tokens, *slots;
+	size_t n = 0;
+	int r;
+
+	if (!json_object_object_get_ex(meta, "tokens", &tokens) ||
+	    !json_object_object_get_ex(meta, "keyslots", &slots))
+		return kd_fail(KD_EMALFORMED, "LUKS2 metadata without tokens or keyslots");
+	json_object_object_foreach(tokens, id, tok) {
+		json_object *type;
+		const char *txt;
+		char ks[12];
+
+		if (!json_object_object_get_ex(tok, "type", &type) ||
+		    strcmp(json_object_get_string(type), KD_ESCROW_TOKEN_TYPE))
+			continue;
+		if (n == max) {
+			for (size_t i = 0; i < n; i++)
+				kd_escrow_token_clear(&out[i]);
+			return kd_fail(KD_ETAMPER, "more than %zu keyd-escrow tokens", max);
+		}
+		txt = json_object_to_json_string_ext(tok, JSON_C_TO_STRING_PLAIN);
+		if ((r = kd_escrow_token_parse(txt, strlen(txt), &out[n]))) {
+			for (size_t i = 0; i < n; i++)
+				kd_escrow_token_clear(&out[i]);
+			return kd_fail(r, "keyd-escrow token %s: %s", id, kd_err_detail(r));
+		}
+		out[n].token_id = atoi(id);
+		snprintf(ks, sizeof(ks), "%d", out[n].keyslot);
+		if (!json_object_object_get_ex(slots, ks, NULL)) {
+			for (size_t i = 0; i <= n; i++)
+				kd_escrow_token_clear(&out[i]);
+			return kd_fail(KD_ETAMPER, "keyd-escrow token %s names keyslot %s, which does "
+						   "not exist", id, ks);
+		}
+		n++;
+	}
+	/* After an interrupted rotation two escrows exist; the newer first. */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(out[j].created, out[j - 1].created) > 0; j--) {
+			struct kd_escrow_token t = out[j];
+
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	*ret_n = n;
+	return 0;
+}
+
+int kd_escrow_find_all(struct kd_volume *v, struct kd_escrow_token *ret, size_t max, size_t *ret_n)
+{
+	struct kd_header_health h;
+	json_object *meta = NULL;
+	int r;
+
+	if ((r = read_meta(kd_volume_path(v), &h, &meta)))
+		return r;
+	if (!meta)
+		return kd_fail(KD_EMALFORMED, "no LUKS2 metadata");
+	r = find_all(meta, ret, max, ret_n);
+	json_object_put(meta);
+	return r;
+}
+
+int kd_escrow_find(struct kd_volume *v, struct kd_escrow_token *ret)
+{
+	struct kd_escrow_token all[MAX_ESCROWS];
+	size_t n = 0;
+	int r;
+
+	if ((r = kd_escrow_find_all(v, all, MAX_ESCROWS, &n)))
+		return r;
+	if (!n)
+		return kd_fail(KD_ENOENT, "%.200s has no keyd-escrow token (no recovery escrow)",
+			       kd_volume_path(v));
+	for (size_t i = 1; i < n; i++)
+		kd_escrow_token_clear(&all[i]);
+	*ret = all[0];
+	return 0;
+}
+
+static int hex_pass(const struct kd_secret *key, struct kd_secret **ret)
+{
+	static const char hexd[] = "0123456789abcdef";
+	struct kd_secret *p = NULL;
+	int r;
+
+	if ((r = kd_secret_new(2 * key->len, &p)))
+		return r;
+	for (size_t i = 0; i < key->len; i++) {
+		p->data[2 * i] = (uint8_t)hexd[key->data[i] >> 4];
+		p->data[2 * i + 1] = (uint8_t)hexd[key->data[i] & 15];
+	}
+	*ret = p;
+	return 0;
+}
+
+static int drop(struct crypt_device *cd, const struct kd_escrow_token *t, const char *fp)
+{
+	/* Token first, keyslot after: a crash in between leaves a keyslot no
+	 * token describes (keyd's PBKDF profile, so the allow-list tolerates
+	 * it), never a token naming a missing keyslot. */
+	int r = crypt_token_json_set(cd, t->token_id, NULL);
+
+	if (r < 0)
+		return kd_fail(KD_ELUKS, "cannot remove keyd-escrow token %d: %s", t->token_id,
+			       strerror(-r));
+	if (fp)
+		kd_failpoint(fp);
+	if ((r = crypt_keyslot_destroy(cd, t->keyslot)) < 0)
+		return kd_fail(KD_ELUKS, "cannot kill escrow keyslot %d: %s", t->keyslot, strerror(-r));
+	return 0;
+}
+
+int kd_escrow_add(struct kd_volume *v, const struct kd_secret *vk, unsigned k, X509 *const certs[],
+		  size_t n, bool replace, int *ret_keyslot)
+{
+	_kd_secret_ struct kd_secret *key = NULL, *pass = NULL;
+	struct kd_escrow_token old[MAX_ESCROWS], t;
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL;
+	size_t n_old = 0;
+	char *json = NULL;
+	int slot = -1, r;
+
+	memset(&t, 0, sizeof(t));
+	if (!vk || vk->len != KD_VOLUME_KEY_SIZE)
+		return kd_fail(KD_EINVAL, "escrow: the volume key is needed");
+	if ((r = escrow_checked_cd(v, &cd, &meta)))
+		return r;
+	r = find_all(meta, old, MAX_ESCROWS, &n_old);
+	json_object_put(meta);
+	if (r)
+		goto out;
+	if (n_old && !replace) {
+		r = kd_fail(KD_EEXIST, "volume already has a %u-of-%zu escrow on keyslot %d; rotate it "
+				       "instead", old[0].threshold, old[0].n, old[0].keyslot);
+		goto out;
+	}
+	if (crypt_volume_key_verify(cd, (const char *)vk->data, vk->len) < 0) {
+		r = kd_fail(KD_EINVAL, "the key given is not this volume's key");
+		goto out;
+	}
+	if ((r = kd_secret_new(KD_ESCROW_KEY_SIZE, &key)))
+		goto out;
+	if (RAND_priv_bytes(key->data, (int)key->len) != 1) {
+		r = kd_fail(KD_ECRYPTO, "no randomness for the recovery key");
+		goto out;
+	}
+	if ((r = hex_pass(key, &pass)) ||
+	    (r = kd_escrow_build(key, kd_volume_uuid(v), k, certs, n, &t)) ||
+	    (r = escrow_set_pbkdf(cd)))
+		goto out;
+	slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)vk->data, vk->len,
+					       (const char *)pass->data, pass->len);
+	if (slot < 0) {
+		r = kd_fail(KD_ELUKS, "cannot add the escrow keyslot: %s", strerror(-slot));
+		goto out;
+	}
+	kd_failpoint("escrow.after-keyslot");
+	t.keyslot = slot;
+	if ((r = kd_escrow_token_format(&t, &json)))
+		goto undo;
+	if ((r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0) {
+		r = kd_fail(KD_ELUKS, "cannot write the keyd-escrow token (%zu bytes): %s",
+			    strlen(json), strerror(-r));
+		goto undo;
+	}
+	kd_failpoint("escrow.after-token");
+	/* The new escrow is in; only now do the old ones go. */
+	for (size_t i = 0; i < n_old; i++)
+		if ((r = drop(cd, &old[i], "escrow.after-old-token")))
+			goto out;
+	r = 0;
+	if (ret_keyslot)
+		*ret_keyslot = slot;
+	goto out;
+undo:
+	/* A keyslot whose key nobody holds helps no one. */
+	crypt_keyslot_destroy(cd, slot);
+out:
+	free(json);
+	for (size_t i = 0; i < n_old; i++)
+		kd_escrow_token_clear(&old[i]);
+	kd_escrow_token_clear(&t);
+	crypt_free(cd);
+	return r;
+}
+
+int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], size_t n,
+			 struct kd_secret **ret_vk)
+{
+	_kd_secret_ struct kd_secret *key = NULL, *pass = NULL, *vk = NULL;
+	struct kd_escrow_token all[MAX_ESCROWS];
+	struct kd_escrow_share_info info;
+	const struct kd_escrow_token *t = NULL;
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL;
+	size_t n_all = 0, vk_len = KD_VOLUME_KEY_SIZE;
+	int r;
+
+	if (!n)
+		return kd_fail(KD_EINVAL, "no shares given");
+	if ((r = kd_escrow_share_parse(shares[0], &info)))
+		return r;
+	if ((r = escrow_checked_cd(v, &cd, &meta)))
+		return r;
+	r = find_all(meta, all, MAX_ESCROWS, &n_all);
+	json_object_put(meta);
+	if (r) {
+		crypt_free(cd);
+		return r;
+	}
+	/* The shares name their escrow generation: pick that token. */
+	for (size_t i = 0; i < n_all; i++)
+		if (!memcmp(all[i].commitment, info.commitment, sizeof(info.commitment)))
+			t = &all[i];
+	if (!n_all)
+		r = kd_fail(KD_ENOENT, "%.200s has no keyd-escrow token (no recovery escrow)",
+			    kd_volume_path(v));
+	else if (!t)
+		r = kd_fail(KD_EREFUSED, "the shares belong to an escrow this volume no longer has "
+					 "(rotated, or another volume)");
+	for (size_t i = 0; !r && i < n; i++)
+		r = kd_escrow_check_share(t, shares[i]);
+	if (!r)
+		r = kd_escrow_combine(shares, n, kd_volume_uuid(v), t->commitment, &key);
+	if (!r && !(r = hex_pass(key, &pass)) && !(r = kd_secret_new(KD_VOLUME_KEY_SIZE, &vk))) {
+		int got = crypt_volume_key_get(cd, t->keyslot, (char *)vk->data, &vk_len,
+					       (const char *)pass->data, pass->len);
+
+		if (got != t->keyslot || vk_len != KD_VOLUME_KEY_SIZE)
+			r = kd_fail(KD_ETAMPER, "escrow keyslot %d does not open with the recovered key",
+				    t->keyslot);
+	}
+	for (size_t i = 0; i < n_all; i++)
+		kd_escrow_token_clear(&all[i]);
+	crypt_free(cd);
+	if (r)
+		return r;
+	*ret_vk = kd_secret_take(&vk);
+	return 0;
+}
+
+int kd_escrow_remove(struct kd_volume *v, bool force)
+{
+	struct kd_escrow_token all[MAX_ESCROWS];
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL;
+	const struct kd_token *toks;
+	size_t n_all = 0, n_tok = 0, live = 0;
+	int r;
+
+	toks = kd_volume_tokens(v, &n_tok);
+	for (size_t i = 0; i < n_tok; i++)
+		live += toks[i].state != KD_TOKEN_RETIRED;
+	if (!live && !force)
+		return kd_fail(KD_EREFUSED, "the escrow is the only way into this volume (no active or "
+					    "pending keyd slot); refusing to remove it");
+	if ((r = escrow_checked_cd(v, &cd, &meta)))
+		return r;
+	r = find_all(meta, all, MAX_ESCROWS, &n_all);
+	json_object_put(meta);
+	if (!r && !n_all)
+		r = kd_fail(KD_ENOENT, "volume has no escrow");
+	for (size_t i = 0; !r && i < n_all; i++)
+		r = drop(cd, &all[i], "escrow.after-old-token");
+	for (size_t i = 0; i < n_all; i++)
+		kd_escrow_token_clear(&all[i]);
+	crypt_free(cd);
+	return r;
+}
