@@ -74,10 +74,31 @@ EOF
 # Rerun is harmless.
 "$KEYD" commit "$T/disk.img" $(sim n) | grep -q "already active" || fail "commit rerun"
 
-# --retire-previous kills O's slot; N's slot still opens, and is the only one.
-"$KEYD" commit "$T/disk.img" --retire-previous --json $(sim n) >"$T/c.json" || fail "retire-previous"
+# A third version M: N (now active) serves, M commits. Keep-previous keeps N
+# as retired and kills O's older retired slot.
+launch m "$T/chip" "$MX"
+manifest "$T/mm.json" 3.0 3 "$MX" 2 3
+O_LAUNCH=n O_MANIFEST=$T/mn.json serve_bg
+N_LAUNCH=m N_MANIFEST=$T/mm.json receive
+wait_o
+[ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "N -> M handoff: $(cat "$T/o.err" "$T/n.err")"
+"$KEYD" commit "$T/disk.img" --json $(sim m) >"$T/c.json" || fail "M commit failed"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["retired"]==1 and d["killed"]==1, d' \
+	"$T/c.json" || fail "M commit: $(cat "$T/c.json")"
+"$KEYD" status "$T/disk.img" --json $(sim m) >"$T/st.json" || true
+python3 - "$T/st.json" "$MO" "$MN" "$MX" <<'EOF2' || fail "status after M commit: $(cat "$T/st.json")"
+import json, sys
+by = {t["measurement"]: t["state"] for t in json.load(open(sys.argv[1]))["tokens"]}
+assert sys.argv[2] not in by and by[sys.argv[3]] == "retired" and by[sys.argv[4]] == "active", by
+EOF2
+"$KEYD" unlock "$T/disk.img" --dry-run $(sim m) >/dev/null || fail "M cannot unlock"
+
+# --retire-previous kills the previous slot; the committed one still opens.
+"$KEYD" commit "$T/disk.img" --retire-previous --json $(sim m) >"$T/c.json" || fail "retire-previous"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["killed"]==1, d' "$T/c.json" ||
-	fail "retire-previous did not kill O's slot: $(cat "$T/c.json")"
-"$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "N lost access"
-if "$KEYD" unlock "$T/disk.img" --dry-run $(sim o) 2>/dev/null; then fail "O still opens after retire"; fi
+	fail "retire-previous did not kill N's slot: $(cat "$T/c.json")"
+"$KEYD" unlock "$T/disk.img" --dry-run $(sim m) >/dev/null || fail "M lost access"
+[ "$(cryptsetup luksDump --dump-json-metadata "$T/disk.img" |
+	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keyslots"]))')" = 1 ] ||
+	fail "retired keyslots left behind"
 echo "PASS: handoff"
