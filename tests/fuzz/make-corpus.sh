@@ -148,3 +148,26 @@ if os.path.exists(deb):
 PY
 du -sh "$C"
 for d in "$C"/*; do echo "$(basename "$d"): $(ls "$d" | wc -l) seeds"; done
+
+# ---- escrow: a share plaintext, its CMS to a throwaway admin, a keyd-escrow token
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=alice \
+	-keyout "$T/admin.key" -out "$T/admin.crt" -days 1 2>/dev/null
+python3 - "$T" <<'PY'
+import hashlib, os, sys
+T = sys.argv[1]
+R = os.urandom(32)
+uuid = b"0f6e2ad1-3c4b-4f5e-9a1b-2c3d4e5f6a7b"
+commit = hashlib.sha384(b"keyd-escrow-v1" + R).digest()
+share = b"KDSHARE1" + bytes([2, 3, 1, 32, len(uuid)]) + uuid + commit + os.urandom(32)
+open(f"{T}/share", "wb").write(share)
+open(f"{T}/commit", "w").write(commit.hex())
+PY
+openssl cms -encrypt -binary -aes256 -outform DER -in "$T/share" -out "$T/share.cms" "$T/admin.crt"
+fp=$(openssl x509 -in "$T/admin.crt" -outform DER | sha256sum | cut -c1-64)
+dg=$(sha256sum <"$T/share" | cut -c1-64)
+printf '{"type":"keyd-escrow","keyslots":["2"],"version":1,"threshold":2,"commitment":"%s","created":"2026-01-01T00:00:00Z","shares":[{"index":1,"admin":"%s","subject":"CN=alice","digest":"%s","cms":"%s"},{"index":2,"admin":"%s","subject":"CN=bob","digest":"%s","cms":"%s"}]}' \
+	"$(cat "$T/commit")" "$fp" "$dg" "$(base64 -w0 <"$T/share.cms")" "$fp" "$dg" \
+	"$(base64 -w0 <"$T/share.cms")" >"$T/escrow.json"
+seedp escrow '\x00' "$T/escrow.json"
+seedp escrow '\x01' "$T/share"
+seedp escrow '\x02' "$T/share.cms"
