@@ -45,6 +45,9 @@
 #include "keyd/secret.h"
 
 struct kd_volume;
+struct kd_launch;
+struct kd_backend;
+struct json_object;
 
 #define KD_ESCROW_TOKEN_TYPE "keyd-escrow"
 #define KD_ESCROW_VERSION 1u
@@ -195,6 +198,26 @@ int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], 
  * no active or pending keyd slot remains, unless force. The caller reopens v.
  */
 int kd_escrow_remove(struct kd_volume *v, bool force);
+
+/*
+ * Provisioning-time escrow (keyd enroll --escrow): open device, get the
+ * volume key through this launch's keyd slot (allow-list, pin), load the
+ * admin certificates from cert_paths and add a k-of-n escrow.
+ */
+int kd_escrow_enroll(const char *device, struct kd_backend *b, const struct kd_launch *l,
+		     const char *const cert_paths[], size_t n, unsigned k);
+
+/* ---------------------------------------------------------------- status */
+
+/*
+ * Everything an on-call admin needs about v, as one JSON document (the
+ * schema is in man/keyd-recover.8): header copies, every keyslot with what
+ * describes it, the keyd tokens, pending handoffs, the escrow, whether the
+ * launch l (NULL: none reachable; no_launch says why) can unlock, and a
+ * verdict in words: what can open the volume now and what to do next.
+ */
+int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char *no_launch,
+		      struct json_object **ret);
 
 /* ---------------------------------------------------------------- admin */
 

@@ -362,3 +362,24 @@ int kd_escrow_remove(struct kd_volume *v, bool force)
 	crypt_free(cd);
 	return r;
 }
+
+int kd_escrow_enroll(const char *device, struct kd_backend *b, const struct kd_launch *l,
+		     const char *const cert_paths[], size_t n, unsigned k)
+{
+	_kd_secret_ struct kd_secret *vk = NULL;
+	X509 *certs[KD_ESCROW_MAX_SHARES] = {0};
+	struct kd_volume *v = NULL;
+	struct kd_token tok;
+	int r = 0;
+
+	if (n < 1 || n > KD_ESCROW_MAX_SHARES)
+		return kd_fail(KD_EINVAL, "escrow needs 1..%u admin certificates", KD_ESCROW_MAX_SHARES);
+	for (size_t i = 0; i < n && !r; i++)
+		r = kd_escrow_load_cert(cert_paths[i], &certs[i]);
+	if (!r && !(r = kd_volume_open(device, &v)) && !(r = kd_volume_get_key(v, b, l, &vk, &tok)))
+		r = kd_escrow_add(v, vk, k, certs, n, false, NULL);
+	kd_volume_close(v);
+	for (size_t i = 0; i < n; i++)
+		X509_free(certs[i]);
+	return r;
+}
