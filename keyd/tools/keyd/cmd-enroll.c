@@ -6,6 +6,7 @@
 #include "backend-opts.h"
 #include "commands.h"
 #include "keyd/error.h"
+#include "keyd/escrow.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
@@ -26,7 +27,10 @@ static const char enroll_usage[] =
 	"  --format               required: create a new volume (destroys DEVICE)\n"
 	"  --label NAME           label of the token, e.g. the GuestOS version\n"
 	"  --svn N                release SVN recorded in the token (default 0)\n"
-	"  --force                format over an existing signature or volume\n" BACKEND_OPTS_HELP
+	"  --force                format over an existing signature or volume\n"
+	"  --escrow CERT          add a k-of-n recovery escrow; one share per admin\n"
+	"                         certificate (repeat the option, up to 8)\n"
+	"  --threshold K          escrow shares needed to recover (keyd-recover(8))\n" BACKEND_OPTS_HELP
 	"\nExit status: 0 enrolled, 1 refused, 2 usage.\n";
 
 static int run_enroll(int argc, char **argv)
@@ -34,6 +38,7 @@ static int run_enroll(int argc, char **argv)
 	static const struct option opts[] = {
 		{"format", no_argument, NULL, 'F'}, {"label", required_argument, NULL, 'l'},
 		{"svn", required_argument, NULL, 's'}, {"force", no_argument, NULL, 'f'},
+		{"escrow", required_argument, NULL, 'e'}, {"threshold", required_argument, NULL, 't'},
 		BACKEND_LONGOPTS, {0},
 	};
 	struct kd_backend_opts bopts = {0};
@@ -42,7 +47,9 @@ static int run_enroll(int argc, char **argv)
 	struct kd_volume *v = NULL;
 	struct kd_launch l;
 	bool format = false, redone = false;
-	uint64_t n;
+	const char *escrow[KD_ESCROW_MAX_SHARES];
+	size_t n_escrow = 0;
+	uint64_t n, threshold = 0;
 	int c, r;
 
 	optind = 1;
@@ -62,6 +69,15 @@ static int run_enroll(int argc, char **argv)
 		case 'f':
 			eo.force = true;
 			break;
+		case 'e':
+			if (n_escrow == KD_ESCROW_MAX_SHARES)
+				return cli_usage_error("at most %u --escrow certificates", KD_ESCROW_MAX_SHARES);
+			escrow[n_escrow++] = optarg;
+			break;
+		case 't':
+			if (kd_parse_u64(optarg, KD_ESCROW_MAX_SHARES, &threshold) < 0 || !threshold)
+				return cli_usage_error("--threshold must be 1..%u", KD_ESCROW_MAX_SHARES);
+			break;
 		default:
 			if (backend_opts_handle(c, optarg, &bopts) <= 0)
 				return EXIT_USAGE;
@@ -71,11 +87,19 @@ static int run_enroll(int argc, char **argv)
 		return cli_usage_error("usage: keyd enroll DEVICE --format [--label NAME]");
 	if (!format)
 		return cli_usage_error("--format is required (enroll creates a new volume)");
+	if (!n_escrow != !threshold || threshold > n_escrow)
+		return cli_usage_error("--escrow and --threshold K (K <= number of certificates) go together");
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0 ||
 	    (r = kd_volume_enroll(argv[optind], b, &l, &eo, &redone)) < 0)
 		goto out;
+	if (n_escrow && (r = kd_escrow_enroll(argv[optind], b, &l, escrow, n_escrow,
+					      (unsigned)threshold)) < 0)
+		goto out;
 	if ((r = kd_volume_open(argv[optind], &v)) < 0)
 		goto out;
+	if (n_escrow)
+		printf("%s: %u-of-%zu recovery escrow added\n", kd_volume_path(v), (unsigned)threshold,
+		       n_escrow);
 	printf("%s: enrolled LUKS2 volume %s%s (label %s)\n", kd_volume_path(v), kd_volume_uuid(v),
 	       redone ? ", redoing an interrupted provisioning" : "", eo.label ? eo.label : "");
 out:
