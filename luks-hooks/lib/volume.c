@@ -349,6 +349,11 @@ static void short_hex(const uint8_t *b, size_t n, char *out /* 2n+1 */)
 	kd_hex(b, n, out);
 }
 
+static int state_rank(enum kd_token_state s)
+{
+	return s == KD_TOKEN_ACTIVE ? 2 : s == KD_TOKEN_PENDING ? 1 : 0;
+}
+
 int kd_volume_match(const struct kd_volume *v, const struct kd_launch *l, size_t *ret_index)
 {
 	const struct kd_report *rep = &l->report;
@@ -368,8 +373,6 @@ int kd_volume_match(const struct kd_volume *v, const struct kd_launch *l, size_t
 		bool chip_ok = !t->has_chip || !launch_chip || !memcmp(t->chip, chip, sizeof(chip));
 		bool tcb_ok = kd_tcb_ge(rep->committed_tcb, t->tcb, rep->product);
 
-		if (t->state == KD_TOKEN_RETIRED)
-			continue;
 		if (!any || t->state == KD_TOKEN_ACTIVE)
 			any = any && any->state == KD_TOKEN_ACTIVE ? any : t;
 		if (meas && !pol)
@@ -380,9 +383,14 @@ int kd_volume_match(const struct kd_volume *v, const struct kd_launch *l, size_t
 			near_tcb = t;
 		if (!(meas && pol && chip_ok && tcb_ok))
 			continue;
-		/* Active before pending; then the highest TCB (after an interrupted
-		 * re-key both the old and the new slot are there). */
-		if (best < 0 || (t->state == KD_TOKEN_ACTIVE && v->toks[best].state != KD_TOKEN_ACTIVE) ||
+		/*
+		 * Active before pending before retired; then the highest TCB (after
+		 * an interrupted re-key both the old and the new slot are there). A
+		 * retired token is the previous version kept by `keyd commit
+		 * --keep-previous` for one rollback (DESIGN §6 step 5): it still
+		 * opens for its own launch, last of all.
+		 */
+		if (best < 0 || state_rank(t->state) > state_rank(v->toks[best].state) ||
 		    (t->state == v->toks[best].state && t->tcb != v->toks[best].tcb &&
 		     kd_tcb_ge(t->tcb, v->toks[best].tcb, rep->product)))
 			best = (int)i;

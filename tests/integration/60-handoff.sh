@@ -71,6 +71,8 @@ assert by[sys.argv[3]]["state"] == "active", by
 assert by[sys.argv[2]]["state"] == "retired", by
 EOF
 "$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "N cannot unlock after commit"
+# Rollback: O's retired slot still opens for O (kept for one rollback).
+"$KEYD" unlock "$T/disk.img" --dry-run $(sim o) >/dev/null || fail "O cannot roll back through its retired slot"
 # Rerun is harmless.
 "$KEYD" commit "$T/disk.img" $(sim n) | grep -q "already active" || fail "commit rerun"
 
