@@ -12,6 +12,15 @@
 #include "keyd/escrow.h"
 #include "keyd/header.h"
 
+/* Prefix the current detail (copied first: kd_fail writes the same buffer). */
+static int kd_fail_prefixed(int r, const char *what)
+{
+	char d[300];
+
+	snprintf(d, sizeof(d), "%s", kd_err_detail(r));
+	return kd_fail(r, "%s: %s", what, d);
+}
+
 int kd_admin_header_backup(struct kd_volume *v, const char *file)
 {
 	struct crypt_device *cd = NULL;
@@ -59,7 +68,7 @@ int kd_admin_header_restore(const char *device, const char *file, bool force)
 	int r;
 
 	if ((r = read_path(file, &bh, &bmeta)))
-		return kd_fail(r, "%.200s is not a LUKS2 header backup: %s", file, kd_err_detail(r));
+		return kd_fail_prefixed(r, "not a LUKS2 header backup");
 	if (bh.allow_err) {
 		r = kd_fail(KD_EREFUSED, "the backup's header fails the allow-list (%s); refusing to "
 					 "restore it", bh.allow_detail);

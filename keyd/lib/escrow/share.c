@@ -201,6 +201,9 @@ int kd_escrow_combine(struct kd_secret *const shares[], size_t n, const char *uu
 			       n == 1 ? "" : "s", first.threshold, first.count);
 	if ((r = kd_secret_new(KD_ESCROW_KEY_SIZE, &key)))
 		return r;
+	/* gfshare_ctx_free() scrubs through gfshare_fill_rand, which is NULL
+	 * until someone sets it. */
+	gfshare_fill_rand = fill_rand;
 	/* Exactly threshold shares: any extra one would only be a further
 	 * chance for a tampered share to go unnoticed by the interpolation. */
 	if (!(g = gfshare_ctx_init_dec(nrs, first.threshold, KD_ESCROW_KEY_SIZE)))

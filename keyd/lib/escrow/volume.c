@@ -16,6 +16,15 @@
 #include "keyd/escrow.h"
 #include "keyd/failpoint.h"
 #include "keyd/header.h"
+
+/* Prefix the current detail (copied first: kd_fail writes the same buffer). */
+static int kd_fail_prefixed(int r, const char *what)
+{
+	char d[300];
+
+	snprintf(d, sizeof(d), "%s", kd_err_detail(r));
+	return kd_fail(r, "%s: %s", what, d);
+}
 #include "keyd/util.h"
 
 #define MAX_ESCROWS 4u
@@ -115,7 +124,7 @@ static int find_all(json_object *meta, struct kd_escrow_token *out, size_t max, 
 		if ((r = kd_escrow_token_parse(txt, strlen(txt), &out[n]))) {
 			for (size_t i = 0; i < n; i++)
 				kd_escrow_token_clear(&out[i]);
-			return kd_fail(r, "keyd-escrow token %s: %s", id, kd_err_detail(r));
+			return kd_fail_prefixed(r, "keyd-escrow token");
 		}
 		out[n].token_id = atoi(id);
 		snprintf(ks, sizeof(ks), "%d", out[n].keyslot);

@@ -55,7 +55,11 @@ int read_shares(const char *const files[], size_t n, const char *key_path, const
 		r = kd_escrow_decrypt(der, len, key, cert, &out[i]);
 		free(der);
 		if (r) {
-			r = kd_fail(r, "%.200s: %s", files[i], kd_err_detail(r));
+			char d[300];
+
+			/* The detail lives in the buffer kd_fail writes: copy it first. */
+			snprintf(d, sizeof(d), "%s", kd_err_detail(r));
+			r = kd_fail(r, "%.200s: %s", files[i], d);
 			free_shares(out, i);
 			goto out;
 		}
