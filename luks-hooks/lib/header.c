@@ -25,6 +25,11 @@
 
 #define VOL_CIPHER "aes-xts-plain64"
 #define VOL_KEY_BYTES 64u
+/* keyd enroll --integrity: LUKS2 authenticated encryption, the only other
+ * profile accepted. The volume key is the XTS key followed by the HMAC key;
+ * keyslot areas stay plain AES-XTS with a 512-bit key. */
+#define VOL_INTEGRITY "hmac(sha256)"
+#define VOL_INTEGRITY_KEY_BYTES 32u
 #define VOL_SECTOR 4096u
 #define PBKDF_FLOOR 1000u
 #define MAX_SLOTS 32u
@@ -373,6 +378,23 @@ struct range {
 	int slot;
 };
 
+/*
+ * Segment integrity, when present, must be exactly keyd's profile: HMAC-SHA256
+ * tags and no journal crypto. Anything else (a CRC "integrity" that proves
+ * nothing, a different MAC, an encrypted journal keyd never set up) is
+ * refused, like any other cipher the host might pick.
+ */
+static int integrity_profile(json_object *io)
+{
+	if (!json_object_is_type(io, json_type_object) || json_object_object_length(io) != 3 ||
+	    !str_eq(get_s(io, "type"), VOL_INTEGRITY) ||
+	    !str_eq(get_s(io, "journal_encryption"), "none") ||
+	    !str_eq(get_s(io, "journal_integrity"), "none"))
+		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 integrity is not keyd's " VOL_INTEGRITY
+					   " profile; refused");
+	return 0;
+}
+
 int kd_header_allow(struct json_object *meta, uint64_t hdr_size)
 {
 	json_object *keyslots, *segments, *digests, *tokens, *config, *seg, *flags, *req;
@@ -380,6 +402,8 @@ int kd_header_allow(struct json_object *meta, uint64_t hdr_size)
 	struct range areas[MAX_SLOTS];
 	size_t n_areas = 0;
 	uint32_t slots = 0, keyd_slots = 0, token_slots = 0, dig_slots = 0, dig_segs;
+	json_object *integ = NULL;
+	uint32_t vk_bytes = VOL_KEY_BYTES;
 	int n, r;
 
 	if (!json_object_is_type(meta, json_type_object))
@@ -440,8 +464,11 @@ int kd_header_allow(struct json_object *meta, uint64_t hdr_size)
 			       get_s(seg, "encryption") ? get_s(seg, "encryption") : "?");
 	if (get_i(seg, "sector_size") != VOL_SECTOR)
 		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 sector size is not 4096");
-	if (json_object_object_get_ex(seg, "integrity", NULL))
-		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 has integrity; refused");
+	if (json_object_object_get_ex(seg, "integrity", &integ)) {
+		if ((r = integrity_profile(integ)))
+			return r;
+		vk_bytes = VOL_KEY_BYTES + VOL_INTEGRITY_KEY_BYTES;
+	}
 	if ((flags = get(seg, "flags", json_type_array)) && json_object_array_length(flags))
 		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 has flags; refused");
 	if ((r = kd_luks2_u64(seg, "iv_tweak", &u)))
@@ -505,8 +532,9 @@ int kd_header_allow(struct json_object *meta, uint64_t hdr_size)
 		slots |= 1u << id;
 		if (!json_object_is_type(ks, json_type_object) || !str_eq(get_s(ks, "type"), "luks2"))
 			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d is not of type luks2", id);
-		if (get_i(ks, "key_size") != VOL_KEY_BYTES)
-			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d key size is not 512 bits", id);
+		if (get_i(ks, "key_size") != (int64_t)vk_bytes)
+			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d key size is not %u bits", id,
+				       8 * vk_bytes);
 		area = get(ks, "area", json_type_object);
 		af = get(ks, "af", json_type_object);
 		kdf = get(ks, "kdf", json_type_object);
@@ -637,6 +665,9 @@ int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot
 	put_str(&e, get_s(kdf, "type"));
 	put_str(&e, get_s(kdf, "hash"));
 	put_u64(&e, (uint64_t)get_i(kdf, "iterations"));
+	/* Only present on --integrity volumes, so plain volumes keep their pins. */
+	if (json_object_object_get_ex(seg, "integrity", NULL))
+		put_str(&e, get_s(get(seg, "integrity", json_type_object), "type") ?: "");
 	if (e.overflow)
 		return kd_fail(KD_ETAMPER, "LUKS2 pin parameters too long");
 	out = malloc(e.len);

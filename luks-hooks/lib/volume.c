@@ -321,6 +321,18 @@ const struct kd_header_health *kd_volume_health(const struct kd_volume *v)
 	return &v->health;
 }
 
+size_t kd_volume_key_size(const struct kd_volume *v)
+{
+	json_object *segs, *seg;
+
+	/* The allow-list admits integrity on segment 0 only in keyd's profile. */
+	return v->meta && json_object_object_get_ex(v->meta, "segments", &segs) &&
+			       json_object_object_get_ex(segs, "0", &seg) &&
+			       json_object_object_get_ex(seg, "integrity", NULL)
+		       ? KD_VOLUME_KEY_SIZE_MAX
+		       : KD_VOLUME_KEY_SIZE;
+}
+
 const struct kd_token *kd_volume_tokens(const struct kd_volume *v, size_t *ret_n)
 {
 	*ret_n = v->n_toks;
@@ -475,7 +487,7 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 	struct crypt_device *cd = NULL;
 	const struct kd_token *t;
 	uint8_t pin[KD_PIN_SIZE];
-	size_t idx, vk_len = KD_VOLUME_KEY_SIZE;
+	size_t idx, vk_want = kd_volume_key_size(v), vk_len = vk_want;
 	int r;
 
 	/* 1 + 2: allow-list (in volume_usable), token for this launch. */
@@ -484,7 +496,7 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 	t = &v->toks[idx];
 	if ((r = kd_seal_keys_for_token(b, t, v->uuid, &pass, &pin_key)))
 		return r;
-	if ((r = kd_secret_new(KD_VOLUME_KEY_SIZE, &vk)))
+	if ((r = kd_secret_new(vk_want, &vk)))
 		return r;
 	/* 3: the volume key, without activating anything. */
 	if ((r = volume_cd(v, &cd)))
@@ -492,7 +504,7 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 	r = crypt_volume_key_get(cd, t->keyslot, (char *)vk->data, &vk_len, (const char *)pass->data,
 				 pass->len);
 	crypt_free(cd);
-	if (r < 0 || vk_len != KD_VOLUME_KEY_SIZE)
+	if (r < 0 || vk_len != vk_want)
 		return kd_fail(KD_ETAMPER, "keyd keyslot %d does not open with this launch's key (label "
 					   "%s): header replaced or keyslot damaged", t->keyslot, t->label);
 	/* 4: the pin, in constant time, before anything uses the key. */
@@ -545,6 +557,34 @@ static bool dm_device_is(const char *devfield, const char *path)
 	return ok;
 }
 
+/*
+ * An --integrity volume maps crypt on top of a dm-integrity device: that one
+ * must be a single integrity target over our device at the segment offset,
+ * journalled, with 32-byte tags and 4096-byte blocks.
+ */
+static bool dm_integrity_is(const char *devfield, const char *path, uint64_t seg_off)
+{
+	struct dm_task *dmt;
+	uint64_t start, length;
+	char *type = NULL, *params = NULL, devf[32], mode;
+	unsigned maj, min, tag;
+	unsigned long long off;
+	bool ok = false;
+	void *next;
+
+	if (sscanf(devfield, "%u:%u", &maj, &min) != 2 || !(dmt = dm_task_create(DM_DEVICE_TABLE)))
+		return false;
+	if (dm_task_set_major(dmt, (int)maj) && dm_task_set_minor(dmt, (int)min) && dm_task_run(dmt)) {
+		next = dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
+		ok = !next && start == 0 && type && params && !strcmp(type, "integrity") &&
+		     sscanf(params, "%31s %llu %u %c", devf, &off, &tag, &mode) == 4 &&
+		     off == seg_off / 512 && tag == 32 && mode == 'J' &&
+		     strstr(params, " block_size:4096") && dm_device_is(devf, path);
+	}
+	dm_task_destroy(dmt);
+	return ok;
+}
+
 static int dm_check(const char *name, const char *path, json_object *meta)
 {
 	struct dm_task *dmt;
@@ -554,6 +594,7 @@ static int dm_check(const char *name, const char *path, json_object *meta)
 	unsigned long long iv, off;
 	int n = 0, r = KD_ETAMPER;
 	json_object *seg;
+	bool integ;
 
 	if (!(dmt = dm_task_create(DM_DEVICE_TABLE)))
 		return kd_fail(KD_EIO, "libdevmapper: cannot create a table task");
@@ -566,10 +607,15 @@ static int dm_check(const char *name, const char *path, json_object *meta)
 	dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
 	json_object_object_get_ex(json_object_object_get(meta, "segments"), "0", &seg);
 	kd_luks2_u64(seg, "offset", &seg_off);
+	integ = json_object_object_get_ex(seg, "integrity", NULL);
 	if (type && params && !strcmp(type, "crypt") &&
 	    sscanf(params, "%63s %7s%*s %llu %31s %llu%n", cipher, key, &iv, devf, &off, &n) == 5 &&
-	    !strcmp(cipher, "aes-xts-plain64") && iv == 0 && off == seg_off / 512 &&
-	    strstr(params + n, "sector_size:4096") && dm_device_is(devf, path))
+	    iv == 0 && strstr(params + n, "sector_size:4096") &&
+	    (integ ? !strcmp(cipher, "capi:authenc(hmac(sha256),xts(aes))-plain64") && off == 0 &&
+			     strstr(params + n, "integrity:32:aead") &&
+			     dm_integrity_is(devf, path, seg_off)
+		   : !strcmp(cipher, "aes-xts-plain64") && off == seg_off / 512 &&
+			     dm_device_is(devf, path)))
 		r = 0;
 	if (params)
 		kd_wipe(params, strlen(params));
@@ -692,7 +738,7 @@ static int add_slot(struct kd_volume *v, const struct kd_secret *vk, const struc
 	struct crypt_device *cd = NULL;
 	int r, r2;
 
-	if (!vk || vk->len != KD_VOLUME_KEY_SIZE || !pass || !pin_key || !meta)
+	if (!vk || vk->len != kd_volume_key_size(v) || !pass || !pin_key || !meta)
 		return kd_fail(KD_EINVAL, "add slot: volume key, passphrase, pin key and token needed");
 	if ((r = write_cd(v, &cd)))
 		return r;
@@ -867,6 +913,46 @@ static int probe_signature(const char *path, char *type, size_t type_len)
 	return 0;
 }
 
+/*
+ * Formatting with integrity runs dm-integrity (superblock, and the tags when
+ * wiping): without device-mapper it cannot work, so say so before touching
+ * the device. The control node may exist while the driver does not (ENODEV).
+ */
+static int dm_available(void)
+{
+	int fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return kd_fail(KD_EREFUSED, "--integrity needs device-mapper with dm-integrity, which "
+					    "is not available here (%s); provision inside the guest",
+			       strerror(errno));
+	close(fd);
+	return 0;
+}
+
+/*
+ * Write every sector once through a private mapping, so that every
+ * integrity tag is valid (cryptsetup's default for --integrity; without it
+ * unwritten sectors read as integrity errors). The journal is bypassed: a
+ * crash during this only means provisioning is redone.
+ */
+static int integrity_wipe(struct crypt_device *cd, const struct kd_secret *vk)
+{
+	char name[64], path[96];
+	int r;
+
+	snprintf(name, sizeof(name), "keyd-wipe-%.36s", crypt_get_uuid(cd) ?: "new");
+	r = crypt_activate_by_volume_key(cd, name, (const char *)vk->data, vk->len,
+					 CRYPT_ACTIVATE_PRIVATE | CRYPT_ACTIVATE_NO_JOURNAL);
+	if (r < 0)
+		return kd_fail(KD_ELUKS, "cannot map the new volume to initialise its integrity tags: "
+					 "%s", strerror(-r));
+	snprintf(path, sizeof(path), "/dev/mapper/%s", name);
+	r = crypt_wipe(cd, path, CRYPT_WIPE_ZERO, 0, 0, 1024 * 1024, 0, NULL, NULL);
+	crypt_deactivate(cd, name);
+	return r < 0 ? kd_fail(KD_EIO, "initialising the integrity tags failed: %s", strerror(-r)) : 0;
+}
+
 int kd_volume_enroll(const char *device, struct kd_backend *b, const struct kd_launch *l,
 		     const struct kd_enroll_opts *o, bool *ret_redone)
 {
@@ -880,6 +966,13 @@ int kd_volume_enroll(const char *device, struct kd_backend *b, const struct kd_l
 	bool redone = false;
 	int r;
 
+	if (o->integrity_no_wipe && !o->integrity)
+		return kd_fail(KD_EINVAL, "--integrity-no-wipe needs --integrity");
+	if (o->integrity) {
+		params.integrity = KD_VOLUME_INTEGRITY;
+		if ((r = dm_available()))
+			return r;
+	}
 	if ((r = kd_device_resolve(device, &path)))
 		return r;
 	if ((r = probe_signature(path, sig, sizeof(sig))))
@@ -908,7 +1001,7 @@ int kd_volume_enroll(const char *device, struct kd_backend *b, const struct kd_l
 	v = NULL;
 	if ((r = kd_token_for_launch(l, o->label, o->svn, KD_TOKEN_ACTIVE, &tok)))
 		goto out;
-	if ((r = kd_secret_new(KD_VOLUME_KEY_SIZE, &vk)))
+	if ((r = kd_secret_new(o->integrity ? KD_VOLUME_KEY_SIZE_MAX : KD_VOLUME_KEY_SIZE, &vk)))
 		goto out;
 	if (RAND_priv_bytes(vk->data, (int)vk->len) != 1) {
 		r = kd_fail(KD_ECRYPTO, "no randomness for the volume key");
@@ -930,6 +1023,10 @@ int kd_volume_enroll(const char *device, struct kd_backend *b, const struct kd_l
 	if ((r = kd_seal_keys_for_token(b, &tok, crypt_get_uuid(cd), &pass, &pin_key)) ||
 	    (r = add_slot_cd(cd, vk, pass, pin_key, &tok, "enroll.after-keyslot", "enroll.after-token",
 			     NULL)))
+		goto out;
+	/* Before the label is cleared: an interrupted wipe is redone as an
+	 * unfinished provisioning. */
+	if (o->integrity && !o->integrity_no_wipe && (r = integrity_wipe(cd, vk)))
 		goto out;
 	if ((r = crypt_set_label(cd, NULL, NULL)) < 0) {
 		r = kd_fail(KD_ELUKS, "cannot clear the provisioning label: %s", strerror(-r));

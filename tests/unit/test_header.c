@@ -135,6 +135,67 @@ START_TEST(allow_list)
 }
 END_TEST
 
+/* keyd enroll --integrity: segment integrity (JSON text, NULL = none) and the
+ * keyslot key size, as libcryptsetup 2.6 writes them for hmac(sha256). */
+static int allow_integrity(const char *integ, int key_size)
+{
+	json_object *m = meta(), *seg, *ks;
+	int r;
+
+	ck_assert(json_object_object_get_ex(json_object_object_get(m, "segments"), "0", &seg));
+	ck_assert(json_object_object_get_ex(json_object_object_get(m, "keyslots"), "0", &ks));
+	if (integ)
+		json_object_object_add(seg, "integrity", json_tokener_parse(integ));
+	json_object_object_add(ks, "key_size", json_object_new_int(key_size));
+	r = kd_header_allow(m, 16384);
+	json_object_put(m);
+	return r;
+}
+
+#define HMAC_PROFILE                                                                               \
+	"{\"type\":\"hmac(sha256)\",\"journal_encryption\":\"none\",\"journal_integrity\":\"none\"}"
+
+START_TEST(allow_list_integrity)
+{
+	json_object *m = meta(), *seg;
+	uint8_t *plain = NULL, *integ = NULL;
+	size_t plain_len = 0, integ_len = 0;
+
+	/* Exactly keyd's profile, with the 64+32-byte volume key. */
+	ck_assert_int_eq(allow_integrity(HMAC_PROFILE, 96), 0);
+	ck_assert_int_eq(allow_integrity(HMAC_PROFILE, 64), KD_ETAMPER);
+	ck_assert_int_eq(allow_integrity(NULL, 96), KD_ETAMPER);
+	/* Any other integrity: a CRC proves nothing, other MACs, journal crypto,
+	 * extra or missing fields, a JSON null. */
+	ck_assert_int_eq(allow_integrity("{\"type\":\"crc32c\",\"journal_encryption\":\"none\","
+					 "\"journal_integrity\":\"none\"}", 96), KD_ETAMPER);
+	ck_assert_int_eq(allow_integrity("{\"type\":\"hmac(sha512)\",\"journal_encryption\":\"none\","
+					 "\"journal_integrity\":\"none\"}", 96), KD_ETAMPER);
+	ck_assert_int_eq(allow_integrity("{\"type\":\"hmac(sha256)\",\"journal_encryption\":"
+					 "\"cbc(aes)\",\"journal_integrity\":\"none\"}", 96), KD_ETAMPER);
+	ck_assert_int_eq(allow_integrity("{\"type\":\"hmac(sha256)\",\"journal_encryption\":\"none\","
+					 "\"journal_integrity\":\"none\",\"x\":1}", 96), KD_ETAMPER);
+	ck_assert_int_eq(allow_integrity("{\"type\":\"hmac(sha256)\",\"journal_integrity\":\"none\"}",
+					 96), KD_ETAMPER);
+	ck_assert_int_eq(allow_integrity("null", 96), KD_ETAMPER);
+	ck_assert_int_eq(allow_integrity("\"hmac(sha256)\"", 96), KD_ETAMPER);
+	/* cipher_null stays refused under integrity too. */
+	ck_assert(json_object_object_get_ex(json_object_object_get(m, "segments"), "0", &seg));
+	json_object_object_add(seg, "integrity", json_tokener_parse(HMAC_PROFILE));
+	json_object_object_add(seg, "encryption", json_object_new_string("cipher_null-ecb"));
+	ck_assert_int_eq(kd_header_allow(m, 16384), KD_ETAMPER);
+	json_object_object_add(seg, "encryption", json_object_new_string("aes-xts-plain64"));
+	/* The pin covers the integrity profile: stripping it changes the pin. */
+	ck_assert_int_eq(kd_header_pin_params(m, "u", 0, &integ, &integ_len), 0);
+	json_object_object_del(seg, "integrity");
+	ck_assert_int_eq(kd_header_pin_params(m, "u", 0, &plain, &plain_len), 0);
+	ck_assert(plain_len != integ_len || memcmp(plain, integ, plain_len));
+	free(plain);
+	free(integ);
+	json_object_put(m);
+}
+END_TEST
+
 START_TEST(read_both_copies)
 {
 	struct kd_header_health h;
@@ -170,6 +231,7 @@ int main(void)
 	tcase_add_test(tc, copies_parse);
 	tcase_add_test(tc, copies_truncation_and_bitflips);
 	tcase_add_test(tc, allow_list);
+	tcase_add_test(tc, allow_list_integrity);
 	tcase_add_test(tc, read_both_copies);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -35,6 +35,12 @@
 #include "keyd/token.h"
 
 #define KD_VOLUME_KEY_SIZE 64u     /* aes-xts-plain64 with AES-256: 512 bits */
+/* keyd enroll --integrity: LUKS2 authenticated encryption. The volume key is
+ * the 64-byte XTS key followed by a 32-byte HMAC-SHA256 key; dm-integrity
+ * stores a 32-byte tag per 4096-byte sector. */
+#define KD_VOLUME_INTEGRITY "hmac(sha256)"
+#define KD_VOLUME_INTEGRITY_KEY_SIZE 32u
+#define KD_VOLUME_KEY_SIZE_MAX (KD_VOLUME_KEY_SIZE + KD_VOLUME_INTEGRITY_KEY_SIZE)
 #define KD_VOLUME_SECTOR_SIZE 4096u
 #define KD_VOLUME_CIPHER "aes"
 #define KD_VOLUME_CIPHER_MODE "xts-plain64"
@@ -101,6 +107,9 @@ void kd_volume_close(struct kd_volume *v);
 const char *kd_volume_path(const struct kd_volume *v);  /* resolved path */
 const char *kd_volume_uuid(const struct kd_volume *v);  /* LUKS2 UUID text */
 const struct kd_header_health *kd_volume_health(const struct kd_volume *v);
+/* Volume key length of v: KD_VOLUME_KEY_SIZE, or KD_VOLUME_KEY_SIZE_MAX for
+ * an --integrity volume (segment 0 carries the integrity profile). */
+size_t kd_volume_key_size(const struct kd_volume *v);
 /* The keyd tokens, ordered by token id; borrowed, valid until close/reload. */
 const struct kd_token *kd_volume_tokens(const struct kd_volume *v, size_t *ret_n);
 
@@ -200,6 +209,9 @@ struct kd_enroll_opts {
 	const char *label; /* GuestOS version, may be NULL */
 	uint32_t svn;
 	bool force;        /* format over a signature / a completed keyd volume */
+	bool integrity;    /* aes-xts-plain64 + hmac(sha256) through dm-integrity */
+	bool integrity_no_wipe; /* skip initialising the tags (unwritten sectors
+				 * then read as integrity errors until written) */
 };
 
 /*
@@ -207,6 +219,9 @@ struct kd_enroll_opts {
  * provisioning label, add the first keyd slot (active) for this launch, then
  * clear the label. An unfinished provisioning (label still set, no active
  * keyd token) is redone without --force. *ret_redone (optional) reports it.
+ * With o->integrity the format goes through device-mapper (dm-integrity
+ * initialises its superblock and, unless integrity_no_wipe, every tag), so it
+ * is refused up front where device-mapper is not available.
  * Errors: KD_EREFUSED (signature found / completed volume, no force), ...
  */
 int kd_volume_enroll(const char *device, struct kd_backend *b, const struct kd_launch *l,
