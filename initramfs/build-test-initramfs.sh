@@ -106,8 +106,11 @@ if [ -f "$build/libcryptsetup-token-keyd.so" ]; then
 fi
 
 # Kernel modules and everything they depend on, then a fresh modules.dep.
+# dm_integrity, authenc and sha256_ssse3: keyd enroll --integrity (LUKS2
+# authenticated encryption, aes-xts-plain64 + hmac(sha256) tags).
 mods="virtio virtio_ring virtio_pci virtio_blk virtio_console dm_mod dm_crypt
-ext4 crc32c_intel crc32c_generic xts ecb aesni_intel cryptd crypto_simd"
+ext4 crc32c_intel crc32c_generic xts ecb aesni_intel cryptd crypto_simd
+dm_integrity authenc sha256_ssse3"
 for m in $mods; do
 	modprobe -S "$kver" --show-depends "$m" 2>/dev/null
 done | awk '$1 == "insmod" {print $2}' | sort -u | while read -r ko; do

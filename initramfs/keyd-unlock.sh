@@ -21,6 +21,9 @@
 #               ("defaults" when there is nothing to say)
 #       noformat           never provision: a blank device is an error
 #       label=TEXT         label recorded in the keyd token on provisioning
+#       integrity          provision with keyd enroll --integrity (HMAC-SHA256
+#                          tags through dm-integrity; writes the whole device)
+#       integrity-no-wipe  the same without the initial full-device write
 #       test-keyfile=PATH  unlock with a plain LUKS2 key file instead of
 #                          keyd (benchmark baseline only: the file sits in
 #                          the initramfs, which the host can read)
@@ -147,7 +150,7 @@ keyd_mount_opts() {
 		_m_item=${_m_rest%%,*}
 		_m_rest=${_m_rest#*,}
 		case $_m_item in
-		'' | noformat | label=* | test-keyfile=*) ;;
+		'' | noformat | label=* | test-keyfile=* | integrity | integrity-no-wipe) ;;
 		*) _m_out=${_m_out:+$_m_out,}$_m_item ;;
 		esac
 	done
@@ -218,8 +221,13 @@ keyd_unlock_volume() {
 	else
 		if [ "$_uv_blank" = 1 ]; then
 			_uv_label=$(keyd_opt "$_uv_opts" label) || _uv_label=$_uv_name
+			_uv_integ=
+			keyd_opt "$_uv_opts" integrity >/dev/null && _uv_integ=--integrity
+			keyd_opt "$_uv_opts" integrity-no-wipe >/dev/null &&
+				_uv_integ="--integrity --integrity-no-wipe"
 			keyd_log "$_uv_name: $_uv_dev is blank: provisioning a new sealed volume"
-			if ! _uv_out=$("$KEYD" enroll "$_uv_dev" --format --label "$_uv_label" 2>&1); then
+			# shellcheck disable=SC2086 # $_uv_integ is zero, one or two options
+			if ! _uv_out=$("$KEYD" enroll "$_uv_dev" --format --label "$_uv_label" $_uv_integ 2>&1); then
 				keyd_error "$_uv_name: provisioning $_uv_dev refused"
 				keyd_log_lines keyd_error "$_uv_out"
 				return 1
@@ -242,6 +250,13 @@ keyd_unlock_volume() {
 	if [ "$_uv_blank" = 1 ]; then
 		# Only a volume provisioned in this very boot is formatted: a device
 		# that failed to unlock never reaches this point.
+		# integrity-no-wipe: a block never written fails its tag check, and
+		# mke2fs's 1 KiB superblock write is a read-modify-write of block
+		# 0. Writing the first MiB whole gives those blocks valid tags.
+		if keyd_opt "$_uv_opts" integrity-no-wipe >/dev/null; then
+			dd if=/dev/zero of="/dev/mapper/$_uv_name" bs=1048576 count=1 conv=fsync 2>/dev/null ||
+				keyd_error "$_uv_name: cannot initialise the first MiB of /dev/mapper/$_uv_name"
+		fi
 		if ! _uv_out=$(keyd_mkfs "$_uv_fs" "/dev/mapper/$_uv_name" "$_uv_name" 2>&1); then
 			keyd_error "$_uv_name: mkfs.$_uv_fs failed"
 			keyd_log_lines keyd_error "$_uv_out"
