@@ -110,6 +110,7 @@ static int run(int argc, char **argv)
 	if (e) {
 		printf("escrow:     %d of %d admins, keyslot %d, created %s\n", GI(e, "threshold"),
 		       GI(e, "admins"), GI(e, "keyslot"), GS(e, "created"));
+		printf("  commitment %s\n", GS(e, "commitment"));
 		arr = G(e, "shares");
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			json_object *s = json_object_array_get_idx(arr, i);
