@@ -11,6 +11,7 @@
  *   rekey.after-keyslot    rekey.after-token       rekey.after-retire
  *   retire.before-kill     retire.after-kill
  *   recover.after-keyslot  recover.after-token
+ *   escrow.after-keyslot   escrow.after-token      escrow.after-old-token
  */
 #ifndef KEYD_FAILPOINT_H
 #define KEYD_FAILPOINT_H
