@@ -225,7 +225,7 @@ int kd_escrow_add(struct kd_volume *v, const struct kd_secret *vk, unsigned k, X
 	int slot = -1, r;
 
 	memset(&t, 0, sizeof(t));
-	if (!vk || vk->len != KD_VOLUME_KEY_SIZE)
+	if (!vk || vk->len != kd_volume_key_size(v))
 		return kd_fail(KD_EINVAL, "escrow: the volume key is needed");
 	if ((r = escrow_checked_cd(v, &cd, &meta)))
 		return r;
@@ -297,7 +297,7 @@ int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], 
 	const struct kd_escrow_token *t = NULL;
 	struct crypt_device *cd = NULL;
 	json_object *meta = NULL;
-	size_t n_all = 0, vk_len = KD_VOLUME_KEY_SIZE;
+	size_t n_all = 0, vk_len = kd_volume_key_size(v);
 	int r;
 
 	if (!n)
@@ -326,11 +326,11 @@ int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], 
 		r = kd_escrow_check_share(t, shares[i]);
 	if (!r)
 		r = kd_escrow_combine(shares, n, kd_volume_uuid(v), t->commitment, &key);
-	if (!r && !(r = hex_pass(key, &pass)) && !(r = kd_secret_new(KD_VOLUME_KEY_SIZE, &vk))) {
+	if (!r && !(r = hex_pass(key, &pass)) && !(r = kd_secret_new(kd_volume_key_size(v), &vk))) {
 		int got = crypt_volume_key_get(cd, t->keyslot, (char *)vk->data, &vk_len,
 					       (const char *)pass->data, pass->len);
 
-		if (got != t->keyslot || vk_len != KD_VOLUME_KEY_SIZE)
+		if (got != t->keyslot || vk_len != kd_volume_key_size(v))
 			r = kd_fail(KD_ETAMPER, "escrow keyslot %d does not open with the recovered key",
 				    t->keyslot);
 	}
