@@ -678,3 +678,16 @@ int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot
 	*ret_len = e.len;
 	return 0;
 }
+
+json_object *kd_luks2_copy_status_json(const struct kd_luks2_copy *c)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(c->ok));
+	json_object_object_add(o, "offset", json_object_new_int64((int64_t)c->hdr_offset));
+	if (c->ok)
+		json_object_object_add(o, "seqid", json_object_new_int64((int64_t)c->seqid));
+	else
+		json_object_object_add(o, "error", json_object_new_string(c->err));
+	return o;
+}

@@ -291,3 +291,23 @@ int kd_token_format(const struct kd_token *t, char **ret)
 	*ret = out;
 	return 0;
 }
+
+json_object *kd_token_status_json(const struct kd_token *t)
+{
+	json_object *o = json_object_new_object();
+	char m[2 * KD_MEASUREMENT_SIZE + 1], tcb[KD_TCB_HEX_LEN];
+
+	kd_hex(t->measurement, sizeof(t->measurement), m);
+	kd_tcb_hex(t->tcb, tcb);
+	json_object_object_add(o, "token", json_object_new_int(t->token_id));
+	json_object_object_add(o, "keyslot", json_object_new_int(t->keyslot));
+	json_object_object_add(o, "state", json_object_new_string(kd_token_state_name(t->state)));
+	json_object_object_add(o, "label", json_object_new_string(t->label));
+	json_object_object_add(o, "svn", json_object_new_int64(t->svn));
+	json_object_object_add(o, "measurement", json_object_new_string(m));
+	json_object_object_add(o, "tcb", json_object_new_string(tcb));
+	json_object_object_add(o, "policy", json_object_new_int64((int64_t)t->policy));
+	json_object_object_add(o, "backend", json_object_new_string(t->backend));
+	json_object_object_add(o, "created", json_object_new_string(t->created));
+	return o;
+}

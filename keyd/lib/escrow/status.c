@@ -13,43 +13,11 @@
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/header.h"
+#include "keyd/token.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
 #define S(x) json_object_new_string(x)
-
-static json_object *copy_json(const struct kd_luks2_copy *c)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "ok", json_object_new_boolean(c->ok));
-	json_object_object_add(o, "offset", json_object_new_int64((int64_t)c->hdr_offset));
-	if (c->ok)
-		json_object_object_add(o, "seqid", json_object_new_int64((int64_t)c->seqid));
-	else
-		json_object_object_add(o, "error", S(c->err));
-	return o;
-}
-
-static json_object *token_json(const struct kd_token *t)
-{
-	json_object *o = json_object_new_object();
-	char m[2 * KD_MEASUREMENT_SIZE + 1], tcb[KD_TCB_HEX_LEN];
-
-	kd_hex(t->measurement, sizeof(t->measurement), m);
-	kd_tcb_hex(t->tcb, tcb);
-	json_object_object_add(o, "token", json_object_new_int(t->token_id));
-	json_object_object_add(o, "keyslot", json_object_new_int(t->keyslot));
-	json_object_object_add(o, "state", S(kd_token_state_name(t->state)));
-	json_object_object_add(o, "label", S(t->label));
-	json_object_object_add(o, "svn", json_object_new_int64(t->svn));
-	json_object_object_add(o, "measurement", S(m));
-	json_object_object_add(o, "tcb", S(tcb));
-	json_object_object_add(o, "policy", json_object_new_int64((int64_t)t->policy));
-	json_object_object_add(o, "backend", S(t->backend));
-	json_object_object_add(o, "created", S(t->created));
-	return o;
-}
 
 static json_object *escrow_json(const struct kd_escrow_token *e, size_t generations)
 {
@@ -122,8 +90,8 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	json_object_object_add(hdr, "copies_agree", json_object_new_boolean(h->agree));
 	json_object_object_add(hdr, "needs_repair", json_object_new_boolean(!h->agree));
 	json_object_object_add(hdr, "summary", S(kd_header_health_summary(h)));
-	json_object_object_add(hdr, "primary", copy_json(&h->primary));
-	json_object_object_add(hdr, "secondary", copy_json(&h->secondary));
+	json_object_object_add(hdr, "primary", kd_luks2_copy_status_json(&h->primary));
+	json_object_object_add(hdr, "secondary", kd_luks2_copy_status_json(&h->secondary));
 	json_object_object_add(hdr, "allow_list", S(h->allow_err ? h->allow_detail : "passed"));
 	json_object_object_add(o, "header", hdr);
 
@@ -186,7 +154,7 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	arr = json_object_new_array();
 	pend = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
-		json_object_array_add(arr, token_json(&toks[i]));
+		json_object_array_add(arr, kd_token_status_json(&toks[i]));
 		live += toks[i].state != KD_TOKEN_RETIRED;
 		if (toks[i].state == KD_TOKEN_PENDING) {
 			json_object *p = json_object_new_object();

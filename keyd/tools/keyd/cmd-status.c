@@ -9,6 +9,8 @@
 #include "backend-opts.h"
 #include "commands.h"
 #include "keyd/error.h"
+#include "keyd/header.h"
+#include "keyd/token.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
@@ -22,39 +24,6 @@ static const char status_usage[] =
 	"backend the launch part says \"unknown\". Reads only; writes nothing.\n" BACKEND_OPTS_HELP
 	"\nExit status: 0 shown (whatever the verdict), 1 not a readable LUKS2\n"
 	"volume, 2 usage.\n";
-
-static json_object *copy_json(const struct kd_luks2_copy *c)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "ok", json_object_new_boolean(c->ok));
-	json_object_object_add(o, "offset", json_object_new_int64((int64_t)c->hdr_offset));
-	if (c->ok)
-		json_object_object_add(o, "seqid", json_object_new_int64((int64_t)c->seqid));
-	else
-		json_object_object_add(o, "error", json_object_new_string(c->err));
-	return o;
-}
-
-static json_object *token_json(const struct kd_token *t)
-{
-	json_object *o = json_object_new_object();
-	char m[2 * KD_MEASUREMENT_SIZE + 1], tcb[KD_TCB_HEX_LEN];
-
-	kd_hex(t->measurement, sizeof(t->measurement), m);
-	kd_tcb_hex(t->tcb, tcb);
-	json_object_object_add(o, "token", json_object_new_int(t->token_id));
-	json_object_object_add(o, "keyslot", json_object_new_int(t->keyslot));
-	json_object_object_add(o, "state", json_object_new_string(kd_token_state_name(t->state)));
-	json_object_object_add(o, "label", json_object_new_string(t->label));
-	json_object_object_add(o, "svn", json_object_new_int64(t->svn));
-	json_object_object_add(o, "measurement", json_object_new_string(m));
-	json_object_object_add(o, "tcb", json_object_new_string(tcb));
-	json_object_object_add(o, "policy", json_object_new_int64((int64_t)t->policy));
-	json_object_object_add(o, "backend", json_object_new_string(t->backend));
-	json_object_object_add(o, "created", json_object_new_string(t->created));
-	return o;
-}
 
 static int run_status(int argc, char **argv)
 {
@@ -113,13 +82,13 @@ static int run_status(int argc, char **argv)
 		json_object_object_add(hdr, "copies_agree", json_object_new_boolean(h->agree));
 		json_object_object_add(hdr, "needs_repair", json_object_new_boolean(!h->agree));
 		json_object_object_add(hdr, "summary", json_object_new_string(kd_header_health_summary(h)));
-		json_object_object_add(hdr, "primary", copy_json(&h->primary));
-		json_object_object_add(hdr, "secondary", copy_json(&h->secondary));
+		json_object_object_add(hdr, "primary", kd_luks2_copy_status_json(&h->primary));
+		json_object_object_add(hdr, "secondary", kd_luks2_copy_status_json(&h->secondary));
 		json_object_object_add(hdr, "allow_list",
 				       json_object_new_string(h->allow_err ? h->allow_detail : "passed"));
 		json_object_object_add(o, "header", hdr);
 		for (size_t i = 0; i < n; i++)
-			json_object_array_add(arr, token_json(&toks[i]));
+			json_object_array_add(arr, kd_token_status_json(&toks[i]));
 		json_object_object_add(o, "tokens", arr);
 		json_object_object_add(lo, "verdict", json_object_new_string(verdict));
 		json_object_object_add(lo, "detail", json_object_new_string(launch));

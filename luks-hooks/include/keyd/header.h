@@ -68,6 +68,9 @@ const char *kd_header_health_summary(const struct kd_header_health *h);
  * ret_health->allow_err (the function still succeeds so that status can
  * show it). Errors: KD_EIO, KD_EMALFORMED (no valid LUKS2 copy).
  */
+/* One header copy's health as a status JSON object {ok, offset, seqid|error}. */
+struct json_object *kd_luks2_copy_status_json(const struct kd_luks2_copy *c);
+
 int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_object **ret_meta);
 
 /*

@@ -64,6 +64,10 @@ int kd_token_parse(const char *json, size_t len, struct kd_token *ret);
 /* Serialise (json-c, plain format) into a malloc'ed NUL-terminated string. */
 int kd_token_format(const struct kd_token *t, char **ret);
 
+/* The token's public fields as a status JSON object (keyd and keyd-recover status). */
+struct json_object;
+struct json_object *kd_token_status_json(const struct kd_token *t);
+
 /* SHA-384 digest of a 64-byte CHIP_ID, as stored in "chip". */
 int kd_chip_digest(const uint8_t chip_id[64], uint8_t out[KD_CHIP_DIGEST_SIZE]);
 
