@@ -108,9 +108,12 @@ fi
 # Kernel modules and everything they depend on, then a fresh modules.dep.
 # dm_integrity, authenc and sha256_ssse3: keyd enroll --integrity (LUKS2
 # authenticated encryption, aes-xts-plain64 + hmac(sha256) tags).
+# virtio_net (with net_failover, failover) and qemu_fw_cfg: the upgrade
+# handoff (keyd-upgrade.sh) - its link to the peer VM, and the host's mode
+# and manifest.
 mods="virtio virtio_ring virtio_pci virtio_blk virtio_console dm_mod dm_crypt
 ext4 crc32c_intel crc32c_generic xts ecb aesni_intel cryptd crypto_simd
-dm_integrity authenc sha256_ssse3"
+dm_integrity authenc sha256_ssse3 virtio_net qemu_fw_cfg"
 for m in $mods; do
 	modprobe -S "$kver" --show-depends "$m" 2>/dev/null
 done | awk '$1 == "insmod" {print $2}' | sort -u | while read -r ko; do
@@ -124,6 +127,7 @@ echo "$mods" | tr ' ' '\n' >"$stage/etc/keyd/test-modules"
 
 install -m 0755 "$here/test-init" "$stage/init"
 install -m 0755 "$here/keyd-unlock.sh" "$stage/usr/lib/keyd/keyd-unlock.sh"
+install -m 0755 "$here/keyd-upgrade.sh" "$stage/usr/lib/keyd/keyd-upgrade.sh"
 if [ -n "$volumes" ]; then
 	cp "$volumes" "$stage/etc/keyd/volumes"
 else

@@ -35,6 +35,8 @@
 #
 # Results: keyd_unlock_all returns the number of volumes that failed and
 # leaves /run/keyd/NAME.state = provisioned | unlocked | failed.
+# A keyd unlock also leaves /run/keyd/NAME.slot = pending (it opened through
+# the pending slot of a handoff, see keyd-upgrade.sh) or opened.
 
 : "${KEYD:=keyd}"
 : "${KEYD_DEVICE_TIMEOUT:=10}"
@@ -245,6 +247,12 @@ keyd_unlock_volume() {
 			return 1
 		fi
 		keyd_log_lines keyd_log "$_uv_out"
+		# A new version's first boot opens through its pending slot:
+		# keyd_commit_pending (keyd-upgrade.sh) commits it once it is healthy.
+		case $_uv_out in
+		*", pending)"*) echo pending >"$KEYD_RUN/$_uv_name.slot" ;;
+		*) echo opened >"$KEYD_RUN/$_uv_name.slot" ;;
+		esac
 	fi
 
 	if [ "$_uv_blank" = 1 ]; then

@@ -44,14 +44,18 @@ VM_KVER=$(vm_kernel_version || true)
 VM_KERNEL=/boot/vmlinuz-$VM_KVER
 
 # vm_boot LOG DISK INITRD APPEND [SIM_SOCKET] -> exit status of qemu/timeout
-# A guest that powers off exits 0; a timeout gives 124.
+# A guest that powers off exits 0; a timeout gives 124. An empty DISK boots
+# without one; the array VM_QEMU_EXTRA, when set, is appended to QEMU's
+# arguments (the upgrade scenario's NIC and fw_cfg files: none of it is
+# measured).
 vm_boot() {
 	local log=$1 disk=$2 initrd=$3 append=$4 sock=${5:-}
 	local args=(-machine q35 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_VCPUS"
 		-nic none -display none -monitor none -no-reboot
 		-serial "file:$log"
-		-kernel "$VM_KERNEL" -initrd "$initrd" -append "$append"
-		-drive "file=$disk,if=virtio,format=raw")
+		-kernel "$VM_KERNEL" -initrd "$initrd" -append "$append")
+	[ -n "$disk" ] && args+=(-drive "file=$disk,if=virtio,format=raw")
+	args+=(${VM_QEMU_EXTRA[@]+"${VM_QEMU_EXTRA[@]}"})
 	if [ -n "$sock" ]; then
 		args+=(-chardev "socket,id=simfw,path=$sock"
 			-device virtio-serial-pci
@@ -195,13 +199,40 @@ vm_setup() {
 	VM_ORIG=$VM_WORK/orig.cpio.gz
 	export VM_DISK=$VM_WORK/state.img
 	VM_CHIP=$VM_WORK/chip
-	if [ ! -f "$VM_ORIG" ]; then
-		echo "keyd-test-image v1" >"$VM_WORK/image-version"
-		vm_initramfs "$VM_ORIG" --add "$VM_WORK/image-version=/etc/keyd/image-version" || return 1
-	fi
+	# The chip first: its ARK is pinned in the image (vm_release_setup).
 	if [ ! -d "$VM_CHIP" ]; then
 		sim_init "$VM_CHIP" || return 1
 	fi
+	vm_release_setup || return 1
+	if [ ! -f "$VM_ORIG" ]; then
+		echo "keyd-test-image v1" >"$VM_WORK/image-version"
+		# shellcheck disable=SC2046 # option list without spaces, split on purpose
+		vm_initramfs "$VM_ORIG" --add "$VM_WORK/image-version=/etc/keyd/image-version" \
+			$(vm_release_adds) || return 1
+	fi
+}
+
+# vm_release_setup: the release signing keys of this run (3 keys, any 2 sign
+# a manifest) in $VM_RELEASE, and the chip's ARK. Every image gets the public
+# side through vm_release_adds: measured, as release keys are on real images.
+vm_release_setup() {
+	VM_RELEASE=$VM_WORK/release
+	[ -f "$VM_RELEASE/release-keys.json" ] && return 0
+	mkdir -p "$VM_RELEASE"
+	local i
+	for i in 1 2 3; do
+		"$KEYD_BUILD/keyd" manifest keygen -o "$VM_RELEASE/k$i.pem" --pub "$VM_RELEASE/k$i.pub" || return 1
+	done
+	"$KEYD_BUILD/keyd-simfw" --state "$VM_CHIP" certs --out "$VM_RELEASE/certs" >/dev/null || return 1
+	"$KEYD_BUILD/keyd" manifest keys --threshold 2 -o "$VM_RELEASE/release-keys.json.tmp" \
+		"$VM_RELEASE"/k[123].pub || return 1
+	mv "$VM_RELEASE/release-keys.json.tmp" "$VM_RELEASE/release-keys.json"
+}
+
+# Builder options that put the release keys and the ARK into an image.
+vm_release_adds() {
+	echo "--add $VM_WORK/release/release-keys.json=/etc/keyd/release-keys.json"
+	echo "--add $VM_WORK/release/certs/ark.pem=/etc/keyd/ark.pem"
 }
 
 # vm_launch NAME INITRD APPEND DISK [POLICY]: one launch with its own

@@ -1,0 +1,174 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# Upgrade handoff roles at boot (keyd-handoff(8), DESIGN.md §6). Sourced after
+# keyd-unlock.sh by an initramfs /init; the self-contained test image uses it.
+#
+#   keyd_upgrade_mode            prints boot | serve-upgrade | upgrade
+#   keyd_upgrade_serve CONFIG    O: serve every volume of CONFIG this boot
+#                                unlocked to one new version N
+#   keyd_upgrade_receive         N (no disk): get a pending keyslot from O
+#   keyd_commit_pending CONFIG   N's first real boot: keyd commit every
+#                                volume that opened through a pending slot
+#
+# Where the role and the manifest come from. Neither may be on the kernel
+# command line or in the initramfs: both are measured, and N's upgrade-mode
+# launch must have exactly the measurement of its later real boots, since the
+# key N derives during the handoff is the one those boots will derive. So the
+# host hands them over as QEMU fw_cfg files (unmeasured, like any host input):
+#
+#   opt/org.keyd/mode        "serve-upgrade" or "upgrade" (absent: boot)
+#   opt/org.keyd/manifest    this image's signed release manifest
+#
+# Trusting the host with them costs nothing. The mode only decides whether
+# this boot offers or asks for a handoff, and O hands a keyslot only to a peer
+# that proves, by an attestation report from the same chip, a measurement
+# listed in a manifest signed by k of the n release keys pinned in this
+# (measured) image at /etc/keyd/release-keys.json. A manifest cannot be
+# forged, and one that does not list the sender's own measurement is refused
+# by the peer. The manifest cannot live in the image anyway: it lists the
+# image's measurement, which would then depend on itself.
+#
+# With the simulated AMD-SP the chip's ARK is pinned in the image as
+# /etc/keyd/ark.pem (on SNP hardware the AMD roots are built into keyd).
+#
+# Network: O is $KEYD_UPGRADE_O_ADDR, N is $KEYD_UPGRADE_N_ADDR on the first
+# NIC (/24); O listens on $KEYD_UPGRADE_PORT. boot.conf may override them.
+
+: "${KEYD_UPGRADE_IF:=eth0}"
+: "${KEYD_UPGRADE_O_ADDR:=10.0.88.1}"
+: "${KEYD_UPGRADE_N_ADDR:=10.0.88.2}"
+: "${KEYD_UPGRADE_PORT:=7443}"
+: "${KEYD_UPGRADE_TIMEOUT:=120}"
+: "${KEYD_FWCFG:=/sys/firmware/qemu_fw_cfg/by_name/opt/org.keyd}"
+
+# keyd_host_param NAME -> the fw_cfg file's content ("" when absent)
+keyd_host_param() {
+	[ -r "$KEYD_FWCFG/$1/raw" ] && cat "$KEYD_FWCFG/$1/raw"
+	return 0
+}
+
+keyd_upgrade_mode() {
+	_um_mode=$(keyd_host_param mode | tr -d '\r\n')
+	case $_um_mode in
+	serve-upgrade | upgrade) echo "$_um_mode" ;;
+	'' | boot) echo boot ;;
+	*)
+		keyd_error "unknown boot mode '$_um_mode' from the host, booting normally"
+		echo boot
+		;;
+	esac
+}
+
+# The manifest is copied out of sysfs: keyd reads a regular file.
+keyd_upgrade_manifest() {
+	mkdir -p "$KEYD_RUN"
+	_mf=$KEYD_RUN/manifest.json
+	if ! keyd_host_param manifest >"$_mf" || [ ! -s "$_mf" ]; then
+		keyd_error "upgrade: the host gave no release manifest (fw_cfg opt/org.keyd/manifest)"
+		return 1
+	fi
+	echo "$_mf"
+}
+
+# keyd_net_up ADDR: loopback and the handoff link, static (no DHCP: the two
+# VMs are alone on their link).
+keyd_net_up() {
+	ip link set lo up 2>/dev/null
+	_nu_i=0
+	while [ ! -e "/sys/class/net/$KEYD_UPGRADE_IF" ] && [ $_nu_i -lt 50 ]; do
+		sleep 0.1
+		_nu_i=$((_nu_i + 1))
+	done
+	if ! ip link set "$KEYD_UPGRADE_IF" up || ! ip addr add "$1/24" dev "$KEYD_UPGRADE_IF"; then
+		keyd_error "upgrade: cannot configure $KEYD_UPGRADE_IF as $1"
+		return 1
+	fi
+}
+
+# Options common to serve and receive.
+keyd_upgrade_opts() {
+	echo "--release-keys /etc/keyd/release-keys.json --timeout $KEYD_UPGRADE_TIMEOUT"
+	[ -r /etc/keyd/ark.pem ] && echo "--ark /etc/keyd/ark.pem"
+	return 0
+}
+
+# keyd_upgrade_serve [CONFIG]: O, after keyd_unlock_all. Returns keyd's status.
+keyd_upgrade_serve() {
+	_us_conf=${1:-/etc/keyd/volumes}
+	_us_devs=
+	while read -r _us_name _us_spec _ <&3; do
+		case $_us_name in '' | '#'*) continue ;; esac
+		case $(cat "$KEYD_RUN/$_us_name.state" 2>/dev/null) in
+		unlocked | provisioned) ;;
+		*) continue ;;
+		esac
+		_us_dev=$(keyd_resolve "$_us_spec") || continue
+		_us_devs="$_us_devs --device $_us_dev"
+	done 3<"$_us_conf"
+	if [ -z "$_us_devs" ]; then
+		keyd_error "upgrade: no unlocked volume to hand over"
+		return 1
+	fi
+	_us_mf=$(keyd_upgrade_manifest) || return 1
+	keyd_net_up "$KEYD_UPGRADE_O_ADDR" || return 1
+	keyd_log "upgrade: serving${_us_devs} on $KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT"
+	# shellcheck disable=SC2046,SC2086 # option lists, split on purpose
+	if ! _us_out=$("$KEYD" handoff serve --listen "0.0.0.0:$KEYD_UPGRADE_PORT" $_us_devs \
+		--manifest "$_us_mf" $(keyd_upgrade_opts) --timings 2>&1); then
+		keyd_error "upgrade: handoff refused"
+		keyd_log_lines keyd_error "$_us_out"
+		return 1
+	fi
+	keyd_log_lines keyd_log "$_us_out"
+}
+
+# keyd_upgrade_receive: N, with no disk. O may still be booting: until it
+# answers, its address is unreachable (no ARP reply) rather than refusing,
+# so a failure to connect is retried up to KEYD_UPGRADE_TIMEOUT.
+keyd_upgrade_receive() {
+	_ur_mf=$(keyd_upgrade_manifest) || return 1
+	keyd_net_up "$KEYD_UPGRADE_N_ADDR" || return 1
+	keyd_log "upgrade: asking $KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT for a keyslot"
+	_ur_end=$(($(cut -d. -f1 /proc/uptime) + KEYD_UPGRADE_TIMEOUT))
+	while :; do
+		# shellcheck disable=SC2046 # option list, split on purpose
+		if _ur_out=$("$KEYD" handoff receive --connect "$KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT" \
+			--manifest "$_ur_mf" $(keyd_upgrade_opts) --timings 2>&1); then
+			keyd_log_lines keyd_log "$_ur_out"
+			return 0
+		fi
+		case $_ur_out in
+		*"cannot connect"*)
+			[ "$(cut -d. -f1 /proc/uptime)" -lt "$_ur_end" ] && { sleep 1; continue; } ;;
+		esac
+		keyd_error "upgrade: handoff refused"
+		keyd_log_lines keyd_error "$_ur_out"
+		return 1
+	done
+}
+
+# keyd_commit_pending [CONFIG]: run after the volumes are unlocked and found
+# usable. Only a volume that opened through a pending slot (recorded by
+# keyd_unlock_volume in $KEYD_RUN/NAME.slot) is committed. Prints, per
+# volume, "NAME ok" or "NAME failed" on stdout; returns the failure count.
+keyd_commit_pending() {
+	_cp_conf=${1:-/etc/keyd/volumes}
+	_cp_failed=0
+	while read -r _cp_name _cp_spec _ <&3; do
+		case $_cp_name in '' | '#'*) continue ;; esac
+		[ "$(cat "$KEYD_RUN/$_cp_name.slot" 2>/dev/null)" = pending ] || continue
+		_cp_dev=$(keyd_resolve "$_cp_spec") || { _cp_failed=$((_cp_failed + 1)); continue; }
+		if _cp_out=$("$KEYD" commit "$_cp_dev" 2>&1); then
+			keyd_log_lines keyd_log "$_cp_out"
+			echo active >"$KEYD_RUN/$_cp_name.slot"
+			echo "$_cp_name ok"
+		else
+			keyd_error "$_cp_name: keyd commit $_cp_dev failed"
+			keyd_log_lines keyd_error "$_cp_out"
+			_cp_failed=$((_cp_failed + 1))
+			echo "$_cp_name failed"
+		fi
+	done 3<"$_cp_conf"
+	return "$_cp_failed"
+}
