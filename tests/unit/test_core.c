@@ -12,6 +12,7 @@
 #include "keyd/error.h"
 #include "keyd/secret.h"
 #include "keyd/util.h"
+#include "helpers/san.h"
 
 static const uint8_t le[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09};
 
@@ -154,7 +155,8 @@ START_TEST(secret_dontdump_in_smaps)
 	fclose(f);
 	kd_secret_free(s);
 	ck_assert_msg(found_dd, "secret mapping lacks MADV_DONTDUMP (dd)");
-	ck_assert_msg(found_lock, "secret mapping is not mlocked (lo)");
+	if (KD_MLOCK_WORKS)
+		ck_assert_msg(found_lock, "secret mapping is not mlocked (lo)");
 }
 END_TEST
 
