@@ -19,6 +19,8 @@
 #include "keyd/manifest.h"
 #include "keyd/report.h"
 #include "keyd/sim.h"
+#include "helpers/chip.h"
+#include "helpers/vg.h"
 
 /* ---------------------------------------------------------------- fixture */
 
@@ -50,7 +52,7 @@ static void setup_all(void)
 	if (!mkdtemp(dir_a) || !mkdtemp(dir_b))
 		abort();
 	io.product = KD_PRODUCT_GENOA;
-	if (kd_sim_chip_init(dir_a, &io) || kd_sim_chip_init(dir_b, &io))
+	if (kd_test_chip_init(dir_a, &io) || kd_test_chip_init(dir_b, &io))
 		abort();
 	for (int i = 0; i < 3; i++) {
 		if (kd_manifest_keygen(&priv[i], &pub[i]))
@@ -459,7 +461,7 @@ START_TEST(tls_exporter_agrees)
 		for (int i = 0; i < 2; i++) {
 			struct kd_tls *t;
 
-			if (kd_tls_accept(lfd, 5000, &t) || kd_tls_exporter(t, e_srv[i]))
+			if (kd_tls_accept(lfd, kd_vg_ms(5000), &t) || kd_tls_exporter(t, e_srv[i]))
 				_exit(1);
 			/* Frames flow over the channel. */
 			{
@@ -482,7 +484,7 @@ START_TEST(tls_exporter_agrees)
 		uint8_t *p = NULL;
 		size_t n = 0;
 
-		ck_assert_int_eq(kd_tls_connect(addr, 5000, &t), 0);
+		ck_assert_int_eq(kd_tls_connect(addr, kd_vg_ms(5000), &t), 0);
 		ck_assert_int_eq(kd_tls_exporter(t, e_cli), 0);
 		kd_tls_io(t, &io);
 		ck_assert_int_eq(kd_frame_recv(&io, KD_MSG_HELLO, &p, &n), 0);
