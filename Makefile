@@ -182,7 +182,8 @@ check-asan: deps
 	$(MAKE) SAN=1 check-unit check-integration
 
 # Host-level unit suites under valgrind memcheck: errors or definite leaks fail.
-check-valgrind: $(UNIT_BINS)
+# keyd-simfw (in all) makes the fixture chips natively (tests/unit/helpers/chip.h).
+check-valgrind: all $(UNIT_BINS)
 	@tests/run-valgrind.sh $(UNIT_BINS)
 
 check-vm: all deps-vm
