@@ -15,7 +15,7 @@ for t in tests/integration/*.sh; do
 	end=$(date +%s)
 	case $rc in
 	0) pass=$((pass + 1)); echo "PASS $t ($((end - start))s)" ;;
-	77) skip=$((skip + 1)); echo "SKIP $t: $(tail -n 1 "$log")" ;;
+	77) skip=$((skip + 1)); why=$(tail -n 1 "$log"); echo "SKIP $t${why:+: $why}" ;;
 	*) fail=$((fail + 1)); echo "FAIL $t (rc $rc, log $log)"; tail -n 30 "$log" ;;
 	esac
 done
