@@ -12,9 +12,8 @@ sealed=$(cat "$VM_WORK/measurement")
 before=$(vm_sha "$VM_DISK")
 
 # 3a: one byte of one file in the image: image-version "v1" -> "v2".
-echo "keyd-test-image v2" >"$VM_WORK/image-version-v2"
 changed=$VM_WORK/changed.cpio.gz
-vm_initramfs "$changed" --add "$VM_WORK/image-version-v2=/etc/keyd/image-version"
+vm_image_variant "$changed" "keyd-test-image v2"
 launch=$(vm_measure "$changed" "$VM_APPEND_BASE")
 [ "$launch" != "$sealed" ] || fail "changed image has the same measurement"
 vm_launch 03a-changed-file "$changed" "$VM_APPEND_BASE" "$VM_DISK" || fail "changed-image boot did not power off"

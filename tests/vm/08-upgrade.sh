@@ -29,8 +29,8 @@ marker=$(cat "$VM_WORK/marker")
 
 v2=$VM_WORK/08-v2.cpio.gz
 v3=$VM_WORK/08-v3.cpio.gz
-vm_release_image "$v2" "keyd-test-image v2 (release 2.0)" || fail "cannot build v2"
-vm_release_image "$v3" "keyd-test-image v3 (unreleased)" || fail "cannot build v3"
+vm_image_variant "$v2" "keyd-test-image v2 (release 2.0)" || fail "cannot build v2"
+vm_image_variant "$v3" "keyd-test-image v3 (unreleased)" || fail "cannot build v3"
 m1=$(vm_measure "$VM_ORIG" "$VM_APPEND_BASE")
 m2=$(vm_measure "$v2" "$VM_APPEND_BASE")
 m3=$(vm_measure "$v3" "$VM_APPEND_BASE")
@@ -54,7 +54,7 @@ VM_LOG=$VM_LOG_N
 [ "$(vm_handoff_result "$VM_LOG_N")" = ok ] || fail "v2 (N) handoff failed"
 if grep -aq 'vda' "$VM_LOG_N"; then fail "N had a disk"; fi
 states=$(vm_token_states "$VM_DISK")
-grep -qx "state:active:$m1" <<<"$states" || fail "v1's slot is not active after the handoff: $states"
+grep -qx "1.0:active:$m1" <<<"$states" || fail "v1's slot is not active after the handoff: $states"
 grep -qx "2.0:pending:$m2" <<<"$states" || fail "no pending slot for v2: $states"
 [ "$(wc -l <<<"$states")" = 2 ] || fail "unexpected tokens: $states"
 
@@ -66,7 +66,7 @@ grep -aq 'with keyslot [0-9]* (label 2.0, pending)' "$VM_LOG" || fail "v2 did no
 [ "$(vm_commit_result "$VM_LOG")" = ok ] || fail "keyd commit failed on v2"
 states=$(vm_token_states "$VM_DISK")
 grep -qx "2.0:active:$m2" <<<"$states" || fail "v2 not active after commit: $states"
-grep -qx "state:retired:$m1" <<<"$states" || fail "v1 not kept as retired: $states"
+grep -qx "1.0:retired:$m1" <<<"$states" || fail "v1 not kept as retired: $states"
 
 # ---- c) v3 (in no manifest) is refused by v2
 h0=$(vm_header_sha "$VM_DISK")

@@ -205,11 +205,25 @@ vm_setup() {
 	fi
 	vm_release_setup || return 1
 	if [ ! -f "$VM_ORIG" ]; then
-		echo "keyd-test-image v1" >"$VM_WORK/image-version"
-		# shellcheck disable=SC2046 # option list without spaces, split on purpose
-		vm_initramfs "$VM_ORIG" --add "$VM_WORK/image-version=/etc/keyd/image-version" \
-			$(vm_release_adds) || return 1
+		echo "keyd-test-image v1" >"$VM_WORK/image-version" # read by tests/bench/boot.sh
+		vm_image_variant "$VM_ORIG" "keyd-test-image v1" || return 1
 	fi
+}
+
+# vm_image_variant OUT VERSION_TEXT: the original image with VERSION_TEXT in
+# /etc/keyd/image-version; "keyd-test-image v1" gives the original itself.
+# Anything else differs from it in that one file only (same volumes, same
+# pinned release keys and ARK), hence another measurement.
+vm_image_variant() {
+	local out=$1 f
+	f=$VM_WORK/$(basename "$out").version
+	echo "$2" >"$f"
+	# Provisioning labels the token with the version that created the
+	# volume (1.0); a handoff labels N's slot from N's manifest.
+	echo "state /dev/vda ext4 /state label=1.0" >"$VM_WORK/volumes"
+	# shellcheck disable=SC2046 # option list without spaces, split on purpose
+	vm_initramfs "$out" --add "$f=/etc/keyd/image-version" --volumes "$VM_WORK/volumes" \
+		$(vm_release_adds)
 }
 
 # vm_release_setup: the release signing keys of this run (3 keys, any 2 sign

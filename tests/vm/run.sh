@@ -3,7 +3,9 @@
 #
 # make check-vm: boot the VM scenarios (tests/vm/NN-*.sh) under QEMU TCG with
 # the simulated AMD-SP. Scenario 05 (Debian's mkinitramfs) has its own disk
-# and runs in parallel with the 01-04,06 chain, which shares one state disk.
+# and runs in parallel with the chain of the others, which run in order (01-03
+# and 08 share one state disk; 08 itself boots two VMs at once for the upgrade
+# handoff).
 # Prints PASS/FAIL per scenario with times; exits non-zero on any failure.
 set -u
 cd "$(dirname "$0")/../.." || exit 1

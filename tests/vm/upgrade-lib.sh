@@ -28,16 +28,6 @@ vm_manifest() {
 	done
 }
 
-# vm_release_image OUT VERSION_TEXT: an image that differs from the original
-# only by /etc/keyd/image-version, with the same pinned release keys.
-vm_release_image() {
-	local out=$1 text=$2 f
-	f=$VM_WORK/$(basename "$out").version
-	echo "$text" >"$f"
-	# shellcheck disable=SC2046 # option list without spaces, split on purpose
-	vm_initramfs "$out" --add "$f=/etc/keyd/image-version" $(vm_release_adds)
-}
-
 # A UDP port on 127.0.0.1 that nothing uses right now.
 vm_udp_port() {
 	local p
