@@ -24,6 +24,10 @@
 #       integrity          provision with keyd enroll --integrity (HMAC-SHA256
 #                          tags through dm-integrity; writes the whole device)
 #       integrity-no-wipe  the same without the initial full-device write
+#       escrow=DIR         provision with a k-of-n recovery escrow: one share
+#                          per admin certificate in DIR (keyd enroll --escrow,
+#                          keyd-recover(8)); DIR sits in the measured image
+#       escrow-threshold=K shares needed to recover (default 2)
 #       test-keyfile=PATH  unlock with a plain LUKS2 key file instead of
 #                          keyd (benchmark baseline only: the file sits in
 #                          the initramfs, which the host can read)
@@ -152,7 +156,7 @@ keyd_mount_opts() {
 		_m_item=${_m_rest%%,*}
 		_m_rest=${_m_rest#*,}
 		case $_m_item in
-		'' | noformat | label=* | test-keyfile=* | integrity | integrity-no-wipe) ;;
+		'' | noformat | label=* | test-keyfile=* | integrity | integrity-no-wipe | escrow=* | escrow-threshold=*) ;;
 		*) _m_out=${_m_out:+$_m_out,}$_m_item ;;
 		esac
 	done
@@ -227,8 +231,17 @@ keyd_unlock_volume() {
 			keyd_opt "$_uv_opts" integrity >/dev/null && _uv_integ=--integrity
 			keyd_opt "$_uv_opts" integrity-no-wipe >/dev/null &&
 				_uv_integ="--integrity --integrity-no-wipe"
+			# Admin certificates come from the image, never from the host:
+			# whoever holds K of the keys can open the volume.
+			if _uv_escdir=$(keyd_opt "$_uv_opts" escrow); then
+				_uv_k=$(keyd_opt "$_uv_opts" escrow-threshold) || _uv_k=2
+				for _uv_c in "$_uv_escdir"/*; do
+					[ -f "$_uv_c" ] && _uv_integ="$_uv_integ --escrow $_uv_c"
+				done
+				_uv_integ="$_uv_integ --threshold $_uv_k"
+			fi
 			keyd_log "$_uv_name: $_uv_dev is blank: provisioning a new sealed volume"
-			# shellcheck disable=SC2086 # $_uv_integ is zero, one or two options
+			# shellcheck disable=SC2086 # $_uv_integ: integrity and escrow options
 			if ! _uv_out=$("$KEYD" enroll "$_uv_dev" --format --label "$_uv_label" $_uv_integ 2>&1); then
 				keyd_error "$_uv_name: provisioning $_uv_dev refused"
 				keyd_log_lines keyd_error "$_uv_out"
