@@ -13,9 +13,11 @@ supp=()
 export logdir
 # Tests skip speed bounds under valgrind (see test_measure).
 export KEYD_UNDER_VALGRIND=1
+# --trace-children=no (the default, pinned here): a suite may exec keyd-simfw
+# to make its fixture chips natively (tests/unit/helpers/chip.h).
 VG=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite
 	--show-leak-kinds=definite --error-exitcode=99 --track-fds=no
-	--num-callers=30 "${supp[@]}")
+	--trace-children=no --num-callers=30 "${supp[@]}")
 
 run_one() {
 	local t=$1 name start rc
