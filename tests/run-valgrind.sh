@@ -11,8 +11,10 @@ mkdir -p "$logdir"
 supp=()
 [ -f tests/valgrind.supp ] && supp=(--suppressions=tests/valgrind.supp)
 export logdir
-# Tests skip speed bounds under valgrind (see test_measure).
+# Tests skip speed bounds and sample exhaustive loops under valgrind
+# (tests/unit/helpers/vg.h); fixture chips come from $KEYD_BUILD/keyd-simfw.
 export KEYD_UNDER_VALGRIND=1
+export KEYD_BUILD=${KEYD_BUILD:-$PWD/build}
 # --trace-children=no (the default, pinned here): a suite may exec keyd-simfw
 # to make its fixture chips natively (tests/unit/helpers/chip.h).
 VG=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite
