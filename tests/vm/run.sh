@@ -5,7 +5,8 @@
 # the simulated AMD-SP. Scenario 05 (Debian's mkinitramfs) has its own disk
 # and runs in parallel with the chain of the others, which run in order (01-03
 # and 08 share one state disk; 08 itself boots two VMs at once for the upgrade
-# handoff).
+# handoff; 09 recovery and 10 integrity-tamper have their own disks, and 09 a
+# second chip).
 # Prints PASS/FAIL per scenario with times; exits non-zero on any failure.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
