@@ -71,6 +71,17 @@ int kd_tls_listen(const char *addr, int *ret_fd);
 int kd_tls_accept(int listen_fd, int timeout_ms, struct kd_tls **ret);
 /* Connect to addr within timeout_ms and complete the TLS 1.3 handshake. */
 int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret);
+/*
+ * The same in two steps. The throwaway key, certificate and SSL_CTX do not
+ * depend on the peer, so kd_tls_new() makes them before the peer is waited
+ * for or dialled (a P-384 key, a signature and OpenSSL's context set-up cost
+ * several ms that would otherwise sit inside the handshake). A context
+ * carries one connection in the role it was made for (server 1 / client 0);
+ * if kd_tls_accept_on / kd_tls_connect_on fail, the caller still closes it.
+ */
+int kd_tls_new(int server, struct kd_tls **ret);
+int kd_tls_accept_on(struct kd_tls *t, int listen_fd, int timeout_ms);
+int kd_tls_connect_on(struct kd_tls *t, const char *addr, int timeout_ms);
 /* Exporter E (48 bytes, label KD_HANDOFF_EXPORTER_LABEL, no context). */
 int kd_tls_exporter(struct kd_tls *t, uint8_t out[KD_HANDOFF_EXPORTER_LEN]);
 /* Frame I/O over the TLS stream (poll on the socket, SSL_pending aware). */

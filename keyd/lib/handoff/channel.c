@@ -26,6 +26,7 @@ struct kd_tls {
 	SSL_CTX *ctx;
 	SSL *ssl;
 	int fd;
+	int server;
 	int64_t deadline; /* used only during the handshake */
 };
 
@@ -267,37 +268,55 @@ static int handshake(struct kd_tls *t, int server)
 	return 0;
 }
 
-static int tls_start(int fd, int server, int timeout_ms, struct kd_tls **ret)
+int kd_tls_new(int server, struct kd_tls **ret)
 {
 	struct kd_tls *t = calloc(1, sizeof(*t));
 	int r;
 
-	if (!t) {
-		close(fd);
+	if (!t)
 		return KD_ENOMEM;
-	}
-	t->fd = fd;
-	t->deadline = kd_now_ms() + timeout_ms;
-	r = set_nonblock(fd);
-	if (!r)
-		r = new_ctx(server, &t->ctx);
-	if (!r && (!(t->ssl = SSL_new(t->ctx)) || SSL_set_fd(t->ssl, fd) != 1))
-		r = kd_fail(KD_ECRYPTO, "SSL_new failed");
-	if (!r)
-		r = handshake(t, server);
+	t->fd = -1;
+	t->server = server;
+	r = new_ctx(server, &t->ctx);
 	if (r) {
-		kd_tls_close(t);
+		free(t);
 		return r;
 	}
 	*ret = t;
 	return 0;
 }
 
-int kd_tls_accept(int listen_fd, int timeout_ms, struct kd_tls **ret)
+/* Take fd (closed with t) and run the handshake on the prepared context. */
+static int tls_start(struct kd_tls *t, int fd, int timeout_ms)
+{
+	int r;
+
+	t->fd = fd;
+	t->deadline = kd_now_ms() + timeout_ms;
+	r = set_nonblock(fd);
+	if (!r && (!(t->ssl = SSL_new(t->ctx)) || SSL_set_fd(t->ssl, fd) != 1))
+		r = kd_fail(KD_ECRYPTO, "SSL_new failed");
+	if (!r)
+		r = handshake(t, t->server);
+	return r;
+}
+
+/* A prepared context carries one connection, in the role it was made for. */
+static int check_unused(const struct kd_tls *t, int server)
+{
+	if (!t || t->ssl || t->fd >= 0 || t->server != server)
+		return kd_fail(KD_EINVAL, "TLS context is not a fresh %s context",
+			       server ? "server" : "client");
+	return 0;
+}
+
+int kd_tls_accept_on(struct kd_tls *t, int listen_fd, int timeout_ms)
 {
 	int64_t deadline = kd_now_ms() + timeout_ms;
-	int fd, w;
+	int fd, w, r;
 
+	if ((r = check_unused(t, 1)))
+		return r;
 	w = wait_fd(listen_fd, POLLIN, deadline);
 	if (w == KD_ETIMEOUT)
 		return kd_fail(KD_ETIMEOUT, "no peer connected within %d ms", timeout_ms);
@@ -306,15 +325,17 @@ int kd_tls_accept(int listen_fd, int timeout_ms, struct kd_tls **ret)
 	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return kd_fail(KD_EIO, "accept: %s", strerror(errno));
-	return tls_start(fd, 1, (int)(deadline - kd_now_ms() > 0 ? deadline - kd_now_ms() : 1), ret);
+	return tls_start(t, fd, (int)(deadline - kd_now_ms() > 0 ? deadline - kd_now_ms() : 1));
 }
 
-int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret)
+int kd_tls_connect_on(struct kd_tls *t, const char *addr, int timeout_ms)
 {
 	int64_t deadline = kd_now_ms() + timeout_ms;
 	struct addrinfo *ai = NULL;
 	int fd = -1, r, err = 0;
 
+	if ((r = check_unused(t, 0)))
+		return r;
 	r = resolve(addr, 0, &ai);
 	if (r)
 		return r;
@@ -345,7 +366,37 @@ again:
 	if (fd < 0)
 		return kd_fail(KD_EIO, "cannot connect to %s: %s", addr,
 			       err ? strerror(err) : "timed out");
-	return tls_start(fd, 0, (int)(deadline - kd_now_ms() > 0 ? deadline - kd_now_ms() : 1), ret);
+	return tls_start(t, fd, (int)(deadline - kd_now_ms() > 0 ? deadline - kd_now_ms() : 1));
+}
+
+int kd_tls_accept(int listen_fd, int timeout_ms, struct kd_tls **ret)
+{
+	struct kd_tls *t = NULL;
+	int r = kd_tls_new(1, &t);
+
+	if (!r)
+		r = kd_tls_accept_on(t, listen_fd, timeout_ms);
+	if (r) {
+		kd_tls_close(t);
+		return r;
+	}
+	*ret = t;
+	return 0;
+}
+
+int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret)
+{
+	struct kd_tls *t = NULL;
+	int r = kd_tls_new(0, &t);
+
+	if (!r)
+		r = kd_tls_connect_on(t, addr, timeout_ms);
+	if (r) {
+		kd_tls_close(t);
+		return r;
+	}
+	*ret = t;
+	return 0;
 }
 
 int kd_tls_exporter(struct kd_tls *t, uint8_t out[KD_HANDOFF_EXPORTER_LEN])

@@ -241,6 +241,7 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 	uint8_t *buf = NULL;
 	size_t len = 0, nv = o->n_devices;
 	struct kd_token used;
+	struct kd_tls *pre = NULL;
 	struct side s;
 	int lfd = -1, r;
 	int64_t t0 = now_us();
@@ -268,13 +269,22 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 	}
 	if (!r)
 		r = kd_tls_listen(listen_addr, &lfd);
-	if (r)
+	/* Our TLS credentials are made while nobody waits on them. */
+	if (!r)
+		r = kd_tls_new(1, &pre);
+	if (r) {
+		if (lfd >= 0)
+			close(lfd);
 		goto out;
+	}
 	/* The handoff clock starts at accept: waiting for N is not the peer's fault. */
-	r = kd_tls_accept(lfd, o->total_timeout_ms, &s.tls);
+	r = kd_tls_accept_on(pre, lfd, o->total_timeout_ms);
 	close(lfd);
-	if (r)
+	if (r) {
+		kd_tls_close(pre);
 		goto out;
+	}
+	s.tls = pre;
 	t0 = s.t_mark = now_us();
 	kd_tls_io(s.tls, &s.io);
 	s.io.read_timeout_ms = o->read_timeout_ms;
@@ -342,6 +352,7 @@ int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr
 	uint8_t *buf = NULL;
 	size_t len = 0, nv = 0;
 	struct kd_token tok;
+	struct kd_tls *pre = NULL;
 	struct side s;
 	int64_t t0 = now_us();
 	int r;
@@ -351,14 +362,20 @@ int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr
 	if (!r)
 		r = kd_token_for_launch(&s.launch, s.own_manifest->version, s.own_manifest->svn,
 					KD_TOKEN_PENDING, &tok);
+	/* Like O, N makes its TLS credentials before it talks to anyone. */
+	if (!r)
+		r = kd_tls_new(0, &pre);
 	if (r)
 		goto out;
 	t0 = s.t_mark = now_us();
-	r = kd_tls_connect(connect_addr, o->read_timeout_ms, &s.tls);
+	r = kd_tls_connect_on(pre, connect_addr, o->read_timeout_ms);
 	if (o->timings)
 		o->timings->tls_ms = lap(&s);
-	if (r)
+	if (r) {
+		kd_tls_close(pre);
 		goto out;
+	}
+	s.tls = pre;
 	kd_tls_io(s.tls, &s.io);
 	s.io.read_timeout_ms = o->read_timeout_ms;
 	s.io.deadline_ms = kd_now_ms() + o->total_timeout_ms;
