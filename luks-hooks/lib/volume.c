@@ -339,6 +339,25 @@ const struct kd_token *kd_volume_tokens(const struct kd_volume *v, size_t *ret_n
 	return v->toks;
 }
 
+size_t kd_volume_untokened_keyslots(const struct kd_volume *v)
+{
+	json_object *slots;
+	size_t n = 0;
+
+	if (!v->meta || !json_object_object_get_ex(v->meta, "keyslots", &slots) ||
+	    !json_object_is_type(slots, json_type_object))
+		return (size_t)-1;
+	json_object_object_foreach(slots, id, slot) {
+		bool described = false;
+
+		(void)slot;
+		for (size_t i = 0; i < v->n_toks; i++)
+			described |= v->toks[i].keyslot == atoi(id);
+		n += !described;
+	}
+	return n;
+}
+
 static const char *used_label(const struct kd_volume *v)
 {
 	return v->health.used ? v->health.secondary.label : v->health.primary.label;

@@ -184,6 +184,12 @@ int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
  */
 int kd_volume_reclaim_untokened(struct kd_volume *v, const struct kd_secret *pass,
 				size_t *ret_n);
+/*
+ * Keyslots in v's allow-listed metadata that no keyd token names, i.e. what
+ * kd_volume_reclaim_untokened could consider; (size_t)-1 when v has no
+ * parsed metadata.
+ */
+size_t kd_volume_untokened_keyslots(const struct kd_volume *v);
 
 /* Set the state of the keyd token on keyslot (pending -> active, ...). */
 int kd_volume_set_state(struct kd_volume *v, int keyslot, enum kd_token_state state);
