@@ -43,9 +43,13 @@ static void child_harden(int keep_fd)
 {
 	struct rlimit zero = {0, 0};
 
-	for (int fd = 0; fd < 1024; fd++)
-		if (fd != keep_fd)
-			close(fd);
+	/* One call each side of keep_fd instead of 1024 close()s in the
+	 * handoff's critical path; it also reaches descriptors above 1023. */
+	if ((keep_fd > 0 && close_range(0, (unsigned)keep_fd - 1, 0)) ||
+	    close_range((unsigned)keep_fd + 1, ~0u, 0))
+		for (int fd = 0; fd < 1024; fd++)
+			if (fd != keep_fd)
+				close(fd);
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	setrlimit(RLIMIT_FSIZE, &zero);
