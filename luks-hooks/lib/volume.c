@@ -825,11 +825,17 @@ static int retire_fp(struct kd_volume *v, int keyslot, bool force, const char *f
 
 	if (!t)
 		return kd_fail(KD_ENOENT, "no keyd token on keyslot %d", keyslot);
+	/*
+	 * Only an ACTIVE slot counts as another way in: a pending slot belongs
+	 * to a launch that has not yet proven it boots and unlocks (model
+	 * property 5, threat-model/model: retiring O while N is only pending
+	 * loses the volume if N never boots).
+	 */
 	for (size_t i = 0; i < v->n_toks; i++)
-		others += v->toks[i].keyslot != keyslot && v->toks[i].state != KD_TOKEN_RETIRED;
+		others += v->toks[i].keyslot != keyslot && v->toks[i].state == KD_TOKEN_ACTIVE;
 	if (!others && !force)
-		return kd_fail(KD_EREFUSED, "keyslot %d is the last keyd slot that opens this volume; "
-					    "refusing to retire it", keyslot);
+		return kd_fail(KD_EREFUSED, "keyslot %d is the last active keyd slot that opens this "
+					    "volume; refusing to retire it", keyslot);
 	if ((r = write_cd(v, &cd)))
 		return r;
 	/* Token first, keyslot after: a crash in between leaves a keyslot with

@@ -32,6 +32,15 @@ EOF
 "$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >"$T/out" || fail "N cannot unlock after handoff"
 grep -q "pending" "$T/out" || fail "N unlocked through an unexpected slot: $(cat "$T/out")"
 "$KEYD" unlock "$T/disk.img" --dry-run $(sim o) >/dev/null || fail "O lost access after handoff"
+# Retire never removes O while N is only pending (N has not proven it boots).
+"$KEYD" status "$T/disk.img" --json $(sim o) >"$T/st.json" || true
+OSLOT=$(python3 -c 'import json,sys; print([t["keyslot"] for t in json.load(open(sys.argv[1]))["tokens"] if t["measurement"]==sys.argv[2]][0])' "$T/st.json" "$MO")
+SHA1=$(img_sha)
+if "$KEYD_BUILD/keyd-recover" retire "$T/disk.img" "$OSLOT" >"$T/out" 2>"$T/err"; then
+	fail "keyd-recover retired O while N is only pending"
+fi
+grep -q "last slot that opens" "$T/err" || fail "retire refusal: $(cat "$T/err")"
+[ "$(img_sha)" = "$SHA1" ] || fail "refused retire wrote to the image"
 
 # Status: O active, N pending with N's label, svn and measurement.
 "$KEYD" status "$T/disk.img" --json $(sim n) >"$T/st.json" || true
@@ -73,6 +82,18 @@ EOF
 "$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "N cannot unlock after commit"
 # Rollback: O's retired slot still opens for O (kept for one rollback).
 "$KEYD" unlock "$T/disk.img" --dry-run $(sim o) >/dev/null || fail "O cannot roll back through its retired slot"
+# Rolled back, O must still refuse a peer below the volume's newest ACTIVE
+# release (N, SVN 2), even though that peer's SVN equals O's own (1).
+MP=$(printf 'd4%.0s' $(seq 48))
+manifest "$T/mp.json" 1.1 1 "$MP" 1 2
+launch p "$T/chip" "$MP"
+SHA2=$(img_sha)
+N_LAUNCH=p N_MANIFEST=$T/mp.json serve_bg
+N_LAUNCH=p N_MANIFEST=$T/mp.json receive
+wait_o
+[ "$ORC" != 0 ] || fail "O enrolled a release below the active SVN"
+grep -q "active slot at SVN 2" "$T/o.err" || fail "SVN-below-active refusal: $(cat "$T/o.err")"
+[ "$(img_sha)" = "$SHA2" ] || fail "refused downgrade wrote to the image"
 # Rerun is harmless.
 "$KEYD" commit "$T/disk.img" $(sim n) | grep -q "already active" || fail "commit rerun"
 

@@ -354,10 +354,10 @@ int kd_escrow_remove(struct kd_volume *v, bool force)
 
 	toks = kd_volume_tokens(v, &n_tok);
 	for (size_t i = 0; i < n_tok; i++)
-		live += toks[i].state != KD_TOKEN_RETIRED;
+		live += toks[i].state == KD_TOKEN_ACTIVE;
 	if (!live && !force)
-		return kd_fail(KD_EREFUSED, "the escrow is the only way into this volume (no active or "
-					    "pending keyd slot); refusing to remove it");
+		return kd_fail(KD_EREFUSED, "the escrow is the only way into this volume (no "
+					    "active keyd slot); refusing to remove it");
 	if ((r = escrow_checked_cd(v, &cd, &meta)))
 		return r;
 	r = find_all(meta, all, MAX_ESCROWS, &n_all);

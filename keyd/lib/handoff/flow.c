@@ -216,6 +216,23 @@ static int enrol_one(struct side *s, struct o_volume *ov, const struct kd_handof
 	struct kd_token meta;
 	int r;
 
+	/*
+	 * No downgrade below any ACTIVE slot of this volume, not only below O:
+	 * after a host rolls the disk or O back, O may be older than the
+	 * volume's newest active release (model property 3).
+	 */
+	{
+		size_t n = 0;
+		const struct kd_token *t = kd_volume_tokens(ov->v, &n);
+
+		for (size_t i = 0; i < n; i++)
+			if (t[i].state == KD_TOKEN_ACTIVE && t[i].svn > s->peer_manifest->svn)
+				return kd_fail(KD_EPOLICY, "SVN downgrade: peer release %s has SVN %u, "
+							   "but the volume has an active slot at SVN %u "
+							   "(label %s)", s->peer_manifest->version,
+					       (unsigned)s->peer_manifest->svn, (unsigned)t[i].svn,
+					       t[i].label);
+	}
 	peer.report = s->peer_report;
 	snprintf(peer.backend, sizeof(peer.backend), "%s", s->launch.backend);
 	r = kd_token_for_launch(&peer, s->peer_manifest->version, s->peer_manifest->svn,

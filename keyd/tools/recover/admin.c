@@ -61,7 +61,7 @@ static const char retire_usage[] =
 	"Destroy keyslot SLOT and its token: a keyd slot (e.g. the pending slot of\n"
 	"a failed upgrade, or an old version's slot), the escrow slot (removes the\n"
 	"escrow), or a keyslot no token describes. Refused when SLOT is the last\n"
-	"way into the volume (no other active or pending keyd slot and no escrow),\n"
+	"way into the volume (no other active keyd slot and no escrow; a pending\nslot does not count: its launch has not proven it boots),\n"
 	"unless --force; a forced retire of the last slot makes the data\n"
 	"unrecoverable.\n"
 	"\nExit status: 0 retired, 1 refused, 2 usage.\n";
@@ -93,7 +93,7 @@ static int run_retire(int argc, char **argv)
 		if (toks[i].keyslot == (int)slot)
 			is_keyd = true;
 		else
-			others += toks[i].state != KD_TOKEN_RETIRED;
+			others += toks[i].state == KD_TOKEN_ACTIVE; /* pending has not booted yet */
 	}
 	if (has_escrow && e.keyslot == (int)slot) {
 		printf("retiring keyslot %d: the %u-of-%zu escrow (all its shares become void)\n",
@@ -102,7 +102,7 @@ static int run_retire(int argc, char **argv)
 	} else if (is_keyd) {
 		if (!others && !has_escrow && !force) {
 			r = kd_fail(KD_EREFUSED, "keyslot %d is the last slot that opens this volume "
-						 "(no other keyd slot, no escrow); retiring it destroys "
+						 "(no other active keyd slot, no escrow); retiring it destroys "
 						 "all access to the data (--force)", (int)slot);
 		} else {
 			printf("retiring keyslot %d (keyd)%s\n", (int)slot,
