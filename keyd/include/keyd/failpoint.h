@@ -8,7 +8,8 @@
  *   enroll.after-format    enroll.after-keyslot    enroll.after-token
  *   handoff.before-keyslot handoff.after-keyslot   handoff.after-token
  *   commit.before-activate commit.after-activate   commit.after-retire
- *   rekey.after-keyslot    rekey.after-token       rekey.after-retire
+ *   rekey.after-keyslot    rekey.after-token       rekey.before-retire
+ *   rekey.after-retire
  *   retire.before-kill     retire.after-kill
  *   recover.after-keyslot  recover.after-token
  *   escrow.after-keyslot   escrow.after-token      escrow.after-old-token
