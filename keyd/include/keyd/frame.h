@@ -76,6 +76,11 @@ struct kd_io {
 
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t kd_now_ms(void);
+/*
+ * Wait until fd is ready for ev (POLLIN/POLLOUT) or the monotonic deadline
+ * `until` (kd_now_ms() scale) passes. 0, KD_ETIMEOUT or KD_EIO; EINTR is retried.
+ */
+int kd_fd_wait(int fd, short ev, int64_t until);
 
 /* kd_io over a plain, blocking-or-not file descriptor (poll-based). */
 void kd_io_fd(struct kd_io *io, int *fd);

@@ -127,25 +127,6 @@ int kd_tls_listen(const char *addr, int *ret_fd)
 	return 0;
 }
 
-static int wait_fd(int fd, short ev, int64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = ev};
-		int64_t left = deadline - kd_now_ms();
-		int r;
-
-		if (left <= 0)
-			return KD_ETIMEOUT;
-		r = poll(&p, 1, (int)left);
-		if (r > 0)
-			return 0;
-		if (r == 0)
-			return KD_ETIMEOUT;
-		if (errno != EINTR)
-			return KD_EIO;
-	}
-}
-
 static int set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -239,9 +220,9 @@ static int handshake(struct kd_tls *t, int server)
 			break;
 		e = SSL_get_error(t->ssl, r);
 		if (e == SSL_ERROR_WANT_READ)
-			w = wait_fd(t->fd, POLLIN, t->deadline);
+			w = kd_fd_wait(t->fd, POLLIN, t->deadline);
 		else if (e == SSL_ERROR_WANT_WRITE)
-			w = wait_fd(t->fd, POLLOUT, t->deadline);
+			w = kd_fd_wait(t->fd, POLLOUT, t->deadline);
 		else {
 			unsigned long ec = ERR_get_error();
 			char buf[160];
@@ -317,7 +298,7 @@ int kd_tls_accept_on(struct kd_tls *t, int listen_fd, int timeout_ms)
 
 	if ((r = check_unused(t, 1)))
 		return r;
-	w = wait_fd(listen_fd, POLLIN, deadline);
+	w = kd_fd_wait(listen_fd, POLLIN, deadline);
 	if (w == KD_ETIMEOUT)
 		return kd_fail(KD_ETIMEOUT, "no peer connected within %d ms", timeout_ms);
 	if (w)
@@ -350,7 +331,7 @@ again:
 		if (!connect(fd, a->ai_addr, a->ai_addrlen))
 			break;
 		err = errno;
-		if (err == EINPROGRESS && !wait_fd(fd, POLLOUT, deadline) &&
+		if (err == EINPROGRESS && !kd_fd_wait(fd, POLLOUT, deadline) &&
 		    !getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) && err == 0)
 			break;
 		close(fd);
@@ -428,9 +409,9 @@ static int tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
 		}
 		e = SSL_get_error(t->ssl, r);
 		if (e == SSL_ERROR_WANT_READ)
-			w = wait_fd(t->fd, POLLIN, until);
+			w = kd_fd_wait(t->fd, POLLIN, until);
 		else if (e == SSL_ERROR_WANT_WRITE)
-			w = wait_fd(t->fd, POLLOUT, until);
+			w = kd_fd_wait(t->fd, POLLOUT, until);
 		else {
 			ERR_clear_error();
 			return KD_EIO;
@@ -459,9 +440,9 @@ static int tls_write(void *ctx, const void *buf, size_t len, int timeout_ms)
 		}
 		e = SSL_get_error(t->ssl, r);
 		if (e == SSL_ERROR_WANT_READ)
-			w = wait_fd(t->fd, POLLIN, until);
+			w = kd_fd_wait(t->fd, POLLIN, until);
 		else if (e == SSL_ERROR_WANT_WRITE)
-			w = wait_fd(t->fd, POLLOUT, until);
+			w = kd_fd_wait(t->fd, POLLOUT, until);
 		else {
 			ERR_clear_error();
 			return KD_EIO;

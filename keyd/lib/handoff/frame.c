@@ -119,7 +119,7 @@ static int budget(const struct kd_io *io, int *ret_ms)
 	return 0;
 }
 
-static int fd_wait(int fd, short ev, int64_t until)
+int kd_fd_wait(int fd, short ev, int64_t until)
 {
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = ev};
@@ -146,7 +146,7 @@ static int fd_read(void *ctx, void *buf, size_t len, int timeout_ms)
 
 	while (len) {
 		ssize_t n;
-		int r = fd_wait(fd, POLLIN, until);
+		int r = kd_fd_wait(fd, POLLIN, until);
 
 		if (r)
 			return r;
@@ -169,7 +169,7 @@ static int fd_write(void *ctx, const void *buf, size_t len, int timeout_ms)
 
 	while (len) {
 		ssize_t n;
-		int r = fd_wait(fd, POLLOUT, until);
+		int r = kd_fd_wait(fd, POLLOUT, until);
 
 		if (r)
 			return r;
