@@ -53,14 +53,20 @@ ifeq ($(FP),1)
 EXTRA_CFLAGS += -DKEYD_FAILPOINTS
 endif
 KEYD_VERSION := 0.1.0
-CPPFLAGS += -D_GNU_SOURCE -DKEYD_VERSION=\"$(KEYD_VERSION)\" -Ikeyd/include -Iluks-hooks/include -Ikeyd/lib -Ikeyd/tools/common
+CPPFLAGS += -D_GNU_SOURCE -DKEYD_VERSION=\"$(KEYD_VERSION)\" -Ikeyd/include -Ikeyd/lib -Ikeyd/tools/common
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDSAN)
 
 # ---------------------------------------------------------------- sources
-LIB_SRCS := $(sort $(wildcard keyd/lib/*/*.c) $(wildcard luks-hooks/lib/*.c))
+LIB_SRCS := $(sort $(wildcard keyd/lib/*/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 LIBKEYD := $(B)/libkeyd.a
+
+# The simulated AMD-SP: a test double, linked only by keyd-simfw and the tests.
+SIM_SRCS := $(sort $(wildcard keyd/sim/*.c))
+SIM_OBJS := $(SIM_SRCS:%.c=$(B)/obj/%.o)
+LIBSIM := $(B)/libkeyd-sim.a
+SIM_CPPFLAGS := -Ikeyd/sim/include
 
 CLI_COMMON := $(sort $(wildcard keyd/tools/common/*.c))
 KEYD_SRCS := $(sort $(wildcard keyd/tools/keyd/*.c)) $(CLI_COMMON)
@@ -68,13 +74,8 @@ SIMFW_SRCS := $(sort $(wildcard keyd/tools/simfw/*.c)) $(CLI_COMMON)
 RECOVER_SRCS := $(sort $(wildcard keyd/tools/recover/*.c)) $(CLI_COMMON)
 PLUGIN_SRCS := $(sort $(wildcard luks-hooks/plugin/*.c))
 
-BINS := $(B)/keyd
-ifneq ($(strip $(wildcard keyd/tools/simfw/*.c)),)
-BINS += $(B)/keyd-simfw
-endif
-ifneq ($(strip $(wildcard keyd/tools/recover/*.c)),)
-BINS += $(B)/keyd-recover
-endif
+PROD_BINS := $(B)/keyd $(B)/keyd-recover
+BINS := $(PROD_BINS) $(B)/keyd-simfw
 ifneq ($(strip $(PLUGIN_SRCS)),)
 PLUGIN := $(B)/libcryptsetup-token-keyd.so
 endif
@@ -84,6 +85,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/unit/helpers/*.c))
 
 DEPFLAGS = -MMD -MP
+# Tests find the real AMD vectors in the tree unless $KEYD_VECTORS says otherwise.
+TEST_CPPFLAGS = -DKD_TEST_VECTORS=\"$(abspath tests/vectors)\"
 
 .PHONY: all
 all: $(LIBKEYD) $(BINS) $(PLUGIN)
@@ -97,10 +100,16 @@ $(LIBKEYD): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
+$(SIM_OBJS): CPPFLAGS += $(SIM_CPPFLAGS)
+$(LIBSIM): $(SIM_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
 $(B)/keyd: $(KEYD_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(B)/keyd-simfw: $(SIMFW_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD)
+$(SIMFW_SRCS:%.c=$(B)/obj/%.o): CPPFLAGS += $(SIM_CPPFLAGS)
+$(B)/keyd-simfw: $(SIMFW_SRCS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/keyd-recover: $(RECOVER_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD)
@@ -110,16 +119,17 @@ $(B)/libcryptsetup-token-keyd.so: $(PLUGIN_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD) luk
 	$(CC) $(CFLAGS) -shared -Wl,-z,relro,-z,now -Wl,--version-script=luks-hooks/plugin/token.sym \
 		$(LDSAN) -o $@ $(PLUGIN_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD) $(PKG_LIBS)
 
-$(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBKEYD)
+$(TEST_HELPERS:%.c=$(B)/obj/%.o): CPPFLAGS += $(SIM_CPPFLAGS)
+$(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
-		$(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
+	$(CC) $(CPPFLAGS) $(SIM_CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) -Itests/unit $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
+		$(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
 
 # Benchmark helpers: tests/bench/<name>.c -> $(B)/bench/<name>
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(sort $(wildcard tests/bench/*.c)))
 $(B)/bench/%: tests/bench/%.c $(LIBKEYD)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBKEYD) $(PKG_LIBS)
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBKEYD) $(PKG_LIBS)
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
@@ -159,7 +169,7 @@ deps-valgrind:
 # ---------------------------------------------------------------- tests
 export KEYD_BUILD := $(abspath $(B))
 export KEYD_SRC := $(abspath .)
-export KEYD_VECTORS ?= $(abspath ../shared/vectors)
+export KEYD_VECTORS ?= $(abspath tests/vectors)
 
 .PHONY: check check-unit check-integration check-asan check-vm model-check check-valgrind
 check: deps deps-vm deps-model deps-valgrind
@@ -214,7 +224,7 @@ initramfs: deps-vm all
 .PHONY: install
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(TOKENDIR) $(DESTDIR)$(MANDIR)/man8
-	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(PROD_BINS) $(DESTDIR)$(SBINDIR)/
 	$(if $(PLUGIN),install -m 0644 $(PLUGIN) $(DESTDIR)$(TOKENDIR)/)
 	for m in man/*.8; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man8/; done; true
 	if [ -d initramfs/initramfs-tools ]; then \
@@ -230,6 +240,12 @@ install: all
 	  install -d $(DESTDIR)/usr/lib/keyd; install -m 0755 initramfs/keyd-unlock.sh $(DESTDIR)/usr/lib/keyd/; fi
 	if [ -f luks-hooks/keyscript ]; then \
 	  install -d $(DESTDIR)/usr/lib/keyd; install -m 0755 luks-hooks/keyscript $(DESTDIR)/usr/lib/keyd/keyscript; fi
+
+# The simulated AMD-SP, for test rigs only: never part of a production install.
+.PHONY: install-simfw
+install-simfw: all
+	install -d $(DESTDIR)$(SBINDIR)
+	install -m 0755 $(B)/keyd-simfw $(DESTDIR)$(SBINDIR)/
 
 .PHONY: clean
 clean:

@@ -73,7 +73,7 @@ static int raw_setup(struct raw *r, const uint8_t *vek, size_t vek_len, const ui
 
 int main(int argc, char **argv)
 {
-	const char *dir = argc > 1 ? argv[1] : "/work/shared/vectors";
+	const char *dir = argc > 1 ? argv[1] : KD_TEST_VECTORS;
 	double secs = argc > 2 ? atof(argv[2]) : 0.3;
 	int rounds = argc > 3 ? atoi(argv[3]) : 8;
 	size_t rep_len, vek_len;

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${KEYD_BUILD:-build}
-V=${KEYD_VECTORS:-$(cd .. && pwd)/shared/vectors}
+V=${KEYD_VECTORS:-$(pwd)/tests/vectors}
 
 [ -x "$B/bench/bench-verify" ] || make -s B="$B" "$B/bench/bench-verify" >/dev/null
 "$B/bench/bench-verify" "$V" "${VERIFY_SECONDS:-0.3}" "${VERIFY_ROUNDS:-8}"

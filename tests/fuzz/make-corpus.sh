@@ -1,11 +1,11 @@
 #!/bin/bash
 # Regenerate the committed seed corpora tests/fuzz/corpus/<target>/ from the
-# real vectors (shared/vectors), the simulator and the tools' own outputs.
+# real vectors (tests/vectors), the simulator and the tools' own outputs.
 # Needs `make all`, cryptsetup and python3. Seeds are named by content hash.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${KEYD_BUILD:-$PWD/build}
-V=${KEYD_VECTORS:-$PWD/../shared/vectors}
+V=${KEYD_VECTORS:-$PWD/tests/vectors}
 C=tests/fuzz/corpus
 T=$(mktemp -d)
 pids=()

@@ -36,20 +36,20 @@ fi
 PKGS="libcryptsetup openssl json-c devmapper blkid"
 CFLAGS="-std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
 	-fno-sanitize-recover=all -D_GNU_SOURCE -DKEYD_VERSION=\"fuzz\" -Ikeyd/include
-	-Iluks-hooks/include -Ikeyd/lib -Itests/fuzz -Wall -Wextra -Wno-unused-parameter
+	-Ikeyd/lib -Ikeyd/sim/include -Itests/fuzz -Wall -Wextra -Wno-unused-parameter
 	$(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lgfshare"
 
 # ---------------------------------------------------------------- build
 mkdir -p "$OUT/obj"
-srcs=$(ls keyd/lib/*/*.c luks-hooks/lib/*.c | sort)
+srcs=$(ls keyd/lib/*/*.c keyd/sim/*.c | sort)
 objs=()
 stale=()
 for s in $srcs; do
 	o="$OUT/obj/${s//\//_}.o"
 	objs+=("$o")
 	# Rebuild when the source or any header is newer than the object.
-	if [ ! -e "$o" ] || [ -n "$(find "$s" keyd/include luks-hooks/include keyd/lib \
+	if [ ! -e "$o" ] || [ -n "$(find "$s" keyd/include keyd/sim keyd/lib \
 		-name '*.h' -newer "$o" -o -path "$s" -newer "$o" 2>/dev/null | head -1)" ]; then
 		stale+=("$s")
 	fi

@@ -6,7 +6,7 @@ set -euo pipefail
 
 : "${KEYD_SRC:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${KEYD_BUILD:=$KEYD_SRC/build}"
-: "${KEYD_VECTORS:=/work/shared/vectors}"
+: "${KEYD_VECTORS:=$(cd "$(dirname "$0")/../vectors" && pwd)}"
 KEYD=$KEYD_BUILD/keyd
 S=$KEYD_VECTORS/snp
 

@@ -4,7 +4,7 @@
 # usage errors exit 2, --json lists every check; the simulator's reports
 # verify with its ARK and fail against the built-in roots.
 set -euo pipefail
-: "${KEYD_BUILD:?}" "${KEYD_VECTORS:=/work/shared/vectors}"
+: "${KEYD_BUILD:?}" "${KEYD_VECTORS:=$(cd "$(dirname "$0")/../vectors" && pwd)}"
 K=$KEYD_BUILD/keyd
 V=$KEYD_VECTORS/snp
 [ -x "$K" ] || { echo "no $K"; exit 1; }

@@ -5,7 +5,7 @@ set -euo pipefail
 
 : "${KEYD_SRC:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${KEYD_BUILD:=$KEYD_SRC/build}"
-: "${KEYD_VECTORS:=/work/shared/vectors}"
+: "${KEYD_VECTORS:=$(cd "$(dirname "$0")/../vectors" && pwd)}"
 KEYD=$KEYD_BUILD/keyd
 V=$KEYD_VECTORS/measure
 AMDSEV=$V/ovmf_AmdSev_suffix.bin

@@ -96,7 +96,7 @@ START_TEST(roundtrip_real_certs)
 					       0x80, 0, 0, 0, 0, 0, 0, 0x01};
 
 	if (!root || !*root)
-		root = "/work/shared/vectors";
+		root = KD_TEST_VECTORS;
 	snprintf(path, sizeof(path), "%.500s/snp/virtee-sev-milan/vcek.der", root);
 	ck_assert_int_eq(kd_read_file(path, 1 << 16, &vcek, &vcek_len), 0);
 	snprintf(path, sizeof(path), "%.500s/snp/amd-roots/milan_ark.pem", root);

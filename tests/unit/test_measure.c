@@ -656,7 +656,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	snprintf(vdir, sizeof(vdir), "%s", v && *v ? v : "/work/shared/vectors");
+	snprintf(vdir, sizeof(vdir), "%s", v && *v ? v : KD_TEST_VECTORS);
 	sr = srunner_create(measure_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -32,7 +32,7 @@ static const char *vectors_root(void)
 {
 	const char *v = getenv("KEYD_VECTORS");
 
-	return v && *v ? v : "/work/shared/vectors";
+	return v && *v ? v : KD_TEST_VECTORS;
 }
 
 static int cmp_vec(const void *a, const void *b)

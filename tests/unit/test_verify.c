@@ -37,7 +37,7 @@ static struct buf vec(const char *rel)
 	char path[1024];
 	struct buf b = {0};
 
-	snprintf(path, sizeof(path), "%s/snp/%s", root && *root ? root : "/work/shared/vectors", rel);
+	snprintf(path, sizeof(path), "%s/snp/%s", root && *root ? root : KD_TEST_VECTORS, rel);
 	ck_assert_msg(kd_read_file(path, 1 << 20, &b.p, &b.n) == 0, "cannot read %s", path);
 	return b;
 }

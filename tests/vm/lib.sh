@@ -17,7 +17,7 @@
 VM_VCPUS=1
 VM_VCPU_TYPE=EPYC-v4
 VM_OVMF=${VM_OVMF:-$KEYD_SRC/tests/vm/ovmf_AmdSev_suffix.bin}
-[ -f "$VM_OVMF" ] || VM_OVMF=${KEYD_VECTORS:-/work/shared/vectors}/measure/ovmf_AmdSev_suffix.bin
+[ -f "$VM_OVMF" ] || VM_OVMF=${KEYD_VECTORS:-$KEYD_SRC/tests/vectors}/measure/ovmf_AmdSev_suffix.bin
 # The command line is part of the measurement: every boot of one image
 # must use exactly this string.
 export VM_APPEND_BASE="console=ttyS0 panic=-1 quiet"

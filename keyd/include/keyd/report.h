@@ -2,7 +2,7 @@
 /*
  * SEV-SNP ATTESTATION_REPORT codec (versions 2, 3/4 and 5; 1184 bytes,
  * little-endian). Offsets: SNP-FACTS.md §2 (go-sev-guest abi.ReportToProto,
- * cross-checked with virtee and every real vector in shared/vectors/snp).
+ * cross-checked with virtee and every real vector in tests/vectors/snp).
  */
 #ifndef KEYD_REPORT_H
 #define KEYD_REPORT_H

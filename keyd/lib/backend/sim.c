@@ -17,7 +17,7 @@
 #include "backend/internal.h"
 #include "keyd/cursor.h"
 #include "keyd/error.h"
-#include "keyd/sim.h"
+#include "keyd/simwire.h"
 
 #define SIM_FIRST_MS 30000 /* the simulator may be making a VCEK first */
 #define SIM_STEP_MS 10000

@@ -3,7 +3,7 @@
 
 #include "backend-opts.h"
 #include "cli.h"
-#include "keyd/sim.h"
+#include "keyd/simwire.h"
 
 int backend_opts_handle(int opt, const char *arg, struct kd_backend_opts *o)
 {

@@ -8,7 +8,7 @@
 
 #include "keyd/cursor.h"
 #include "keyd/error.h"
-#include "keyd/sim.h"
+#include "keyd/simwire.h"
 
 void kd_sim_hdr_encode(const struct kd_sim_hdr *h, uint8_t out[KD_SIM_HDR_SIZE])
 {

@@ -31,7 +31,7 @@
 #include "keyd/error.h"
 #include "keyd/secret.h"
 #include "keyd/util.h"
-#include "sim/internal.h"
+#include "internal.h"
 
 #define CHIP_SECRET_LEN 32
 #define CHIP_JSON_MAX 4096

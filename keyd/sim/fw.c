@@ -18,7 +18,7 @@
 #include "keyd/cursor.h"
 #include "keyd/error.h"
 #include "keyd/util.h"
-#include "sim/internal.h"
+#include "internal.h"
 
 #define DERIVE_SALT "keyd-sim-derive-v1"
 #define SIM_STEP_MS 10000
