@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "keyd/keyreq.h"
+#include "keyd/hkdf.h"
 #include "keyd/secret.h"
 
 #define KD_CAP_DERIVE (1u << 0)
@@ -53,8 +54,10 @@ struct kd_backend_opts {
 };
 
 /*
- * Open a backend. If opts->name is NULL: $KEYD_SIM set -> sim is NOT picked
- * by detection; only snp (if /dev/sev-guest exists) or tsm are detected.
+ * Open a backend. An explicit opts->name wins. Otherwise a set sim address
+ * (opts->sim_addr, else a non-empty $KEYD_SIM) selects sim: an explicit choice
+ * by whoever controls the environment. Without either, snp is detected when
+ * /dev/sev-guest exists, else tsm; the simulator is never detected.
  * Errors: KD_ENOENT (nothing found), KD_EINVAL (unknown name), KD_EIO.
  */
 int kd_backend_open(const struct kd_backend_opts *opts, struct kd_backend **ret);
@@ -64,15 +67,5 @@ void kd_backend_close(struct kd_backend *b);
 int kd_backend_derive(struct kd_backend *b, const struct kd_key_req *req, struct kd_secret **ret_key);
 int kd_backend_report(struct kd_backend *b, const uint8_t report_data[64], uint32_t vmpl,
 		      uint8_t **ret_report, size_t *ret_len, uint8_t **ret_certs, size_t *ret_certs_len);
-
-/*
- * Purpose keys (DESIGN §5): HKDF-SHA384(ikm = derived key, salt, info =
- * purpose label) -> out_len bytes in a new secret. Via OpenSSL EVP_KDF.
- */
-int kd_hkdf(const struct kd_secret *ikm, const void *salt, size_t salt_len, const char *info,
-	    size_t out_len, struct kd_secret **ret);
-/* The same with a binary info string (the simulator's derivation context). */
-int kd_hkdf_bin(const struct kd_secret *ikm, const void *salt, size_t salt_len, const void *info,
-		size_t info_len, size_t out_len, struct kd_secret **ret);
 
 #endif

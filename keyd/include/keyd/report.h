@@ -171,4 +171,12 @@ const char *kd_platform_bit_name(size_t i, uint64_t *bit);
 struct json_object;
 struct json_object *kd_report_to_json(const struct kd_report *r);
 
+/*
+ * MSG_REPORT_RSP (status u32, report_size u32, 24 reserved bytes, report at
+ * 0x20): status must be 0 and report_size exactly KD_REPORT_SIZE. On
+ * success *ret is a malloc'ed copy of the report. Shared by the snp and sim
+ * backends.
+ */
+int kd_report_rsp_parse(const uint8_t *buf, size_t len, uint8_t **ret);
+
 #endif

@@ -10,7 +10,7 @@
  */
 #include <stddef.h>
 
-#include "attest/attest.h"
+#include "attest/internal.h"
 
 static const char milan_ark[] =
 	"-----BEGIN CERTIFICATE-----\n"

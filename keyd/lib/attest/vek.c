@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "attest/attest.h"
+#include "attest/internal.h"
 #include "keyd/error.h"
 #include "keyd/util.h"
 #include "keyd/verify.h"

@@ -30,7 +30,7 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "attest/attest.h"
+#include "attest/internal.h"
 #include "keyd/certtable.h"
 #include "keyd/error.h"
 #include "keyd/util.h"

@@ -10,13 +10,6 @@ int kd_backend_snp_open(const char *path, struct kd_backend **ret);
 int kd_backend_tsm_open(const char *root, struct kd_backend **ret);
 
 /*
- * MSG_REPORT_RSP (status u32, report_size u32, 24 reserved bytes, report at
- * 0x20): status must be 0 and report_size exactly KD_REPORT_SIZE. On
- * success *ret is a malloc'ed copy of the report. Shared by snp and sim.
- */
-int kd_report_rsp_parse(const uint8_t *buf, size_t len, uint8_t **ret);
-
-/*
  * Test seams. The snp backend issues its ioctls through fn (ioctl(2) when
  * NULL; path NULL: no device is opened and fd -1 is passed), so a unit test
  * can check the exact bytes sent and play the kernel's failures.

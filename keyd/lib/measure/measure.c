@@ -18,7 +18,7 @@
 #include "keyd/error.h"
 #include "keyd/measure.h"
 #include "keyd/util.h"
-#include "measure-int.h"
+#include "measure/internal.h"
 
 /* SNP spec, PAGE_INFO page types. */
 enum {

@@ -12,7 +12,7 @@
 #include "keyd/cursor.h"
 #include "keyd/error.h"
 #include "keyd/measure.h"
-#include "measure-int.h"
+#include "measure/internal.h"
 
 #define FOOTER_ENTRY_HDR 18u  /* u16 size + GUID */
 /* The table ends 32 bytes before the end of the image (reset vector area). */

@@ -5,7 +5,6 @@
 
 #include "cli.h"
 #include "keyd/error.h"
-#include "keyd/log.h"
 #include "keyd/secret.h"
 
 const char *cli_prog = "keyd";
@@ -64,7 +63,6 @@ static int match(const struct kd_cmd *c, int argc, char **argv)
 int cli_dispatch(const char *prog, const struct kd_cmd *cmds, int argc, char **argv)
 {
 	cli_prog = prog;
-	kd_log_init(prog);
 	kd_process_harden();
 	if (argc < 2) {
 		list_commands(stderr, prog, cmds);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Internals shared by the measure module's files. */
-#ifndef KEYD_MEASURE_INT_H
-#define KEYD_MEASURE_INT_H
+#ifndef KEYD_MEASURE_INTERNAL_H
+#define KEYD_MEASURE_INTERNAL_H
 
 #include <stdint.h>
 
