@@ -74,13 +74,6 @@ static int product_index(enum kd_product p)
 	return -1;
 }
 
-uint64_t kd_sim_default_tcb(enum kd_product p)
-{
-	int i = product_index(p);
-
-	return i < 0 ? 0 : kd_get_le64(products[i].tcb);
-}
-
 void kd_sim_tcb_spl(uint64_t tcb, enum kd_product p, struct kd_sim_spl *ret)
 {
 	uint8_t b[8];

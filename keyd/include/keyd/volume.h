@@ -160,16 +160,9 @@ int kd_volume_activate(struct kd_volume *v, const char *name, const struct kd_se
  * slot is written first and the token after it, so a crash in between
  * leaves a slot without a token, which only ever adds a way in for the
  * sealed launch, and a failed token write destroys the slot again.
- * *ret_keyslot optional.
- */
-int kd_volume_add_slot(struct kd_volume *v, const struct kd_secret *vk,
-		       const struct kd_secret *pass, const struct kd_secret *pin_key,
-		       const struct kd_token *meta, int *ret_keyslot);
-
-/*
- * The same, with the caller's failpoint names (failpoint.h) after the keyslot
- * write and after the token write (e.g. handoff.after-keyslot and
- * handoff.after-token). Either name may be NULL.
+ * *ret_keyslot optional. fp_slot and fp_token name the caller's failpoints
+ * (failpoint.h) after the keyslot write and after the token write (e.g.
+ * handoff.after-keyslot and handoff.after-token); either may be NULL.
  */
 int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
 			  const struct kd_secret *pass, const struct kd_secret *pin_key,

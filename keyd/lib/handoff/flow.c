@@ -174,7 +174,7 @@ struct o_volume {
 /*
  * A pending slot for the same measurement from an interrupted handoff is
  * replaced, not duplicated (a crash between keyslot and token write leaves
- * a token-less slot, which kd_volume_add_slot's owners reclaim).
+ * a token-less slot, which the add-slot callers reclaim).
  */
 static int drop_stale_pending(struct o_volume *ov, const uint8_t meas[48])
 {

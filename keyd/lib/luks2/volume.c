@@ -767,13 +767,6 @@ static int add_slot(struct kd_volume *v, const struct kd_secret *vk, const struc
 	return r ? r : r2;
 }
 
-int kd_volume_add_slot(struct kd_volume *v, const struct kd_secret *vk,
-		       const struct kd_secret *pass, const struct kd_secret *pin_key,
-		       const struct kd_token *meta, int *ret_keyslot)
-{
-	return add_slot(v, vk, pass, pin_key, meta, NULL, NULL, ret_keyslot);
-}
-
 int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
 			  const struct kd_secret *pass, const struct kd_secret *pin_key,
 			  const struct kd_token *meta, const char *fp_slot, const char *fp_token,

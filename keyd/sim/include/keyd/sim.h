@@ -55,9 +55,6 @@ int kd_sim_chip_reload(struct kd_sim_chip *c);
  */
 int kd_sim_chip_set_tcb(struct kd_sim_chip *c, uint64_t current, uint64_t committed);
 
-/* Default TCB of a new chip of this product. */
-uint64_t kd_sim_default_tcb(enum kd_product p);
-
 /* DER certificates. The VCEK of a TCB is made (and kept) on first use. */
 enum kd_sim_cert { KD_SIM_CERT_ARK, KD_SIM_CERT_ASK, KD_SIM_CERT_VCEK };
 int kd_sim_chip_cert_der(struct kd_sim_chip *c, enum kd_sim_cert which, uint64_t tcb,
