@@ -24,11 +24,15 @@ B ?= build
 endif
 
 PREFIX ?= /usr
-LIBDIR ?= $(PREFIX)/lib/x86_64-linux-gnu
+MULTIARCH ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch 2>/dev/null)
+LIBDIR ?= $(PREFIX)/lib/$(MULTIARCH)
 TOKENDIR ?= $(LIBDIR)/cryptsetup
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
+KEYD_LIBEXECDIR ?= $(PREFIX)/lib/keyd
+INITRAMFS_TOOLS_DIR ?= $(PREFIX)/share/initramfs-tools
+DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
 
 CC ?= gcc
 PKGS := libcryptsetup openssl json-c devmapper blkid
@@ -36,7 +40,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgfshare
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-WARN := -Wall -Wextra -Werror -Wformat=2 -Wformat-security -Wvla -Wshadow \
+WARN := -Wall -Wextra -Wformat=2 -Wformat-security -Wvla -Wshadow \
 	-Wpointer-arith -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes \
 	-Wundef -Wimplicit-fallthrough -Wno-unused-parameter
 HARDEN := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
@@ -53,9 +57,18 @@ ifeq ($(FP),1)
 EXTRA_CFLAGS += -DKEYD_FAILPOINTS
 endif
 KEYD_VERSION := 0.1.0
-CPPFLAGS += -D_GNU_SOURCE -DKEYD_VERSION=\"$(KEYD_VERSION)\" -Ikeyd/include -Ikeyd/lib -Ikeyd/tools/common
-CFLAGS := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDSAN)
+# -Werror for development and CI; packagers build with WERROR=0 (debian/rules).
+WERROR ?= 1
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+# keyd's own flags come first; a packager's CPPFLAGS, CFLAGS and LDFLAGS (from the
+# environment or the command line) are added after them, so they can tune
+# optimisation but never drop the warnings or the hardening.
+override CPPFLAGS := -D_GNU_SOURCE -DKEYD_VERSION=\"$(KEYD_VERSION)\" -Ikeyd/include -Ikeyd/lib \
+	-Ikeyd/tools/common $(CPPFLAGS)
+override CFLAGS := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) $(EXTRA_CFLAGS) $(CFLAGS)
+override LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDSAN) $(LDFLAGS)
 
 # ---------------------------------------------------------------- sources
 LIB_SRCS := $(sort $(wildcard keyd/lib/*/*.c))
@@ -75,6 +88,7 @@ RECOVER_SRCS := $(sort $(wildcard keyd/tools/recover/*.c)) $(CLI_COMMON)
 PLUGIN_SRCS := $(sort $(wildcard luks-hooks/plugin/*.c))
 
 PROD_BINS := $(B)/keyd $(B)/keyd-recover
+PROD_MANS := $(filter-out man/keyd-simfw.8,$(sort $(wildcard man/*.8)))
 BINS := $(PROD_BINS) $(B)/keyd-simfw
 ifneq ($(strip $(PLUGIN_SRCS)),)
 PLUGIN := $(B)/libcryptsetup-token-keyd.so
@@ -223,29 +237,26 @@ initramfs: deps-vm all
 # ---------------------------------------------------------------- install
 .PHONY: install
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(TOKENDIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(TOKENDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(KEYD_LIBEXECDIR)
 	install -m 0755 $(PROD_BINS) $(DESTDIR)$(SBINDIR)/
-	$(if $(PLUGIN),install -m 0644 $(PLUGIN) $(DESTDIR)$(TOKENDIR)/)
-	for m in man/*.8; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man8/; done; true
-	if [ -d initramfs/initramfs-tools ]; then \
-	  install -d $(DESTDIR)/usr/share/initramfs-tools/hooks $(DESTDIR)/usr/share/initramfs-tools/scripts/local-top; \
-	  install -m 0755 initramfs/initramfs-tools/hooks/keyd $(DESTDIR)/usr/share/initramfs-tools/hooks/keyd; \
-	  install -m 0755 initramfs/initramfs-tools/scripts/local-top/keyd $(DESTDIR)/usr/share/initramfs-tools/scripts/local-top/keyd; \
-	fi
-	if [ -d initramfs/dracut ]; then \
-	  install -d $(DESTDIR)/usr/lib/dracut/modules.d/90keyd; \
-	  install -m 0755 initramfs/dracut/* $(DESTDIR)/usr/lib/dracut/modules.d/90keyd/; \
-	fi
-	if [ -f initramfs/keyd-unlock.sh ]; then \
-	  install -d $(DESTDIR)/usr/lib/keyd; install -m 0755 initramfs/keyd-unlock.sh $(DESTDIR)/usr/lib/keyd/; fi
-	if [ -f luks-hooks/keyscript ]; then \
-	  install -d $(DESTDIR)/usr/lib/keyd; install -m 0755 luks-hooks/keyscript $(DESTDIR)/usr/lib/keyd/keyscript; fi
+	install -m 0644 $(PLUGIN) $(DESTDIR)$(TOKENDIR)/
+	install -m 0644 $(PROD_MANS) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0755 initramfs/keyd-unlock.sh initramfs/keyd-upgrade.sh $(DESTDIR)$(KEYD_LIBEXECDIR)/
+	install -m 0755 luks-hooks/keyscript $(DESTDIR)$(KEYD_LIBEXECDIR)/keyscript
+	install -d $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/hooks $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/scripts/local-top
+	install -m 0755 initramfs/initramfs-tools/hooks/keyd $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/hooks/keyd
+	install -m 0755 initramfs/initramfs-tools/scripts/local-top/keyd \
+		$(DESTDIR)$(INITRAMFS_TOOLS_DIR)/scripts/local-top/keyd
+	install -d $(DESTDIR)$(DRACUT_MODULES_DIR)/90keyd
+	install -m 0755 initramfs/dracut/* $(DESTDIR)$(DRACUT_MODULES_DIR)/90keyd/
 
 # The simulated AMD-SP, for test rigs only: never part of a production install.
 .PHONY: install-simfw
 install-simfw: all
-	install -d $(DESTDIR)$(SBINDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(B)/keyd-simfw $(DESTDIR)$(SBINDIR)/
+	install -m 0644 man/keyd-simfw.8 $(DESTDIR)$(MANDIR)/man8/
 
 .PHONY: clean
 clean:

@@ -11,7 +11,7 @@ KEYD=$KEYD_BUILD/keyd
 S=$KEYD_VECTORS/snp
 
 [ -x "$KEYD" ] || { echo "no $KEYD"; exit 77; }
-[ -r "$S/yaxi-genoa-v3/report.bin" ] || { echo "no SNP vectors"; exit 77; }
+[ -r "$S/yaxi-genoa-v3/report.bin" ] || { echo "FAIL: no SNP vectors at $S"; exit 1; }
 command -v python3 >/dev/null || { echo "no python3"; exit 77; }
 
 tmp=$(mktemp -d)

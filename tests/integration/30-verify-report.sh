@@ -8,7 +8,7 @@ set -euo pipefail
 K=$KEYD_BUILD/keyd
 V=$KEYD_VECTORS/snp
 [ -x "$K" ] || { echo "no $K"; exit 1; }
-[ -d "$V" ] || { echo "no vectors at $V"; exit 77; }
+[ -d "$V" ] || { echo "FAIL: no vectors at $V"; exit 1; }
 
 T=$(mktemp -d)
 SIMPID=

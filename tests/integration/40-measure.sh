@@ -13,7 +13,7 @@ X64=$V/ovmf_OvmfX64_suffix.bin
 REAL=/usr/share/OVMF/OVMF_CODE_4M.fd
 
 [ -x "$KEYD" ] || { echo "no $KEYD"; exit 77; }
-[ -r "$V/cases.json" ] || { echo "no measure vectors"; exit 77; }
+[ -r "$V/cases.json" ] || { echo "FAIL: no measure vectors at $V"; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
