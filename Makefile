@@ -156,6 +156,7 @@ DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod initramfs-t
 DEB_MODEL := spin
 DEB_FUZZ := clang-14 libclang-rt-14-dev
 DEB_VALGRIND := valgrind
+DEB_PKG := debhelper lintian fakeroot dpkg-dev
 
 define apt_ensure
 missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -168,7 +169,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: deps deps-vm deps-model deps-fuzz deps-valgrind
+.PHONY: deps deps-vm deps-model deps-fuzz deps-valgrind deps-deb
 deps:
 	@$(call apt_ensure,$(DEB_BUILD))
 deps-vm: deps
@@ -179,6 +180,8 @@ deps-fuzz:
 	@$(call apt_ensure,$(DEB_FUZZ))
 deps-valgrind:
 	@$(call apt_ensure,$(DEB_VALGRIND))
+deps-deb:
+	@$(call apt_ensure,$(DEB_PKG))
 
 # ---------------------------------------------------------------- tests
 export KEYD_BUILD := $(abspath $(B))
@@ -186,9 +189,10 @@ export KEYD_SRC := $(abspath .)
 export KEYD_VECTORS ?= $(abspath tests/vectors)
 
 .PHONY: check check-unit check-integration check-asan check-vm model-check check-valgrind
-check: deps deps-vm deps-model deps-valgrind
+check: deps deps-vm deps-model deps-valgrind deps-deb
 	$(MAKE) all $(UNIT_BINS)
 	$(MAKE) check-unit check-integration
+	$(MAKE) deb
 	$(MAKE) check-valgrind
 	$(MAKE) model-check
 	$(MAKE) check-vm
@@ -235,6 +239,12 @@ initramfs: deps-vm all
 	@initramfs/build-test-initramfs.sh $(B)
 
 # ---------------------------------------------------------------- install
+# Debian packages (keyd, libcryptsetup-token-keyd, keyd-initramfs-tools,
+# keyd-dracut; keyd-simfw for test rigs) into $(B)/deb, checked by lintian.
+.PHONY: deb
+deb: deps-deb
+	@tests/pkg/build-deb.sh $(abspath $(B))/deb
+
 .PHONY: install
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(TOKENDIR) $(DESTDIR)$(MANDIR)/man8 \
