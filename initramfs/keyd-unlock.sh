@@ -40,7 +40,8 @@
 # Results: keyd_unlock_all returns the number of volumes that failed and
 # leaves /run/keyd/NAME.state = provisioned | unlocked | failed.
 # A keyd unlock also leaves /run/keyd/NAME.slot = pending (it opened through
-# the pending slot of a handoff, see keyd-upgrade.sh) or opened.
+# the pending slot of a handoff, see keyd-upgrade.sh) or active, written by
+# `keyd unlock --state-file` (never parsed from keyd's messages).
 
 : "${KEYD:=keyd}"
 : "${KEYD_DEVICE_TIMEOUT:=10}"
@@ -249,7 +250,9 @@ keyd_unlock_volume() {
 			fi
 			keyd_log_lines keyd_log "$_uv_out"
 		fi
-		if ! _uv_out=$("$KEYD" unlock "$_uv_dev" "$_uv_name" 2>&1); then
+		rm -f "$KEYD_RUN/$_uv_name.slot"
+		if ! _uv_out=$("$KEYD" unlock "$_uv_dev" "$_uv_name" \
+			--state-file "$KEYD_RUN/$_uv_name.slot" 2>&1); then
 			keyd_error "$_uv_name: unlock of $_uv_dev refused"
 			keyd_log_lines keyd_error "$_uv_out"
 			# keyd status explains which measurement the volume is sealed
@@ -260,12 +263,10 @@ keyd_unlock_volume() {
 			return 1
 		fi
 		keyd_log_lines keyd_log "$_uv_out"
-		# A new version's first boot opens through its pending slot:
-		# keyd_commit_pending (keyd-upgrade.sh) commits it once it is healthy.
-		case $_uv_out in
-		*", pending)"*) echo pending >"$KEYD_RUN/$_uv_name.slot" ;;
-		*) echo opened >"$KEYD_RUN/$_uv_name.slot" ;;
-		esac
+		# keyd wrote the state of the slot that opened (active or pending)
+		# to $KEYD_RUN/NAME.slot: a new version's first boot opens through
+		# its pending slot, and keyd_commit_pending (keyd-upgrade.sh)
+		# commits it once it is healthy.
 	fi
 
 	if [ "$_uv_blank" = 1 ]; then

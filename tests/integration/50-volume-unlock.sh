@@ -41,6 +41,11 @@ cryptsetup luksDump img | grep -q "sector: 4096" || fail "sector size"
 K good unlock img --dry-run >out || fail "dry-run unlock"
 grep -q "pin verified" out || fail "dry-run output"
 K good unlock img --dry-run --json | grep -q '"pin":"verified"' || fail "json"
+K good unlock img --dry-run --state-file st >/dev/null || fail "dry-run with --state-file"
+[ "$(cat st)" = active ] || fail "--state-file holds '$(cat st)', not active"
+rm -f st
+if K good unlock img --dry-run --state-file nodir/st >/dev/null 2>err; then fail "unwritable --state-file accepted"; fi
+grep -q "state file" err || fail "unwritable --state-file: $(cat err)"
 
 # A completed keyd volume is never reformatted without --force.
 set +e; K good enroll img --format >out 2>err; rc=$?; set -e

@@ -29,9 +29,11 @@ EOF
 [ "$(img_sha)" != "$SHA0" ] || fail "handoff wrote nothing"
 
 # N now unlocks (dry-run) with its own key; O still does too.
-"$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >"$T/out" || fail "N cannot unlock after handoff"
+"$KEYD" unlock "$T/disk.img" --dry-run --state-file "$T/n.slot" $(sim n) >"$T/out" || fail "N cannot unlock after handoff"
 grep -q "pending" "$T/out" || fail "N unlocked through an unexpected slot: $(cat "$T/out")"
-"$KEYD" unlock "$T/disk.img" --dry-run $(sim o) >/dev/null || fail "O lost access after handoff"
+[ "$(cat "$T/n.slot")" = pending ] || fail "N's --state-file says '$(cat "$T/n.slot")', not pending"
+"$KEYD" unlock "$T/disk.img" --dry-run --state-file "$T/o.slot" $(sim o) >/dev/null || fail "O lost access after handoff"
+[ "$(cat "$T/o.slot")" = active ] || fail "O's --state-file says '$(cat "$T/o.slot")', not active"
 # Retire never removes O while N is only pending (N has not proven it boots).
 "$KEYD" status "$T/disk.img" --json $(sim o) >"$T/st.json" || true
 OSLOT=$(python3 -c 'import json,sys; print([t["keyslot"] for t in json.load(open(sys.argv[1]))["tokens"] if t["measurement"]==sys.argv[2]][0])' "$T/st.json" "$MO")

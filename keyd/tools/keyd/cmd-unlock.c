@@ -18,8 +18,8 @@
 #include "keyd/volume.h"
 
 static const char unlock_usage[] =
-	"Usage: keyd unlock DEVICE NAME [--no-rekey] [--json] [BACKEND OPTIONS]\n"
-	"       keyd unlock DEVICE --dry-run [--json] [BACKEND OPTIONS]\n"
+	"Usage: keyd unlock DEVICE NAME [--no-rekey] [--json] [--state-file FILE] [BACKEND OPTIONS]\n"
+	"       keyd unlock DEVICE --dry-run [--json] [--state-file FILE] [BACKEND OPTIONS]\n"
 	"\n"
 	"Open a keyd-sealed LUKS2 volume: check the header against the allow-list,\n"
 	"pick the keyd token of this launch, derive its key, open the keyslot\n"
@@ -32,7 +32,10 @@ static const char unlock_usage[] =
 	"DEVICE is a path, an image file, UUID=..., LABEL=... or PARTLABEL=....\n"
 	"  --dry-run              everything except activation (works without dm)\n"
 	"  --no-rekey             do not re-key after a firmware update\n"
-	"  --json                 print the result as JSON\n" BACKEND_OPTS_HELP
+	"  --json                 print the result as JSON\n"
+	"  --state-file FILE      on success, write the state of the token that opened\n"
+	"                         (one word: active or pending) to FILE, for boot\n"
+	"                         scripts (a pending slot is an upgrade to commit)\n" BACKEND_OPTS_HELP
 	"\n"
 	"Exit status: 0 unlocked, 1 refused (one line on stderr says why), 2 usage.\n";
 
@@ -44,12 +47,26 @@ static const char pass_usage[] =
 	"crypttab keyscript (luks-hooks/keyscript) that hands it to cryptsetup.\n"
 	"Refuses to write it to a terminal. Nothing is logged.\n" BACKEND_OPTS_HELP;
 
+/* One word and a newline, written whole: the boot scripts' machine interface. */
+static int write_state_file(const char *path, enum kd_token_state st)
+{
+	FILE *f = fopen(path, "we");
+	int ok;
+
+	if (!f)
+		return kd_fail(KD_EIO, "cannot write the state file %s: %m", path);
+	ok = fprintf(f, "%s\n", kd_token_state_name(st)) > 0;
+	ok = (fclose(f) == 0) && ok;
+	return ok ? 0 : kd_fail(KD_EIO, "cannot write the state file %s", path);
+}
+
 static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 {
 	static const struct option opts[] = {
 		{"dry-run", no_argument, NULL, 'n'},
 		{"no-rekey", no_argument, NULL, 'R'},
 		{"json", no_argument, NULL, 'j'},
+		{"state-file", required_argument, NULL, 's'},
 		BACKEND_LONGOPTS,
 		{0},
 	};
@@ -60,7 +77,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	struct kd_launch l;
 	struct kd_token tok;
 	bool dry = false, norekey = false, json = false, rekeyed = false;
-	const char *dev, *name = NULL;
+	const char *dev, *name = NULL, *state_file = NULL;
 	int c, r;
 
 	optind = 1;
@@ -74,6 +91,11 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 's':
+			if (passphrase_mode)
+				return cli_usage_error("--state-file is an option of keyd unlock");
+			state_file = optarg;
 			break;
 		default:
 			if (backend_opts_handle(c, optarg, &bopts) <= 0)
@@ -112,6 +134,9 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 		goto out;
 	}
 	if (!dry && !norekey && (r = kd_volume_rekey(v, b, &l, vk, &tok, &rekeyed)) < 0)
+		goto out;
+	/* Before activation: a state file that cannot be written activates nothing. */
+	if (state_file && (r = write_state_file(state_file, tok.state)) < 0)
 		goto out;
 	if (!dry && (r = kd_volume_activate(v, name, vk, 0)) < 0)
 		goto out;
