@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "keyd/error.h"
+#include "keyd/root.h"
 #include "keyd/secret.h"
 
 const char *cli_prog = "keyd";
@@ -25,6 +26,13 @@ int cli_usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, " (see --help)\n");
 	return EXIT_USAGE;
+}
+
+int cli_root_check(void)
+{
+	char line[256];
+
+	return kd_root_check_boot("/proc/cmdline", NULL, NULL, line, sizeof(line));
 }
 
 bool cli_wants_help(int argc, char **argv)

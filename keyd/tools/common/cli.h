@@ -3,7 +3,7 @@
  * Shared helpers of the thin executables: exit codes, one-line refusals,
  * subcommand dispatch and --help.
  *
- * Exit codes (DESIGN.md §7): 0 success, 1 refused or failed, 2 usage error.
+ * Exit codes (docs/architecture.md): 0 success, 1 refused or failed, 2 usage error.
  */
 #ifndef KEYD_CLI_H
 #define KEYD_CLI_H
@@ -34,6 +34,13 @@ bool cli_wants_help(int argc, char **argv);
  * commands (exit 2) and two-word commands ("report show").
  */
 int cli_dispatch(const char *prog, const struct kd_cmd *cmds, int argc, char **argv);
+
+/*
+ * --root-check of the commands that release a state key: the root this boot
+ * switches into must be covered by the measurement (keyd/root.h), read from
+ * /proc/cmdline and /dev/mapper/root (and usr). 0 or a KD_E* refusal.
+ */
+int cli_root_check(void);
 
 /* Program name for messages. */
 extern const char *cli_prog;

@@ -12,7 +12,7 @@
 
 static const char enroll_usage[] =
 	"Usage: keyd enroll DEVICE --format [--label NAME] [--svn N] [--force]\n"
-	"                   [--integrity [--integrity-no-wipe]]\n"
+	"                   [--integrity [--integrity-no-wipe]] [--root-check]\n"
 	"                   [BACKEND OPTIONS]\n"
 	"\n"
 	"Provision a new keyd volume: LUKS2, aes-xts-plain64, a random 512-bit\n"
@@ -38,7 +38,9 @@ static const char enroll_usage[] =
 	"                         errors until they are written (see keyd(8))\n"
 	"  --escrow CERT          add a k-of-n recovery escrow; one share per admin\n"
 	"                         certificate (repeat the option, up to 8)\n"
-	"  --threshold K          escrow shares needed to recover (keyd-recover(8))\n" BACKEND_OPTS_HELP
+	"  --threshold K          escrow shares needed to recover (keyd-recover(8))\n"
+	"  --root-check           first check that the root this boot switches into is\n"
+	"                         covered by the measurement (keyd root check)\n" BACKEND_OPTS_HELP
 	"\nExit status: 0 enrolled, 1 refused, 2 usage.\n";
 
 static int run_enroll(int argc, char **argv)
@@ -48,14 +50,14 @@ static int run_enroll(int argc, char **argv)
 		{"svn", required_argument, NULL, 's'}, {"force", no_argument, NULL, 'f'},
 		{"escrow", required_argument, NULL, 'e'}, {"threshold", required_argument, NULL, 't'},
 		{"integrity", no_argument, NULL, 'I'}, {"integrity-no-wipe", no_argument, NULL, 'W'},
-		BACKEND_LONGOPTS, {0},
+		{"root-check", no_argument, NULL, 'C'}, BACKEND_LONGOPTS, {0},
 	};
 	struct kd_backend_opts bopts = {0};
 	struct kd_enroll_opts eo = {0};
 	struct kd_backend *b = NULL;
 	struct kd_volume *v = NULL;
 	struct kd_launch l;
-	bool format = false, redone = false;
+	bool format = false, redone = false, root_check = false;
 	const char *escrow[KD_ESCROW_MAX_SHARES];
 	size_t n_escrow = 0;
 	uint64_t n, threshold = 0;
@@ -84,6 +86,9 @@ static int run_enroll(int argc, char **argv)
 		case 'W':
 			eo.integrity_no_wipe = true;
 			break;
+		case 'C':
+			root_check = true;
+			break;
 		case 'e':
 			if (n_escrow == KD_ESCROW_MAX_SHARES)
 				return cli_usage_error("at most %u --escrow certificates", KD_ESCROW_MAX_SHARES);
@@ -110,6 +115,9 @@ static int run_enroll(int argc, char **argv)
 		return cli_usage_error("--escrow cannot be combined with --integrity");
 	if (!n_escrow != !threshold || threshold > n_escrow)
 		return cli_usage_error("--escrow and --threshold K (K <= number of certificates) go together");
+	/* No state key for a root the measurement does not cover. */
+	if (root_check && (r = cli_root_check()) < 0)
+		return cli_refuse(r);
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0 ||
 	    (r = kd_volume_enroll(argv[optind], b, &l, &eo, &redone)) < 0)
 		goto out;

@@ -18,7 +18,8 @@
 #include "keyd/volume.h"
 
 static const char unlock_usage[] =
-	"Usage: keyd unlock DEVICE NAME [--no-rekey] [--json] [--state-file FILE] [BACKEND OPTIONS]\n"
+	"Usage: keyd unlock DEVICE NAME [--no-rekey] [--root-check] [--json] [--state-file FILE]\n"
+	"                   [BACKEND OPTIONS]\n"
 	"       keyd unlock DEVICE --dry-run [--json] [--state-file FILE] [BACKEND OPTIONS]\n"
 	"\n"
 	"Open a keyd-sealed LUKS2 volume: check the header against the allow-list,\n"
@@ -33,6 +34,8 @@ static const char unlock_usage[] =
 	"  --dry-run              everything except activation (works without dm)\n"
 	"  --no-rekey             do not re-key after a firmware update\n"
 	"  --json                 print the result as JSON\n"
+	"  --root-check           first check that the root this boot switches into is\n"
+	"                         covered by the measurement (keyd root check)\n"
 	"  --state-file FILE      on success, write the state of the token that opened\n"
 	"                         (one word: active or pending) to FILE, for boot\n"
 	"                         scripts (a pending slot is an upgrade to commit)\n" BACKEND_OPTS_HELP
@@ -40,12 +43,14 @@ static const char unlock_usage[] =
 	"Exit status: 0 unlocked, 1 refused (one line on stderr says why), 2 usage.\n";
 
 static const char pass_usage[] =
-	"Usage: keyd passphrase DEVICE [BACKEND OPTIONS]\n"
+	"Usage: keyd passphrase DEVICE [--root-check] [BACKEND OPTIONS]\n"
 	"\n"
 	"Run every check of keyd unlock --dry-run (header allow-list, derive, pin)\n"
 	"and then write the keyslot passphrase of this launch to stdout, for a\n"
 	"crypttab keyscript (luks-hooks/keyscript) that hands it to cryptsetup.\n"
-	"Refuses to write it to a terminal. Nothing is logged.\n" BACKEND_OPTS_HELP;
+	"Refuses to write it to a terminal. Nothing is logged.\n"
+	"  --root-check           first check that the root this boot switches into is\n"
+	"                         covered by the measurement (keyd root check)\n" BACKEND_OPTS_HELP;
 
 /* One word and a newline, written whole: the boot scripts' machine interface. */
 static int write_state_file(const char *path, enum kd_token_state st)
@@ -67,6 +72,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 		{"no-rekey", no_argument, NULL, 'R'},
 		{"json", no_argument, NULL, 'j'},
 		{"state-file", required_argument, NULL, 's'},
+		{"root-check", no_argument, NULL, 'C'},
 		BACKEND_LONGOPTS,
 		{0},
 	};
@@ -76,7 +82,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	struct kd_volume *v = NULL;
 	struct kd_launch l;
 	struct kd_token tok;
-	bool dry = false, norekey = false, json = false, rekeyed = false;
+	bool dry = false, norekey = false, json = false, rekeyed = false, root_check = false;
 	const char *dev, *name = NULL, *state_file = NULL;
 	int c, r;
 
@@ -91,6 +97,9 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'C':
+			root_check = true;
 			break;
 		case 's':
 			if (passphrase_mode)
@@ -115,6 +124,9 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	if (!passphrase_mode && !dry)
 		name = argv[optind + 1];
 
+	/* No state key for a root the measurement does not cover. */
+	if (root_check && (r = cli_root_check()) < 0)
+		return cli_refuse(r);
 	/* Header first: a tampered header is refused before any key exists. */
 	if ((r = kd_volume_open(dev, &v)) < 0)
 		return cli_refuse(r);

@@ -22,12 +22,13 @@ const struct kd_cmd cmd_version = {
 int main(int argc, char **argv)
 {
 	const struct kd_cmd cmds[] = {
-		/* keep in the order of DESIGN.md §7 */
+		/* report and measurement tools, then the volume life cycle */
 		cmd_version,
 		cmd_report_show,
 		cmd_verify_report,
 		cmd_measure,
 		cmd_derive,
+		cmd_root_check, cmd_root_cmdline,
 		cmd_enroll, cmd_unlock, cmd_status, cmd_rekey, cmd_passphrase,
 		cmd_handoff_serve, cmd_handoff_receive, cmd_commit, cmd_manifest_create,
 		cmd_manifest_sign, cmd_manifest_verify, cmd_manifest_show, cmd_manifest_keygen,
