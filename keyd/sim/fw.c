@@ -50,7 +50,7 @@ int kd_sim_fw_new(struct kd_sim_chip *chip, const struct kd_sim_launch *l, struc
 	X509 *x;
 	int r;
 
-	/* What SNP_LAUNCH_START would refuse (SNP-FACTS §2 policy bits). */
+	/* What SNP_LAUNCH_START would refuse (docs/snp-facts.md §2.3). */
 	if (!(l->policy & KD_POLICY_RSVD1) || (l->policy & KD_POLICY_MBZ_MASK))
 		return kd_fail(KD_EINVAL, "policy 0x%llx: bit 17 must be set and bits 63:26 clear",
 			       (unsigned long long)l->policy);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests: the handoff channel (TLS 1.3, exporter, report_data binding)
- * and the peer verification of DESIGN §6.3, with reports signed in-process
+ * and the peer verification of docs/handoff-protocol.md, with reports signed in-process
  * by the simulated AMD-SP (two launches on one chip, plus a second chip).
  */
 #include <check.h>

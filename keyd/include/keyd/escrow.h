@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * k-of-n recovery escrow (DESIGN.md §1 duty 3: no single admin can recover).
+ * k-of-n recovery escrow (docs/formats.md §8: no single admin can recover).
  *
  * A random 32-byte recovery key R gets its own LUKS2 keyslot (PBKDF2-SHA512,
  * 1000 iterations, set explicitly: R is high-entropy; passphrase = hex(R)).

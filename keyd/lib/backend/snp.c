@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The /dev/sev-guest backend: SNP_GET_DERIVED_KEY, SNP_GET_REPORT and
- * SNP_GET_EXT_REPORT (Linux uapi <linux/sev-guest.h>, SNP-FACTS §1).
+ * SNP_GET_EXT_REPORT (Linux uapi <linux/sev-guest.h>, docs/snp-facts.md §1.1).
  *
  * A failed guest request makes the kernel wipe the VMPCK ("Disabling VMPCK
  * communication key to prevent IV reuse"): every later request fails until

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The configfs-tsm backend (Linux >= 6.7, SNP-FACTS §1 "configfs-tsm"):
+ * The configfs-tsm backend (Linux >= 6.7, docs/snp-facts.md §1.6):
  * reports and the host's certificate table (auxblob). It has no derived
  * keys, so it does not claim KD_CAP_DERIVE.
  *

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Step 3 of DESIGN §6: everything one side checks about the other. */
+/* Peer verification (docs/handoff-protocol.md): everything one side checks about the other. */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * MSG_KEY_REQ / MSG_KEY_RSP codec (SNP-FACTS §1). The request layout is the
+ * MSG_KEY_REQ / MSG_KEY_RSP codec (docs/snp-facts.md §1.2). The request layout is the
  * Linux uapi struct snp_derived_key_req: the kernel copies exactly 32 bytes,
  * so the 40-byte form with LAUNCH_MIT_VECTOR cannot be sent through it.
  */
@@ -113,7 +113,7 @@ int kd_key_rsp_parse(const uint8_t *buf, size_t len, struct kd_secret **ret)
 		return e;
 	/*
 	 * The ioctl succeeds even when the firmware refused the parameters;
-	 * only this status says so (SNP-FACTS §1 "Always check status").
+	 * only this status says so (docs/snp-facts.md §1.2).
 	 */
 	if (status != KD_FW_SUCCESS)
 		return kd_fail(KD_EFIRMWARE, "firmware refused key request: status 0x%02x (%s)",

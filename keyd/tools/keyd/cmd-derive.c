@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keyd derive: a 32-byte purpose key = HKDF-SHA384(derived key, salt = "",
- * info = purpose) for a binding given on the command line (DESIGN.md §7).
+ * info = purpose) for a binding given on the command line (docs/architecture.md#commands).
  * An admin and test tool: the boot path never writes keys to files.
  */
 #include <getopt.h>
@@ -171,7 +171,7 @@ const struct kd_cmd cmd_derive = {
 	"key HKDF-SHA384(derived key, salt = \"\", info = STR) to FILE, mode 0600.\n"
 	"\n"
 	"  --fields LIST   comma list of policy, image-id, family-id, measurement,\n"
-	"                  guest-svn, tcb; default measurement,policy,tcb (DESIGN §5)\n"
+	"                  guest-svn, tcb; default measurement,policy,tcb (docs/formats.md §2)\n"
 	"  --tcb HEX       TCB_VERSION to bind to: 16 hex digits, the 8 bytes in report\n"
 	"                  order; default: the committed TCB of a fresh report\n"
 	"  --guest-svn N   must not exceed the launch SVN (firmware status 0x16)\n"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keyd enroll DEVICE --format: provision a sealed state volume (DESIGN §5, §7). */
+/* keyd enroll DEVICE --format: provision a sealed state volume (docs/formats.md §1). */
 #include <getopt.h>
 #include <stdio.h>
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keyd rekey DEVICE: TCB roll-forward after a firmware update (DESIGN §5). */
+/* keyd rekey DEVICE: TCB roll-forward after a firmware update (docs/formats.md §2). */
 #include <getopt.h>
 #include <stdio.h>
 

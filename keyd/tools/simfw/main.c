@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * keyd-simfw: the simulated AMD Secure Processor (DESIGN.md §4, §7).
+ * keyd-simfw: the simulated AMD Secure Processor (docs/simulator.md).
  * Thin: chip state, derivation, rules and report signing are in
- * keyd/lib/sim; this file parses options, listens and logs.
+ * keyd/sim (libkeyd-sim); this file parses options, listens and logs.
  */
 #include <errno.h>
 #include <fcntl.h>

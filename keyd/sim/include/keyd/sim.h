@@ -13,7 +13,7 @@
  * image_id[16], family_id[16], measurement[48], guest_svn u32,
  * tcb_version u64. A requested tcb_version thus picks "the VCEK of that
  * TCB" exactly when TCB_VERSION is selected. The firmware rules of
- * SNP-FACTS §1 are checked first; a violation gives status 0x16.
+ * docs/snp-facts.md §1.2 and docs/simulator.md §6 are checked first; a violation gives status 0x16.
  */
 #ifndef KEYD_SIM_H
 #define KEYD_SIM_H
@@ -96,7 +96,7 @@ void kd_sim_fw_set_debug_key_fd(struct kd_sim_fw *fw, int fd);
 const char *kd_sim_fw_last_reason(const struct kd_sim_fw *fw);
 
 /*
- * The firmware's rules for MSG_KEY_REQ (SNP-FACTS §1) against this launch
+ * The firmware's rules for MSG_KEY_REQ (docs/simulator.md §6) against this launch
  * and chip: returns KD_FW_SUCCESS, KD_FW_INVALID_PARAMS (0x16) or
  * KD_FW_INVALID_KEY (0x27, VLEK selected but none installed). *why gets a
  * static one-line reason for the log.
