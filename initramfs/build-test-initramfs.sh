@@ -97,6 +97,8 @@ put_elf "$build/keyd" /sbin/keyd
 put_elf "$(command -v mke2fs)" /usr/lib/keyd/mke2fs
 [ -r /etc/mke2fs.conf ] && put /etc/mke2fs.conf
 put_elf "$(command -v cryptsetup)" /sbin/cryptsetup
+# dm-verity root (keyd-unlock.sh maps it from the measured command line).
+put_elf "$(command -v veritysetup)" /sbin/veritysetup
 # glibc dlopens libgcc_s for pthread_exit (libargon2's threads); ldd never
 # lists it.
 libgcc=$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/{print $NF; exit}')
@@ -110,10 +112,10 @@ fi
 # authenticated encryption, aes-xts-plain64 + hmac(sha256) tags).
 # virtio_net (with net_failover, failover) and qemu_fw_cfg: the upgrade
 # handoff (keyd-upgrade.sh) - its link to the peer VM, and the host's mode
-# and manifest.
+# and manifest. dm_verity: a verity root named by the measured command line.
 mods="virtio virtio_ring virtio_pci virtio_blk virtio_console dm_mod dm_crypt
 ext4 crc32c_intel crc32c_generic xts ecb aesni_intel cryptd crypto_simd
-dm_integrity authenc sha256_ssse3 virtio_net qemu_fw_cfg"
+dm_integrity authenc sha256_ssse3 virtio_net qemu_fw_cfg dm_verity"
 for m in $mods; do
 	modprobe -S "$kver" --show-depends "$m" 2>/dev/null
 done | awk '$1 == "insmod" {print $2}' | sort -u | while read -r ko; do

@@ -19,8 +19,9 @@ VM_VCPU_TYPE=EPYC-v4
 VM_OVMF=${VM_OVMF:-$KEYD_SRC/tests/vm/ovmf_AmdSev_suffix.bin}
 [ -f "$VM_OVMF" ] || VM_OVMF=${KEYD_VECTORS:-$KEYD_SRC/tests/vectors}/measure/ovmf_AmdSev_suffix.bin
 # The command line is part of the measurement: every boot of one image
-# must use exactly this string.
-export VM_APPEND_BASE="console=ttyS0 panic=-1 quiet"
+# must use exactly this string. The test image switches into no root: it
+# declares so (keyd.root=initramfs), or keyd refuses to release state keys.
+export VM_APPEND_BASE="console=ttyS0 panic=-1 quiet keyd.root=initramfs"
 VM_SIM_PORT=org.keyd.sim
 
 # Newest installed kernel that has its modules (no ABI number hard-coded).
