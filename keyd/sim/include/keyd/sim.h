@@ -134,10 +134,22 @@ int kd_sim_handle(struct kd_sim_fw *fw, const struct kd_sim_hdr *h, const uint8_
  * Serve requests on fd until EOF or a transport error. on_request (may be
  * NULL) is called once per request with its type, status and the handling
  * error (0 or KD_E*) so the executable can log it; it never sees key
- * bytes. Returns 0 on clean EOF.
+ * bytes. Returns 0 on clean EOF. Several threads may serve several fds of
+ * one launch at once: each request holds the launch's lock from handling
+ * to on_request, so requests are serialized, connections are not.
  */
 typedef void (*kd_sim_log_fn)(void *ctx, uint16_t type, uint32_t status, int err);
 int kd_sim_serve_fd(struct kd_sim_fw *fw, int fd, bool resync, kd_sim_log_fn on_request,
 		    void *ctx);
+
+/*
+ * Accept connections on the listening stream socket lfd and serve each in
+ * its own thread with kd_sim_serve_fd, all at once. on_end (may be NULL)
+ * gets each connection's result. Returns after shutdown(lfd, SHUT_RDWR)
+ * once every connection has closed (0), or KD_EIO when accept fails.
+ */
+typedef void (*kd_sim_conn_fn)(void *ctx, int result);
+int kd_sim_serve_listener(struct kd_sim_fw *fw, int lfd, kd_sim_log_fn on_request,
+			  kd_sim_conn_fn on_end, void *ctx);
 
 #endif
