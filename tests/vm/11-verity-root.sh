@@ -22,7 +22,7 @@ vm_setup
 
 W=$VM_WORK/verity
 mkdir -p "$W/root" "$W/root2"
-base="console=ttyS0 panic=-1 quiet"
+base=$VM_APPEND_KERNEL
 
 # A small ext4 root with a recognisable payload, its hash tree on a third disk.
 mkroot() { # DIR IMG TEXT
