@@ -735,16 +735,43 @@ START_TEST(synthetic_chain)
 	rep[0x40] |= 0x40;
 	sign_report(rep);
 	ck_assert_msg(synth_verify(&o, rep, true, &res) == 0, "%s", kd_err_detail(KD_EVERIFY));
-	/* MASK_CHIP_KEY with a zeroed CHIP_ID: hwID is not compared... */
-	rep[0x48] |= KD_SIGNER_MASK_CHIP_KEY;
+	/* MASK_CHIP_ID (host setting): a zeroed CHIP_ID in a VCEK-signed report verifies... */
 	memset(rep + 0x1A0, 0, 64);
 	sign_report(rep);
 	ck_assert_msg(synth_verify(&o, rep, true, &res) == 0, "%s", kd_err_detail(KD_EVERIFY));
-	/* ... but a non-zero CHIP_ID under the mask bit still must match. */
+	/* ... but matches no --expect-chip-id, not even an all-zero one. */
+	{
+		struct pki p;
+		struct kd_cert_inputs in;
+		struct kd_verify_policy pol = {0};
+		uint8_t want[64] = {0};
+
+		mk_pki(&o, &p);
+		in = (struct kd_cert_inputs){.vek = p.vek, .vek_len = (size_t)p.vek_n, .ask = p.ask,
+					     .ask_len = (size_t)p.ask_n, .ark = p.ark,
+					     .ark_len = (size_t)p.ark_n};
+		pol.chip_id = want;
+		r = kd_verify_report(rep, KD_REPORT_SIZE, &in, &pol, NULL, &res);
+		assert_failed(r, &res, "chip-id", "chip ID is masked");
+		memcpy(want, o.hwid, 64);
+		r = kd_verify_report(rep, KD_REPORT_SIZE, &in, &pol, NULL, &res);
+		assert_failed(r, &res, "chip-id", "chip ID is masked");
+		pki_free(&p);
+	}
+	/* A non-zero CHIP_ID must still match the hwID. */
 	rep[0x1A0 + 20] = 1; /* CHIP_ID[8:] non-zero: not the v2 Turin heuristic */
 	sign_report(rep);
 	r = synth_verify(&o, rep, true, &res);
 	assert_failed(r, &res, "vek-chip-id", "VCEK hwID is not the report's CHIP_ID");
+	/* MASK_CHIP_KEY: the firmware did not sign; refused whatever the signature says. */
+	memset(rep + 0x1A0, 0, 64);
+	rep[0x48] |= KD_SIGNER_MASK_CHIP_KEY;
+	sign_report(rep);
+	r = synth_verify(&o, rep, true, &res);
+	assert_failed(r, &res, "signed", "unsigned report (MASK_CHIP_KEY is set)");
+	memset(rep + 0x2A0, 0, 144);
+	r = synth_verify(&o, rep, true, &res);
+	assert_failed(r, &res, "signed", "unsigned report");
 
 	/* A VCEK certificate for a report that names the VLEK. */
 	synth(&o, rep, KD_SIGNING_KEY_VLEK);
@@ -758,7 +785,7 @@ START_TEST(synthetic_chain)
 	/* SIGNING_KEY "none". */
 	synth(&o, rep, KD_SIGNING_KEY_NONE);
 	r = synth_verify(&o, rep, true, &res);
-	assert_failed(r, &res, "signing-key", "report is signed by the none");
+	assert_failed(r, &res, "signed", "unsigned report (SIGNING_KEY is none)");
 }
 END_TEST
 

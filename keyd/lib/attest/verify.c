@@ -822,7 +822,10 @@ static void policy_checks(const struct kd_report *rep, enum kd_product p, const 
 		ck(c, "measurement", found ? 0 : KD_EPOLICY,
 		   found ? "measurement %s in expected set" : "measurement %s not in expected set", h);
 	}
-	if (pol->chip_id) {
+	if (pol->chip_id && all_zero(rep->chip_id, 64)) {
+		/* A masked CHIP_ID names no chip: it can match no expectation. */
+		ck(c, "chip-id", KD_EPOLICY, "chip ID is masked (all zero); cannot be the expected one");
+	} else if (pol->chip_id) {
 		r = memcmp(pol->chip_id, rep->chip_id, 64) ? KD_EPOLICY : 0;
 		if (r || c->out)
 			hex_prefix(rep->chip_id, 64, h);
@@ -887,6 +890,16 @@ static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
 	else
 		ck(&c, "product", 0, "%s%s", kd_product_name(p), rp == KD_PRODUCT_UNKNOWN ? " (from the VEK)" : "");
 
+	/*
+	 * MASK_CHIP_KEY=1 or SIGNING_KEY=7: the firmware did not sign (the
+	 * signature field is zero). Nothing below could prove this report.
+	 */
+	if ((rep.signer_info & KD_SIGNER_MASK_CHIP_KEY) || rep.signing_key == KD_SIGNING_KEY_NONE) {
+		ck(&c, "signed", KD_EVERIFY, "unsigned report (%s)",
+		   (rep.signer_info & KD_SIGNER_MASK_CHIP_KEY) ? "MASK_CHIP_KEY is set" : "SIGNING_KEY is none");
+		return ck_finish(&c);
+	}
+	ck(&c, "signed", 0, "signed by the %s", kd_signing_key_name(rep.signing_key));
 	r = (rep.signing_key == KD_SIGNING_KEY_VCEK && v->vek_ok && !v->vek.is_vlek) ||
 			    (rep.signing_key == KD_SIGNING_KEY_VLEK && v->vek_ok && v->vek.is_vlek)
 		    ? 0
@@ -904,9 +917,13 @@ static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
 		tcb_checks(v, &rep, p, &c);
 		if (v->vek.is_vlek) {
 			ck(&c, "vek-chip-id", 0, "VLEK: no hwID to compare");
-		} else if ((rep.signer_info & KD_SIGNER_MASK_CHIP_KEY) && all_zero(rep.chip_id, 64)) {
-			/* MASK_CHIP_ID zeroes CHIP_ID; the chain still proves an AMD VCEK. */
-			ck(&c, "vek-chip-id", 0, "CHIP_ID masked by the guest; hwID not compared");
+		} else if (all_zero(rep.chip_id, 64)) {
+			/*
+			 * MASK_CHIP_ID (a host setting) zeroes CHIP_ID in a report the
+			 * VCEK still signs; the chain and signature prove an AMD chip,
+			 * only not which one.
+			 */
+			ck(&c, "vek-chip-id", 0, "CHIP_ID masked (all zero); hwID not compared");
 		} else {
 			r = memcmp(v->vek.hwid, rep.chip_id, v->vek.hwid_len) ? KD_EVERIFY : 0;
 			ck(&c, "vek-chip-id", r, r ? "VCEK hwID is not the report's CHIP_ID" : "VCEK hwID equals CHIP_ID%s",
