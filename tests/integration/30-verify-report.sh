@@ -99,8 +99,12 @@ head -c 1000 "$V/virtee-sev-milan/report.bin" >"$T/short.bin"
 expect 1 "report" -- vr "$T/short.bin" --vcek "$V/virtee-sev-milan/vcek.der"
 expect 1 "cannot read report" -- vr "$T/nonexistent.bin" --vcek "$V/virtee-sev-milan/vcek.der"
 
+# No certificate given and no cached bundle: refused, naming where the bundle was looked for.
+mkdir -p "$T/nocerts"
+expect 1 "the certificate table is empty and there is no bundle $T/nocerts/" -- \
+	env KEYD_CERT_DIR="$T/nocerts" "$K" verify-report "$V/virtee-sev-milan/report.bin"
+
 # ---- usage errors: exit 2
-expect 2 "--vcek or --cert-table is needed" -- vr "$V/virtee-sev-milan/report.bin"
 expect 2 "exactly one REPORT" -- vr --vcek "$V/virtee-sev-milan/vcek.der"
 expect 2 "unknown or incomplete option" -- vr "$V/virtee-sev-milan/report.bin" --vcek "$V/virtee-sev-milan/vcek.der" --bogus
 expect 2 "--expect-measurement needs 96 hex digits" -- vr "$V/virtee-sev-milan/report.bin" \
