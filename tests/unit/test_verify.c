@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "keyd/certtable.h"
+#include "keyd/cursor.h"
 #include "keyd/error.h"
 #include "keyd/report.h"
 #include "keyd/util.h"
@@ -63,6 +64,11 @@ static const struct vcase cases[] = {
 	{"trustee-milan-vcek", "vcek.der", "milan_ask_ark_asvk.pem", false, 0, NULL},
 	{"trustee-milan-vlek", "vlek.der", "milan_ask_ark_asvk.pem", false, 1, "2025-06-01T00:00:00Z"},
 	{"yaxi-genoa-v3", "vcek.der", "vcek_ask_ark.pem", false, 0, NULL},
+	{"msft-milan", "vcek.pem", "ask.pem", false, 0, NULL},
+	{"msft-genoa", "vcek.pem", "ask.pem", false, 0, NULL},
+	{"msft-turin", "vcek.pem", "ask.pem", false, 0, NULL},
+	{"trustee-azure-genoa", "vcek.pem", "../amd-roots/genoa_chain.pem", false, 0, NULL},
+	{"constellation-aws-vlek", "vlek.pem", "cert_chain.pem", false, 0, "2025-06-01T00:00:00Z"},
 };
 
 static void case_policy(const struct vcase *c, struct kd_verify_policy *pol)
@@ -789,6 +795,85 @@ START_TEST(synthetic_chain)
 }
 END_TEST
 
+/* What the source projects' own tests expect of the vectors they published. */
+START_TEST(source_project_expectations)
+{
+	struct buf mrep = vec("msft-milan/report.bin"), mvcek = vec("msft-milan/vcek.pem");
+	struct buf gask = vec("msft-genoa/ask.pem");
+	struct buf arep = vec("constellation-aws-vlek/report.bin"), avlek = vec("constellation-aws-vlek/vlek.pem");
+	struct buf achain = vec("constellation-aws-vlek/cert_chain.pem");
+	struct buf vrep = vec("constellation-vlek-refused/report.bin");
+	struct buf vvlek = vec("constellation-vlek-refused/vlek.pem");
+	struct buf vchain = vec("constellation-vlek-refused/vlek_cert_chain.pem");
+	struct buf hcl = vec("trustee-azure-genoa/hcl-report.bin");
+	struct kd_cert_inputs in = {.vek = mvcek.p, .vek_len = mvcek.n, .ask = gask.p, .ask_len = gask.n};
+	struct kd_verify_policy pol = {0};
+	struct kd_verify_result res;
+	struct kd_report out;
+	uint8_t rd[64], md[32];
+	uint32_t var_len;
+	int r;
+
+	/* microsoft tests/common.rs "milan_genoa_ask": a Milan VCEK under the Genoa ASK. */
+	r = kd_verify_report(mrep.p, mrep.n, &in, NULL, NULL, &res);
+	ck_assert_int_lt(r, 0);
+	/* ... and "tampered_attestation": byte 100 flipped. */
+	in.ask = NULL;
+	in.ask_len = 0;
+	mrep.p[100] ^= 0xff;
+	r = kd_verify_report(mrep.p, mrep.n, &in, NULL, NULL, &res);
+	assert_failed(r, &res, "report-signature", "report signature does not verify under VCEK");
+
+	/* constellation validator_test.go: REPORT_DATA is AKDigest ("success")... */
+	in = (struct kd_cert_inputs){.vek = avlek.p, .vek_len = avlek.n, .chain_pem = achain.p,
+				     .chain_pem_len = achain.n};
+	ck_assert_int_eq(kd_unhex("87ab7caf510e1b3520dc3cceb64ee44128e10976fb0d3fc5e274699d8aaf5061"
+				  "54af4c1de0a026b49fdf861e9ac75551551b3534d1c61369a3b08f5baed0db2f",
+				  rd, 64), 0);
+	pol.report_data = rd;
+	pol.at = t_at("2025-06-01T00:00:00Z");
+	ck_assert_msg(kd_verify_report(arep.p, arep.n, &in, &pol, &out, NULL) == 0, "%s",
+		      kd_err_detail(KD_EVERIFY));
+	/* ... only at a time the VLEK was valid ... */
+	pol.at = 0;
+	r = kd_verify_report(arep.p, arep.n, &in, &pol, NULL, &res);
+	assert_failed(r, &res, "vek-validity", "VLEK expired 2025-12-10");
+	/* ... "invalid report signature" (Signature[0]++). */
+	pol.at = t_at("2025-06-01T00:00:00Z");
+	arep.p[0x2A0]++;
+	r = kd_verify_report(arep.p, arep.n, &in, &pol, NULL, &res);
+	assert_failed(r, &res, "report-signature", "report signature does not verify under VLEK");
+
+	/* constellation snp/testdata AttestationReportVLEK: never a valid signature. */
+	in = (struct kd_cert_inputs){.vek = vvlek.p, .vek_len = vvlek.n, .chain_pem = vchain.p,
+				     .chain_pem_len = vchain.n};
+	memset(&pol, 0, sizeof(pol));
+	pol.at = t_at("2024-01-01T00:00:00Z");
+	r = kd_verify_report(vrep.p, vrep.n, &in, &pol, NULL, &res);
+	assert_failed(r, &res, "report-signature", "report signature does not verify under VLEK");
+	pol.at = 0;
+	ck_assert_int_lt(kd_verify_report(vrep.p, vrep.n, &in, &pol, NULL, NULL), 0);
+
+	/* trustee az_snp_vtpm verify_report_data: REPORT_DATA[0:32] = SHA-256(HCL variable data). */
+	ck_assert_uint_eq(hcl.n, 2600);
+	var_len = kd_get_le32(hcl.p + 32 + KD_REPORT_SIZE + 16);
+	ck_assert_uint_le(32 + KD_REPORT_SIZE + 20 + var_len, hcl.n);
+	ck_assert(EVP_Digest(hcl.p + 32 + KD_REPORT_SIZE + 20, var_len, md, NULL, EVP_sha256(), NULL));
+	ck_assert_mem_eq(hcl.p + 32 + 0x50, md, 32);
+
+	free(mrep.p);
+	free(mvcek.p);
+	free(gask.p);
+	free(arep.p);
+	free(avlek.p);
+	free(achain.p);
+	free(vrep.p);
+	free(vvlek.p);
+	free(vchain.p);
+	free(hcl.p);
+}
+END_TEST
+
 START_TEST(rfc3339)
 {
 	time_t t;
@@ -844,6 +929,7 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, vek_extension_forms);
 	tcase_add_test(tc, cert_table_input);
 	tcase_add_test(tc, synthetic_chain);
+	tcase_add_test(tc, source_project_expectations);
 	tcase_add_test(tc, rfc3339);
 	tcase_add_test(tc, inputs_refused);
 	suite_add_tcase(s, tc);
