@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -57,6 +58,14 @@ static void line(const char *name, const char *fmt, ...)
 	putchar('\n');
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* A derived key, once; *fp gets 8 bytes of HKDF(key, "keyd selftest fingerprint"). */
 static int derive_once(struct kd_backend *b, const struct kd_key_req *req, uint8_t fp[8],
 		       struct kd_secret **ret)
@@ -85,13 +94,27 @@ static int derive_paths(struct kd_backend *b, uint64_t tcb)
 	struct kd_secret *k1 = NULL, *k2 = NULL, *k0 = NULL;
 	uint8_t f1[8], f2[8], f0[8];
 	char hex[17], fields[64];
+	long long t0;
 	int r;
 
 	kd_fields_format(req.guest_field_select, fields, sizeof(fields));
+	t0 = now_ms();
 	if ((r = derive_once(b, &req, f1, &k1)) < 0) {
-		line("derived-key", "FAILED: %s", kd_err_detail(r));
+		char why[200];
+
+		snprintf(why, sizeof(why), "%s", kd_err_detail(r));
+		line("derived-key", "FAILED: %s", why);
+		/* A firmware status leaves the channel usable: does KEY_SEL 0 work? */
+		req.root_key_select = 0;
+		if (r == KD_EFIRMWARE && derive_once(b, &req, f0, &k0) == 0) {
+			line("key-sel-0", "works while KEY_SEL 1 does not: firmware without KEY_SEL "
+					  "support (update the AMD-SP firmware)");
+			kd_secret_free(k0);
+		}
+		kd_fail(r, "%s", why);
 		return r;
 	}
+	line("derive-latency", "%lld ms", now_ms() - t0);
 	if ((r = derive_once(b, &req, f2, &k2)) < 0) {
 		line("derived-key", "FAILED on the second request: %s", kd_err_detail(r));
 		kd_secret_free(k1);
@@ -107,7 +130,7 @@ static int derive_paths(struct kd_backend *b, uint64_t tcb)
 	req.root_key_select = 0;
 	if (!r && derive_once(b, &req, f0, &k0) == 0) {
 		line("key-sel-0", "%s", CRYPTO_memcmp(k0->data, k1->data, k1->len)
-						? "differs from KEY_SEL 1 (a VLEK is installed)"
+						? "differs from KEY_SEL 1 (on hardware: a VLEK is installed)"
 						: "same as KEY_SEL 1 (no VLEK installed)");
 		kd_secret_free(k0);
 	} else if (!r) {
@@ -139,6 +162,7 @@ static int run_selftest(int argc, char **argv)
 	struct kd_report rep;
 	char source[4200] = "", chip[129], tcb_s[KD_TCB_STR_MAX], tcb_h[KD_TCB_HEX_LEN];
 	int c, r, failed = 0;
+	long long t0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -169,10 +193,13 @@ static int run_selftest(int argc, char **argv)
 		r = kd_fail(KD_ECRYPTO, "OpenSSL: RAND_bytes failed");
 		goto out;
 	}
+	t0 = now_ms();
 	r = kd_backend_report(b, rd, b->vmpl, &rep_buf, &rep_len,
 			      b->caps & KD_CAP_CERTS ? &certs : NULL, &certs_len);
+	if (r == 0)
+		line("report-latency", "%lld ms (handoff reads time out after 10 s)", now_ms() - t0);
 	/* The tsm backend learns the VMPL from the report directory. */
-	line("vmpl", "%u (%s)", b->vmpl, *b->vmpl_source ? b->vmpl_source : "no VMPL reported");
+	line("vmpl", "%u (%s)", b->vmpl, *b->vmpl_source ? b->vmpl_source : "the backend's default");
 	if (r < 0 || (r = kd_report_parse(rep_buf, rep_len, &rep)) < 0) {
 		line("report", "FAILED: %s", kd_err_detail(r));
 		goto out;
