@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "keyd/certbundle.h"
 #include "keyd/certtable.h"
 #include "keyd/cursor.h"
 #include "keyd/error.h"
@@ -874,6 +876,112 @@ START_TEST(source_project_expectations)
 }
 END_TEST
 
+/* KDS URL paths and cache names, from real reports. */
+START_TEST(kds_paths_and_bundle_names)
+{
+	struct buf m = vec("virtee-sev-milan/report.bin"), t = vec("msft-turin/report.bin");
+	struct buf v = vec("trustee-milan-vlek/report.bin");
+	char path[KD_KDS_PATH_MAX], name[KD_CERTBUNDLE_NAME_MAX];
+	struct kd_report r;
+
+	ck_assert_int_eq(kd_report_parse(m.p, m.n, &r), 0);
+	/* v2: no CPUID, the product must be given. */
+	ck_assert_int_eq(kd_kds_vcek_path(&r, kd_report_product(&r), path), KD_EUNSUPP);
+	ck_assert_int_eq(kd_kds_vcek_path(&r, KD_PRODUCT_MILAN, path), 0);
+	ck_assert_str_eq(path, "/vcek/v1/Milan/d49554ec717f4e5b0fe6b143bcf0405bd7ae304727edf46603f2a76aef6a3abc"
+			       "15d7af38db757039029f0efacfd08e244324884738c72b082e2f87a44d541eb6"
+			       "?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115");
+	ck_assert_int_eq(kd_certbundle_name(&r, name), 0);
+	ck_assert_str_eq(name, "d49554ec717f4e5b0fe6b143bcf0405bd7ae304727edf46603f2a76aef6a3abc15d7af38db75703"
+			       "9029f0efacfd08e244324884738c72b082e2f87a44d541eb6-0300000000000873.pem");
+	ck_assert_int_eq(kd_kds_chain_path(KD_PRODUCT_GENOA, false, path), 0);
+	ck_assert_str_eq(path, "/vcek/v1/Genoa/cert_chain");
+	ck_assert_int_eq(kd_kds_chain_path(KD_PRODUCT_MILAN, true, path), 0);
+	ck_assert_str_eq(path, "/vlek/v1/Milan/cert_chain");
+	/* A masked CHIP_ID names no chip. */
+	memset(r.chip_id, 0, 64);
+	ck_assert_int_eq(kd_kds_vcek_path(&r, KD_PRODUCT_MILAN, path), KD_EUNSUPP);
+	ck_assert_int_eq(kd_certbundle_name(&r, name), KD_EUNSUPP);
+
+	/* Turin: 8-byte hwID and fmcSPL, product from CPUID. */
+	ck_assert_int_eq(kd_report_parse(t.p, t.n, &r), 0);
+	ck_assert_int_eq(kd_kds_vcek_path(&r, kd_report_product(&r), path), 0);
+	ck_assert_str_eq(path, "/vcek/v1/Turin/59790fb1c39f35c1?blSPL=1&teeSPL=1&snpSPL=4&ucodeSPL=81&fmcSPL=1");
+
+	/* VLEK: one bundle per TCB, no chip in the name. */
+	ck_assert_int_eq(kd_report_parse(v.p, v.n, &r), 0);
+	ck_assert_int_eq(kd_certbundle_name(&r, name), 0);
+	ck_assert_str_eq(name, "vlek-04000000000018d9.pem");
+	free(m.p);
+	free(t.p);
+	free(v.p);
+}
+END_TEST
+
+/* The bundle is used only when no VCEK/VLEK is given, and never for a table that has one. */
+START_TEST(bundle_only_when_table_lacks_vek)
+{
+	struct buf rep = vec("virtee-sev-milan/report.bin"), vek = vec("virtee-sev-milan/vcek.der");
+	struct buf chain = vec("virtee-sev-milan/cert_chain.pem");
+	char dir[] = "/tmp/keyd-test-bundle-XXXXXX", path[512], src[600];
+	struct kd_cert_inputs in = {0};
+	uint8_t *b = NULL, *table = NULL, zero[4096] = {0};
+	size_t blen, tlen;
+	struct kd_report r;
+	char name[KD_CERTBUNDLE_NAME_MAX];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	unsetenv("KEYD_CERT_BUNDLE");
+	ck_assert_int_eq(kd_report_parse(rep.p, rep.n, &r), 0);
+	ck_assert_int_eq(kd_certbundle_name(&r, name), 0);
+	/* No bundle: refused, naming the path. */
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, dir, &b, src, sizeof(src)), KD_ENOENT);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_ENOENT), name));
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_ENOENT), "keyd kds fetch"));
+	/* With one: in points at it, and it verifies. */
+	ck_assert_int_eq(kd_certbundle_build(vek.p, vek.n, chain.p, chain.n, &b, &blen), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	ck_assert_int_eq(kd_write_file(path, b, blen, 0644), 0);
+	free(b);
+	b = NULL;
+	in.cert_table = zero; /* the zero page of a host without certificates */
+	in.cert_table_len = sizeof(zero);
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, dir, &b, src, sizeof(src)), 0);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_str_eq(src, path);
+	ck_assert_ptr_eq(in.vek, b);
+	ck_assert_int_eq(kd_verify_report(rep.p, rep.n, &in, NULL, NULL, NULL), 0);
+	free(b);
+	/* A table that holds a VCEK wins: the bundle is not read. */
+	ck_assert_int_eq(kd_certtable_build(&(struct kd_cert_entry){.kind = KD_CERT_VCEK, .der = vek.p,
+								 .len = vek.n}, 1, &table, &tlen), 0);
+	memset(&in, 0, sizeof(in));
+	in.cert_table = table;
+	in.cert_table_len = tlen;
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, dir, &b, src, sizeof(src)), 0);
+	ck_assert_ptr_null(b);
+	ck_assert_str_eq(src, "certificate table");
+	/* A malformed table is not "empty": the verifier reports it. */
+	ck_assert(!kd_certtable_lacks_vek((const uint8_t *)"\x01\x02", 2));
+	ck_assert(kd_certtable_lacks_vek(NULL, 0));
+	/* A file that is not PEM is refused. */
+	ck_assert_int_eq(kd_write_file(path, "garbage", 7, 0644), 0);
+	memset(&in, 0, sizeof(in));
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, dir, &b, src, sizeof(src)), KD_EMALFORMED);
+	/* $KEYD_CERT_BUNDLE names the file itself (a masked CHIP_ID names no chip). */
+	setenv("KEYD_CERT_BUNDLE", path, 1);
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, "/nonexistent", &b, src, sizeof(src)),
+			 KD_EMALFORMED);
+	unsetenv("KEYD_CERT_BUNDLE");
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+	free(table);
+	free(rep.p);
+	free(vek.p);
+	free(chain.p);
+}
+END_TEST
+
 START_TEST(rfc3339)
 {
 	time_t t;
@@ -930,6 +1038,8 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, cert_table_input);
 	tcase_add_test(tc, synthetic_chain);
 	tcase_add_test(tc, source_project_expectations);
+	tcase_add_test(tc, kds_paths_and_bundle_names);
+	tcase_add_test(tc, bundle_only_when_table_lacks_vek);
 	tcase_add_test(tc, rfc3339);
 	tcase_add_test(tc, inputs_refused);
 	suite_add_tcase(s, tc);

@@ -72,7 +72,7 @@ int kd_certs_from_bundle(struct kd_cert_inputs *in, const uint8_t *report, size_
  * KDS (host side). The URL paths for a report: VCEK
  *   /vcek/v1/{Milan|Genoa|Turin}/{hwid}?blSPL=B&teeSPL=T&snpSPL=S&ucodeSPL=U
  * (hwid: CHIP_ID in lowercase hex, 64 bytes; the first 8 on Turin, which
- * also gets fmcSPL first), and the chain /vcek/v1/{product}/cert_chain
+ * also gets &fmcSPL=F last; SPLs in decimal), and the chain /vcek/v1/{product}/cert_chain
  * (/vlek/v1/... for a VLEK). p is the report's product (from CPUID, or the
  * caller's for a v2 report). KD_EUNSUPP for an unknown product or a masked
  * CHIP_ID.

@@ -167,9 +167,9 @@ int kd_kds_vcek_path(const struct kd_report *rep, enum kd_product p, char out[KD
 	kd_hex(rep->chip_id, p == KD_PRODUCT_TURIN ? 8 : 64, hwid);
 	kd_tcb_decode(rep->reported_tcb, p, &t);
 	if (p == KD_PRODUCT_TURIN)
-		snprintf(fmc, sizeof(fmc), "fmcSPL=%u&", t.fmc);
-	snprintf(out, KD_KDS_PATH_MAX, "/vcek/v1/%s/%s?%sblSPL=%u&teeSPL=%u&snpSPL=%u&ucodeSPL=%u",
-		 name, hwid, fmc, t.bootloader, t.tee, t.snp, t.microcode);
+		snprintf(fmc, sizeof(fmc), "&fmcSPL=%u", t.fmc);
+	snprintf(out, KD_KDS_PATH_MAX, "/vcek/v1/%s/%s?blSPL=%u&teeSPL=%u&snpSPL=%u&ucodeSPL=%u%s",
+		 name, hwid, t.bootloader, t.tee, t.snp, t.microcode, fmc);
 	return 0;
 }
 

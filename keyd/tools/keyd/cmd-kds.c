@@ -28,7 +28,7 @@ static const char kds_usage[] =
 	"\n"
 	"Host side. Fetch the VCEK for a report's chip and TCB from a KDS-compatible\n"
 	"service, and the AMD chain:\n"
-	"  GET BASE/vcek/v1/PRODUCT/HWID?[fmcSPL=F&]blSPL=B&teeSPL=T&snpSPL=S&ucodeSPL=U\n"
+	"  GET BASE/vcek/v1/PRODUCT/HWID?blSPL=B&teeSPL=T&snpSPL=S&ucodeSPL=U[&fmcSPL=F]\n"
 	"  GET BASE/vcek/v1/PRODUCT/cert_chain   (/vlek/v1/... for a VLEK)\n"
 	"verify the report with them (so nothing wrong is ever cached), and write\n"
 	"DIR/<CHIP_ID hex>-<REPORTED_TCB hex>.pem (vlek-<TCB>.pem for a VLEK): the\n"
