@@ -119,6 +119,15 @@ head -c 1000 "$V/virtee-sev-milan/report.bin" >"$T/short.bin"
 expect 1 "report" -- vr "$T/short.bin" --vcek "$V/virtee-sev-milan/vcek.der"
 expect 1 "cannot read report" -- vr "$T/nonexistent.bin" --vcek "$V/virtee-sev-milan/vcek.der"
 
+# Unsigned reports (MASK_CHIP_KEY=1, or SIGNING_KEY=7) are refused as such, with or without a certificate.
+cp "$V/virtee-sev-milan/report.bin" "$T/unsigned-mask.bin"
+printf '\x02' | dd of="$T/unsigned-mask.bin" bs=1 seek=$((0x48)) conv=notrunc 2>/dev/null
+cp "$V/virtee-sev-milan/report.bin" "$T/unsigned-none.bin"
+printf '\x1c' | dd of="$T/unsigned-none.bin" bs=1 seek=$((0x48)) conv=notrunc 2>/dev/null
+expect 1 "unsigned report (MASK_CHIP_KEY is set)" -- vr "$T/unsigned-mask.bin" --vcek "$V/virtee-sev-milan/vcek.der"
+expect 1 "unsigned report (SIGNING_KEY is none)" -- vr "$T/unsigned-none.bin" --vcek "$V/virtee-sev-milan/vcek.der"
+expect 1 "unsigned report (MASK_CHIP_KEY is set)" -- env KEYD_CERT_DIR="$T/nonexistent" "$K" verify-report "$T/unsigned-mask.bin"
+
 # No certificate given and no cached bundle: refused, naming where the bundle was looked for.
 mkdir -p "$T/nocerts"
 expect 1 "the certificate table is empty and there is no bundle $T/nocerts/" -- \

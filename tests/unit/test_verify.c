@@ -780,6 +780,13 @@ START_TEST(synthetic_chain)
 	memset(rep + 0x2A0, 0, 144);
 	r = synth_verify(&o, rep, true, &res);
 	assert_failed(r, &res, "signed", "unsigned report");
+	/* ... also with no certificate at all (nothing could prove it anyway). */
+	{
+		struct kd_cert_inputs none = {0};
+
+		r = kd_verify_report(rep, KD_REPORT_SIZE, &none, NULL, NULL, &res);
+		assert_failed(r, &res, "signed", "unsigned report (MASK_CHIP_KEY is set)");
+	}
 
 	/* A VCEK certificate for a report that names the VLEK. */
 	synth(&o, rep, KD_SIGNING_KEY_VLEK);

@@ -102,6 +102,14 @@ int kd_certs_from_bundle(struct kd_cert_inputs *in, const uint8_t *report, size_
 		set_source(ret_source, source_len, "certificate table");
 		return 0;
 	}
+	/* No certificate can prove an unsigned report: leave it to the verifier to say so. */
+	if (kd_report_parse(report, report_len, &rep) == 0 &&
+	    ((rep.signer_info & KD_SIGNER_MASK_CHIP_KEY) || rep.signing_key == KD_SIGNING_KEY_NONE)) {
+		*ret_buf = NULL;
+		set_source(ret_source, source_len, "none (unsigned report)");
+		return 0;
+	}
+	kd_err_clear();
 	if (env && *env) {
 		snprintf(path, sizeof(path), "%s", env);
 	} else if (dir && stat(dir, &st) == 0 && S_ISREG(st.st_mode)) {

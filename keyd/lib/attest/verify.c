@@ -852,6 +852,20 @@ static void policy_checks(const struct kd_report *rep, enum kd_product p, const 
 	}
 }
 
+/*
+ * MASK_CHIP_KEY=1 or SIGNING_KEY=7: the firmware did not sign (the
+ * signature field is zero). Nothing could prove such a report, whatever
+ * certificates come with it.
+ */
+static int signed_check(const struct kd_report *rep, struct checker *c)
+{
+	if ((rep->signer_info & KD_SIGNER_MASK_CHIP_KEY) || rep->signing_key == KD_SIGNING_KEY_NONE)
+		return ck(c, "signed", KD_EVERIFY, "unsigned report (%s)",
+			  (rep->signer_info & KD_SIGNER_MASK_CHIP_KEY) ? "MASK_CHIP_KEY is set"
+								       : "SIGNING_KEY is none");
+	return ck(c, "signed", 0, "signed by the %s", kd_signing_key_name(rep->signing_key));
+}
+
 static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
 		      const struct kd_verify_policy *pol, struct kd_report *ret_report,
 		      struct kd_verify_result *res)
@@ -890,16 +904,8 @@ static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
 	else
 		ck(&c, "product", 0, "%s%s", kd_product_name(p), rp == KD_PRODUCT_UNKNOWN ? " (from the VEK)" : "");
 
-	/*
-	 * MASK_CHIP_KEY=1 or SIGNING_KEY=7: the firmware did not sign (the
-	 * signature field is zero). Nothing below could prove this report.
-	 */
-	if ((rep.signer_info & KD_SIGNER_MASK_CHIP_KEY) || rep.signing_key == KD_SIGNING_KEY_NONE) {
-		ck(&c, "signed", KD_EVERIFY, "unsigned report (%s)",
-		   (rep.signer_info & KD_SIGNER_MASK_CHIP_KEY) ? "MASK_CHIP_KEY is set" : "SIGNING_KEY is none");
+	if (signed_check(&rep, &c) < 0)
 		return ck_finish(&c);
-	}
-	ck(&c, "signed", 0, "signed by the %s", kd_signing_key_name(rep.signing_key));
 	r = (rep.signing_key == KD_SIGNING_KEY_VCEK && v->vek_ok && !v->vek.is_vlek) ||
 			    (rep.signing_key == KD_SIGNING_KEY_VLEK && v->vek_ok && v->vek.is_vlek)
 		    ? 0
@@ -960,6 +966,16 @@ int kd_verify_report(const uint8_t *report, size_t len, const struct kd_cert_inp
 		res->n = 0;
 	if (!report)
 		return kd_fail(KD_EINVAL, "no report");
+	/* An unsigned report is refused as such, even with no certificate at all. */
+	{
+		struct checker c = {.out = res ? res->checks : NULL, .n = res ? &res->n : NULL};
+		struct kd_report rep;
+
+		if (kd_report_parse(report, len, &rep) == 0 && signed_check(&rep, &c) < 0)
+			return ck_finish(&c);
+		if (res)
+			res->n = 0;
+	}
 	r = verifier_build(certs, &v);
 	if (r < 0)
 		return r;
