@@ -128,7 +128,7 @@ for _ in $(seq 100); do [ -S "$T/sim.sock" ] && break; sleep 0.05; done
 "$K" selftest --backend sim --sim "unix:$T/sim.sock" --ark "$T/simcerts/ark.pem" >"$T/st" 2>"$T/err" ||
 	fail "selftest: $(cat "$T/st" "$T/err")"
 for want in "backend *sim" "vmpl *0" "report *version 5, product Milan, vmpl 0, signed by the VCEK" \
-	"report-data *echoed" "certificates *certificate table" "report-verifies *yes" \
+	"report-data *echoed" "plain-report *ok" "certificates *certificate table" "report-verifies *yes" \
 	"derived-key *KEY_SEL 1, fields policy,measurement,tcb, vmpl 0: stable: yes, fingerprint [0-9a-f]\{16\}$" \
 	"key-sel-0 *"; do
 	grep -q "^$want" "$T/st" || fail "selftest lacks '$want': $(cat "$T/st")"

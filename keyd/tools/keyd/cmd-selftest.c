@@ -221,6 +221,30 @@ static int run_selftest(int argc, char **argv)
 	     rep.committed_minor, rep.committed_build, rep.current_major, rep.current_minor,
 	     rep.current_build);
 
+	/* The plain request too (SNP_GET_REPORT), when the first one was the extended one. */
+	if (b->caps & KD_CAP_CERTS) {
+		_kd_free_ uint8_t *rep2 = NULL;
+		size_t len2 = 0;
+		struct kd_report p2;
+
+		r = kd_backend_report(b, rd, b->vmpl, &rep2, &len2, NULL, NULL);
+		if (r == 0)
+			r = kd_report_parse(rep2, len2, &p2);
+		if (r < 0) {
+			line("plain-report", "FAILED: %s", kd_err_detail(r));
+			failed = 1;
+		} else {
+			bool same = !memcmp(p2.chip_id, rep.chip_id, 64) &&
+				    p2.reported_tcb == rep.reported_tcb &&
+				    !memcmp(p2.measurement, rep.measurement, 48);
+
+			line("plain-report", "%s", same ? "ok (same chip, TCB and measurement)"
+							: "DIFFERS from the extended report");
+			if (!same)
+				failed = 1;
+		}
+	}
+
 	/* Where the certificates come from, and whether they prove this report. */
 	in.cert_table = certs;
 	in.cert_table_len = certs_len;
