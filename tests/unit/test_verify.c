@@ -13,9 +13,13 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "keyd/certbundle.h"
@@ -989,6 +993,69 @@ START_TEST(bundle_only_when_table_lacks_vek)
 }
 END_TEST
 
+/*
+ * The KDS client against canned responses from a loopback listener: only a
+ * complete "200" response with a body within the limit is accepted.
+ */
+static int http_canned(const char *resp, size_t resp_len, size_t max, uint8_t **out, size_t *out_len)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int ls = socket(AF_INET, SOCK_STREAM, 0), st, r;
+	char base[64];
+	pid_t pid;
+
+	ck_assert_int_ge(ls, 0);
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(ls, 1), 0);
+	ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char req[2048];
+		int c = accept(ls, NULL, NULL);
+
+		if (c >= 0 && read(c, req, sizeof(req)) > 0 && write(c, resp, resp_len) >= 0)
+			shutdown(c, SHUT_WR);
+		_exit(0);
+	}
+	close(ls);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+	r = kd_http_get(base, "/vcek/v1/Milan/cert_chain", max, 10, out, out_len);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return r;
+}
+
+START_TEST(kds_http_responses)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: x\r\n\r\nBODY";
+	uint8_t *b = NULL;
+	size_t n = 0;
+
+	ck_assert_int_eq(http_canned(ok, sizeof(ok) - 1, 64, &b, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_mem_eq(b, "BODY", 4);
+	free(b);
+	/* Every truncation of the header is refused; so is an empty body. */
+	for (size_t cut = 0; cut < sizeof(ok) - 1 - 4; cut += 7) {
+		b = NULL;
+		ck_assert_int_eq(http_canned(ok, cut, 64, &b, &n), KD_EIO);
+		ck_assert_ptr_null(b);
+	}
+	ck_assert_int_eq(http_canned(ok, sizeof(ok) - 1 - 4, 64, &b, &n), KD_EIO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EIO), "empty response"));
+	/* Not 200, a garbled status, more than the limit. */
+	ck_assert_int_eq(http_canned("HTTP/1.1 404 Not Found\r\n\r\nx", 27, 64, &b, &n), KD_EIO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EIO), "HTTP status 404"));
+	ck_assert_int_eq(http_canned("HTTP/1.1 2x0 OK\r\n\r\nx", 20, 64, &b, &n), KD_EIO);
+	ck_assert_int_eq(http_canned("SSH-2.0-OpenSSH\r\n\r\nx", 20, 64, &b, &n), KD_EIO);
+	ck_assert_int_eq(http_canned(ok, sizeof(ok) - 1, 3, &b, &n), KD_EIO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EIO), "larger than 3 bytes"));
+	/* Only http:// and https://. */
+	ck_assert_int_eq(kd_http_get("ftp://127.0.0.1", "/x", 64, 1, &b, &n), KD_EINVAL);
+}
+END_TEST
+
 START_TEST(rfc3339)
 {
 	time_t t;
@@ -1047,6 +1114,7 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, source_project_expectations);
 	tcase_add_test(tc, kds_paths_and_bundle_names);
 	tcase_add_test(tc, bundle_only_when_table_lacks_vek);
+	tcase_add_test(tc, kds_http_responses);
 	tcase_add_test(tc, rfc3339);
 	tcase_add_test(tc, inputs_refused);
 	suite_add_tcase(s, tc);

@@ -196,8 +196,8 @@ int kd_kds_chain_path(enum kd_product p, bool vlek, char out[KD_KDS_PATH_MAX])
  * One HTTP/1.0 GET over an OpenSSL connect BIO (TLS on top for https://).
  * HTTP/1.0 keeps the response simple: no chunking, the body ends at EOF.
  */
-static int http_exchange(BIO *io, const char *host, const char *target, size_t max, int timeout,
-			 uint8_t **ret, size_t *ret_len)
+static int http_exchange(BIO *io, const char *host, const char *target, size_t max, uint8_t **ret,
+			 size_t *ret_len)
 {
 	size_t cap = max + 8192, len = 0, hdr_end = 0;
 	uint8_t *buf = malloc(cap + 1);
@@ -212,7 +212,6 @@ static int http_exchange(BIO *io, const char *host, const char *target, size_t m
 		free(buf);
 		return kd_fail(KD_EIO, "cannot send the request");
 	}
-	(void)timeout;
 	while (len < cap && (n = BIO_read(io, buf + len, (int)(cap - len))) > 0)
 		len += (size_t)n;
 	buf[len] = '\0';
@@ -317,7 +316,7 @@ int kd_http_get(const char *base_url, const char *path, size_t max, int timeout,
 			goto out;
 		}
 	}
-	r = http_exchange(io, host, target, max, timeout, ret, ret_len);
+	r = http_exchange(io, host, target, max, ret, ret_len);
 	if (r < 0) {
 		char why[200];
 
