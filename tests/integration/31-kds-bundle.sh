@@ -118,6 +118,20 @@ stub genoa "$GPATH=$GENOA/vcek.der" "/vcek/v1/Genoa/cert_chain=$T/genoa_chain.pe
 "$K" verify-report "$GENOA/report.bin" --cert-dir "$T/cache" >/dev/null 2>"$T/err" ||
 	fail "Genoa with the bundle: $(cat "$T/err")"
 
+# ---- VLEK (AWS): the VLEK comes from the host's provisioning, only its chain from KDS
+AWS=$V/constellation-aws-vlek
+stub vlek "/vlek/v1/Milan/cert_chain=$AWS/cert_chain.pem"
+if "$K" kds fetch --report "$AWS/report.bin" --product Milan --url "$URL" --cache "$T/vcache" 2>"$T/err"; then
+	fail "kds fetch of a VLEK-signed report without --vlek"
+fi
+grep -q "give the provisioned one with --vlek" "$T/err" || fail "VLEK refusal: $(cat "$T/err")"
+out=$("$K" kds fetch --report "$AWS/report.bin" --product Milan --vlek "$AWS/vlek.pem" --url "$URL" \
+	--cache "$T/vcache" --at 2025-06-01T00:00:00Z 2>"$T/err") || fail "kds fetch --vlek: $(cat "$T/err")"
+[ "$out" = "$T/vcache/vlek-04000000000018d9.pem" ] || fail "VLEK bundle at '$out'"
+grep -qxF "/vlek/v1/Milan/cert_chain" "$T/vlek.log" || fail "VLEK chain not requested at /vlek/v1/Milan/cert_chain"
+"$K" verify-report "$AWS/report.bin" --cert-dir "$T/vcache" --at 2025-06-01T00:00:00Z >/dev/null 2>"$T/err" ||
+	fail "VLEK report with its bundle: $(cat "$T/err")"
+
 # ---- keyd selftest against the simulator
 "$SIMFW" --state "$T/chip" init --product milan --tcb 0300000000000873 2>/dev/null
 "$SIMFW" --state "$T/chip" certs --out "$T/simcerts" >/dev/null 2>&1
