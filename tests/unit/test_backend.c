@@ -50,6 +50,7 @@ static struct {
 	bool early;             /* early 6.x: INVALID_LEN comes with rc 0 */
 	bool vmpck_gone;        /* an earlier request failed */
 	uint32_t host_certs;    /* bytes the host's certificate table needs */
+	size_t early_copied;    /* what early 6.x copied back after INVALID_LEN */
 	int calls;
 	unsigned long cmd;
 	struct snp_guest_request_ioctl io;
@@ -119,8 +120,28 @@ static int fake_ioctl(int fd, unsigned long cmd, void *arg)
 		e->certs_len = (fake.host_certs + 4095) / 4096 * 4096;
 		io->vmm_error = SNP_GUEST_VMM_ERR_INVALID_LEN;
 		if (fake.early) {
-			/* The plain request's report is copied; the table is not ours to fill. */
+			/*
+			 * get_ext_report() of early 6.x then copies certs_len -- the
+			 * size the HOST claimed -- to certs_address. A read(2) from a
+			 * pipe copies to user memory as copy_to_user() does, stopping
+			 * at the first page it cannot write.
+			 */
+			static uint8_t junk[8 * 4096];
+			int pfd[2];
+			ssize_t n;
+
+			ck_assert_uint_le(e->certs_len, sizeof(junk));
+			ck_assert_int_eq(pipe(pfd), 0);
+			ck_assert_int_eq(write(pfd[1], junk, e->certs_len), (ssize_t)e->certs_len);
+			n = read(pfd[0], (void *)(uintptr_t)e->certs_address, e->certs_len);
+			fake.early_copied = n < 0 ? 0 : (size_t)n;
+			close(pfd[0]);
+			close(pfd[1]);
 			fake_report_rsp(io);
+			if (fake.early_copied != e->certs_len) {
+				errno = EFAULT;
+				return -1;
+			}
 			return 0;
 		}
 		errno = EIO;
@@ -343,6 +364,9 @@ START_TEST(snp_ext_report_16k_cap)
 		ck_assert_uint_eq(fake.cmds[0], SNP_GET_EXT_REPORT);
 		ck_assert_uint_eq(fake.certs_len_seen[0], 4 * 4096);
 		ck_assert_uint_eq(fake.cmds[1], SNP_GET_REPORT);
+		/* Early 6.x copied the host's 20 KiB: it stopped at keyd's guard page. */
+		if (early)
+			ck_assert_uint_eq(fake.early_copied, 4 * 4096);
 		free(rep);
 		rep = NULL;
 		/* The VMPCK is intact: the next request is sent. */
