@@ -526,7 +526,8 @@ static void tsm_hook(const char *dir, int stage, void *ctx)
 		const char *pv = tsm.provider ? tsm.provider : "sev_guest\n";
 		const char *fl = tsm.floor ? tsm.floor : "0\n";
 
-		put(dir, "provider", pv, strlen(pv));
+		if (*pv)
+			put(dir, "provider", pv, strlen(pv));
 		put(dir, "privlevel_floor", fl, strlen(fl));
 	} else if (stage == 0) {
 		tsm.inblob_len = get(dir, "inblob", tsm.inblob, sizeof(tsm.inblob) + 1);
@@ -635,6 +636,11 @@ START_TEST(tsm_provider_and_floor_first)
 	ck_assert_int_eq(r, KD_EUNSUPP);
 	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "provider is 'tdx_guest', not sev_guest"));
 	ck_assert_uint_eq(tsm.inblob_len, 0); /* stage 0 never came: nothing written */
+	tsm.provider = ""; /* not a configfs-tsm report directory at all */
+	r = kd_backend_report(b, data, 0, &rep, &len, NULL, NULL);
+	ck_assert_int_eq(r, KD_EUNSUPP);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "/provider: missing (not a configfs-tsm"));
+	ck_assert_uint_eq(tsm.inblob_len, 0);
 	tsm.provider = NULL;
 	tsm.floor = "2\n";
 	r = kd_backend_report(b, data, 1, &rep, &len, NULL, NULL);

@@ -115,20 +115,22 @@ static int read_line(const char *dir, const char *name, char *out, size_t max)
 /* provider first, then privlevel_floor: both before any write. */
 static int check_provider(struct kd_backend *b, const char *dir, uint32_t vmpl)
 {
-	char prov[64], floor_s[16];
+	char prov[64], floor_s[16], why[200];
 	uint64_t floor;
 	int r;
 
-	if ((r = read_line(dir, "provider", prov, sizeof(prov))) < 0)
-		return kd_fail(r == KD_ENOENT ? KD_EUNSUPP : r, "%s/provider: %s", dir,
-			       r == KD_ENOENT ? "missing (not a configfs-tsm report directory)"
-					      : kd_err_detail(r));
+	if ((r = read_line(dir, "provider", prov, sizeof(prov))) < 0) {
+		snprintf(why, sizeof(why), "%s", r == KD_ENOENT ? "missing (not a configfs-tsm report "
+								  "directory)" : kd_err_detail(r));
+		return kd_fail(r == KD_ENOENT ? KD_EUNSUPP : r, "%s/provider: %s", dir, why);
+	}
 	if (strcmp(prov, "sev_guest"))
 		return kd_fail(KD_EUNSUPP, "configfs-tsm provider is '%s', not sev_guest (this is "
 					   "not an SEV-SNP guest)", prov);
-	if ((r = read_line(dir, "privlevel_floor", floor_s, sizeof(floor_s))) < 0)
-		return kd_fail(r == KD_ENOENT ? KD_EUNSUPP : r, "%s/privlevel_floor: %s", dir,
-			       r == KD_ENOENT ? "missing" : kd_err_detail(r));
+	if ((r = read_line(dir, "privlevel_floor", floor_s, sizeof(floor_s))) < 0) {
+		snprintf(why, sizeof(why), "%s", r == KD_ENOENT ? "missing" : kd_err_detail(r));
+		return kd_fail(r == KD_ENOENT ? KD_EUNSUPP : r, "%s/privlevel_floor: %s", dir, why);
+	}
 	if (kd_parse_u64(floor_s, 3, &floor) < 0)
 		return kd_fail(KD_EMALFORMED, "configfs-tsm privlevel_floor '%s' is not 0..3", floor_s);
 	b->vmpl = (uint32_t)floor;
