@@ -316,7 +316,9 @@ int kd_http_get(const char *base_url, const char *path, size_t max, int timeout,
 			goto out;
 		}
 	}
-	r = http_exchange(io, host, target, max, ret, ret_len);
+	/* Host names the port unless it is the scheme's default (RFC 9110 7.2). */
+	r = http_exchange(io, !strcmp(port, ssl ? "443" : "80") ? host : hostport, target, max, ret,
+			  ret_len);
 	if (r < 0) {
 		char why[200];
 
