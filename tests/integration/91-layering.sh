@@ -13,7 +13,7 @@ declare -A owner=(
 	[error.h]=core [cursor.h]=core [secret.h]=core [util.h]=core [failpoint.h]=core [hkdf.h]=core
 	[report.h]=snp [keyreq.h]=snp [certtable.h]=snp
 	[backend.h]=backend [simwire.h]=backend
-	[verify.h]=attest [measure.h]=measure [manifest.h]=manifest [root.h]=boot
+	[verify.h]=attest [certbundle.h]=attest [measure.h]=measure [manifest.h]=manifest [root.h]=boot
 	[header.h]=luks2 [token.h]=luks2 [volume.h]=luks2
 	[escrow.h]=escrow [handoff.h]=handoff [frame.h]=handoff
 )

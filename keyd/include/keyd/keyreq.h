@@ -20,6 +20,16 @@
 #define KD_KEY_SEL_MASK (3u << 1)
 enum { KD_KEY_SEL_DEFAULT = 0, KD_KEY_SEL_VCEK = 1, KD_KEY_SEL_VLEK = 2 };
 
+/*
+ * The root-key names of the command line and the token, one meaning
+ * everywhere: "vcek" is KEY_SEL 1 (the VCEK even when a VLEK is installed;
+ * KEY_SEL 0 would silently pick the VLEK there), "vlek" KEY_SEL 2, "vmrk"
+ * the VM root key of this launch. kd_root_parse: KD_EINVAL for another
+ * name. kd_root_name: the name of a root_key_select, or NULL if it has none.
+ */
+int kd_root_parse(const char *name, uint32_t *ret);
+const char *kd_root_name(uint32_t root_key_select);
+
 /* guest_field_select bits */
 #define KD_FIELD_POLICY (1ull << 0)
 #define KD_FIELD_IMAGE_ID (1ull << 1)

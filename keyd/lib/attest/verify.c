@@ -822,7 +822,10 @@ static void policy_checks(const struct kd_report *rep, enum kd_product p, const 
 		ck(c, "measurement", found ? 0 : KD_EPOLICY,
 		   found ? "measurement %s in expected set" : "measurement %s not in expected set", h);
 	}
-	if (pol->chip_id) {
+	if (pol->chip_id && all_zero(rep->chip_id, 64)) {
+		/* A masked CHIP_ID names no chip: it can match no expectation. */
+		ck(c, "chip-id", KD_EPOLICY, "chip ID is masked (all zero); cannot be the expected one");
+	} else if (pol->chip_id) {
 		r = memcmp(pol->chip_id, rep->chip_id, 64) ? KD_EPOLICY : 0;
 		if (r || c->out)
 			hex_prefix(rep->chip_id, 64, h);
@@ -847,6 +850,20 @@ static void policy_checks(const struct kd_report *rep, enum kd_product p, const 
 		ck(c, "min-tcb", r, r ? "reported TCB %s is below the minimum %s" : "reported TCB %s >= %s", have,
 		   want);
 	}
+}
+
+/*
+ * MASK_CHIP_KEY=1 or SIGNING_KEY=7: the firmware did not sign (the
+ * signature field is zero). Nothing could prove such a report, whatever
+ * certificates come with it.
+ */
+static int signed_check(const struct kd_report *rep, struct checker *c)
+{
+	if ((rep->signer_info & KD_SIGNER_MASK_CHIP_KEY) || rep->signing_key == KD_SIGNING_KEY_NONE)
+		return ck(c, "signed", KD_EVERIFY, "unsigned report (%s)",
+			  (rep->signer_info & KD_SIGNER_MASK_CHIP_KEY) ? "MASK_CHIP_KEY is set"
+								       : "SIGNING_KEY is none");
+	return ck(c, "signed", 0, "signed by the %s", kd_signing_key_name(rep->signing_key));
 }
 
 static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
@@ -887,6 +904,8 @@ static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
 	else
 		ck(&c, "product", 0, "%s%s", kd_product_name(p), rp == KD_PRODUCT_UNKNOWN ? " (from the VEK)" : "");
 
+	if (signed_check(&rep, &c) < 0)
+		return ck_finish(&c);
 	r = (rep.signing_key == KD_SIGNING_KEY_VCEK && v->vek_ok && !v->vek.is_vlek) ||
 			    (rep.signing_key == KD_SIGNING_KEY_VLEK && v->vek_ok && v->vek.is_vlek)
 		    ? 0
@@ -904,9 +923,13 @@ static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
 		tcb_checks(v, &rep, p, &c);
 		if (v->vek.is_vlek) {
 			ck(&c, "vek-chip-id", 0, "VLEK: no hwID to compare");
-		} else if ((rep.signer_info & KD_SIGNER_MASK_CHIP_KEY) && all_zero(rep.chip_id, 64)) {
-			/* MASK_CHIP_ID zeroes CHIP_ID; the chain still proves an AMD VCEK. */
-			ck(&c, "vek-chip-id", 0, "CHIP_ID masked by the guest; hwID not compared");
+		} else if (all_zero(rep.chip_id, 64)) {
+			/*
+			 * MASK_CHIP_ID (a host setting) zeroes CHIP_ID in a report the
+			 * VCEK still signs; the chain and signature prove an AMD chip,
+			 * only not which one.
+			 */
+			ck(&c, "vek-chip-id", 0, "CHIP_ID masked (all zero); hwID not compared");
 		} else {
 			r = memcmp(v->vek.hwid, rep.chip_id, v->vek.hwid_len) ? KD_EVERIFY : 0;
 			ck(&c, "vek-chip-id", r, r ? "VCEK hwID is not the report's CHIP_ID" : "VCEK hwID equals CHIP_ID%s",
@@ -943,6 +966,16 @@ int kd_verify_report(const uint8_t *report, size_t len, const struct kd_cert_inp
 		res->n = 0;
 	if (!report)
 		return kd_fail(KD_EINVAL, "no report");
+	/* An unsigned report is refused as such, even with no certificate at all. */
+	{
+		struct checker c = {.out = res ? res->checks : NULL, .n = res ? &res->n : NULL};
+		struct kd_report rep;
+
+		if (kd_report_parse(report, len, &rep) == 0 && signed_check(&rep, &c) < 0)
+			return ck_finish(&c);
+		if (res)
+			res->n = 0;
+	}
 	r = verifier_build(certs, &v);
 	if (r < 0)
 		return r;

@@ -39,6 +39,33 @@ int kd_key_req_validate(const struct kd_key_req *req)
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	uint32_t sel;
+} roots[] = {
+	{"vcek", KD_KEY_SEL_VCEK << KD_KEY_SEL_SHIFT},
+	{"vlek", KD_KEY_SEL_VLEK << KD_KEY_SEL_SHIFT},
+	{"vmrk", KD_ROOT_KEY_VMRK},
+};
+
+int kd_root_parse(const char *name, uint32_t *ret)
+{
+	for (size_t i = 0; name && i < KD_ARRAY_SIZE(roots); i++)
+		if (!strcmp(name, roots[i].name)) {
+			*ret = roots[i].sel;
+			return 0;
+		}
+	return kd_fail(KD_EINVAL, "root key '%.16s' is not vcek, vlek or vmrk", name ? name : "");
+}
+
+const char *kd_root_name(uint32_t root_key_select)
+{
+	for (size_t i = 0; i < KD_ARRAY_SIZE(roots); i++)
+		if (root_key_select == roots[i].sel)
+			return roots[i].name;
+	return NULL;
+}
+
 void kd_key_req_encode(const struct kd_key_req *req, uint8_t out[KD_KEY_REQ_SIZE])
 {
 	memset(out, 0, KD_KEY_REQ_SIZE);
