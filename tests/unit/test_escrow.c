@@ -492,7 +492,7 @@ START_TEST(volume_header_restore_refusals)
 	ck_assert_int_eq(kd_admin_header_backup(v, bak), 0);
 	ck_assert_int_eq(kd_admin_header_backup(v, bak), KD_EEXIST);
 	kd_volume_close(v);
-	ck_assert_int_eq(kd_admin_header_restore(img, bak, false), 0);
+	ck_assert_int_eq(kd_admin_header_restore(img, bak, false, NULL, NULL), 0);
 	/* Another volume's backup. */
 	fd = mkstemp(other);
 	ck_assert_int_eq(ftruncate(fd, 20 << 20), 0);
@@ -500,9 +500,9 @@ START_TEST(volume_header_restore_refusals)
 	ck_assert_int_eq(crypt_init(&cd, other), 0);
 	ck_assert_int_eq(crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, NULL, 64, &p), 0);
 	crypt_free(cd);
-	ck_assert_int_eq(kd_admin_header_restore(other, bak, false), KD_EREFUSED);
+	ck_assert_int_eq(kd_admin_header_restore(other, bak, false, NULL, NULL), KD_EREFUSED);
 	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EREFUSED), "another volume"));
-	ck_assert_int_eq(kd_admin_header_restore(other, bak, true), KD_EREFUSED);
+	ck_assert_int_eq(kd_admin_header_restore(other, bak, true, NULL, NULL), KD_EREFUSED);
 	/* Wipe: every keyslot destroyed. */
 	{
 		size_t n = 0;
