@@ -245,4 +245,25 @@ expect_refused "other3.der: share 3 belongs to another volume" R B unlock img --
 	--share other3.der --key op.key --cert op.crt --check
 R B unlock img --share n2.der --share n3.der --key op.key --cert op.crt --check >/dev/null || fail "new shares"
 [ "$(cryptsetup luksDump img | grep -c 'keyd-escrow')" -eq 1 ] || fail "old escrow left behind"
+
+# retire on the recovered volume (slot 0 sealed to the lost chip A, the
+# escrow, slot 2 this chip B): the lost chip's slot is not "another way in".
+ESC=$(R B status img --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["escrow"]["keyslot"])')
+cp img r1.img
+R B retire r1.img "$ESC" >out 2>err || fail "retire the escrow while this chip's slot works: $(cat err)"
+grep -q "this launch still opens the volume through keyslot 2" out || fail "retire consequence: $(cat out)"
+sum=$(sha256sum <r1.img)
+expect_refused "last slot that opens this volume now" R B retire r1.img 2
+[ "$(sha256sum <r1.img)" = "$sum" ] || fail "refused retire wrote"
+! grep -q "retiring keyslot\|destroyed" out || fail "retire announced a retire it then refused"
+cp img r2.img
+R B retire r2.img 2 >out || fail "retire this chip's slot while the escrow remains"
+grep -q "afterwards only the escrow (keyslot $ESC) opens the volume" out || fail "retire consequence: $(cat out)"
+expect_refused "holds the escrow, the only way into this volume that works now" R B retire r2.img "$ESC"
+# The lost chip's slot goes, as status says; this chip's slot is untouched.
+cp img r3.img
+R B retire r3.img 0 >/dev/null || fail "retire the lost chip's slot"
+K B unlock r3.img --dry-run >/dev/null || fail "chip B lost access after retiring chip A's slot"
+R B status r3.img >st.txt
+! grep -q "sealed to another chip" st.txt || fail "status still names a lost chip: $(cat st.txt)"
 echo ok
