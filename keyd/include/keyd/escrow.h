@@ -96,8 +96,15 @@ int kd_escrow_combine(struct kd_secret *const shares[], size_t n, const char *uu
 
 /* ---------------------------------------------------------------- CMS */
 
-/* Certificates and keys in PEM or DER. */
+/* Certificates in PEM or DER. */
 int kd_escrow_load_cert(const char *path, X509 **ret);
+/*
+ * A private key: a PEM or DER file (a passphrase-protected PEM key asks on
+ * the terminal), or a "pkcs11:" URI (RFC 7512) of a key that stays in a
+ * PKCS#11 token, through OpenSSL's pkcs11 engine ($KEYD_PKCS11_MODULE picks
+ * the module). KD_EUNSUPP when the engine is not installed, KD_ENOENT when
+ * no token key matches.
+ */
 int kd_escrow_load_key(const char *path, EVP_PKEY **ret);
 /* SHA-256 of the certificate's DER encoding. */
 int kd_escrow_cert_fp(X509 *cert, uint8_t out[KD_ESCROW_FP_SIZE]);
