@@ -327,7 +327,7 @@ static void can_open(json_object *can, const struct kd_volume *v, const struct l
 
 static void next_steps(json_object *next, const struct kd_volume *v, const struct launch_view *lv,
 		       const struct kd_escrow_token *esc, size_t n_esc, int esc_err, size_t pending,
-		       bool openable)
+		       bool openable, json_object *slots)
 {
 	const struct kd_header_health *h = kd_volume_health(v);
 	const struct kd_token *toks;
@@ -351,6 +351,18 @@ static void next_steps(json_object *next, const struct kd_volume *v, const struc
 		say(next, "keyslot %d (label %s) is sealed to another chip (%s): if that chip is lost "
 			  "or replaced (a recovery onto this chip), retire it: keyd-recover retire "
 			  "%s %d", toks[i].keyslot, toks[i].label, fp, kd_volume_path(v), toks[i].keyslot);
+	}
+	/* Left by an interrupted enrollment or escrow rotation: whoever knows
+	 * its passphrase (e.g. holders of an old escrow's shares) still opens it. */
+	for (size_t i = 0; lv->ok && i < json_object_array_length(slots); i++) {
+		json_object *so = json_object_array_get_idx(slots, i);
+
+		if (strcmp(json_object_get_string(json_object_object_get(so, "kind")), "untokened"))
+			continue;
+		say(next, "keyslot %d has no token (an interrupted enrollment or escrow rotation): "
+			  "retire it: keyd-recover retire %s %d",
+		    json_object_get_int(json_object_object_get(so, "keyslot")), kd_volume_path(v),
+		    json_object_get_int(json_object_object_get(so, "keyslot")));
 	}
 	if (!h->allow_err && !lv->ok && lv->l && n_esc && !esc_err)
 		say(next, "this launch cannot open the volume: recover with %u admins (export-shares, "
@@ -413,7 +425,7 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	struct kd_escrow_token esc[MAX_ESCROWS];
 	struct launch_view lv;
 	const struct kd_token *toks;
-	json_object *o, *pend, *verdict, *can, *next, *meta = NULL;
+	json_object *o, *pend, *verdict, *can, *next, *slots, *meta = NULL;
 	size_t n, n_esc = 0, live = 0;
 	int fd, r, esc_err;
 	char mhex[MHEX];
@@ -437,7 +449,8 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	json_object_object_add(o, "device", jstr(kd_volume_path(v)));
 	json_object_object_add(o, "uuid", jstr(kd_volume_uuid(v)));
 	json_object_object_add(o, "header", header_json(h));
-	json_object_object_add(o, "keyslots", keyslots_json(meta, toks, n, esc, n_esc));
+	slots = keyslots_json(meta, toks, n, esc, n_esc);
+	json_object_object_add(o, "keyslots", slots);
 	json_object_object_add(o, "tokens", tokens_json(toks, n, &lv));
 	pend = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
@@ -464,7 +477,7 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	can = json_object_new_array();
 	next = json_object_new_array();
 	can_open(can, v, &lv, esc, n_esc, esc_err);
-	next_steps(next, v, &lv, esc, n_esc, esc_err, json_object_array_length(pend), openable);
+	next_steps(next, v, &lv, esc, n_esc, esc_err, json_object_array_length(pend), openable, slots);
 	json_object_object_add(verdict, "openable", json_object_new_boolean(openable));
 	json_object_object_add(verdict, "can_open", can);
 	json_object_object_add(verdict, "next", next);
