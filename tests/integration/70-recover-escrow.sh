@@ -274,4 +274,11 @@ R B retire r3.img 0 >/dev/null || fail "retire the lost chip's slot"
 K B unlock r3.img --dry-run >/dev/null || fail "chip B lost access after retiring chip A's slot"
 R B status r3.img >st.txt
 ! grep -q "sealed to another chip" st.txt || fail "status still names a lost chip: $(cat st.txt)"
+# unlock --json, for scripts: chip B already has its slot, nothing enrolled.
+R B unlock r3.img --share n2.der --share n3.der --key op.key --cert op.crt --dry-run --json >out \
+	|| fail "unlock --json"
+python3 -c '
+import json; d = json.load(open("out"))
+assert d["enrolled"] is None and d["verified"] == 2 and d["escrow"] is None and d["activated"] is False, d
+' || fail "unlock --json: $(cat out)"
 echo ok

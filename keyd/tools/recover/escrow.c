@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "keyd/error.h"
 #include "keyd/util.h"
 #include "recover.h"
@@ -69,9 +71,17 @@ static int print_escrow(const char *device, bool json)
 	if ((r = kd_recover_escrow_info(device, &t)))
 		return r;
 	kd_recover_commitment_hex(t.commitment, hex);
-	if (json)
-		printf("{\"device\":\"%s\",\"keyslot\":%d,\"threshold\":%u,\"admins\":%zu,"
-		       "\"commitment\":\"%s\"}\n", device, t.keyslot, t.threshold, t.n, hex);
+	if (json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "device", json_object_new_string(device));
+		json_object_object_add(o, "keyslot", json_object_new_int(t.keyslot));
+		json_object_object_add(o, "threshold", json_object_new_int((int)t.threshold));
+		json_object_object_add(o, "admins", json_object_new_int((int)t.n));
+		json_object_object_add(o, "commitment", json_object_new_string(hex));
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	}
 	else
 		printf("%s: %u-of-%zu escrow on keyslot %d\n  commitment %s\n"
 		       "  (record it: admins compare it before decrypting a share)\n",
@@ -417,7 +427,7 @@ static int run_unlock(int argc, char **argv)
 	if ((o.name != NULL) + dry + check != 1)
 		return cli_usage_error("give exactly one of NAME, --dry-run or --check");
 	/* A mapping name is never a path, and a file name is a forgotten --share. */
-	if (o.name && (strchr(o.name, '/') || !stat(o.name, &st)))
+	if (o.name && (strchr(o.name, '/') || (!stat(o.name, &st) && S_ISREG(st.st_mode))))
 		return cli_usage_error("NAME %s is a file, not a mapping name (give each share "
 				       "with its own --share)", o.name);
 	if (rotate != (n_adm > 0))
@@ -443,13 +453,23 @@ static int run_unlock(int argc, char **argv)
 		goto out;
 	kd_recover_commitment_hex(res.commitment, hex);
 	if (json) {
-		printf("{\"device\":\"%s\",\"enrolled\":%d,\"verified\":%d", dev, res.enrolled,
-		       res.verified);
-		if (res.escrow_keyslot >= 0)
-			printf(",\"escrow\":{\"keyslot\":%d,\"threshold\":%u,\"admins\":%zu,"
-			       "\"commitment\":\"%s\"}", res.escrow_keyslot, res.threshold, res.admins,
-			       hex);
-		printf(",\"activated\":%s}\n", o.name ? "true" : "false");
+		json_object *jo = json_object_new_object(), *je = NULL;
+
+		json_object_object_add(jo, "device", json_object_new_string(dev));
+		json_object_object_add(jo, "enrolled",
+				       res.enrolled >= 0 ? json_object_new_int(res.enrolled) : NULL);
+		json_object_object_add(jo, "verified", json_object_new_int(res.verified));
+		if (res.escrow_keyslot >= 0) {
+			je = json_object_new_object();
+			json_object_object_add(je, "keyslot", json_object_new_int(res.escrow_keyslot));
+			json_object_object_add(je, "threshold", json_object_new_int((int)res.threshold));
+			json_object_object_add(je, "admins", json_object_new_int((int)res.admins));
+			json_object_object_add(je, "commitment", json_object_new_string(hex));
+		}
+		json_object_object_add(jo, "escrow", je);
+		json_object_object_add(jo, "activated", json_object_new_boolean(o.name != NULL));
+		printf("%s\n", json_object_to_json_string_ext(jo, JSON_C_TO_STRING_PLAIN));
+		json_object_put(jo);
 		goto out;
 	}
 	if (res.enrolled >= 0)
