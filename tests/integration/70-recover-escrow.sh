@@ -281,4 +281,11 @@ python3 -c '
 import json; d = json.load(open("out"))
 assert d["enrolled"] is None and d["verified"] == 2 and d["escrow"] is None and d["activated"] is False, d
 ' || fail "unlock --json: $(cat out)"
+# escrow add from k shares (no keyd slot needed): a rotation, old shares spent.
+R B escrow add r3.img --admin alice.crt --admin bob.crt --threshold 2 --share n2.der --share n3.der \
+	--key op.key --cert op.crt >out || fail "escrow add --share: $(cat out)"
+grep -q "any previous escrow destroyed" out && grep -q "^  commitment [0-9a-f]\{96\}$" out \
+	|| fail "escrow add --share output: $(cat out)"
+expect_refused "n2.der: share 2 is from an older escrow" R B unlock r3.img --share n2.der \
+	--share n3.der --key op.key --cert op.crt --check
 echo ok

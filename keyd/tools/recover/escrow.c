@@ -37,7 +37,8 @@ static int load_certs(const char *const paths[], size_t n, X509 *out[])
 static const char add_usage[] =
 	"Usage: keyd-recover escrow add DEVICE --admin CERT [--admin CERT]...\n"
 	"                   --threshold K [--rotate] [--json]\n"
-	"                   [--share FILE... --key KEY --cert CERT] [BACKEND OPTIONS]\n"
+	"                   [--share FILE [--share FILE]... --key KEY --cert CERT]\n"
+	"                   [BACKEND OPTIONS]\n"
 	"\n"
 	"Add a k-of-n recovery escrow: a random 256-bit recovery key gets its own\n"
 	"keyslot (PBKDF2-SHA512, 1000 iterations), is split with Shamir's scheme\n"
