@@ -284,11 +284,11 @@ static void describe_token(const struct kd_token *t, const struct launch_view *l
 	kd_hex(t->measurement, 6, m);
 	if (t->has_chip)
 		chip_fp(t->chip, fp);
-	snprintf(buf, len, "a launch with measurement %s\u2026 and policy 0x%llx%s%s%s (label %s), "
+	snprintf(buf, len, "a launch with measurement %s\u2026 and policy 0x%llx%s (%s%s%slabel %s), "
 			   "keyslot %d, %s", m, (unsigned long long)t->policy,
-		 t->has_chip ? " on chip " : "", t->has_chip ? fp : "",
-		 same < 0 ? "" : same ? " (this chip)" : " (another chip)", t->label, t->keyslot,
-		 kd_token_state_name(t->state));
+		 same < 0 ? "" : same ? " on this chip" : " on another chip",
+		 t->has_chip ? "chip " : "", t->has_chip ? fp : "", t->has_chip ? ", " : "", t->label,
+		 t->keyslot, kd_token_state_name(t->state));
 }
 
 static void can_open(json_object *can, const struct kd_volume *v, const struct launch_view *lv,
