@@ -55,6 +55,14 @@ void kd_recover_quiet_libcryptsetup(void);
 int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char *no_launch,
 		      struct json_object **ret);
 
+/*
+ * kd_recover_status of device, with the launch from the backend o picks (a
+ * backend that does not answer gives launch verdict "unknown", not an
+ * error). Errors: those of kd_volume_open.
+ */
+int kd_recover_status_device(const char *device, const struct kd_backend_opts *o,
+			     struct json_object **ret);
+
 /* The text rendering of a kd_recover_status document (keyd and keyd-recover). */
 void kd_recover_status_print(struct json_object *st, FILE *out);
 

@@ -489,6 +489,27 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	return 0;
 }
 
+int kd_recover_status_device(const char *device, const struct kd_backend_opts *o,
+			     json_object **ret)
+{
+	struct kd_backend *b = NULL;
+	struct kd_volume *v = NULL;
+	struct kd_launch l;
+	char why[300] = "";
+	bool have_launch;
+	int r;
+
+	if ((r = kd_volume_open(device, &v)))
+		return r;
+	have_launch = !(r = kd_backend_open(o, &b)) && !(r = kd_launch_get(b, &l));
+	if (!have_launch)
+		snprintf(why, sizeof(why), "no trust backend answered (%.250s)", kd_err_detail(r));
+	r = kd_recover_status(v, have_launch ? &l : NULL, why, ret);
+	kd_backend_close(b);
+	kd_volume_close(v);
+	return r;
+}
+
 /* ---------------------------------------------------------------- text */
 
 static const char *str(json_object *o, const char *key)

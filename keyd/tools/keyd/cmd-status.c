@@ -29,12 +29,8 @@ static int run_status(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, BACKEND_LONGOPTS, {0}};
 	struct kd_backend_opts bopts = {0};
-	struct kd_backend *b = NULL;
-	struct kd_volume *v = NULL;
-	struct kd_launch l;
 	json_object *o = NULL;
-	char why[300] = "";
-	bool json = false, have_launch;
+	bool json = false;
 	int c, r;
 
 	optind = 1;
@@ -46,16 +42,8 @@ static int run_status(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd status DEVICE [--json]");
-	if ((r = kd_volume_open(argv[optind], &v)) < 0)
-		return cli_refuse(r);
 	/* One status for keyd and keyd-recover (keyd/recover.h). */
-	have_launch = !(r = kd_backend_open(&bopts, &b)) && !(r = kd_launch_get(b, &l));
-	if (!have_launch)
-		snprintf(why, sizeof(why), "no trust backend answered (%.250s)", kd_err_detail(r));
-	r = kd_recover_status(v, have_launch ? &l : NULL, why, &o);
-	kd_volume_close(v);
-	kd_backend_close(b);
-	if (r)
+	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)) < 0)
 		return cli_refuse(r);
 	if (json)
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));

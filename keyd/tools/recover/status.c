@@ -30,27 +30,6 @@ static const char usage[] =
 	"\nExit status: 0 shown (whatever the verdict), 1 not a readable LUKS2\n"
 	"volume, 2 usage.\n";
 
-/* Shared by status and list: the status document of DEVICE. */
-static int status_doc(const char *device, const struct kd_backend_opts *bopts, json_object **ret)
-{
-	struct kd_backend *b = NULL;
-	struct kd_volume *v = NULL;
-	struct kd_launch l;
-	char why[300] = "";
-	bool have_launch;
-	int r;
-
-	if ((r = kd_volume_open(device, &v)))
-		return r;
-	have_launch = !(r = get_launch(bopts, &b, &l));
-	if (!have_launch)
-		snprintf(why, sizeof(why), "no trust backend answered (%.250s)", kd_err_detail(r));
-	r = kd_recover_status(v, have_launch ? &l : NULL, why, ret);
-	kd_backend_close(b);
-	kd_volume_close(v);
-	return r;
-}
-
 static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, BACKEND_LONGOPTS, {0}};
@@ -68,7 +47,7 @@ static int run(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd-recover status DEVICE [--json]");
-	if ((r = status_doc(argv[optind], &bopts, &o)))
+	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)))
 		return cli_refuse(r);
 	if (json)
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
@@ -106,7 +85,7 @@ static int run_list(int argc, char **argv)
 			return EXIT_USAGE;
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd-recover list DEVICE");
-	if ((r = status_doc(argv[optind], &bopts, &o)))
+	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)))
 		return cli_refuse(r);
 	kd_recover_list_print(o, stdout);
 	json_object_put(o);
