@@ -164,6 +164,11 @@ expect_refused "does not belong to the certificate" R B decrypt-share shares/sha
 	--key alice.key --cert bob.crt --to op.crt --out x.der
 expect_refused "not 00000000" R B decrypt-share shares/share-2.der --key bob.key --cert bob.crt \
 	--to op.crt --out x.der --volume 00000000-0000-0000-0000-000000000000
+# A passphrase-protected admin key asks on the terminal; without one it is
+# refused in words that say so (setsid: no controlling terminal).
+openssl pkey -in bob.key -aes256 -passout pass:secret -out bob-enc.key
+expect_refused "passphrase on a tty" setsid -w env KEYD_SIM="unix:$T/B.sock" "$B/keyd-recover" \
+	decrypt-share shares/share-2.der --key bob-enc.key --cert bob.crt --to op.crt --out x.der </dev/null
 [ ! -e x.der ] || fail "refused decrypt-share wrote a file"
 # One share is not enough; writes nothing.
 sum=$(sha256sum <img)
