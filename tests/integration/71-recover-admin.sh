@@ -105,6 +105,7 @@ expect 1 "only way into this volume" R retire img2 1
 R status img2 --json | python3 -c "
 import json,sys; s=json.load(sys.stdin)
 assert s['tokens']==[] and s['escrow']['keyslot']==1 and s['verdict']['openable'] is True, s
+assert s['launch']['reason']=='no-keyd-slot', s['launch']
 " || fail "status after retire"
 rm img2
 # Backup, then a new slot: restoring the old backup would drop it -> refused.
@@ -137,7 +138,8 @@ cmp -s <(cryptsetup luksDump img) d1 || fail "refused restore wrote"
 # Argon2 keyslots print their parameters (not "argon2id--/0").
 R status evil.img --json | python3 -c '
 import json,sys; s=json.load(sys.stdin); p=s["keyslots"][0]["pbkdf"]
-assert p.startswith("argon2id/t4,m32KiB,p"), p' || fail "argon2 keyslot pbkdf"
+assert p.startswith("argon2id/t4,m32KiB,p"), p
+assert s["launch"]["reason"] == "header-refused", s["launch"]' || fail "argon2 keyslot pbkdf, header-refused"
 # header-restore asks for the UUID or label after its checks, like wipe.
 expect 1 "nothing was changed" R header-restore img hdr.bak --force <<<"not-the-uuid"
 cmp -s <(cryptsetup luksDump img) d1 || fail "unconfirmed restore wrote"
@@ -154,6 +156,26 @@ R rekey img | grep -q "already sealed" || fail "rekey no-op"
 "$B/keyd-simfw" --state chip tcb --current 0300000000000973 --committed 0300000000000973 >/dev/null
 R rekey img | grep -q "re-keyed at the committed TCB" || fail "rekey"
 "$B/keyd" unlock img --dry-run >/dev/null || fail "unlock after rekey"
+# Stable reason codes for every cannot-unlock verdict (status --json).
+reason() { python3 -c 'import json,sys; print(json.load(sys.stdin)["launch"]["reason"])'; }
+"$B/keyd-simfw" --state chip tcb --current 0300000000000873 --committed 0300000000000873 >/dev/null
+[ "$(R status img --json | reason)" = tcb-rollback ] || fail "reason for a TCB rollback"
+"$B/keyd-simfw" --state chip tcb --current 0300000000000973 --committed 0300000000000973 >/dev/null
+[ "$(R status img --json | reason)" = None ] || fail "reason when this launch can unlock"
+other() { # NAME SERVE-OPTIONS...: the same chip, another launch
+	local n=$1; shift
+	"$B/keyd-simfw" --state chip serve --listen "unix:$T/$n.sock" "$@" 2>"$n.log" &
+	pids+=($!)
+	for _ in $(seq 50); do [ -S "$n.sock" ] && return 0; sleep 0.1; done
+	fail "simulator $n did not start"
+}
+other m2 --measurement "$(printf 'feed%.0s' $(seq 24))"
+other dbg --measurement "$M" --policy 0xb0000
+other pol --measurement "$M" --policy 0x30001
+[ "$(KEYD_SIM=unix:$T/m2.sock R status img --json | reason)" = other-measurement ] || fail "reason other-measurement"
+[ "$(KEYD_SIM=unix:$T/dbg.sock R status img --json | reason)" = debug-launch ] || fail "reason debug-launch"
+[ "$(KEYD_SIM=unix:$T/pol.sock R status img --json | reason)" = other-policy ] || fail "reason other-policy"
+[ "$(KEYD_SIM=unix:$T/none.sock R status img --json | reason)" = no-backend ] || fail "reason no-backend"
 
 # wipe: wrong confirmation refused, nothing destroyed; the UUID confirms.
 sum=$(sha256sum <img)
