@@ -167,7 +167,8 @@ $(B)/bench/%: tests/bench/%.c $(LIBKEYD)
 # Debian 12 packages for building and testing. Installed only when missing.
 DEB_BUILD := gcc make pkg-config libcryptsetup-dev libssl-dev libjson-c-dev \
 	libdevmapper-dev libblkid-dev libgfshare-dev check libsubunit-dev \
-	cryptsetup-bin e2fsprogs util-linux xxd ovmf libfuse3-dev
+	cryptsetup-bin e2fsprogs util-linux xxd ovmf libfuse3-dev \
+	libengine-pkcs11-openssl softhsm2 opensc
 DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod initramfs-tools mmdebstrap
 DEB_MODEL := spin
 DEB_FUZZ := clang-14 libclang-rt-14-dev

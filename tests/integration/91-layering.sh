@@ -15,12 +15,13 @@ declare -A owner=(
 	[backend.h]=backend [simwire.h]=backend
 	[verify.h]=attest [certbundle.h]=attest [measure.h]=measure [manifest.h]=manifest [root.h]=boot
 	[header.h]=luks2 [token.h]=luks2 [volume.h]=luks2
-	[escrow.h]=escrow [handoff.h]=handoff [frame.h]=handoff
+	[escrow.h]=escrow [recover.h]=recover [handoff.h]=handoff [frame.h]=handoff
 )
 # Module -> the modules it may include besides core and itself.
 declare -A allowed=(
 	[core]="" [snp]="" [backend]="snp" [attest]="snp" [measure]="" [manifest]="" [boot]=""
-	[luks2]="backend snp" [escrow]="luks2 backend snp" [handoff]="luks2 backend attest manifest snp"
+	[luks2]="backend snp" [escrow]="luks2 backend snp" [recover]="escrow luks2 backend snp"
+	[handoff]="luks2 backend attest manifest snp"
 )
 
 # Every public header has an owner (a new header must be placed on purpose).
