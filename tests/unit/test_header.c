@@ -213,7 +213,7 @@ START_TEST(read_both_copies)
 	ck_assert_int_eq(pwrite(fd, &b, 1, 5000), 1);
 	ck_assert_int_eq(kd_header_read(fd, &h, NULL), 0);
 	ck_assert(!h.agree && !h.primary.ok && h.secondary.ok && h.used == 1);
-	ck_assert_ptr_nonnull(strstr(kd_header_health_summary(&h), "needs repair"));
+	ck_assert_ptr_nonnull(strstr(kd_header_health_summary(&h), "needs keyd-recover repair"));
 	close(fd);
 }
 END_TEST

@@ -54,12 +54,22 @@ struct kd_header_health {
 	struct kd_luks2_copy primary, secondary;
 	bool agree;        /* both valid, same seqid, same bytes */
 	int used;          /* 0 primary, 1 secondary, -1 none valid */
+	bool ambiguous;    /* copies disagree and the device carries another
+			    * signature: libcryptsetup refuses to load it */
 	int allow_err;     /* 0 or the allow-list's KD_E* code */
 	char allow_detail[256];
 };
 
-/* "both copies agree", "primary damaged ...: needs repair", ... */
+/*
+ * One line on the copies and what libcryptsetup would do with them ("both
+ * header copies valid and identical", "primary header damaged, secondary
+ * intact: needs keyd-recover repair (...)").
+ */
 const char *kd_header_health_summary(const struct kd_header_health *h);
+
+/* "primary" or "secondary": the copy libcryptsetup would not use when the
+ * copies disagree; NULL when they agree or none is valid. */
+const char *kd_header_damaged_copy(const struct kd_header_health *h);
 
 /*
  * Read both copies of the LUKS2 header of the file/device at fd. On success

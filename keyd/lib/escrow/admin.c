@@ -11,6 +11,7 @@
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/header.h"
+#include "keyd/luks2json.h"
 
 /* Prefix the current detail (copied first: kd_fail writes the same buffer). */
 static int kd_fail_prefixed(int r, const char *what)
@@ -91,8 +92,13 @@ int kd_admin_header_restore(const char *device, const char *file, bool force)
 			goto out;
 		}
 		/* Keyslots written since the backup would be lost with it. */
-		json_object_object_get_ex(bmeta, "keyslots", &bslots);
-		json_object_object_get_ex(dmeta, "keyslots", &dslots);
+		/* Both passed kd_header_read; the device's may fail the allow-list. */
+		if (kd_lj_obj(bmeta, "backup", "keyslots", &bslots) ||
+		    kd_lj_obj(dmeta, "device", "keyslots", &dslots)) {
+			r = kd_fail_prefixed(KD_EREFUSED, "cannot compare the keyslots of the backup "
+							  "and the device");
+			goto out;
+		}
 		json_object_object_foreach(dslots, id, ks) {
 			json_object *b = NULL;
 
@@ -169,21 +175,26 @@ int kd_admin_kill_untokened(struct kd_volume *v, int keyslot)
 	if ((r = escrow_checked_cd(v, &cd, &meta)))
 		return r;
 	snprintf(id, sizeof(id), "%d", keyslot);
-	json_object_object_get_ex(meta, "tokens", &tokens);
-	json_object_object_get_ex(meta, "keyslots", &slots);
-	if (!json_object_object_get_ex(slots, id, NULL)) {
+	/* meta passed the allow-list: these are objects and id arrays. */
+	if ((r = kd_lj_obj(meta, "LUKS2 metadata", "tokens", &tokens)) ||
+	    (r = kd_lj_obj(meta, "LUKS2 metadata", "keyslots", &slots)))
+		goto out;
+	if (keyslot < 0 || keyslot >= (int)KD_LJ_MAX_ID ||
+	    !json_object_object_get_ex(slots, id, NULL)) {
 		r = kd_fail(KD_ENOENT, "keyslot %d does not exist", keyslot);
 		goto out;
 	}
 	json_object_object_foreach(tokens, tid, tok) {
-		json_object *ks = json_object_object_get(tok, "keyslots");
+		char where[24];
+		uint32_t m = 0;
 
-		(void)tid;
-		for (size_t i = 0; i < json_object_array_length(ks); i++)
-			if (!strcmp(json_object_get_string(json_object_array_get_idx(ks, i)), id)) {
-				r = kd_fail(KD_EREFUSED, "keyslot %d is described by a token", keyslot);
-				goto out;
-			}
+		if ((r = kd_lj_id_set(tok, kd_lj_where(where, sizeof(where), "token", tid),
+				      "keyslots", &m)))
+			goto out;
+		if (m & (1u << keyslot)) {
+			r = kd_fail(KD_EREFUSED, "keyslot %d is described by a token", keyslot);
+			goto out;
+		}
 		live++;
 	}
 	if (!live) {

@@ -13,6 +13,7 @@
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/header.h"
+#include "keyd/luks2json.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
@@ -97,12 +98,14 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 
 	/* Every keyslot, with what describes it. */
 	slots = json_object_new_array();
-	if (meta && json_object_object_get_ex(meta, "keyslots", &ks) &&
-	    json_object_object_get_ex(meta, "tokens", &jt)) {
+	/* meta may be any JSON the host wrote: typed getters only. */
+	if (meta && !kd_lj_obj(meta, "LUKS2 metadata", "keyslots", &ks) &&
+	    !kd_lj_obj(meta, "LUKS2 metadata", "tokens", &jt)) {
 		for (int s = 0; s < 32; s++) {
 			char id[12];
 			json_object *k, *kdf, *so;
-			const char *kind = "untokened", *state = "unknown";
+			const char *kind = "untokened", *state = "unknown", *kt = "?", *kh = "-";
+			int64_t iter = 0;
 			int token = -1;
 
 			snprintf(id, sizeof(id), "%d", s);
@@ -121,25 +124,33 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 					token = esc[i].token_id;
 				}
 			if (!strcmp(kind, "untokened")) {
-				/* A token of another type (not keyd's) may still describe it. */
+				/* A token of another type (not keyd's) may still describe it;
+				 * a malformed one describes nothing (the allow-list says why). */
 				json_object_object_foreach(jt, tid, tok) {
-					json_object *tks = json_object_object_get(tok, "keyslots");
+					char where[24];
+					uint32_t m = 0;
+					int t = kd_lj_id(tid, "LUKS2 tokens", "token");
 
-					for (size_t j = 0; j < json_object_array_length(tks); j++)
-						if (!strcmp(json_object_get_string(
-								    json_object_array_get_idx(tks, j)), id)) {
-							kind = "foreign";
-							token = atoi(tid);
-						}
+					if (t >= 0 &&
+					    !kd_lj_id_set(tok, kd_lj_where(where, sizeof(where), "token", tid),
+							  "keyslots", &m) &&
+					    (m & (1u << s))) {
+						kind = "foreign";
+						token = t;
+					}
 				}
 				state = !strcmp(kind, "foreign") ? "foreign token"
 								 : "no token (interrupted enrollment?)";
 			}
-			kdf = json_object_object_get(k, "kdf");
-			snprintf(buf, sizeof(buf), "%s-%s/%d",
-				 json_object_get_string(json_object_object_get(kdf, "type")) ?: "?",
-				 json_object_get_string(json_object_object_get(kdf, "hash")) ?: "-",
-				 json_object_get_int(json_object_object_get(kdf, "iterations")));
+			if (!kd_lj_obj(k, "keyslot", "kdf", &kdf)) {
+				if (kd_lj_str(kdf, "keyslot kdf", "type", &kt))
+					kt = "?";
+				if (kd_lj_str(kdf, "keyslot kdf", "hash", &kh))
+					kh = "-";
+				if (kd_lj_int(kdf, "keyslot kdf", "iterations", 0, UINT32_MAX, &iter))
+					iter = 0;
+			}
+			snprintf(buf, sizeof(buf), "%.32s-%.32s/%lld", kt, kh, (long long)iter);
 			so = json_object_new_object();
 			json_object_object_add(so, "keyslot", json_object_new_int(s));
 			json_object_object_add(so, "kind", S(kind));

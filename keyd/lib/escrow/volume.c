@@ -16,6 +16,7 @@
 #include "keyd/escrow.h"
 #include "keyd/failpoint.h"
 #include "keyd/header.h"
+#include "keyd/luks2json.h"
 
 /* Prefix the current detail (copied first: kd_fail writes the same buffer). */
 static int kd_fail_prefixed(int r, const char *what)
@@ -104,16 +105,16 @@ static int find_all(json_object *meta, struct kd_escrow_token *out, size_t max, 
 	size_t n = 0;
 	int r;
 
-	if (!json_object_object_get_ex(meta, "tokens", &tokens) ||
-	    !json_object_object_get_ex(meta, "keyslots", &slots))
-		return kd_fail(KD_EMALFORMED, "LUKS2 metadata without tokens or keyslots");
+	if ((r = kd_lj_obj(meta, "LUKS2 metadata", "tokens", &tokens)) ||
+	    (r = kd_lj_obj(meta, "LUKS2 metadata", "keyslots", &slots)))
+		return r;
 	json_object_object_foreach(tokens, id, tok) {
-		json_object *type;
-		const char *txt;
-		char ks[12];
+		const char *type, *txt;
+		char ks[12], where[24];
 
-		if (!json_object_object_get_ex(tok, "type", &type) ||
-		    strcmp(json_object_get_string(type), KD_ESCROW_TOKEN_TYPE))
+		kd_lj_where(where, sizeof(where), "token", id);
+		if (kd_lj_id(id, "LUKS2 tokens", "token") < 0 || kd_lj_str(tok, where, "type", &type) ||
+		    strcmp(type, KD_ESCROW_TOKEN_TYPE))
 			continue;
 		if (n == max) {
 			for (size_t i = 0; i < n; i++)

@@ -24,6 +24,7 @@
 
 #include "keyd/error.h"
 #include "keyd/failpoint.h"
+#include "keyd/luks2json.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
@@ -214,6 +215,8 @@ static void volume_clear(struct kd_volume *v)
 	v->n_toks = 0;
 }
 
+static int volume_tokens(struct kd_volume *v);
+
 /* (Re)read both header copies and the keyd tokens; never writes. */
 static int volume_load(struct kd_volume *v)
 {
@@ -243,18 +246,30 @@ static int volume_load(struct kd_volume *v)
 	}
 	if (!v->meta)
 		return 0;
-	json_object *tokens;
+	return volume_tokens(v);
+}
 
-	if (!json_object_object_get_ex(v->meta, "tokens", &tokens) ||
-	    !json_object_is_type(tokens, json_type_object))
+/*
+ * The keyd tokens of v->meta. A header the allow-list refused may hold any
+ * JSON here; a token that is not even well-formed is skipped (status shows
+ * the allow-list's refusal), a keyd token that does not parse is recorded
+ * as the refusal if there is none yet.
+ */
+static int volume_tokens(struct kd_volume *v)
+{
+	json_object *tokens;
+	char where[24];
+	int r;
+
+	if (kd_lj_obj(v->meta, "LUKS2 metadata", "tokens", &tokens))
 		return 0;
 	json_object_object_foreach(tokens, id, tok) {
-		json_object *type;
-		const char *txt;
+		const char *type, *txt;
 		struct kd_token t;
+		int tid = kd_lj_id(id, "LUKS2 tokens", "token");
 
-		if (!json_object_object_get_ex(tok, "type", &type) ||
-		    strcmp(json_object_get_string(type), KD_TOKEN_TYPE))
+		kd_lj_where(where, sizeof(where), "token", id);
+		if (tid < 0 || kd_lj_str(tok, where, "type", &type) || strcmp(type, KD_TOKEN_TYPE))
 			continue;
 		txt = json_object_to_json_string_ext(tok, JSON_C_TO_STRING_PLAIN);
 		r = kd_token_parse(txt, strlen(txt), &t);
@@ -266,7 +281,7 @@ static int volume_load(struct kd_volume *v)
 			}
 			continue;
 		}
-		t.token_id = atoi(id);
+		t.token_id = tid;
 		if (v->n_toks < MAX_TOKENS)
 			v->toks[v->n_toks++] = t;
 	}
@@ -321,14 +336,23 @@ const struct kd_header_health *kd_volume_health(const struct kd_volume *v)
 	return &v->health;
 }
 
-size_t kd_volume_key_size(const struct kd_volume *v)
+/* Segment 0 of v's metadata, or NULL. */
+static json_object *volume_seg0(const struct kd_volume *v)
 {
 	json_object *segs, *seg;
 
+	if (!v->meta || kd_lj_obj(v->meta, "LUKS2 metadata", "segments", &segs) ||
+	    kd_lj_obj(segs, "LUKS2 segments", "0", &seg))
+		return NULL;
+	return seg;
+}
+
+size_t kd_volume_key_size(const struct kd_volume *v)
+{
+	json_object *integ = NULL;
+
 	/* The allow-list admits integrity on segment 0 only in keyd's profile. */
-	return v->meta && json_object_object_get_ex(v->meta, "segments", &segs) &&
-			       json_object_object_get_ex(segs, "0", &seg) &&
-			       json_object_object_get_ex(seg, "integrity", NULL)
+	return !kd_lj_opt(volume_seg0(v), "segment 0", "integrity", json_type_object, &integ) && integ
 		       ? KD_VOLUME_KEY_SIZE_MAX
 		       : KD_VOLUME_KEY_SIZE;
 }
@@ -344,8 +368,7 @@ size_t kd_volume_untokened_keyslots(const struct kd_volume *v)
 	json_object *slots;
 	size_t n = 0;
 
-	if (!v->meta || !json_object_object_get_ex(v->meta, "keyslots", &slots) ||
-	    !json_object_is_type(slots, json_type_object))
+	if (!v->meta || kd_lj_obj(v->meta, "LUKS2 metadata", "keyslots", &slots))
 		return (size_t)-1;
 	json_object_object_foreach(slots, id, slot) {
 		bool described = false;
@@ -604,7 +627,7 @@ static bool dm_integrity_is(const char *devfield, const char *path, uint64_t seg
 	return ok;
 }
 
-static int dm_check(const char *name, const char *path, json_object *meta)
+static int dm_check(const char *name, const char *path, const struct kd_volume *v)
 {
 	struct dm_task *dmt;
 	uint64_t start, length, seg_off = 0;
@@ -624,9 +647,10 @@ static int dm_check(const char *name, const char *path, json_object *meta)
 		return kd_fail(KD_EIO, "libdevmapper: cannot read the table of %.64s", name);
 	}
 	dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
-	json_object_object_get_ex(json_object_object_get(meta, "segments"), "0", &seg);
-	kd_luks2_u64(seg, "offset", &seg_off);
-	integ = json_object_object_get_ex(seg, "integrity", NULL);
+	seg = volume_seg0(v);
+	integ = seg && json_object_object_get_ex(seg, "integrity", NULL);
+	if (kd_lj_u64(seg, "segment 0", "offset", &seg_off))
+		seg_off = UINT64_MAX; /* matches no table */
 	if (type && params && !strcmp(type, "crypt") &&
 	    sscanf(params, "%63s %7s%*s %llu %31s %llu%n", cipher, key, &iv, devf, &off, &n) == 5 &&
 	    iv == 0 && strstr(params + n, "sector_size:4096") &&
@@ -658,7 +682,7 @@ int kd_volume_activate(struct kd_volume *v, const char *name, const struct kd_se
 		crypt_free(cd);
 		return kd_fail(KD_ELUKS, "activation of %.64s failed: %s", name, strerror(-r));
 	}
-	if ((r = dm_check(name, v->path, v->meta))) {
+	if ((r = dm_check(name, v->path, v))) {
 		int e = r;
 
 		crypt_deactivate(cd, name);
