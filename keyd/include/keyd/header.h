@@ -98,6 +98,54 @@ int kd_header_allow(struct json_object *meta, uint64_t hdr_size);
 int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot,
 			 uint8_t **ret, size_t *ret_len);
 
+/*
+ * KD_EREFUSED with a detail naming the damaged (or older) copy when the two
+ * header copies disagree; 0 when they agree. Every write and every real
+ * unlock requires agreement: libcryptsetup would otherwise repair the device
+ * on load, and which copy wins is for an admin to decide (keyd-recover
+ * repair), not for a side effect.
+ */
+int kd_header_require_agree(const struct kd_header_health *h);
+
+/* ---------------------------------------------------------------- private copies */
+
+/* What a private copy holds besides both header copies. */
+enum kd_snap_scope {
+	KD_SNAP_HEADER,   /* the header copies only: metadata reads */
+	KD_SNAP_KEYSLOTS, /* and every keyslot area: opening a keyslot */
+	KD_SNAP_METADATA, /* and the whole keyslots area: crypt_header_backup */
+};
+
+/* A private copy of a device's LUKS2 metadata in a memfd. */
+struct kd_header_snap {
+	int fd;                         /* the memfd, -1 when none */
+	char path[32];                  /* /proc/self/fd/N, for crypt_init */
+	struct kd_header_health health; /* of the copy (ambiguous: of the device) */
+	struct json_object *meta;       /* of the copy's used header */
+};
+
+/*
+ * Copy the LUKS2 metadata of the device or file at path into a memfd at
+ * the same offsets (sparse, the device's size) and read the copy's header
+ * back: libcryptsetup given s.path can repair or lock only the copy, and
+ * parses exactly the bytes the caller checks. Nothing is written to path.
+ * Errors: KD_ENOENT, KD_EIO, KD_EMALFORMED (no valid copy), KD_ENOMEM.
+ */
+int kd_header_snapshot(const char *path, enum kd_snap_scope scope, struct kd_header_snap *ret);
+void kd_header_snap_free(struct kd_header_snap *s);
+
+/*
+ * keyd-recover repair: back up both header copies of the device at path
+ * raw (to PREFIX.primary and PREFIX.secondary, which must not exist), then
+ * write the copy libcryptsetup would use over the other one (binary header
+ * adjusted for its position, checksum recomputed) and read both back.
+ * Refused (KD_EREFUSED) when the copies already agree, when no copy is
+ * valid, or when the good copy fails the allow-list (restore a backup
+ * instead). *ret_which (optional): "primary" or "secondary", the copy
+ * rewritten.
+ */
+int kd_header_repair(const char *path, const char *backup_prefix, const char **ret_which);
+
 /* Strict decimal u64 of a LUKS2 JSON string field ("32768"). */
 int kd_luks2_u64(struct json_object *o, const char *key, uint64_t *ret);
 

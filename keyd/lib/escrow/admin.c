@@ -24,21 +24,37 @@ static int kd_fail_prefixed(int r, const char *what)
 
 int kd_admin_header_backup(struct kd_volume *v, const char *file)
 {
+	struct kd_header_snap s;
 	struct crypt_device *cd = NULL;
+	const struct kd_header_health *h;
 	int r;
 
 	if (!access(file, F_OK))
 		return kd_fail(KD_EEXIST, "%.200s exists; refusing to overwrite it", file);
-	if ((r = crypt_init(&cd, kd_volume_path(v))) < 0)
-		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", kd_volume_path(v), strerror(-r));
+	/* From a private copy of the metadata: libcryptsetup's load may repair
+	 * a damaged copy, and the device must stay as the admin found it. */
+	if ((r = kd_header_snapshot(kd_volume_path(v), KD_SNAP_METADATA, &s)))
+		return r;
+	h = &s.health;
+	if (strcmp(h->used ? h->secondary.uuid : h->primary.uuid, kd_volume_uuid(v))) {
+		kd_header_snap_free(&s);
+		return kd_fail(KD_ETAMPER, "LUKS2 header UUID changed since the volume was opened");
+	}
+	if ((r = crypt_init(&cd, s.path)) < 0) {
+		kd_header_snap_free(&s);
+		return kd_fail(KD_ELUKS, "cannot open the header copy of %.200s: %s",
+			       kd_volume_path(v), strerror(-r));
+	}
 	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0 ||
 	    strcmp(crypt_get_uuid(cd) ? crypt_get_uuid(cd) : "", kd_volume_uuid(v))) {
 		crypt_free(cd);
+		kd_header_snap_free(&s);
 		return kd_fail(KD_ELUKS, "libcryptsetup cannot load the LUKS2 header of %.200s",
 			       kd_volume_path(v));
 	}
 	r = crypt_header_backup(cd, CRYPT_LUKS2, file);
 	crypt_free(cd);
+	kd_header_snap_free(&s);
 	return r < 0 ? kd_fail(KD_ELUKS, "header backup to %.200s failed: %s", file, strerror(-r)) : 0;
 }
 
@@ -167,13 +183,14 @@ int kd_admin_wipe(const char *device, size_t *ret_n)
 
 int kd_admin_kill_untokened(struct kd_volume *v, int keyslot)
 {
-	struct crypt_device *cd = NULL;
-	json_object *meta = NULL, *tokens, *slots;
+	struct kd_checked_cd c;
+	json_object *meta, *tokens, *slots;
 	char id[12];
 	int r, live = 0;
 
-	if ((r = escrow_checked_cd(v, &cd, &meta)))
+	if ((r = kd_volume_checked_cd(v, KD_CD_WRITE, &c)))
 		return r;
+	meta = c.meta;
 	snprintf(id, sizeof(id), "%d", keyslot);
 	/* meta passed the allow-list: these are objects and id arrays. */
 	if ((r = kd_lj_obj(meta, "LUKS2 metadata", "tokens", &tokens)) ||
@@ -202,10 +219,9 @@ int kd_admin_kill_untokened(struct kd_volume *v, int keyslot)
 					 "describes any keyslot); refusing to kill it", keyslot);
 		goto out;
 	}
-	r = crypt_keyslot_destroy(cd, keyslot);
+	r = crypt_keyslot_destroy(c.cd, keyslot);
 	r = r < 0 ? kd_fail(KD_ELUKS, "cannot kill keyslot %d: %s", keyslot, strerror(-r)) : 0;
 out:
-	json_object_put(meta);
-	crypt_free(cd);
+	kd_checked_cd_free(&c);
 	return r;
 }

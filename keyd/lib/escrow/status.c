@@ -213,6 +213,8 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	if (h->allow_err) {
 		say(can, "nothing: the header fails the allow-list (%s)", h->allow_detail);
 		say(next, "do not unlock; restore a known-good header with keyd-recover header-restore");
+	} else if (!h->agree) {
+		say(can, "nothing until the header is repaired (%s)", kd_header_health_summary(h));
 	} else {
 		if (launch_ok)
 			say(can, "this launch, through keyslot %d", toks[idx].keyslot);
@@ -227,10 +229,17 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 			say(can, "any %u of the %zu escrow admins, keyslot %d", esc[0].threshold,
 			    esc[0].n, esc[0].keyslot);
 	}
-	openable = !h->allow_err && (launch_ok || live || (n_esc && !esc_err));
-	if (!h->agree && h->used >= 0)
-		say(next, "the header copies disagree (%s): take a header-backup now; the next write "
-			  "by libcryptsetup repairs the damaged copy", kd_header_health_summary(h));
+	/* keyd unlocks nothing while the copies disagree (kd_header_require_agree). */
+	openable = !h->allow_err && h->agree && (launch_ok || live || (n_esc && !esc_err));
+	if (!h->agree && h->used >= 0 && !h->allow_err)
+		say(next, "the header copies disagree (the %s copy is not the one in use): keyd "
+			  "refuses to unlock or write until keyd-recover repair DEVICE BACKUP, which "
+			  "saves both copies and then rewrites the %s one",
+		    kd_header_damaged_copy(h), kd_header_damaged_copy(h));
+	else if (!h->agree && h->used >= 0)
+		say(next, "the header copies disagree and the copy in use fails the allow-list: do "
+			  "not repair from it; restore a known-good header with keyd-recover "
+			  "header-restore");
 	if (json_object_array_length(pend))
 		say(next, "a handoff is pending: boot the new version and run keyd commit, or roll back "
 			  "with keyd-recover retire DEVICE SLOT on the pending slot");
@@ -249,7 +258,7 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	if (esc_err && esc_err != KD_ENOENT)
 		say(next, "the escrow token is damaged (%s): rotate it from a launch that can unlock",
 		    kd_err_detail(esc_err));
-	if (!openable)
+	if (!openable && h->agree)
 		say(next, "no key this host knows of opens the volume: restore a header backup");
 	if (!json_object_array_length(next))
 		say(next, "nothing to do");

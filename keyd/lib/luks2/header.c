@@ -291,9 +291,14 @@ int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_obje
 	r = read_copy(fd, 0, &h.primary, &j1);
 	if (r == KD_ENOMEM || r == KD_ECRYPTO)
 		return r;
-	if (h.primary.ok) {
+	/* The secondary follows a primary of its size; libcryptsetup searches
+	 * every legal offset only when the primary's size is unknown. */
+	if (legal_hdr_size(h.primary.hdr_size))
 		read_copy(fd, h.primary.hdr_size, &h.secondary, &j2);
-	} else {
+	if (!h.primary.ok && !h.secondary.ok) {
+		struct kd_luks2_copy first = h.secondary;
+		bool tried = legal_hdr_size(h.primary.hdr_size);
+
 		/* libcryptsetup looks for the secondary at every legal offset. */
 		for (size_t i = 0; i < KD_ARRAY_SIZE(offsets); i++) {
 			free(j2);
@@ -301,7 +306,9 @@ int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_obje
 			if (!read_copy(fd, offsets[i], &h.secondary, &j2))
 				break;
 		}
-		if (!h.secondary.ok) {
+		if (!h.secondary.ok && tried) {
+			h.secondary = first; /* say why the expected one is not valid */
+		} else if (!h.secondary.ok) {
 			h.secondary.hdr_offset = 0;
 			snprintf(h.secondary.err, sizeof(h.secondary.err), "not found");
 		}

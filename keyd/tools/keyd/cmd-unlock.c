@@ -101,6 +101,10 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 			    kd_volume_health(v)->allow_detail);
 		goto out;
 	}
+	/* A real unlock writes (activation, re-key): not while the header
+	 * copies disagree, which only keyd-recover repair resolves. */
+	if (!dry && !passphrase_mode && (r = kd_header_require_agree(kd_volume_health(v))) < 0)
+		goto out;
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0)
 		goto out;
 	if ((r = kd_volume_unlock_secrets(v, b, &l, &vk, passphrase_mode ? &pass : NULL, &tok)) < 0)

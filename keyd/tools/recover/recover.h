@@ -14,7 +14,8 @@
 #define MAX_FILES 8
 
 extern const struct kd_cmd cmd_status, cmd_escrow_add, cmd_export_shares, cmd_decrypt_share,
-	cmd_unlock, cmd_rekey, cmd_retire, cmd_header_backup, cmd_header_restore, cmd_wipe;
+	cmd_unlock, cmd_rekey, cmd_retire, cmd_header_backup, cmd_header_restore, cmd_wipe,
+	cmd_repair;
 
 /*
  * An option that takes one or more files (--shares A B C, --admin X Y):
