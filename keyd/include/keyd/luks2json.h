@@ -70,6 +70,9 @@ int kd_lj_id_set(json_object *o, const char *where, const char *key, uint32_t *r
 /* String value of an element of an array kd_lj_str_array returned. */
 const char *kd_lj_elem_str(json_object *arr, size_t i);
 
+/* Whether o is an object with member key (of any type, null included). */
+bool kd_lj_has(json_object *o, const char *key);
+
 /* Members of an object, or 0 for anything else (never asserts). */
 int kd_lj_len(json_object *o);
 

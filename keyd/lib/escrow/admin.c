@@ -118,7 +118,8 @@ int kd_admin_header_restore(const char *device, const char *file, bool force)
 		json_object_object_foreach(dslots, id, ks) {
 			json_object *b = NULL;
 
-			if (!json_object_object_get_ex(bslots, id, &b) || !json_object_equal(b, ks))
+			if (kd_lj_opt(bslots, "backup keyslots", id, json_type_object, &b) || !b ||
+			    !json_object_equal(b, ks))
 				snprintf(lost + strlen(lost), sizeof(lost) - strlen(lost), "%s%s",
 					 lost[0] ? "," : "", id);
 		}
@@ -197,7 +198,7 @@ int kd_admin_kill_untokened(struct kd_volume *v, int keyslot)
 	    (r = kd_lj_obj(meta, "LUKS2 metadata", "keyslots", &slots)))
 		goto out;
 	if (keyslot < 0 || keyslot >= (int)KD_LJ_MAX_ID ||
-	    !json_object_object_get_ex(slots, id, NULL)) {
+	    !kd_lj_has(slots, id)) {
 		r = kd_fail(KD_ENOENT, "keyslot %d does not exist", keyslot);
 		goto out;
 	}

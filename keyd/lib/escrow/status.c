@@ -109,7 +109,7 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 			int token = -1;
 
 			snprintf(id, sizeof(id), "%d", s);
-			if (!json_object_object_get_ex(ks, id, &k))
+			if (kd_lj_opt(ks, "LUKS2 keyslots", id, json_type_object, &k) || !k)
 				continue;
 			for (size_t i = 0; i < n; i++)
 				if (toks[i].keyslot == s) {

@@ -90,7 +90,7 @@ static int find_all(json_object *meta, struct kd_escrow_token *out, size_t max, 
 		}
 		out[n].token_id = atoi(id);
 		snprintf(ks, sizeof(ks), "%d", out[n].keyslot);
-		if (!json_object_object_get_ex(slots, ks, NULL)) {
+		if (!kd_lj_has(slots, ks)) {
 			for (size_t i = 0; i <= n; i++)
 				kd_escrow_token_clear(&out[i]);
 			return kd_fail(KD_ETAMPER, "keyd-escrow token %s names keyslot %s, which does "

@@ -196,6 +196,11 @@ const char *kd_lj_elem_str(json_object *arr, size_t i)
 	return json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
 }
 
+bool kd_lj_has(json_object *o, const char *key)
+{
+	return json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, NULL);
+}
+
 int kd_lj_len(json_object *o)
 {
 	return json_object_is_type(o, json_type_object) ? json_object_object_length(o) : 0;

@@ -707,7 +707,7 @@ static int dm_check(const char *name, const char *path, const struct kd_volume *
 	}
 	dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
 	seg = volume_seg0(v);
-	integ = seg && json_object_object_get_ex(seg, "integrity", NULL);
+	integ = kd_lj_has(seg, "integrity");
 	if (kd_lj_u64(seg, "segment 0", "offset", &seg_off))
 		seg_off = UINT64_MAX; /* matches no table */
 	if (type && params && !strcmp(type, "crypt") &&
