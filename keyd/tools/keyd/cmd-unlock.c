@@ -105,6 +105,8 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	 * copies disagree, which only keyd-recover repair resolves. */
 	if (!dry && !passphrase_mode && (r = kd_header_require_agree(kd_volume_health(v))) < 0)
 		goto out;
+	if (dry && !kd_volume_health(v)->agree)
+		fprintf(stderr, "keyd: note: %s\n", kd_header_health_summary(kd_volume_health(v)));
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0)
 		goto out;
 	if ((r = kd_volume_unlock_secrets(v, b, &l, &vk, passphrase_mode ? &pass : NULL, &tok)) < 0)
