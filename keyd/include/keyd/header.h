@@ -5,13 +5,22 @@
  * keyd reads both binary header copies itself, read-only, before
  * libcryptsetup ever loads the device: libcryptsetup repairs a damaged copy
  * on load, and a refused unlock must not write. Each copy is checked the way
- * the LUKS2 on-disk format defines it (magic, version 2, a legal hdr_size,
- * its own offset, SHA-256 over the whole area with the checksum field
- * zeroed, NUL-terminated JSON). The copy libcryptsetup would use (the valid
- * one with the higher seqid; the primary on a tie) then goes through the
- * allow-list, because the host owns the disk and can write any header:
- * a cipher_null keyslot or segment that accepts any passphrase and hands
- * out a known volume key is the attack of CVE-2025-59054 / CVE-2025-58356.
+ * the LUKS2 on-disk format defines it and libcryptsetup reads it (magic,
+ * version 2, a legal hdr_size, its own offset, a secondary whose size is its
+ * offset, SHA-256 over the whole area with the checksum field zeroed, JSON
+ * that starts at the first byte with only NUL bytes after it). The copy
+ * libcryptsetup would use (the valid one with the higher seqid; the primary
+ * on a tie) then goes through the allow-list, because the host owns the
+ * disk and can write any header: a cipher_null keyslot or segment that
+ * accepts any passphrase and hands out a known volume key is the attack of
+ * CVE-2025-59054 / CVE-2025-58356. The allow-list is at least as strict as
+ * libcryptsetup's own validation, so keyd never accepts what libcryptsetup
+ * would refuse or read differently. Every JSON member is read through the
+ * typed getters of luks2json.h.
+ *
+ * When libcryptsetup must load a header for a command that only reads, it
+ * is given a private copy (kd_header_snapshot); repairing a copy on the
+ * device is only ever the explicit kd_header_repair.
  */
 #ifndef KEYD_HEADER_H
 #define KEYD_HEADER_H

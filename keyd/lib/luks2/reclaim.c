@@ -33,7 +33,8 @@ int kd_volume_reclaim_untokened(struct kd_volume *v, const struct kd_secret *pas
 	 * and no libcryptsetup load (a header read and parse) on the handoff's
 	 * critical path. A slot added behind v's back since it was read is only
 	 * housekeeping left for the next run; any write still goes through the
-	 * allow-list comparison of volume_cd and libcryptsetup's seqid check.
+	 * allow-list comparison of kd_volume_checked_cd and libcryptsetup's seqid
+	 * check.
 	 */
 	if (kd_volume_untokened_keyslots(v) == 0)
 		return 0;
