@@ -510,6 +510,7 @@ void kd_checked_cd_free(struct kd_checked_cd *c)
 int kd_volume_checked_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_checked_cd *ret)
 {
 	struct kd_checked_cd c = {.snap_fd = -1};
+	struct kd_header_snap s; /* s.path names the copy until crypt_init */
 	struct kd_header_health h;
 	const char *json = NULL, *dev = v->path, *uuid;
 	json_object *now;
@@ -528,8 +529,6 @@ int kd_volume_checked_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_ch
 		if (!h.allow_err && (r = kd_header_require_agree(&h)))
 			return checked_fail(&c, r);
 	} else {
-		struct kd_header_snap s;
-
 		if ((r = kd_header_snapshot(v->path, mode == KD_CD_READ_KEYSLOTS ? KD_SNAP_KEYSLOTS
 										  : KD_SNAP_HEADER,
 					    &s)))
