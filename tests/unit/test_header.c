@@ -568,6 +568,74 @@ START_TEST(repair_both_copies)
 }
 END_TEST
 
+/* LVM2's label CRC (lib/misc/crc.c): libblkid checks it. */
+static uint32_t lvm_crc(const uint8_t *b, size_t n)
+{
+	static const uint32_t tab[16] = {
+		0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
+		0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+		0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c};
+	uint32_t c = 0xf597a6cf;
+
+	for (size_t i = 0; i < n; i++) {
+		c ^= b[i];
+		c = (c >> 4) ^ tab[c & 0xf];
+		c = (c >> 4) ^ tab[c & 0xf];
+	}
+	return c;
+}
+
+/*
+ * A second device signature (an LVM2 PV label in the primary's binary
+ * padding, checksum fixed) with a damaged secondary: libcryptsetup refuses to
+ * load such a device (ambiguous signatures), and keyd's status must say so
+ * rather than promise a repair on the next load.
+ */
+START_TEST(ambiguous_signature)
+{
+	struct kd_header_health h;
+	uint8_t lab[512] = {0}, copy[16384], d[32];
+	unsigned dl = 0;
+	uint32_t crc;
+	int fd = open(path, O_RDWR);
+
+	memcpy(lab, "LABELONE", 8);
+	lab[8] = 1;   /* sector_xl */
+	lab[20] = 32; /* offset_xl */
+	memcpy(lab + 24, "LVM2 001", 8);
+	memcpy(lab + 32, "keydUnitTestPvUuidXXXXXXXXXXXXXX", 32);
+	lab[64 + 3] = 0x40; /* device size */
+	crc = lvm_crc(lab + 20, sizeof(lab) - 20);
+	for (int i = 0; i < 4; i++)
+		lab[16 + i] = (uint8_t)(crc >> (8 * i));
+	memcpy(copy, area, sizeof(copy));
+	memcpy(copy + 512, lab, sizeof(lab));
+	memset(copy + 448, 0, 64);
+	ck_assert(EVP_Digest(copy, sizeof(copy), d, &dl, EVP_sha256(), NULL));
+	memcpy(copy + 448, d, 32);
+	ck_assert_int_eq(pwrite(fd, copy, sizeof(copy), 0), (ssize_t)sizeof(copy));
+	/* Agreeing copies: libcryptsetup loads (it only probes to recover). */
+	ck_assert_int_eq(kd_header_read(fd, &h, NULL), 0);
+	ck_assert(h.agree && !h.ambiguous);
+	close(fd);
+	ck_assert_int_eq(cryptsetup_loads(), 0);
+	flip(16384 + 5000);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_eq(kd_header_read(fd, &h, NULL), 0);
+	close(fd);
+	ck_assert(!h.agree && h.ambiguous);
+	ck_assert_ptr_nonnull(strstr(kd_header_health_summary(&h), "libcryptsetup refuses to load"));
+	ck_assert_int_lt(cryptsetup_loads(), 0);
+}
+END_TEST
+
+
+static void quiet(int level, const char *msg, void *usrptr)
+{
+	(void)level;
+	(void)msg;
+	(void)usrptr;
+}
 
 int main(void)
 {
@@ -576,7 +644,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	crypt_set_log_callback(NULL, NULL, NULL);
+	crypt_set_log_callback(NULL, quiet, NULL); /* refusals are expected here */
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, copies_parse);
@@ -590,6 +658,7 @@ int main(void)
 	tcase_add_test(tc, allow_list_details);
 	tcase_add_test(tc, snapshot_is_private);
 	tcase_add_test(tc, repair_both_copies);
+	tcase_add_test(tc, ambiguous_signature);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
