@@ -519,9 +519,14 @@ int kd_volume_checked_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_ch
 	if (v->health.allow_err)
 		return kd_fail(v->health.allow_err, "header refused: %s", v->health.allow_detail);
 	if (mode == KD_CD_WRITE) {
+		struct stat st;
+
 		fd = open(v->path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return kd_fail(KD_EIO, "cannot open %.200s: %s", v->path, strerror(errno));
+		/* As in volume_load: never read a half-written header. */
+		if (!fstat(fd, &st) && S_ISREG(st.st_mode))
+			(void)flock(fd, LOCK_SH);
 		r = kd_header_read(fd, &h, &c.meta);
 		close(fd);
 		if (r)
