@@ -57,6 +57,9 @@ declare -A CASES=(
 	[foreign-keyslots-missing]='json m["tokens"]["9"]={"type":"x"}'
 	[foreign-keyslot-absent]='json m["tokens"]["9"]={"type":"x","keyslots":["7"]}'
 	[keyd-keyslots-string]='json m["tokens"]["0"]["keyslots"]="0"'
+	[escrow-type-null]='json m["tokens"]["1"]["type"]=None'
+	[escrow-keyslots-string]='json m["tokens"]["1"]["keyslots"]="1"'
+	[escrow-shares-object]='json m["tokens"]["1"]["shares"]={}'
 	[segment-flags-string]='json m["segments"]["0"]["flags"]="x"'
 	[config-flags-string]='json m["config"]["flags"]="x"'
 	[leading-space]='raw area=b" "+t'
@@ -121,7 +124,9 @@ for name in "${!CASES[@]}"; do
 	run "$name" "$img" R decrypt-share shares/share-1.der --key alice.key --cert alice.crt \
 		--to op.crt --out "op1-$name.der" --volume "$UUID" || true
 	case $name in
-	healthy | damaged-* | older-secondary | primary-leading-space)
+	# A malformed keyd-escrow token body is token content libcryptsetup
+	# ignores: keyd's own unlock is unaffected (status reports the escrow).
+	healthy | damaged-* | older-secondary | primary-leading-space | escrow-shares-object)
 		[ $drc -eq 0 ] || fail "$name: dry-run unlock refused: $(cat err)" ;;
 	*)
 		[ $drc -eq 1 ] || fail "$name: hostile header not refused by unlock --dry-run" ;;
