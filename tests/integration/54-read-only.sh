@@ -139,6 +139,11 @@ done
 K status damaged-secondary.img >st
 grep -q "secondary header damaged, primary intact: needs keyd-recover repair" st ||
 	fail "status: $(cat st)"
+# The key would derive, but the unlock refuses: status must not say it can.
+grep -q "cannot-unlock: keyslot 0 (label guestos-1.4) matches this launch, but the header copies" st ||
+	fail "status launch verdict: $(cat st)"
+R status damaged-secondary.img >st
+grep -q "VERDICT: NOT openable" st || fail "recover status verdict: $(cat st)"
 K status lvm2-damaged-secondary.img >st
 grep -q "libcryptsetup refuses to load it (ambiguous signatures)" st || fail "lvm2 status: $(cat st)"
 cp lvm2-damaged-secondary.img probe.img

@@ -187,7 +187,14 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 		json_object_object_add(o, "escrow_error", S(kd_err_detail(esc_err)));
 
 	lo = json_object_new_object();
-	if (l && (r = kd_volume_match(v, l, &idx)) == 0) {
+	if (l && (r = kd_volume_match(v, l, &idx)) == 0 && !h->agree) {
+		/* The key would derive, but a real unlock refuses until repair. */
+		snprintf(buf, sizeof(buf), "keyslot %d (label %s) matches this launch, but the header "
+			 "copies disagree: run keyd-recover repair first", toks[idx].keyslot,
+			 toks[idx].label);
+		json_object_object_add(lo, "verdict", S("cannot-unlock"));
+		json_object_object_add(lo, "detail", S(buf));
+	} else if (l && r == 0) {
 		launch_ok = true;
 		snprintf(buf, sizeof(buf), "keyslot %d (label %s, %s)%s", toks[idx].keyslot,
 			 toks[idx].label, kd_token_state_name(toks[idx].state),
@@ -243,10 +250,10 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	if (json_object_array_length(pend))
 		say(next, "a handoff is pending: boot the new version and run keyd commit, or roll back "
 			  "with keyd-recover retire DEVICE SLOT on the pending slot");
-	if (!h->allow_err && !launch_ok && l && n_esc && !esc_err)
+	if (!h->allow_err && h->agree && !launch_ok && l && n_esc && !esc_err)
 		say(next, "this launch cannot open the volume: recover with %u admins (export-shares, "
 			  "decrypt-share, unlock --shares)", esc[0].threshold);
-	if (!h->allow_err && !launch_ok && l && !n_esc)
+	if (!h->allow_err && h->agree && !launch_ok && l && !n_esc)
 		say(next, "this launch cannot open the volume and there is no escrow: boot a launch "
 			  "that can (see the tokens), or restore a header backup");
 	if (launch_ok && toks[idx].tcb != l->report.committed_tcb)

@@ -60,6 +60,12 @@ static int run_status(int argc, char **argv)
 	} else if ((r = kd_volume_match(v, &l, &idx)) < 0) {
 		verdict = "cannot-unlock";
 		snprintf(launch, sizeof(launch), "%s", kd_err_detail(r));
+	} else if (!h->agree) {
+		/* The real unlock refuses until the copies agree again. */
+		verdict = "cannot-unlock";
+		snprintf(launch, sizeof(launch), "keyslot %d (label %s) matches this launch, but the "
+			 "header copies disagree: run keyd-recover repair first", toks[idx].keyslot,
+			 toks[idx].label);
 	} else {
 		verdict = "can-unlock";
 		snprintf(launch, sizeof(launch), "keyslot %d (label %s, %s)%s", toks[idx].keyslot,
