@@ -112,10 +112,25 @@ struct kd_handoff_trust {
 	const struct kd_release_keys *keys;
 	const uint8_t *ark; /* simulator root; NULL = the built-in AMD roots */
 	size_t ark_len;
-	bool has_tcb_floor;
+	bool has_tcb_floor; /* pinned floor; else the own manifest's min_tcb */
 	uint64_t tcb_floor;
-	time_t at; /* 0 = now */
+	bool no_tcb_floor;  /* explicit opt-out: judge no TCB at all */
+	time_t at; /* 0 = now; the guest clock is the host's: never a revocation */
 };
+
+/*
+ * Before a side listens or connects it judges its own release: its
+ * manifest (handed over by the host) must be signed by k of the n pinned
+ * release keys, inside its window, list this launch's own measurement, and
+ * have an svn not below its own revocation floor; its own CHIP_ID must not
+ * be all zero (a masked chip ID makes "same chip" meaningless). It also
+ * settles the TCB floor: trust->tcb_floor when pinned, else the manifest's
+ * min_tcb for this chip's product, else refused unless trust->no_tcb_floor.
+ * *ret_trust is trust with that floor. KD_EVERIFY / KD_EPOLICY otherwise.
+ */
+int kd_handoff_check_self(char my_role, const struct kd_manifest *own,
+			  const struct kd_report *own_report, const struct kd_handoff_trust *trust,
+			  struct kd_handoff_trust *ret_trust);
 
 /*
  * Verify a peer's HELLO (step 3). own_report is this side's own (already
@@ -132,13 +147,19 @@ int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
 			   struct kd_manifest **ret_manifest);
 
 /*
- * The same checks, run in a forked, unprivileged child without key material
- * (privilege separation, see privsep.c); the parent gets a fixed-format
- * verdict. *ret_manifest then carries only the peer's label and SVN.
+ * The same checks, run in a forked, unprivileged, seccomp-confined child
+ * without key material (privilege separation, see privsep.c), and then
+ * re-checked by the caller itself: the report signature under this chip's
+ * own VCEK (from mine->certs, verified to the pinned root against
+ * mine->report) and every policy check on the report and on the manifest
+ * fields the child returns. *ret_manifest carries those fields (label, svn,
+ * window, floors, measurements, signatures).
  * Errors: as kd_handoff_verify_peer, plus KD_ETIMEOUT / KD_EIO / KD_EPROTO
- * if the child does not answer, dies or answers garbage.
+ * if the child does not answer, dies (a seccomp kill included) or answers
+ * garbage, and "parent re-check: ..." when the child's verdict does not hold.
  */
 int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
+				    const struct kd_hello *mine,
 				    const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
 				    const struct kd_report *own_report,
 				    const struct kd_manifest *own_manifest,

@@ -32,6 +32,7 @@ struct side {
 	struct kd_io io;
 	struct kd_launch launch;
 	struct kd_manifest *own_manifest;
+	struct kd_handoff_trust trust; /* o->trust with the floor settled */
 	struct kd_manifest *peer_manifest;
 	struct kd_report peer_report;
 	uint8_t exporter[KD_HANDOFF_EXPORTER_LEN];
@@ -95,15 +96,15 @@ static int setup_common(struct side *s, const struct kd_handoff_opts *o, char ro
 	s->t_mark = now_us();
 	if (!o->backend || !o->manifest || !o->trust.keys)
 		return kd_fail(KD_EINVAL, "handoff needs a backend, a manifest and release keys");
-	/*
-	 * Our own manifest is parsed for its label and SVN, but not judged here:
-	 * it is part of our own measured image, and the peer, not we, must
-	 * refuse a bad one (an impostor would skip any self-check anyway).
-	 */
 	r = kd_manifest_parse(o->manifest, o->manifest_len, &s->own_manifest);
 	if (r)
 		return kd_fail_prefix(r, "own manifest");
-	return kd_launch_get(o->backend, &s->launch);
+	r = kd_launch_get(o->backend, &s->launch);
+	/* Our own release is judged before we listen or connect. */
+	if (!r)
+		r = kd_handoff_check_self(role, s->own_manifest, &s->launch.report, &o->trust,
+					  &s->trust);
+	return r;
 }
 
 static void teardown(struct side *s)
@@ -149,8 +150,8 @@ static int hello_exchange(struct side *s)
 		r = kd_hello_parse(in, in_len, &peer);
 	/* The untrusted HELLO is parsed and judged in a child without keys. */
 	if (!r)
-		r = kd_handoff_verify_peer_isolated(s->role, &peer, s->exporter, &s->launch.report,
-						    s->own_manifest, &s->o->trust,
+		r = kd_handoff_verify_peer_isolated(s->role, &peer, &mine, s->exporter,
+						    &s->launch.report, s->own_manifest, &s->trust,
 						    s->o->read_timeout_ms, &s->peer_report,
 						    &s->peer_manifest);
 	if (tm)

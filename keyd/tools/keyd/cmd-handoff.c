@@ -19,7 +19,9 @@
 	"  --manifest FILE        this image's signed release manifest (required)\n"         \
 	"  --release-keys FILE    pinned release keys (default " KD_RELEASE_KEYS_DEFAULT ")\n" \
 	"  --tcb-floor HEX        refuse a peer whose reported TCB is below this\n"          \
-	"                         (16 hex digits, report byte order)\n"                      \
+	"                         (16 hex digits, report byte order); default: the\n"       \
+	"                         manifest's min_tcb for this chip's product\n"              \
+	"  --no-tcb-floor         judge no TCB (refused without a floor otherwise)\n"       \
 	"  --ark FILE             trust this ARK instead of the AMD roots (simulator)\n"    \
 	"  --timeout S            whole-handoff deadline in seconds (default 60)\n"          \
 	"  --read-timeout S       per-read timeout in seconds (default 10)\n"                \
@@ -30,7 +32,7 @@
 
 enum {
 	O_LISTEN = 256, O_CONNECT, O_DEVICE, O_MANIFEST, O_KEYS, O_FLOOR, O_ARK, O_TIMEOUT,
-	O_RTIMEOUT, O_TIMINGS, O_JSON, O_STALL,
+	O_RTIMEOUT, O_TIMINGS, O_JSON, O_STALL, O_NOFLOOR,
 };
 
 struct args {
@@ -62,6 +64,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 		{"manifest", required_argument, NULL, O_MANIFEST},
 		{"release-keys", required_argument, NULL, O_KEYS},
 		{"tcb-floor", required_argument, NULL, O_FLOOR},
+		{"no-tcb-floor", no_argument, NULL, O_NOFLOOR},
 		{"ark", required_argument, NULL, O_ARK},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"read-timeout", required_argument, NULL, O_RTIMEOUT},
@@ -102,6 +105,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 				return cli_usage_error("--tcb-floor needs 16 hex digits");
 			a->ho.trust.has_tcb_floor = true;
 			break;
+		case O_NOFLOOR: a->ho.trust.no_tcb_floor = true; break;
 		case O_ARK: a->ark = optarg; break;
 		case O_TIMEOUT:
 			if (parse_seconds(optarg, &a->ho.total_timeout_ms))
@@ -134,6 +138,8 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 		return cli_usage_error("handoff serve needs --device DEV");
 	if (!a->manifest)
 		return cli_usage_error("--manifest FILE is required");
+	if (a->ho.trust.has_tcb_floor && a->ho.trust.no_tcb_floor)
+		return cli_usage_error("--tcb-floor and --no-tcb-floor exclude each other");
 	a->ho.devices = a->devices;
 	a->ho.n_devices = a->n_devices;
 	return 0;
