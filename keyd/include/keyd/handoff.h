@@ -82,6 +82,22 @@ int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret);
 int kd_tls_new(int server, struct kd_tls **ret);
 int kd_tls_accept_on(struct kd_tls *t, int listen_fd, int timeout_ms);
 int kd_tls_connect_on(struct kd_tls *t, const char *addr, int timeout_ms);
+/*
+ * O's listening socket with a bounded set of unauthenticated connections.
+ * kd_tls_listener_accept() waits until `deadline` (kd_now_ms clock) for a
+ * connection that has sent something (N's ClientHello) and runs the TLS
+ * handshake on the fresh server context t within handshake_ms. Connections
+ * that stay silent are held, at most KD_HANDOFF_MAX_PENDING (the oldest is
+ * dropped for a newcomer), and dropped after handshake_ms: a stray or
+ * hostile connection costs only its own timeout. On failure the caller
+ * closes t and may call again with a new context.
+ */
+#define KD_HANDOFF_MAX_PENDING 8
+struct kd_tls_listener;
+int kd_tls_listener_new(const char *addr, struct kd_tls_listener **ret);
+int kd_tls_listener_accept(struct kd_tls_listener *l, struct kd_tls *t, int64_t deadline,
+			   int handshake_ms);
+void kd_tls_listener_free(struct kd_tls_listener *l);
 /* Exporter E (48 bytes, label KD_HANDOFF_EXPORTER_LABEL, no context). */
 int kd_tls_exporter(struct kd_tls *t, uint8_t out[KD_HANDOFF_EXPORTER_LEN]);
 /* Frame I/O over the TLS stream (poll on the socket, SSL_pending aware). */
