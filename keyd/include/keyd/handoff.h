@@ -170,9 +170,10 @@ int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
  * mine->report) and every policy check on the report and on the manifest
  * fields the child returns. *ret_manifest carries those fields (label, svn,
  * window, floors, measurements, signatures).
- * Errors: as kd_handoff_verify_peer, plus KD_ETIMEOUT / KD_EIO / KD_EPROTO
- * if the child does not answer, dies (a seccomp kill included) or answers
- * garbage, and "parent re-check: ..." when the child's verdict does not hold.
+ * Errors: as kd_handoff_verify_peer, plus KD_ETIMEOUT / KD_EVERIFY /
+ * KD_EPROTO if the child does not answer, dies (a seccomp kill included) or
+ * answers garbage, and "parent re-check: ..." when the child's verdict does
+ * not hold.
  */
 int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 				    const struct kd_hello *mine,

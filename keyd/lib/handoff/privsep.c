@@ -328,10 +328,12 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 		;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		kd_verifier_free(own_vek);
+		/* Fail closed: a verifier that dies has verified nothing. */
 		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
-			return kd_fail(KD_EIO, "peer %c: verifier child broke its seccomp filter "
-					       "and was killed", peer_role);
-		return kd_fail(KD_EIO, "peer %c: verifier child died (status 0x%x)", peer_role, st);
+			return kd_fail(KD_EVERIFY, "peer %c: verifier child broke its seccomp filter "
+						   "and was killed", peer_role);
+		return kd_fail(KD_EVERIFY, "peer %c: verifier child died (status 0x%x)", peer_role,
+			       st);
 	}
 	r = kd_manifest_new(&m);
 	if (!r)
