@@ -240,11 +240,14 @@ const struct kd_cmd cmd_handoff_serve = {
 	"Usage: keyd handoff serve --listen ADDR:PORT --device DEV [--device DEV ...]\n"
 	"                          --manifest FILE [options]\n"
 	"\n"
-	"Run on the old version O, which can open DEV. Accepts one new version N over\n"
-	"TLS 1.3, verifies N's attestation report (chain, binding to this session,\n"
-	"same chip, no debug, VMPL 0, TCB floor, measurement in N's k-of-n signed\n"
-	"manifest, no SVN downgrade) and adds a pending keyslot + token for N on\n"
-	"every DEV. The volume key never leaves O. See keyd-handoff(8).\n"
+	"Run on the old version O, which can open DEV. First checks its own manifest\n"
+	"(k-of-n signed, lists this launch, svn >= its own floor), CHIP_ID and TCB\n"
+	"floor. Then serves until one new version N completes or --timeout passes\n"
+	"(stray or refused connections do not end it): verifies N's attestation\n"
+	"report (chain, binding to this session, same chip, no debug, VMPL 0, TCB\n"
+	"floor, measurement in N's k-of-n signed manifest, no SVN downgrade, svn >=\n"
+	"the revocation floor) and adds a pending keyslot + token for N on every\n"
+	"DEV. The volume key never leaves O. See keyd-handoff(8).\n"
 	"\n" HANDOFF_COMMON_HELP,
 };
 
@@ -252,8 +255,10 @@ const struct kd_cmd cmd_handoff_receive = {
 	"handoff receive", run_receive, "new version: get enrolled by an attested old version",
 	"Usage: keyd handoff receive --connect ADDR:PORT --manifest FILE [options]\n"
 	"\n"
-	"Run on the new version N, booted in upgrade mode (no disk needed). Verifies\n"
-	"O the same way O verifies N, derives its own keyslot passphrase and pin key\n"
-	"for each volume O offers, sends them and waits for O's DONE.\n"
+	"Run on the new version N, booted in upgrade mode (no disk needed). Checks\n"
+	"its own release first, then verifies O the same way O verifies N, derives\n"
+	"its own keyslot passphrase and pin key for each volume O offers, sends them\n"
+	"and waits for O's DONE. Connection failures are retried until --timeout;\n"
+	"refusals are final.\n"
 	"\n" HANDOFF_COMMON_HELP,
 };
