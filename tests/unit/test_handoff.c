@@ -413,8 +413,9 @@ START_TEST(isolated_verifier)
 	uint8_t *ark;
 	struct kd_handoff_trust t = trust_for(dir_a, &ark);
 	struct kd_manifest *pm = NULL;
+	struct kd_verifier *v = NULL;
 	struct kd_report rep;
-	struct kd_hello h, mine;
+	struct kd_hello h;
 	int r;
 
 	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
@@ -423,17 +424,17 @@ START_TEST(isolated_verifier)
 	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
 	h = (struct kd_hello){'N', n.report, KD_REPORT_SIZE, n.certs, n.certs_len,
 			      (const uint8_t *)n.manifest, strlen(n.manifest)};
-	mine = (struct kd_hello){'O', o.report, KD_REPORT_SIZE, o.certs, o.certs_len,
-				 (const uint8_t *)o.manifest, strlen(o.manifest)};
-	ck_assert_int_eq(kd_handoff_verify_peer_isolated('O', &h, &mine, E1, &o.parsed, o.m, &t,
-							 5000, &rep, &pm),
+	ck_assert_int_eq(kd_handoff_own_verifier(o.certs, o.certs_len, &t, &v), 0);
+	ck_assert_int_eq(kd_handoff_verify_peer_isolated('O', &h, v, E1, &o.parsed, o.m, &t, 5000,
+							 &rep, &pm),
 			 0);
 	ck_assert_str_eq(pm->version, "1.4");
 	ck_assert_uint_eq(pm->svn, 4);
 	ck_assert_mem_eq(rep.measurement, n.parsed.measurement, 48);
 	kd_manifest_free(pm);
 	pm = NULL;
-	r = kd_handoff_verify_peer_isolated('O', &h, &mine, E2, &o.parsed, o.m, &t, 5000, &rep, &pm);
+	r = kd_handoff_verify_peer_isolated('O', &h, v, E2, &o.parsed, o.m, &t, 5000, &rep, &pm);
+	kd_verifier_free(v);
 	expect_refusal(r, "peer N rejected: report data");
 	ck_assert_ptr_null(pm);
 	launch_free(&o);
@@ -607,9 +608,7 @@ START_TEST(parent_recheck)
 	launch(&x, dir_b, MEAS_N, 0x30000, 'N', E1);
 	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
 	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
-	ck_assert_int_eq(kd_handoff_own_verifier(o.report, KD_REPORT_SIZE, o.certs, o.certs_len, &t,
-						 &v),
-			 0);
+	ck_assert_int_eq(kd_handoff_own_verifier(o.certs, o.certs_len, &t, &v), 0);
 	ck_assert_int_eq(kd_handoff_recheck_peer('O', n.report, KD_REPORT_SIZE, n.m, E1, &o.parsed,
 						 o.m, &t, v, &rep),
 			 0);
@@ -630,10 +629,8 @@ START_TEST(parent_recheck)
 					       o.m, &t, v, &rep),
 		       "measurement");
 	kd_verifier_free(v);
-	/* Our own report under another chip's certificates: no own VCEK. */
-	expect_refusal(kd_handoff_own_verifier(o.report, KD_REPORT_SIZE, x.certs, x.certs_len, &t,
-					       &v),
-		       "own VCEK");
+	/* Another chip's certificates do not chain to our pinned root. */
+	expect_refusal(kd_handoff_own_verifier(x.certs, x.certs_len, &t, &v), "own VCEK");
 	free(j);
 	kd_manifest_free(one);
 	launch_free(&o);

@@ -163,20 +163,29 @@ int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
 			   struct kd_manifest **ret_manifest);
 
 /*
+ * This chip's own VCEK, from this side's certificate table (own_certs, as
+ * the backend returns it with a report), its chain verified to the pinned
+ * root (trust->ark or the AMD roots). KD_EVERIFY "own VCEK: ..." otherwise.
+ */
+struct kd_verifier;
+int kd_handoff_own_verifier(const uint8_t *own_certs, size_t own_certs_len,
+			    const struct kd_handoff_trust *trust, struct kd_verifier **ret);
+
+/*
  * The same checks, run in a forked, unprivileged, seccomp-confined child
  * without key material (privilege separation, see privsep.c), and then
  * re-checked by the caller itself: the report signature under this chip's
- * own VCEK (from mine->certs, verified to the pinned root against
- * mine->report) and every policy check on the report and on the manifest
- * fields the child returns. *ret_manifest carries those fields (label, svn,
- * window, floors, measurements, signatures).
+ * own VCEK (own_vek, from kd_handoff_own_verifier; the peer must be on this
+ * chip at this reported TCB) and every policy check on the report and on
+ * the manifest fields the child returns. *ret_manifest carries those fields
+ * (label, svn, window, floors, measurements, signatures).
  * Errors: as kd_handoff_verify_peer, plus KD_ETIMEOUT / KD_EVERIFY /
  * KD_EPROTO if the child does not answer, dies (a seccomp kill included) or
  * answers garbage, and "parent re-check: ..." when the child's verdict does
  * not hold.
  */
 int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
-				    const struct kd_hello *mine,
+				    struct kd_verifier *own_vek,
 				    const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
 				    const struct kd_report *own_report,
 				    const struct kd_manifest *own_manifest,

@@ -22,6 +22,7 @@
 #include "keyd/error.h"
 #include "keyd/failpoint.h"
 #include "keyd/handoff.h"
+#include "keyd/verify.h"
 #include "keyd/volume.h"
 #include "handoff/internal.h"
 
@@ -33,6 +34,7 @@ struct side {
 	struct kd_launch launch;
 	struct kd_manifest *own_manifest;
 	struct kd_handoff_trust trust; /* o->trust with the floor settled */
+	struct kd_verifier *own_vek;   /* this chip's VCEK, to re-check the peer */
 	struct kd_manifest *peer_manifest;
 	struct kd_report peer_report;
 	uint8_t exporter[KD_HANDOFF_EXPORTER_LEN];
@@ -107,8 +109,28 @@ static int setup_common(struct side *s, const struct kd_handoff_opts *o, char ro
 	return r;
 }
 
+/*
+ * This chip's own VCEK, prepared while nobody waits on it (O: before its
+ * first accept; N: before it connects), for re-checking the peer.
+ */
+static int prepare_own_vek(struct side *s)
+{
+	static const uint8_t zero[64];
+	uint8_t *report = NULL, *certs = NULL;
+	size_t report_len = 0, certs_len = 0;
+	int r;
+
+	r = kd_backend_report(s->o->backend, zero, 0, &report, &report_len, &certs, &certs_len);
+	if (!r)
+		r = kd_handoff_own_verifier(certs, certs_len, &s->trust, &s->own_vek);
+	free(report);
+	free(certs);
+	return r;
+}
+
 static void teardown(struct side *s)
 {
+	kd_verifier_free(s->own_vek);
 	kd_tls_close(s->tls);
 	kd_manifest_free(s->own_manifest);
 	kd_manifest_free(s->peer_manifest);
@@ -150,7 +172,7 @@ static int hello_exchange(struct side *s)
 		r = kd_hello_parse(in, in_len, &peer);
 	/* The untrusted HELLO is parsed and judged in a child without keys. */
 	if (!r)
-		r = kd_handoff_verify_peer_isolated(s->role, &peer, &mine, s->exporter,
+		r = kd_handoff_verify_peer_isolated(s->role, &peer, s->own_vek, s->exporter,
 						    &s->launch.report, s->own_manifest, &s->trust,
 						    s->o->read_timeout_ms, &s->peer_report,
 						    &s->peer_manifest);
@@ -352,6 +374,8 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 	}
 	if (!r)
 		r = kd_tls_listener_new(listen_addr, &l);
+	if (!r)
+		r = prepare_own_vek(&s);
 	deadline = kd_now_ms() + o->total_timeout_ms;
 	while (!r) {
 		bool ok;
@@ -445,7 +469,10 @@ static int receive_once(const struct kd_handoff_opts *o, const char *connect_add
 	if (!r)
 		r = kd_token_for_launch(&s.launch, s.own_manifest->version, s.own_manifest->svn,
 					KD_TOKEN_PENDING, &tok);
-	/* Like O, N makes its TLS credentials before it talks to anyone. */
+	/* Like O, N makes its TLS credentials and its own VCEK before it talks
+	 * to anyone. */
+	if (!r)
+		r = prepare_own_vek(&s);
 	if (!r)
 		r = kd_tls_new(0, &pre);
 	if (r)

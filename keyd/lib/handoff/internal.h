@@ -28,18 +28,22 @@ struct kd_report;
 struct kd_handoff_trust;
 
 /*
- * This chip's own VCEK, from this side's certificate table: the chain to the
- * pinned root is verified and so is this side's own report under it.
+ * The parent's own judgement of a peer, in two halves so that the first
+ * runs while the verifier child works: the report's signature under own_vek
+ * (same chip, same reported TCB, session binding, policy bits, VMPL, TCB
+ * floor), then, with the manifest fields the child returned, the manifest's
+ * k-of-n signatures, window, floors, SVN rule and the measurement.
+ * kd_handoff_recheck_peer runs both.
  */
-int kd_handoff_own_verifier(const uint8_t *own_report, size_t own_report_len,
-			    const uint8_t *own_certs, size_t own_certs_len,
-			    const struct kd_handoff_trust *trust, struct kd_verifier **ret);
-
-/*
- * The parent's own judgement of a peer the verifier child accepted: the
- * report signature under own_vek (same chip, same reported TCB), and every
- * policy check on the report and on the manifest m.
- */
+int kd_handoff_recheck_report(char my_role, const uint8_t *report, size_t report_len,
+			      const uint8_t exporter[48], const struct kd_report *own_report,
+			      const struct kd_handoff_trust *trust, struct kd_verifier *own_vek,
+			      struct kd_report *ret_report);
+int kd_handoff_recheck_manifest(char my_role, const struct kd_report *rep,
+				const struct kd_manifest *m, const uint8_t exporter[48],
+				const struct kd_report *own_report,
+				const struct kd_manifest *own_manifest,
+				const struct kd_handoff_trust *trust);
 int kd_handoff_recheck_peer(char my_role, const uint8_t *report, size_t report_len,
 			    const struct kd_manifest *m, const uint8_t exporter[48],
 			    const struct kd_report *own_report, const struct kd_manifest *own_manifest,

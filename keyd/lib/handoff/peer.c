@@ -194,12 +194,10 @@ fail:
 	return peer_fail(r, peer_role);
 }
 
-int kd_handoff_own_verifier(const uint8_t *own_report, size_t own_report_len,
-			    const uint8_t *own_certs, size_t own_certs_len,
+int kd_handoff_own_verifier(const uint8_t *own_certs, size_t own_certs_len,
 			    const struct kd_handoff_trust *trust, struct kd_verifier **ret)
 {
 	struct kd_cert_inputs certs;
-	struct kd_verify_policy pol;
 	struct kd_verifier *v = NULL;
 	int r;
 
@@ -208,29 +206,24 @@ int kd_handoff_own_verifier(const uint8_t *own_report, size_t own_report_len,
 	certs.cert_table_len = own_certs_len;
 	certs.ark = trust->ark;
 	certs.ark_len = trust->ark_len;
-	memset(&pol, 0, sizeof(pol));
-	pol.allow_debug = true;
-	pol.max_vmpl = 3;
-	pol.at = trust->at;
-	/* Our own chain to the pinned root, and our own report under it: the
-	 * VCEK is this chip's at this reported TCB, whatever the host gave us. */
+	/*
+	 * Our own chain to the pinned root. The VCEK's hwID and SPLs are then
+	 * checked against each peer report, whose chip_id and reported TCB must
+	 * be our own: so it is this chip's VCEK at this TCB, whatever the host
+	 * put in our certificate table.
+	 */
 	r = kd_verifier_new(&certs, &v, NULL);
-	if (!r)
-		r = kd_verifier_verify(v, own_report, own_report_len, &pol, NULL, NULL);
-	if (r) {
-		kd_verifier_free(v);
+	if (r)
 		return kd_fail_prefix(r, "own VCEK");
-	}
 	*ret = v;
 	return 0;
 }
 
-int kd_handoff_recheck_peer(char my_role, const uint8_t *report, size_t report_len,
-			    const struct kd_manifest *m,
-			    const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
-			    const struct kd_report *own_report, const struct kd_manifest *own_manifest,
-			    const struct kd_handoff_trust *trust, struct kd_verifier *own_vek,
-			    struct kd_report *ret_report)
+int kd_handoff_recheck_report(char my_role, const uint8_t *report, size_t report_len,
+			      const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
+			      const struct kd_report *own_report,
+			      const struct kd_handoff_trust *trust, struct kd_verifier *own_vek,
+			      struct kd_report *ret_report)
 {
 	char peer_role = my_role == KD_ROLE_OLD ? KD_ROLE_NEW : KD_ROLE_OLD;
 	struct kd_verify_policy pol;
@@ -243,17 +236,62 @@ int kd_handoff_recheck_peer(char my_role, const uint8_t *report, size_t report_l
 		r = kd_fail(KD_EPOLICY, "reported TCB differs from this chip's own: not the same "
 					"platform");
 	if (!r)
-		r = manifest_checks(my_role, m, own_manifest, trust);
-	if (!r)
 		r = kd_handoff_report_data(peer_role, exporter, rd);
 	if (!r) {
-		fill_policy(&pol, m, own_report, rd, trust);
+		memset(&pol, 0, sizeof(pol));
+		pol.chip_id = own_report->chip_id;
+		pol.report_data = rd;
+		pol.has_min_tcb = trust->has_tcb_floor;
+		pol.min_tcb = trust->tcb_floor;
+		pol.allow_debug = false;
+		pol.max_vmpl = 0;
+		pol.at = trust->at;
 		r = kd_verifier_verify(own_vek, report, report_len, &pol, &rep, NULL);
 	}
-	if (!r)
-		r = report_checks(&rep, rd, m, own_report, trust);
 	if (r)
 		return kd_fail_prefix(peer_fail(r, peer_role), "parent re-check");
+	*ret_report = rep;
+	return 0;
+}
+
+int kd_handoff_recheck_manifest(char my_role, const struct kd_report *rep,
+				const struct kd_manifest *m,
+				const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
+				const struct kd_report *own_report,
+				const struct kd_manifest *own_manifest,
+				const struct kd_handoff_trust *trust)
+{
+	char peer_role = my_role == KD_ROLE_OLD ? KD_ROLE_NEW : KD_ROLE_OLD;
+	uint8_t rd[64];
+	int r;
+
+	r = manifest_checks(my_role, m, own_manifest, trust);
+	if (!r)
+		r = kd_handoff_report_data(peer_role, exporter, rd);
+	if (!r)
+		r = report_checks(rep, rd, m, own_report, trust);
+	if (r)
+		return kd_fail_prefix(peer_fail(r, peer_role), "parent re-check");
+	return 0;
+}
+
+int kd_handoff_recheck_peer(char my_role, const uint8_t *report, size_t report_len,
+			    const struct kd_manifest *m,
+			    const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
+			    const struct kd_report *own_report, const struct kd_manifest *own_manifest,
+			    const struct kd_handoff_trust *trust, struct kd_verifier *own_vek,
+			    struct kd_report *ret_report)
+{
+	struct kd_report rep;
+	int r;
+
+	r = kd_handoff_recheck_report(my_role, report, report_len, exporter, own_report, trust,
+				      own_vek, &rep);
+	if (!r)
+		r = kd_handoff_recheck_manifest(my_role, &rep, m, exporter, own_report, own_manifest,
+						trust);
+	if (r)
+		return r;
 	*ret_report = rep;
 	return 0;
 }

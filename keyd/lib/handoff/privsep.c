@@ -19,10 +19,11 @@
  *   u8 has_min_peer_svn, u32 min_peer_svn,
  *   u8 min_tcb mask (bit p = product p), 3 x u64 min_tcb (Milan, Genoa, Turin),
  *   u16 n + n x 48-byte measurement (1..64), u8 n + n x {32-byte key id, 64-byte sig}
- * While the child works, the parent verifies its own chain and report
- * (this chip's VCEK); then it re-verifies the k-of-n signatures over those
- * fields, the peer's report signature under its own VCEK and every policy
- * check (kd_handoff_recheck_peer). A lying child can only make it refuse.
+ * While the child works, the parent verifies its own chain (this chip's
+ * VCEK) and the peer report's signature and policy under it; then it
+ * re-verifies the k-of-n signatures over the returned manifest fields and
+ * every remaining check (kd_handoff_recheck_manifest). A lying child can
+ * only make it refuse.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -258,7 +259,7 @@ static int parse_result(const uint8_t *buf, size_t len, char peer_role, struct k
 }
 
 int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
-				    const struct kd_hello *mine,
+				    struct kd_verifier *own_vek,
 				    const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
 				    const struct kd_report *own_report,
 				    const struct kd_manifest *own_manifest,
@@ -267,7 +268,7 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 {
 	char peer_role = my_role == KD_ROLE_OLD ? KD_ROLE_NEW : KD_ROLE_OLD;
 	uint8_t buf[RESULT_MAX];
-	struct kd_verifier *own_vek = NULL;
+	char rv_detail[400] = "";
 	struct kd_manifest *m = NULL;
 	struct kd_report rep;
 	size_t len = 0;
@@ -313,21 +314,21 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 		_exit(0);
 	}
 	close(pfd[1]);
-	/* Meanwhile: this chip's own VCEK, which the parent judges the peer by. */
-	rv = kd_handoff_own_verifier(mine->report, mine->report_len, mine->certs, mine->certs_len,
-				     trust, &own_vek);
+	/* Meanwhile the parent checks the report itself, under this chip's own VCEK. */
+	rv = kd_handoff_recheck_report(my_role, peer->report, peer->report_len, exporter,
+					       own_report, trust, own_vek, &rep);
+	if (rv)
+		snprintf(rv_detail, sizeof(rv_detail), "%s", kd_err_detail(rv));
 	r = read_result(pfd[0], timeout_ms > 0 ? timeout_ms : 30000, buf, &len);
 	close(pfd[0]);
 	if (r) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
-		kd_verifier_free(own_vek);
 		return kd_fail(r, "peer %c: verifier child gave no answer", peer_role);
 	}
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		kd_verifier_free(own_vek);
 		/* Fail closed: a verifier that dies has verified nothing. */
 		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
 			return kd_fail(KD_EVERIFY, "peer %c: verifier child broke its seccomp filter "
@@ -338,13 +339,12 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 	r = kd_manifest_new(&m);
 	if (!r)
 		r = parse_result(buf, len, peer_role, m);
-	/* The child's verdict is only a first opinion: the parent's own follows. */
+	/* The child's verdict is only a first opinion: the parent's own decides. */
 	if (!r && rv)
-		r = kd_fail(rv, "%s", kd_err_detail(rv));
+		r = kd_fail(rv, "%s", rv_detail);
 	if (!r)
-		r = kd_handoff_recheck_peer(my_role, peer->report, peer->report_len, m, exporter,
-					    own_report, own_manifest, trust, own_vek, &rep);
-	kd_verifier_free(own_vek);
+		r = kd_handoff_recheck_manifest(my_role, &rep, m, exporter, own_report, own_manifest,
+						trust);
 	kd_wipe(buf, len);
 	if (r) {
 		kd_manifest_free(m);
