@@ -273,9 +273,9 @@ static int enrol_one(struct side *s, struct o_volume *ov, const struct kd_handof
 }
 
 /*
- * Steps 2 to 4 with the peer on s->tls. *ret_final is set once enrolment
- * has begun: an error from then on is about O's volumes, not about the
- * peer, and ends the serving.
+ * Steps 2 to 4 with the peer on s->tls. *ret_final is set when enrolment
+ * fails: that error is about O's volumes, not about the peer, and ends the
+ * serving.
  */
 static int serve_one(struct side *s, struct o_volume *vols, char (*uuids)[KD_UUID_LEN + 1],
 		     size_t nv, bool *ret_final)
@@ -321,6 +321,10 @@ static int serve_one(struct side *s, struct o_volume *vols, char (*uuids)[KD_UUI
 			r = kd_fail_prefix(r, o->devices[i]);
 		slots[i] = (uint32_t)slot;
 	}
+	/* Enrolled: a lost DONE is the connection's fault, and N's retry
+	 * replaces the pending slot. */
+	if (!r)
+		*ret_final = false;
 	if (o->timings)
 		o->timings->enrol_ms = lap(s);
 	if (!r)
