@@ -36,10 +36,15 @@ self_refused() { # what N-pattern
 launch x "$T/chip" "$MX"
 N_LAUNCH=x self_refused "N measurement not in its manifest" "own manifest: measurement"
 
-# N on another chip (its own simulated AMD-SP, trusted root or not).
+# N on another chip (its own simulated AMD-SP). With the first chip's root
+# pinned, N cannot even verify its own VCEK and stops before connecting;
+# with its own root pinned, it connects and each side refuses the other.
 "$SIMFW" --state "$T/chip2" init --product milan >/dev/null 2>&1
+"$SIMFW" --state "$T/chip2" certs --out "$T/certs2" >/dev/null
 launch other "$T/chip2" "$MN"
-N_LAUNCH=other run_case "N on another chip" "peer N rejected" "rejected|refused"
+N_LAUNCH=other self_refused "N on another chip, first chip's root pinned" "own VCEK"
+run_other() { serve_bg; N_LAUNCH=other receive --ark "$T/certs2/ark.pem"; wait_o; expect_refused "$@"; }
+run_other "N on another chip" "peer N rejected" "rejected|refused"
 
 # N launched with a debug policy.
 launch dbg "$T/chip" "$MN" --policy 0xB0000

@@ -405,7 +405,9 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 		t0 = s.t_mark = now_us();
 		kd_tls_io(s.tls, &s.io);
 		s.io.read_timeout_ms = o->read_timeout_ms;
-		s.io.deadline_ms = deadline;
+		/* Each handoff has its own deadline from its accept: waiting for
+		 * N (a VM that may still be booting) is not the peer's fault. */
+		s.io.deadline_ms = kd_now_ms() + o->total_timeout_ms;
 		if (o->timings)
 			o->timings->tls_ms = 0;
 		r = serve_one(&s, vols, uuids, nv, &final);
