@@ -7,6 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/handoff-lib.bash"
 
 setup_world
+SPID=
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -subj /CN=stray \
 	-days 1 -keyout "$T/stray.key" -out "$T/stray.crt" 2>/dev/null
@@ -45,9 +46,10 @@ strays() {
 
 ok_handoff() { # what
 	wait_o
-	[ "$ORC" = 0 ] || fail "$1: O exit $ORC: $(cat "$T/o.err")"
-	[ "$NRC" = 0 ] || fail "$1: N exit $NRC: $(cat "$T/n.err")"
-	kill "$SPID" 2>/dev/null || true
+	[ "$ORC" = 0 ] && [ "$NRC" = 0 ] ||
+		fail "$1: O exit $ORC, N exit $NRC: $(cat "$T/o.err" "$T/n.err")"
+	if [ -n "$SPID" ]; then kill "$SPID" 2>/dev/null || true; fi
+	SPID=
 	"$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "$1: N cannot unlock"
 	echo "ok: $1"
 }
@@ -92,7 +94,6 @@ receive_bg_strays() {
 		sleep 0.05
 	done
 }
-strays silent 0
 receive_bg_strays
 receive
 ok_handoff "stray connections during the handoff"
@@ -107,7 +108,6 @@ receive_later() {
 receive_later &
 OPID=$!
 PIDS+=("$OPID")
-strays silent 0
 receive --read-timeout 0.5
 ok_handoff "N retries until O listens"
 
@@ -128,6 +128,5 @@ serve_bg
 N_LAUNCH=dbg receive
 [ "$NRC" = 1 ] || fail "debug N accepted"
 receive
-strays silent 0
 ok_handoff "O serves the genuine N after refusing another"
 echo "PASS: handoff serving"

@@ -418,6 +418,12 @@ START_TEST(isolated_verifier)
 	struct kd_hello h;
 	int r;
 
+	/* valgrind does not implement seccomp(2), so the confined child fails
+	 * closed under it; its checks run in-process in the tests around. */
+	if (kd_under_valgrind()) {
+		free(ark);
+		return;
+	}
 	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
 	launch(&n, dir_a, MEAS_N, 0x30000, 'N', E1);
 	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
@@ -580,7 +586,11 @@ static int confined_child(int what)
 
 START_TEST(seccomp_confines_child)
 {
-	int st = confined_child(0);
+	int st;
+
+	if (kd_under_valgrind())
+		return; /* valgrind does not implement seccomp(2) */
+	st = confined_child(0);
 
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		ck_abort_msg("confined child status 0x%x, want exit 0", st);

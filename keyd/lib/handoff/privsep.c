@@ -275,6 +275,8 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 	int pfd[2], st = 0, r, rv;
 	pid_t pid;
 
+	if (!own_vek)
+		return kd_fail(KD_EINVAL, "the parent needs this chip's own VCEK to re-check");
 	/* OpenSSL reads its configuration now, not in the confined child. */
 	OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG | OPENSSL_INIT_ADD_ALL_CIPHERS |
 				    OPENSSL_INIT_ADD_ALL_DIGESTS,
@@ -315,8 +317,8 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 	}
 	close(pfd[1]);
 	/* Meanwhile the parent checks the report itself, under this chip's own VCEK. */
-	rv = kd_handoff_recheck_report(my_role, peer->report, peer->report_len, exporter,
-					       own_report, trust, own_vek, &rep);
+	rv = kd_handoff_recheck_report(my_role, peer->report, peer->report_len, exporter, own_report,
+				       trust, own_vek, &rep);
 	if (rv)
 		snprintf(rv_detail, sizeof(rv_detail), "%s", kd_err_detail(rv));
 	r = read_result(pfd[0], timeout_ms > 0 ? timeout_ms : 30000, buf, &len);
