@@ -92,7 +92,7 @@ int kd_handoff_confine(void)
 		SCMP_SYS(rt_sigreturn),	 SCMP_SYS(rt_sigprocmask),  SCMP_SYS(clock_gettime),
 		SCMP_SYS(gettimeofday),	 SCMP_SYS(time),	    SCMP_SYS(getrandom),
 		SCMP_SYS(getpid),	 SCMP_SYS(gettid),	    SCMP_SYS(fstat),
-		SCMP_SYS(newfstatat),	 SCMP_SYS(lseek),
+		SCMP_SYS(newfstatat),	 SCMP_SYS(lseek),		    SCMP_SYS(sigaltstack),
 	};
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	int r = f ? 0 : -1;
