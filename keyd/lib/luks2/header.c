@@ -20,6 +20,7 @@
 #include "keyd/cursor.h"
 #include "keyd/error.h"
 #include "keyd/header.h"
+#include "keyd/rotate.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
 
@@ -405,7 +406,16 @@ int kd_header_allow(struct json_object *meta, uint64_t hdr_size)
 	json_object *integ = NULL;
 	uint32_t vk_bytes = VOL_KEY_BYTES;
 	int n, r;
+	json_object *view = NULL;
 
+	/* A volume-key rotation (rotate.h) is checked as the header it leads to. */
+	if ((r = kd_rotate_header_view(meta, &view)))
+		return r;
+	if (view) {
+		r = kd_header_allow(view, hdr_size);
+		json_object_put(view);
+		return r;
+	}
 	if (!json_object_is_type(meta, json_type_object))
 		return kd_fail(KD_ETAMPER, "LUKS2 metadata is not an object");
 	json_object_object_foreach(meta, top, topv) {
@@ -635,8 +645,8 @@ static void put_u64(struct enc *e, uint64_t v)
 	put(e, b, 8);
 }
 
-int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot,
-			 uint8_t **ret, size_t *ret_len)
+static int pin_params_plain(struct json_object *meta, const char *uuid, int keyslot,
+			    uint8_t **ret, size_t *ret_len)
 {
 	json_object *seg = get(get(meta, "segments", json_type_object), "0", json_type_object);
 	json_object *ks, *kdf;
@@ -677,6 +687,23 @@ int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot
 	*ret = out;
 	*ret_len = e.len;
 	return 0;
+}
+
+int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot,
+			 uint8_t **ret, size_t *ret_len)
+{
+	json_object *view = NULL;
+	int r;
+
+	/* During a rotation the pin covers the header the rotation leads to
+	 * (rotate.h), so a keyslot's pin stays valid while its volume rotates. */
+	if ((r = kd_rotate_header_view(meta, &view)))
+		return r;
+	if (!view)
+		return pin_params_plain(meta, uuid, keyslot, ret, ret_len);
+	r = pin_params_plain(view, uuid, keyslot, ret, ret_len);
+	json_object_put(view);
+	return r;
 }
 
 json_object *kd_luks2_copy_status_json(const struct kd_luks2_copy *c)

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Volume-key rotation: re-encrypt a keyd volume in place under a fresh
+ * random volume key (LUKS2 reencryption through libcryptsetup), so that no
+ * header, keyslot or escrow share from before the rotation opens the data.
+ *
+ * Keyslots only guard copies of the volume key. A host that kept an old
+ * header (or an admin who kept old escrow shares) still holds a way to the
+ * old key, and retiring a keyslot does not take that away. Re-encrypting the
+ * data under a new key does: the old key then decrypts nothing written
+ * after the rotation, and nothing written before it once the rotation is done.
+ *
+ * Steps (failpoint names in brackets; the same steps are in the SPIN model):
+ *
+ *   1. open through this launch's active slot A (allow-list, derive, pin);
+ *      refuse integrity volumes, pending handoff slots (unless dropped) and
+ *      an escrow without new admin certificates (unless dropped)
+ *   2. new random key K'; add keyslot A' for K' with A's passphrase as an
+ *      unbound key (CRYPT_VOLUME_KEY_NO_SEGMENT)      [rotate.after-keyslot]
+ *   3. write A's token for A' with the pin over K', state pending, so an
+ *      unlock keeps choosing A until K' is in use     [rotate.after-token]
+ *                                                     [rotate.before-init]
+ *   4. crypt_reencrypt_init_by_passphrase(A -> A'): the header now carries
+ *      the reencryption requirement, both digests and the resilience
+ *      keyslot                                        [rotate.after-init]
+ *   5. A' becomes active; every other keyd and escrow token is removed
+ *      (libcryptsetup kills their keyslots when the rotation finishes, so
+ *      no token may outlive its keyslot)              [rotate.after-old-tokens]
+ *   6. crypt_reencrypt_run, hotzone by hotzone        [rotate.mid-run]
+ *                                                     [rotate.before-finalize]
+ *      libcryptsetup finishes by dropping the old digest and every keyslot
+ *      bound to it                                    [rotate.after-finish]
+ *   7. with admin certificates: a fresh k-of-n escrow for K'
+ *                                                     [rotate.after-escrow]
+ *
+ * Why A' has the same passphrase as A: a LUKS2 volume in reencryption is
+ * opened with one passphrase that must open a keyslot of each digest; and a
+ * keyd passphrase is a function of the launch and the volume UUID, so the
+ * same launch always derives the same one. Freshness comes from K', which
+ * no earlier keyslot holds; the pin (an HMAC over K') is therefore new too.
+ *
+ * Resilience: "journal" by default. Each hotzone is first written to the
+ * journal in the header's keyslots area and committed there, then to the
+ * data area; after power loss at any point the next open replays it. It
+ * assumes nothing about the device (checksum mode instead assumes that a
+ * 4096-byte sector is written whole or not at all, which virtual disks and
+ * their host caches do not promise), at the cost of writing every byte twice.
+ * "checksum" is offered for speed where that assumption holds.
+ *
+ * Every function returns 0 or a negative KD_E* code with a kd_fail() detail.
+ */
+#ifndef KEYD_ROTATE_H
+#define KEYD_ROTATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+struct json_object;
+struct kd_backend;
+struct kd_launch;
+struct kd_volume;
+struct kd_secret;
+
+#define KD_ROTATE_RESILIENCE_DEFAULT "journal"
+
+/* Where a volume stands. */
+enum kd_rotate_phase {
+	KD_ROTATE_NONE = 0,  /* plain keyd header */
+	KD_ROTATE_PREPARED,  /* new key in an unbound keyslot, data untouched */
+	KD_ROTATE_RUNNING,   /* reencryption in progress (clean or interrupted) */
+};
+
+struct kd_rotate_progress {
+	uint64_t size;    /* bytes of data to re-encrypt */
+	uint64_t done;    /* bytes re-encrypted so far */
+	uint64_t start;   /* done when this run began (a resume starts above 0) */
+	double elapsed;   /* seconds since this run began */
+	double rate;      /* bytes/s over this run */
+};
+
+struct kd_rotate_opts {
+	const char *name;         /* active mapping for an online rotation; NULL:
+				   * look for one, offline if none */
+	const char *resilience;   /* "journal" (NULL) or "checksum" */
+	uint64_t max_rate;        /* bytes/s; 0 = unthrottled */
+	uint64_t hotzone;         /* max hotzone bytes; 0 = libcryptsetup's choice */
+	bool drop_pending;        /* pending handoff slots of other launches */
+	bool drop_escrow;         /* remove the escrow instead of re-splitting */
+	X509 *const *escrow_certs; /* re-split the escrow to these admins ... */
+	size_t n_escrow_certs;
+	unsigned escrow_threshold; /* ... k-of-n; 0 = the old escrow's k */
+	/* Called after every hotzone; a non-zero return stops the run (it can
+	 * be resumed). */
+	int (*progress)(const struct kd_rotate_progress *p, void *usr);
+	void *usr;
+};
+
+struct kd_rotate_result {
+	bool resumed;          /* a rotation found in progress was finished */
+	bool online;
+	int keyslot;           /* this launch's keyslot for the new key */
+	size_t tokens_dropped; /* keyd and escrow tokens of the old key removed */
+	bool escrow_resplit;
+	uint64_t bytes;        /* re-encrypted in this run */
+	double seconds;
+	char resilience[16];
+};
+
+/*
+ * Rotate device's volume key (or finish an interrupted rotation) for the
+ * launch l, whose slot must be active. Errors: the unlock errors of
+ * kd_volume_get_key, KD_EREFUSED (integrity volume, pending slot, escrow
+ * without certificates, this launch only pending), KD_ELUKS.
+ */
+int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *l,
+	      const struct kd_rotate_opts *o, struct kd_rotate_result *ret);
+
+/* What `status` shows about a rotation; read from the header only. */
+struct kd_rotate_status {
+	enum kd_rotate_phase phase;
+	bool interrupted;      /* a hotzone awaits recovery (crash mid-write) */
+	char resilience[16];
+	uint64_t done, size;   /* bytes; size 0 when unknown */
+	char advice[200];
+};
+
+/* From the parsed LUKS2 metadata of the device at path (size from stat). */
+int kd_rotate_status_of(struct json_object *meta, const char *path, struct kd_rotate_status *ret);
+/* The same, for an open volume (re-reads its header). */
+int kd_rotate_status(struct kd_volume *v, struct kd_rotate_status *ret);
+struct json_object *kd_rotate_status_json(const struct kd_rotate_status *s);
+const char *kd_rotate_phase_name(enum kd_rotate_phase p);
+
+/*
+ * The allow-list's view of a header in the middle of a rotation (header.c):
+ * for a plain header *ret_view is NULL. For a prepared or running rotation,
+ * the rotation-specific parts are checked here (the requirement is exactly
+ * online reencryption; one reencrypt keyslot, mode reencrypt, forward,
+ * journal or checksum, inside the keyslots area; every segment crypt
+ * aes-xts-plain64 with 4096-byte sectors and no foreign flag; the old and
+ * final segments identical but for their flags; the old-key, new-key and
+ * reencrypt digests and nothing else), and *ret_view is the header as it
+ * will be after the rotation: segment 0 is the final segment, one digest
+ * binds every luks2 keyslot to it, no requirements. The regular allow-list
+ * and the pin run on that view, so a keyslot's pin does not change while
+ * its volume is being rotated. Errors: KD_ETAMPER naming the check.
+ */
+int kd_rotate_header_view(struct json_object *meta, struct json_object **ret_view);
+
+/* Is this header (parsed metadata) in a prepared or running rotation? */
+enum kd_rotate_phase kd_rotate_phase_of(struct json_object *meta);
+
+/*
+ * Activate a volume whose rotation is running: both keys are needed, and
+ * libcryptsetup opens one keyslot of each digest with this launch's
+ * passphrase (which kd_volume_unlock_secrets checked against the pin), and
+ * recovers an interrupted hotzone first.
+ */
+int kd_rotate_activate(struct kd_volume *v, const char *name, const struct kd_secret *pass,
+		       uint32_t flags);
+
+#endif
