@@ -101,6 +101,7 @@ struct kd_rotate_opts {
 struct kd_rotate_result {
 	bool resumed;          /* a rotation found in progress was finished */
 	bool online;
+	bool recovered;        /* an interrupted hotzone was replayed first */
 	int keyslot;           /* this launch's keyslot for the new key */
 	size_t tokens_dropped; /* keyd and escrow tokens of the old key removed */
 	bool escrow_resplit;

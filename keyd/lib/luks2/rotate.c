@@ -117,6 +117,8 @@ static json_object *mask_array(uint32_t m)
 	return a;
 }
 
+static bool all_data_new(json_object *meta);
+
 static int view_fail(const char *what)
 {
 	return kd_fail(KD_ETAMPER, "LUKS2 header in rotation: %s; refused", what);
@@ -220,6 +222,7 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 	int id_final = -1, id_prev = -1, reenc_slot = -1, r;
 	uint32_t luks2_slots = 0, covered = 0;
 	const char *mreq;
+	bool done = false;
 
 	if (phase == KD_ROTATE_NONE || !json_object_is_type(meta, json_type_object)) {
 		*ret_view = NULL;
@@ -258,7 +261,11 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 		if (json_object_object_length(req) != 1 || !mreq ||
 		    strncmp(mreq, "online-reencrypt", 16))
 			return view_fail("requirements other than online reencryption");
-		if (reenc_slot < 0)
+		/* libcryptsetup finishes with several header writes (old keyslots
+		 * one by one, then the metadata): once every data segment is under
+		 * the new key, parts of the old state may already be gone. */
+		done = all_data_new(meta);
+		if (reenc_slot < 0 && !done)
 			return view_fail("no reencrypt keyslot");
 		json_object_object_foreach(segments, sid, seg) {
 			if (id_of(sid) < 0)
@@ -278,9 +285,10 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 				id_prev = id_of(sid);
 			}
 		}
-		if (!final || !prev || final == prev || !same_layout(final, prev))
+		if (!final || (!prev && !done) || final == prev || (prev && !same_layout(final, prev)))
 			return view_fail("the old and the final segment differ in more than the key");
-		if (json_object_object_length(digests) != 3)
+		if (json_object_object_length(digests) > 3 ||
+		    (json_object_object_length(digests) != 3 && !done))
 			return view_fail("not exactly the old-key, new-key and reencrypt digests");
 	} else {
 		if (!(final = jget(segments, "0", json_type_object)) ||
@@ -299,8 +307,11 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 			return view_fail("a digest is malformed");
 		if (reenc_slot >= 0 && dks == 1u << reenc_slot && !segs)
 			continue;
-		if (dks & ~luks2_slots || !dks)
+		if (dks & ~luks2_slots)
 			return view_fail("a digest names a keyslot that is not a luks2 keyslot");
+		/* Only the old key's digest loses its keyslots, while finishing. */
+		if (!dks && !(done && id_prev >= 0 && (segs & (1u << id_prev))))
+			return view_fail("a digest has no keyslot");
 		if (phase == KD_ROTATE_RUNNING
 			    ? !(segs & (1u << id_final)) && !(segs & (1u << id_prev))
 			    : segs && segs != 1u)
@@ -696,6 +707,202 @@ static int find_active(const char *uuid, char *name, size_t name_len)
 	return found;
 }
 
+/* ---------------------------------------------------------------- finalize */
+
+/*
+ * After the last hotzone libcryptsetup commits the segment map (all data
+ * under the new key) and only then, in a second header write, drops the
+ * reencryption metadata. Killed in between, libcryptsetup 2.6 resumes such a
+ * header from offset 0 and re-encrypts data that is already under the new
+ * key with it again, destroying it (cryptsetup reencrypt --resume-only does
+ * the same). keyd therefore recognises this state and finishes it itself.
+ */
+static bool all_data_new(json_object *meta)
+{
+	json_object *segs = jget(meta, "segments", json_type_object);
+	uint32_t new_segs = 0, data_segs = 0;
+	int id_final = -1;
+
+	if (kd_rotate_phase_of(meta) != KD_ROTATE_RUNNING)
+		return false;
+	json_object_object_foreach(segs, sid, seg) {
+		int id = id_of(sid);
+
+		if (id < 0 || has_flag(seg, "in-reencryption"))
+			return false;
+		if (has_flag(seg, "backup-final"))
+			id_final = id;
+		else if (!has_flag(seg, "backup-previous"))
+			data_segs |= 1u << id;
+	}
+	json_object_object_foreach(jget(meta, "digests", json_type_object), did, dig) {
+		uint32_t m = 0;
+
+		(void)did;
+		if (id_mask(jget(dig, "segments", json_type_array), &m) && id_final >= 0 &&
+		    (m & (1u << id_final)))
+			new_segs = m;
+	}
+	return data_segs && !(data_segs & ~new_segs);
+}
+
+/* The final metadata: new-key keyslots, digest and tokens, segment 0 = final. */
+static json_object *final_meta(json_object *meta, uint32_t fresh, char ***ret_areas_unused)
+{
+	json_object *out = json_object_new_object(), *ks = json_object_new_object(),
+		    *segs = json_object_new_object(), *digs = json_object_new_object(),
+		    *toks = json_object_new_object(), *cfg = NULL;
+
+	(void)ret_areas_unused;
+	json_object_object_foreach(jget(meta, "keyslots", json_type_object), kid, k) {
+		json_object *c = NULL;
+
+		if (id_of(kid) >= 0 && (fresh & (1u << id_of(kid))) && !json_object_deep_copy(k, &c, NULL))
+			json_object_object_add(ks, kid, c);
+	}
+	json_object_object_foreach(jget(meta, "segments", json_type_object), sid, seg) {
+		json_object *c = NULL;
+
+		(void)sid;
+		if (has_flag(seg, "backup-final") && !json_object_deep_copy(seg, &c, NULL)) {
+			json_object_object_del(c, "flags");
+			json_object_object_add(segs, "0", c);
+		}
+	}
+	json_object_object_foreach(jget(meta, "digests", json_type_object), did, dig) {
+		uint32_t m = 0;
+		json_object *c = NULL, *a;
+
+		if (id_mask(jget(dig, "keyslots", json_type_array), &m) && m && !(m & ~fresh) &&
+		    !json_object_deep_copy(dig, &c, NULL)) {
+			a = json_object_new_array();
+			json_object_array_add(a, json_object_new_string("0"));
+			json_object_object_add(c, "segments", a);
+			json_object_object_add(digs, did, c);
+		}
+	}
+	json_object_object_foreach(jget(meta, "tokens", json_type_object), tid, tok) {
+		uint32_t m = 0;
+		json_object *c = NULL;
+
+		if (id_mask(jget(tok, "keyslots", json_type_array), &m) && m && !(m & ~fresh) &&
+		    !json_object_deep_copy(tok, &c, NULL))
+			json_object_object_add(toks, tid, c);
+	}
+	json_object_deep_copy(jget(meta, "config", json_type_object), &cfg, NULL);
+	if (cfg)
+		json_object_object_del(cfg, "requirements");
+	json_object_object_add(out, "keyslots", ks);
+	json_object_object_add(out, "tokens", toks);
+	json_object_object_add(out, "segments", segs);
+	json_object_object_add(out, "digests", digs);
+	json_object_object_add(out, "config", cfg);
+	return out;
+}
+
+/* Rewrite one binary header copy at off with json and seqid; SHA-256 checksum. */
+static int write_copy(int fd, uint64_t off, uint64_t hdr_size, uint64_t seqid, const char *json)
+{
+	static const uint8_t zero64[64];
+	uint8_t *buf = malloc(hdr_size), digest[32];
+	unsigned dlen = 0;
+	EVP_MD_CTX *md;
+	int ok;
+
+	if (!buf)
+		return KD_ENOMEM;
+	if (pread(fd, buf, hdr_size, (off_t)off) != (ssize_t)hdr_size ||
+	    strlen(json) >= hdr_size - KD_LUKS2_BIN_SIZE) {
+		free(buf);
+		return kd_fail(KD_EIO, "cannot read the LUKS2 header copy at %llu",
+			       (unsigned long long)off);
+	}
+	for (int i = 0; i < 8; i++)
+		buf[16 + i] = (uint8_t)(seqid >> (56 - 8 * i));
+	memset(buf + KD_LUKS2_BIN_SIZE, 0, hdr_size - KD_LUKS2_BIN_SIZE);
+	memcpy(buf + KD_LUKS2_BIN_SIZE, json, strlen(json));
+	memset(buf + 448, 0, 64);
+	md = EVP_MD_CTX_new();
+	ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, buf, 448) &&
+	     EVP_DigestUpdate(md, zero64, 64) && EVP_DigestUpdate(md, buf + 512, hdr_size - 512) &&
+	     EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32;
+	EVP_MD_CTX_free(md);
+	if (ok)
+		memcpy(buf + 448, digest, 32);
+	ok = ok && pwrite(fd, buf, hdr_size, (off_t)off) == (ssize_t)hdr_size && !fdatasync(fd);
+	free(buf);
+	return ok ? 0 : kd_fail(KD_EIO, "cannot write the LUKS2 header copy at %llu: %s",
+				(unsigned long long)off, strerror(errno));
+}
+
+static int finalize_by_hand(const char *path)
+{
+	struct kd_header_health h;
+	json_object *meta = NULL, *fin = NULL;
+	uint64_t hdr_size, seqid;
+	uint32_t fresh;
+	struct stat st;
+	int fd, r;
+
+	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+		return kd_fail(KD_EIO, "cannot open %.200s: %s", path, strerror(errno));
+	/* libcryptsetup's own lock on image files; block devices are only
+	 * ever rotated by this one process (keyd rotate). */
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && flock(fd, LOCK_EX)) {
+		close(fd);
+		return kd_fail(KD_EIO, "cannot lock %.200s", path);
+	}
+	if ((r = kd_header_read(fd, &h, &meta)))
+		goto out;
+	if (h.allow_err) {
+		r = kd_fail(h.allow_err, "header refused: %s", h.allow_detail);
+		goto out;
+	}
+	if (!all_data_new(meta)) {
+		r = 0; /* someone else finished it */
+		goto out;
+	}
+	fresh = new_key_slots(meta);
+	fin = final_meta(meta, fresh, NULL);
+	/* The result must pass the allow-list like any header keyd writes. */
+	hdr_size = h.used ? h.secondary.hdr_size : h.primary.hdr_size;
+	if ((r = kd_header_allow(fin, hdr_size)))
+		goto out;
+	seqid = (h.primary.seqid > h.secondary.seqid ? h.primary.seqid : h.secondary.seqid) + 1;
+	{
+		const char *json = json_object_to_json_string_ext(fin, JSON_C_TO_STRING_PLAIN);
+
+		if ((r = write_copy(fd, 0, hdr_size, seqid, json)) ||
+		    (r = write_copy(fd, hdr_size, hdr_size, seqid, json)))
+			goto out;
+	}
+	/* The old keyslots (the old key, under this launch's passphrase) and the
+	 * journal are no longer referenced: wipe them as libcryptsetup would. */
+	json_object_object_foreach(jget(meta, "keyslots", json_type_object), kid, ks) {
+		json_object *area = jget(ks, "area", json_type_object);
+		uint64_t off = 0, len = 0;
+		static const uint8_t z[4096];
+
+		if (id_of(kid) < 0 || (fresh & (1u << id_of(kid))) || kd_luks2_u64(area, "offset", &off) ||
+		    kd_luks2_u64(area, "size", &len))
+			continue;
+		for (uint64_t o = 0; o < len; o += sizeof(z)) {
+			size_t n = len - o < sizeof(z) ? (size_t)(len - o) : sizeof(z);
+
+			if (pwrite(fd, z, n, (off_t)(off + o)) != (ssize_t)n) {
+				r = kd_fail(KD_EIO, "cannot wipe old keyslot %s", kid);
+				goto out;
+			}
+		}
+	}
+	r = fdatasync(fd) ? kd_fail(KD_EIO, "fdatasync: %s", strerror(errno)) : 0;
+out:
+	json_object_put(fin);
+	json_object_put(meta);
+	close(fd);
+	return r;
+}
+
 /* ---------------------------------------------------------------- run */
 
 struct run_ctx {
@@ -1060,6 +1267,35 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 	 * hotzone from the journal or checksums first). */
 	if ((r = checked_cd(path, &cd, &meta)))
 		goto out;
+	if (all_data_new(meta)) {
+		crypt_free(cd);
+		cd = NULL;
+		if ((r = finalize_by_hand(path)))
+			goto out;
+		ctx.p.size = ctx.p.done = ctx.p.start = st.size;
+		clock_gettime(CLOCK_MONOTONIC, &ctx.t0);
+		goto finished;
+	}
+	/* Killed inside a hotzone: replay the journal (or check the checksums)
+	 * first, as activation would; then load the repaired header again. */
+	if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_CRASH) {
+		struct crypt_params_reencrypt p = {.flags = CRYPT_REENCRYPT_RECOVERY};
+
+		r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len,
+						       CRYPT_ANY_SLOT, CRYPT_ANY_SLOT, NULL, NULL, &p);
+		crypt_free(cd);
+		cd = NULL;
+		json_object_put(meta);
+		meta = NULL;
+		if (r < 0) {
+			r = kd_fail(KD_ELUKS, "recovery of the interrupted hotzone failed: %s",
+				    strerror(-r));
+			goto out;
+		}
+		res.recovered = true;
+		if ((r = checked_cd(path, &cd, &meta)))
+			goto out;
+	}
 	{
 		struct crypt_params_reencrypt p = {.flags = CRYPT_REENCRYPT_RESUME_ONLY,
 						   .max_hotzone_size = params.max_hotzone_size};
@@ -1096,6 +1332,7 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 			    strerror(-r));
 		goto out;
 	}
+finished:
 	res.bytes = ctx.p.done - ctx.p.start;
 	res.seconds = since(&ctx.t0);
 	kd_failpoint("rotate.after-finish");

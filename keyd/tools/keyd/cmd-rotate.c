@@ -216,6 +216,7 @@ static int run_rotate(int argc, char **argv)
 		json_object_object_add(j, "rotated", json_object_new_boolean(1));
 		json_object_object_add(j, "resumed", json_object_new_boolean(res.resumed));
 		json_object_object_add(j, "online", json_object_new_boolean(res.online));
+		json_object_object_add(j, "recovered", json_object_new_boolean(res.recovered));
 		json_object_object_add(j, "keyslot", json_object_new_int(res.keyslot));
 		json_object_object_add(j, "resilience", json_object_new_string(res.resilience));
 		json_object_object_add(j, "tokens_dropped",

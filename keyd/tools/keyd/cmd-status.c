@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "keyd/error.h"
 #include "keyd/header.h"
+#include "keyd/rotate.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
@@ -20,7 +21,8 @@ static const char status_usage[] =
 	"Show every keyd token (keyslot, state, label, SVN, measurement, TCB,\n"
 	"created), the health of both LUKS2 header copies (agree, or which one\n"
 	"needs repair), the allow-list verdict, and whether the current launch can\n"
-	"unlock the volume -- and if not, why, in words. Without a reachable\n"
+	"unlock the volume -- and if not, why, in words; a volume-key rotation in\n"
+	"progress (keyd rotate), how far it got and what to do. Without a reachable\n"
 	"backend the launch part says \"unknown\". Reads only; writes nothing.\n" BACKEND_OPTS_HELP
 	"\nExit status: 0 shown (whatever the verdict), 1 not a readable LUKS2\n"
 	"volume, 2 usage.\n";
@@ -33,6 +35,7 @@ static int run_status(int argc, char **argv)
 	struct kd_volume *v = NULL;
 	const struct kd_header_health *h;
 	const struct kd_token *toks;
+	struct kd_rotate_status rot;
 	struct kd_launch l;
 	char launch[512], mhex[2 * KD_MEASUREMENT_SIZE + 1] = "";
 	const char *verdict;
@@ -53,6 +56,10 @@ static int run_status(int argc, char **argv)
 		return cli_refuse(r);
 	h = kd_volume_health(v);
 	toks = kd_volume_tokens(v, &n);
+	if ((r = kd_rotate_status(v, &rot)) < 0) {
+		kd_volume_close(v);
+		return cli_refuse(r);
+	}
 
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0) {
 		verdict = "unknown";
@@ -95,6 +102,7 @@ static int run_status(int argc, char **argv)
 		if (mhex[0])
 			json_object_object_add(lo, "measurement", json_object_new_string(mhex));
 		json_object_object_add(o, "launch", lo);
+		json_object_object_add(o, "rotation", kd_rotate_status_json(&rot));
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 		json_object_put(o);
 	} else {
@@ -118,6 +126,14 @@ static int run_status(int argc, char **argv)
 		if (mhex[0])
 			printf("launch:     measurement %s\n", mhex);
 		printf("this launch: %s: %s\n", verdict, launch);
+		if (rot.phase == KD_ROTATE_RUNNING)
+			printf("rotation:   %s, %llu of %llu bytes (%.0f%%), %s resilience\n"
+			       "  %s\n", rot.interrupted ? "interrupted" : "in progress",
+			       (unsigned long long)rot.done, (unsigned long long)rot.size,
+			       rot.size ? 100.0 * (double)rot.done / (double)rot.size : 0.0,
+			       rot.resilience, rot.advice);
+		else if (rot.phase == KD_ROTATE_PREPARED)
+			printf("rotation:   prepared\n  %s\n", rot.advice);
 	}
 	kd_volume_close(v);
 	kd_backend_close(b);
