@@ -157,7 +157,7 @@ assert len(m["keyslots"]) == 1 and len(m["digests"]) == 1 and len(m["tokens"]) =
 	# is killed again and again while it resumes, until it completes.
 	mkvol kill.img
 	for delay in 0.2 0.5 0.8 1.1 1.4 1.7 2.0 2.3; do
-		K rotate kill.img --hotzone 1M --quiet >/dev/null 2>&1 &
+		"$B/keyd" rotate kill.img --hotzone 1M --quiet >/dev/null 2>&1 &
 		rp=$!
 		sleep $delay
 		kill -KILL $rp 2>/dev/null || true
