@@ -87,6 +87,17 @@ data_is_plain rolled.img "$K1" && fail "rolled-back header opens the rotated dat
 cmp -s <(dd if=chk.img bs=4096 skip=$((OFF / 4096)) count=1 status=none) \
 	<(dd if=plain.bin bs=4096 count=1 status=none) && fail "first sector readable under the old key"
 
+# ---- keyd commit --rotate (this launch already active: commit is a no-op),
+# throttled: the data moves under a new key again.
+K commit img --rotate >/dev/null 2>err || fail "commit --rotate: $(cat err)"
+grep -q "rotated: keyslot" err || fail "commit --rotate did not rotate: $(cat err)"
+K3=$(vkhex img)
+[ "$K3" != "$K2" ] || fail "commit --rotate kept the volume key"
+data_is_plain img "$K3" || fail "data not intact after commit --rotate"
+K rotate img --max-rate 64M --resilience checksum --json >out.json 2>/dev/null || fail "rotate --max-rate --resilience checksum"
+grep -q "\"resilience\":\"checksum\"" out.json || fail "checksum resilience not used: $(cat out.json)"
+data_is_plain img "$(vkhex img)" || fail "data not intact after a throttled rotation"
+
 # ---- refusals
 mkvol esc.img
 for a in alice bob; do

@@ -10,28 +10,39 @@
  * data under a new key does: the old key then decrypts nothing written
  * after the rotation, and nothing written before it once the rotation is done.
  *
- * Steps (failpoint names in brackets; the same steps are in the SPIN model):
+ * Steps (failpoint names in brackets; the same steps are in the SPIN model,
+ * threat-model/model/rotate.pml):
  *
  *   1. open through this launch's active slot A (allow-list, derive, pin);
  *      refuse integrity volumes, pending handoff slots (unless dropped) and
  *      an escrow without new admin certificates (unless dropped)
  *   2. new random key K'; add keyslot A' for K' with A's passphrase as an
  *      unbound key (CRYPT_VOLUME_KEY_NO_SEGMENT)      [rotate.after-keyslot]
- *   3. write A's token for A' with the pin over K', state pending, so an
- *      unlock keeps choosing A until K' is in use     [rotate.after-token]
+ *   3. write A's token record for A', active, with the pin over K'
+ *                                                     [rotate.after-token]
+ *   4. remove every other token (A's, other launches', the retired previous
+ *      version's, the escrow): libcryptsetup refuses token writes while it
+ *      re-encrypts and kills every keyslot of the old key when it finishes,
+ *      so no token may name one         [rotate.after-old-tokens]
  *                                                     [rotate.before-init]
- *   4. crypt_reencrypt_init_by_passphrase(A -> A'): the header now carries
- *      the reencryption requirement, both digests and the resilience
+ *   5. crypt_reencrypt_init_by_passphrase(old key -> A'): the header now
+ *      carries the reencryption requirement, both digests and the resilience
  *      keyslot                                        [rotate.after-init]
- *   5. A' becomes active; every other keyd and escrow token is removed
- *      (libcryptsetup kills their keyslots when the rotation finishes, so
- *      no token may outlive its keyslot)              [rotate.after-old-tokens]
- *   6. crypt_reencrypt_run, hotzone by hotzone        [rotate.mid-run]
+ *   6. crypt_reencrypt_run on the same handle, hotzone by hotzone
+ *                                                     [rotate.mid-run]
  *                                                     [rotate.before-finalize]
  *      libcryptsetup finishes by dropping the old digest and every keyslot
  *      bound to it                                    [rotate.after-finish]
  *   7. with admin certificates: a fresh k-of-n escrow for K'
  *                                                     [rotate.after-escrow]
+ *
+ * From step 2 to the finish the volume opens with this launch's passphrase,
+ * which opens a keyslot of each key (keyd unlock activates by passphrase;
+ * libcryptsetup replays an interrupted hotzone first). Running kd_rotate
+ * again resumes from whatever step the header shows; it replays an
+ * interrupted hotzone, and finishes itself the one state libcryptsetup 2.6
+ * resumes wrongly (every data segment under K', metadata not yet final: its
+ * resume starts again at offset 0 and re-encrypts data already under K').
  *
  * Why A' has the same passphrase as A: a LUKS2 volume in reencryption is
  * opened with one passphrase that must open a keyslot of each digest; and a

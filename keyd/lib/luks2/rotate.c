@@ -747,13 +747,12 @@ static bool all_data_new(json_object *meta)
 }
 
 /* The final metadata: new-key keyslots, digest and tokens, segment 0 = final. */
-static json_object *final_meta(json_object *meta, uint32_t fresh, char ***ret_areas_unused)
+static json_object *final_meta(json_object *meta, uint32_t fresh)
 {
 	json_object *out = json_object_new_object(), *ks = json_object_new_object(),
 		    *segs = json_object_new_object(), *digs = json_object_new_object(),
 		    *toks = json_object_new_object(), *cfg = NULL;
 
-	(void)ret_areas_unused;
 	json_object_object_foreach(jget(meta, "keyslots", json_type_object), kid, k) {
 		json_object *c = NULL;
 
@@ -863,7 +862,7 @@ static int finalize_by_hand(const char *path)
 		goto out;
 	}
 	fresh = new_key_slots(meta);
-	fin = final_meta(meta, fresh, NULL);
+	fin = final_meta(meta, fresh);
 	/* The result must pass the allow-list like any header keyd writes. */
 	hdr_size = h.used ? h.secondary.hdr_size : h.primary.hdr_size;
 	if ((r = kd_header_allow(fin, hdr_size)))
@@ -1094,7 +1093,7 @@ static int check_prepared(const char *path, struct kd_volume *v, const struct kd
 			  int *ret_slot)
 {
 	struct crypt_device *cd = NULL;
-	json_object *meta = NULL, *view = NULL;
+	json_object *meta = NULL;
 	_kd_secret_ struct kd_secret *nvk = NULL;
 	const struct kd_token *toks;
 	uint8_t pin[KD_PIN_SIZE];
@@ -1151,7 +1150,6 @@ static int check_prepared(const char *path, struct kd_volume *v, const struct kd
 	r = 0;
 out:
 	kd_wipe(pin, sizeof(pin));
-	json_object_put(view);
 	json_object_put(meta);
 	crypt_free(cd);
 	return r;
@@ -1160,7 +1158,7 @@ out:
 int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *l,
 	      const struct kd_rotate_opts *o, struct kd_rotate_result *ret)
 {
-	_kd_secret_ struct kd_secret *vk = NULL, *pass = NULL, *pin_key = NULL, *vk2 = NULL;
+	_kd_secret_ struct kd_secret *vk = NULL, *pass = NULL, *pin_key = NULL, *pass2 = NULL;
 	struct crypt_params_luks2 luks2 = {.sector_size = KD_VOLUME_SECTOR_SIZE};
 	struct crypt_params_reencrypt params = {
 		.mode = CRYPT_REENCRYPT_REENCRYPT,
@@ -1210,10 +1208,11 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 		goto out;
 	/* Step 1: this launch's slot, through the whole unlock order. */
 	if ((r = kd_volume_unlock_secrets(v, b, l, &vk, &pass, &tok)) ||
-	    (r = kd_seal_keys_for_token(b, &tok, kd_volume_uuid(v), &vk2, &pin_key)))
+	    (r = kd_seal_keys_for_token(b, &tok, kd_volume_uuid(v), &pass2, &pin_key)))
 		goto out;
-	kd_secret_free(vk2);
-	vk2 = NULL;
+	/* pass2 == pass: the pin key is what this derivation is for. */
+	kd_secret_free(pass2);
+	pass2 = NULL;
 	if (tok.state != KD_TOKEN_ACTIVE) {
 		r = kd_fail(KD_EREFUSED, "this launch's keyd slot %d is %s; commit it (keyd commit) "
 					 "before rotating", tok.keyslot, kd_token_state_name(tok.state));
