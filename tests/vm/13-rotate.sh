@@ -1,5 +1,5 @@
 #!/bin/bash
-# Scenario 12: online volume-key rotation and proof of revocation (issue 17).
+# Scenario 13: online volume-key rotation and proof of revocation (issue 17).
 # Boot 1 provisions the volume and writes the marker; the host keeps a copy
 # of that header. Boot 2 unlocks, reads the marker and runs `keyd rotate`
 # online (the volume mounted). The host then restores the pre-rotation header
@@ -34,7 +34,7 @@ digest() { # DISK -> the volume-key digest of the header's single digest
 }
 
 # 1: provision, marker.
-vm_launch 12a-rotate-provision "$img" "$VM_APPEND_BASE" "$disk" || fail "provisioning boot did not power off"
+vm_launch 13a-rotate-provision "$img" "$VM_APPEND_BASE" "$disk" || fail "provisioning boot did not power off"
 expect_result "$VM_LOG" ok
 [ "$(vm_field "$VM_LOG" state)" = provisioned ] || fail "volume was not provisioned"
 marker=$(vm_field "$VM_LOG" marker)
@@ -43,7 +43,7 @@ cryptsetup luksHeaderBackup "$disk" --header-backup-file "$T/old.hdr"
 old_digest=$(digest "$disk")
 
 # 2: unlock, read the marker, rotate online.
-vm_launch 12b-rotate-online "$img" "$VM_APPEND_BASE" "$disk" || fail "rotation boot did not power off"
+vm_launch 13b-rotate-online "$img" "$VM_APPEND_BASE" "$disk" || fail "rotation boot did not power off"
 expect_result "$VM_LOG" ok
 [ "$(vm_field "$VM_LOG" marker)" = "$marker" ] || fail "marker differs before the rotation"
 [ "$(rotate_result "$VM_LOG")" = ok ] || fail "keyd rotate did not succeed"
@@ -57,12 +57,12 @@ cryptsetup luksDump --dump-json-metadata "$disk" | grep -q requirements && fail 
 # opens (pin verifies), the data does not decrypt under the old key.
 cp "$disk" "$T/rolled.img"
 cryptsetup luksHeaderRestore -q "$T/rolled.img" --header-backup-file "$T/old.hdr"
-vm_launch 12c-rotate-rolled-header "$img" "$VM_APPEND_BASE" "$T/rolled.img" || fail "rollback boot did not power off"
+vm_launch 13c-rotate-rolled-header "$img" "$VM_APPEND_BASE" "$T/rolled.img" || fail "rollback boot did not power off"
 [ "$(vm_result "$VM_LOG")" != ok ] || fail "the pre-rotation header opened the rotated data"
 grep -aq "marker=$marker" "$VM_LOG" && fail "marker readable through the pre-rotation header"
 
 # 4: the real disk: the marker under the new key.
-vm_launch 12d-rotate-after "$img" "$VM_APPEND_BASE" "$disk" || fail "boot after rotation did not power off"
+vm_launch 13d-rotate-after "$img" "$VM_APPEND_BASE" "$disk" || fail "boot after rotation did not power off"
 expect_result "$VM_LOG" ok
 [ "$(vm_field "$VM_LOG" state)" = unlocked ] || fail "volume was not simply unlocked"
 [ "$(vm_field "$VM_LOG" marker)" = "$marker" ] || fail "marker differs after the rotation"
