@@ -90,6 +90,15 @@ PLUGIN_SRCS := $(sort $(wildcard luks-hooks/plugin/*.c))
 PROD_BINS := $(B)/keyd $(B)/keyd-recover
 PROD_MANS := $(filter-out man/keyd-simfw.8,$(sort $(wildcard man/*.8)))
 BINS := $(PROD_BINS) $(B)/keyd-simfw
+
+# The test guest's /dev/sev-guest (CUSE, libfuse3) in front of keyd-simfw: a
+# test rig like keyd-simfw, installed only by install-simfw. It speaks the
+# wire protocol of libkeyd and links no simulated firmware.
+CUSE_CFLAGS = $(shell pkg-config --cflags fuse3 2>/dev/null)
+CUSE_LIBS = $(shell pkg-config --libs fuse3 2>/dev/null)
+SEVGUEST_OBJ := $(B)/obj/keyd/sim/cuse/sevguest.o
+SEVGUEST_CUSE := $(B)/keyd-sevguest-cuse
+BINS += $(SEVGUEST_CUSE)
 ifneq ($(strip $(PLUGIN_SRCS)),)
 PLUGIN := $(B)/libcryptsetup-token-keyd.so
 endif
@@ -126,6 +135,11 @@ $(SIMFW_SRCS:%.c=$(B)/obj/%.o): CPPFLAGS += $(SIM_CPPFLAGS)
 $(B)/keyd-simfw: $(SIMFW_SRCS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(B)/obj/keyd/sim/cuse/main.o: CFLAGS += $(CUSE_CFLAGS)
+$(SEVGUEST_CUSE): $(B)/obj/keyd/sim/cuse/main.o $(SEVGUEST_OBJ) $(LIBKEYD)
+	@pkg-config --exists fuse3 || { echo "keyd-sevguest-cuse needs libfuse3-dev (make deps)" >&2; exit 1; }
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUSE_LIBS)
+
 $(B)/keyd-recover: $(RECOVER_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -134,10 +148,12 @@ $(B)/libcryptsetup-token-keyd.so: $(PLUGIN_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD) luk
 		$(LDSAN) -o $@ $(PLUGIN_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD) $(PKG_LIBS)
 
 $(TEST_HELPERS:%.c=$(B)/obj/%.o): CPPFLAGS += $(SIM_CPPFLAGS)
+# test_sevguest drives the emulated device's ABI in process.
+$(B)/tests/test_sevguest: $(SEVGUEST_OBJ)
 $(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(SIM_CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) -Itests/unit $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
-		$(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
+	$(CC) $(CPPFLAGS) $(SIM_CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) -Itests/unit -Ikeyd/sim/cuse $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
+		$(filter %/sevguest.o,$^) $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
 
 # Benchmark helpers: tests/bench/<name>.c -> $(B)/bench/<name>
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(sort $(wildcard tests/bench/*.c)))
@@ -151,8 +167,9 @@ $(B)/bench/%: tests/bench/%.c $(LIBKEYD)
 # Debian 12 packages for building and testing. Installed only when missing.
 DEB_BUILD := gcc make pkg-config libcryptsetup-dev libssl-dev libjson-c-dev \
 	libdevmapper-dev libblkid-dev libgfshare-dev check libsubunit-dev \
-	cryptsetup-bin e2fsprogs util-linux xxd ovmf
-DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod initramfs-tools
+	cryptsetup-bin e2fsprogs util-linux xxd ovmf libfuse3-dev \
+	libengine-pkcs11-openssl softhsm2 opensc
+DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod initramfs-tools mmdebstrap
 DEB_MODEL := spin
 DEB_FUZZ := clang-14 libclang-rt-14-dev
 DEB_VALGRIND := valgrind
@@ -169,11 +186,17 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: deps deps-vm deps-model deps-fuzz deps-valgrind deps-deb
+.PHONY: deps deps-vm deps-vm-kernel2 deps-model deps-fuzz deps-valgrind deps-deb
 deps:
 	@$(call apt_ensure,$(DEB_BUILD))
 deps-vm: deps
 	@$(call apt_ensure,$(DEB_VM))
+# Debian 12's 6.12 kernel (bookworm-security), which check-vm boots next to
+# the default 6.1 for the scenarios that touch the guest interface: unpacked
+# into $(B)/vm-kernels, not installed (the host's boot setup is left alone).
+VM_KERNEL2_PKG ?= linux-image-6.12-amd64
+deps-vm-kernel2: deps-vm
+	@tests/vm/fetch-kernel.sh $(abspath $(B))/vm-kernels $(VM_KERNEL2_PKG) >/dev/null
 deps-model:
 	@$(call apt_ensure,$(DEB_MODEL))
 deps-fuzz:
@@ -214,7 +237,7 @@ check-asan: deps
 check-valgrind: all $(UNIT_BINS)
 	@tests/run-valgrind.sh $(UNIT_BINS)
 
-check-vm: all deps-vm
+check-vm: all deps-vm deps-vm-kernel2
 	@if [ -x tests/vm/run.sh ]; then tests/vm/run.sh; else echo "check-vm: no VM tests"; fi
 
 model-check: deps-model
@@ -261,11 +284,12 @@ install: all
 	install -d $(DESTDIR)$(DRACUT_MODULES_DIR)/90keyd
 	install -m 0755 initramfs/dracut/* $(DESTDIR)$(DRACUT_MODULES_DIR)/90keyd/
 
-# The simulated AMD-SP, for test rigs only: never part of a production install.
+# The simulated AMD-SP and the test guest's emulated /dev/sev-guest, for test
+# rigs only: never part of a production install.
 .PHONY: install-simfw
 install-simfw: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
-	install -m 0755 $(B)/keyd-simfw $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(B)/keyd-simfw $(SEVGUEST_CUSE) $(DESTDIR)$(SBINDIR)/
 	install -m 0644 man/keyd-simfw.8 $(DESTDIR)$(MANDIR)/man8/
 
 .PHONY: clean

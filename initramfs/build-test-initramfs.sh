@@ -7,6 +7,12 @@
 # and initramfs/keyd-unlock.sh - the same file the initramfs-tools and dracut
 # images run.
 #
+# The test rig that stands in for SEV-SNP hardware comes along: the CUSE
+# daemon keyd-sevguest-cuse (with cuse.ko) and initramfs/test-sevguest-rig.sh,
+# which /init runs before keyd so that /dev/sev-guest exists, backed by
+# keyd-simfw on the host. keyd in the image is configured exactly as on
+# hardware (no KEYD_SIM): its backend detection finds /dev/sev-guest.
+#
 # The archive is reproducible (sorted names, mtime 0, uid/gid 0, gzip -n): it
 # is measured into the launch digest, so the same inputs must give the same
 # bytes and therefore the same sealing key, run after run.
@@ -14,11 +20,18 @@
 # Usage: build-test-initramfs.sh [options] BUILD_DIR
 #   -o FILE            output (default BUILD_DIR/initramfs/keyd-test.cpio.gz)
 #   --volumes FILE     /etc/keyd/volumes (default: "state /dev/vda ext4 /state defaults")
-#   --boot-conf FILE   /etc/keyd/boot.conf, sourced before unlocking
-#                      (default: KEYD_SIM=serial:/dev/virtio-ports/org.keyd.sim)
+#   --boot-conf FILE   /etc/keyd/boot.conf, sourced before unlocking (default:
+#                      KEYD_TEST_SEVGUEST_PORT=/dev/virtio-ports/org.keyd.sim,
+#                      the port the emulated /dev/sev-guest talks through; a
+#                      boot.conf without it boots with no /dev/sev-guest)
 #   --add SRC=DST      copy SRC into the image at DST (repeatable)
 #   --kver VERSION     kernel version (default: newest in /lib/modules with a
 #                      /boot/vmlinuz)
+#   --modroot DIR      where lib/modules/VERSION is (default /; a kernel
+#                      package unpacked with dpkg-deb -x)
+#
+# Kernel modules are staged once per kernel and module list under
+# BUILD_DIR/initramfs/cache, so rebuilding an image takes about a second.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +39,7 @@ out=
 volumes=
 bootconf=
 kver=
+modroot=
 adds=()
 
 usage() {
@@ -40,6 +54,7 @@ while [ $# -gt 0 ]; do
 	--boot-conf) bootconf=$2; shift 2 ;;
 	--add) adds+=("$2"); shift 2 ;;
 	--kver) kver=$2; shift 2 ;;
+	--modroot) modroot=$(cd "$2" && pwd); shift 2 ;;
 	-h | --help) usage ;;
 	-*) echo "build-test-initramfs: unknown option $1" >&2; usage ;;
 	*) break ;;
@@ -57,6 +72,8 @@ if [ -z "$kver" ]; then
 fi
 [ -n "$kver" ] || { echo "build-test-initramfs: no kernel with modules found (make deps-vm)" >&2; exit 1; }
 
+moddir=$modroot/lib/modules/$kver
+[ -d "$moddir" ] || { echo "build-test-initramfs: $moddir missing" >&2; exit 1; }
 for f in "$build/keyd" /bin/busybox; do
 	[ -x "$f" ] || { echo "build-test-initramfs: missing $f" >&2; exit 1; }
 done
@@ -97,6 +114,8 @@ put_elf "$build/keyd" /sbin/keyd
 put_elf "$(command -v mke2fs)" /usr/lib/keyd/mke2fs
 [ -r /etc/mke2fs.conf ] && put /etc/mke2fs.conf
 put_elf "$(command -v cryptsetup)" /sbin/cryptsetup
+# dm-verity root (keyd-unlock.sh maps it from the measured command line).
+put_elf "$(command -v veritysetup)" /sbin/veritysetup
 # glibc dlopens libgcc_s for pthread_exit (libargon2's threads); ldd never
 # lists it.
 libgcc=$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/{print $NF; exit}')
@@ -110,20 +129,48 @@ fi
 # authenticated encryption, aes-xts-plain64 + hmac(sha256) tags).
 # virtio_net (with net_failover, failover) and qemu_fw_cfg: the upgrade
 # handoff (keyd-upgrade.sh) - its link to the peer VM, and the host's mode
-# and manifest.
+# and manifest. cuse (with fuse): the test rig's /dev/sev-guest. dm_verity: a
+# verity root named by the measured command line.
 mods="virtio virtio_ring virtio_pci virtio_blk virtio_console dm_mod dm_crypt
 ext4 crc32c_intel crc32c_generic xts ecb aesni_intel cryptd crypto_simd
-dm_integrity authenc sha256_ssse3 virtio_net qemu_fw_cfg"
-for m in $mods; do
-	modprobe -S "$kver" --show-depends "$m" 2>/dev/null
-done | awk '$1 == "insmod" {print $2}' | sort -u | while read -r ko; do
-	put "$ko"
-done
-for f in modules.builtin modules.builtin.modinfo modules.order; do
-	[ -f "/lib/modules/$kver/$f" ] && put "/lib/modules/$kver/$f"
-done
-depmod -b "$stage" "$kver"
+dm_integrity authenc sha256_ssse3 virtio_net qemu_fw_cfg cuse dm_verity"
+# Staged once per kernel and module list (xz-compressed modules, as Debian's
+# 6.12 ships them, are unpacked: busybox's modprobe loads plain .ko files).
+cache=$build/initramfs/cache/modules-$kver-$(echo "$mods" | sha256sum | cut -c1-12)
+if [ ! -f "$cache/.done" ]; then
+	rm -rf "$cache" "$cache.tmp"
+	mkdir -p "$cache.tmp"
+	for m in $mods; do
+		modprobe -d "${modroot:-/}" -S "$kver" --show-depends "$m" 2>/dev/null
+	done | awk '$1 == "insmod" {print $2}' | sort -u | while read -r ko; do
+		rel=${ko#"$modroot"}
+		mkdir -p "$cache.tmp$(dirname "$rel")"
+		case $ko in
+		*.xz) xz -dc "$ko" >"$cache.tmp${rel%.xz}" ;;
+		*) cp "$ko" "$cache.tmp$rel" ;;
+		esac
+	done
+	for f in modules.builtin modules.builtin.modinfo modules.order; do
+		if [ -f "$moddir/$f" ]; then
+			mkdir -p "$cache.tmp/lib/modules/$kver"
+			cp "$moddir/$f" "$cache.tmp/lib/modules/$kver/$f"
+		fi
+	done
+	depmod -b "$cache.tmp" "$kver"
+	touch "$cache.tmp/.done"
+	mv "$cache.tmp" "$cache"
+fi
+(cd "$cache" && find . -mindepth 1 ! -name .done | cpio --quiet -pdm "$stage")
 echo "$mods" | tr ' ' '\n' >"$stage/etc/keyd/test-modules"
+
+# The test rig's /dev/sev-guest (never part of a production image).
+if [ -x "$build/keyd-sevguest-cuse" ]; then
+	put_elf "$build/keyd-sevguest-cuse" /usr/lib/keyd/keyd-sevguest-cuse
+	install -m 0644 "$here/test-sevguest-rig.sh" "$stage/usr/lib/keyd/test-sevguest-rig.sh"
+elif [ -z "$bootconf" ]; then
+	echo "build-test-initramfs: $build/keyd-sevguest-cuse is missing (make all, libfuse3-dev)" >&2
+	exit 1
+fi
 
 install -m 0755 "$here/test-init" "$stage/init"
 install -m 0755 "$here/keyd-unlock.sh" "$stage/usr/lib/keyd/keyd-unlock.sh"
@@ -136,7 +183,7 @@ fi
 if [ -n "$bootconf" ]; then
 	cp "$bootconf" "$stage/etc/keyd/boot.conf"
 else
-	echo "export KEYD_SIM=serial:/dev/virtio-ports/org.keyd.sim" >"$stage/etc/keyd/boot.conf"
+	echo "KEYD_TEST_SEVGUEST_PORT=/dev/virtio-ports/org.keyd.sim" >"$stage/etc/keyd/boot.conf"
 fi
 for a in "${adds[@]}"; do
 	put "${a%%=*}" "${a#*=}"

@@ -243,7 +243,8 @@ keyd_unlock_volume() {
 			fi
 			keyd_log "$_uv_name: $_uv_dev is blank: provisioning a new sealed volume"
 			# shellcheck disable=SC2086 # $_uv_integ: integrity and escrow options
-			if ! _uv_out=$("$KEYD" enroll "$_uv_dev" --format --label "$_uv_label" $_uv_integ 2>&1); then
+			if ! _uv_out=$("$KEYD" enroll "$_uv_dev" --format --root-check \
+				--label "$_uv_label" $_uv_integ 2>&1); then
 				keyd_error "$_uv_name: provisioning $_uv_dev refused"
 				keyd_log_lines keyd_error "$_uv_out"
 				return 1
@@ -251,7 +252,7 @@ keyd_unlock_volume() {
 			keyd_log_lines keyd_log "$_uv_out"
 		fi
 		rm -f "$KEYD_RUN/$_uv_name.slot"
-		if ! _uv_out=$("$KEYD" unlock "$_uv_dev" "$_uv_name" \
+		if ! _uv_out=$("$KEYD" unlock "$_uv_dev" "$_uv_name" --root-check \
 			--state-file "$KEYD_RUN/$_uv_name.slot" 2>&1); then
 			keyd_error "$_uv_name: unlock of $_uv_dev refused"
 			keyd_log_lines keyd_error "$_uv_out"
@@ -293,11 +294,85 @@ keyd_unlock_volume() {
 	return 0
 }
 
+# keyd_cmdline_arg NAME -> the value of NAME=VALUE on the measured kernel
+# command line (the last one; keyd root check refuses two different ones).
+keyd_cmdline_arg() {
+	_ca_val=
+	_ca_found=1
+	for _ca_arg in $(cat "${KEYD_CMDLINE:-/proc/cmdline}"); do
+		case $_ca_arg in
+		"$1"=*) _ca_val=${_ca_arg#*=} _ca_found=0 ;;
+		esac
+	done
+	[ "$_ca_found" -eq 0 ] && echo "$_ca_val"
+	return "$_ca_found"
+}
+
+# keyd_verity_map NAME HASHARG DATAARG HASHDEVARG: map /dev/mapper/NAME with
+# dm-verity when the command line names a root hash for it (systemd's
+# roothash= and systemd.verity_root_data=/systemd.verity_root_hash=, or the
+# usr equivalents). keyd.verity_check=full reads and checks every block first
+# (veritysetup verify), so a changed byte anywhere refuses this boot before
+# any state key exists; without it, a changed block reads as EIO later.
+keyd_verity_map() {
+	_vm_name=$1
+	_vm_hash=$(keyd_cmdline_arg "$2") || _vm_hash=$(keyd_cmdline_arg "keyd.$2") || return 0
+	if [ -e "/dev/mapper/$_vm_name" ]; then
+		keyd_log "$_vm_name: already mapped (keyd root check verifies its table)"
+		return 0
+	fi
+	_vm_data=$(keyd_cmdline_arg "$3") && _vm_hdev=$(keyd_cmdline_arg "$4") || {
+		keyd_error "$_vm_name: the command line has $2= but no $3= and $4="
+		return 1
+	}
+	_vm_data=$(keyd_resolve "$_vm_data") && _vm_hdev=$(keyd_resolve "$_vm_hdev") || return 1
+	if [ "$(keyd_cmdline_arg keyd.verity_check)" = full ]; then
+		if ! _vm_out=$(veritysetup verify "$_vm_data" "$_vm_hdev" "$_vm_hash" 2>&1); then
+			keyd_error "$_vm_name: $_vm_data does not match the measured $2 (veritysetup verify)"
+			keyd_log_lines keyd_error "$_vm_out"
+			return 1
+		fi
+		keyd_log "$_vm_name: every block of $_vm_data matches the measured $2"
+	fi
+	if ! _vm_out=$(veritysetup open "$_vm_data" "$_vm_name" "$_vm_hdev" "$_vm_hash" 2>&1); then
+		keyd_error "$_vm_name: dm-verity refused $_vm_data with the measured $2"
+		keyd_log_lines keyd_error "$_vm_out"
+		return 1
+	fi
+	keyd_log "$_vm_name: $_vm_data mapped read-only with dm-verity as /dev/mapper/$_vm_name"
+}
+
+# keyd_root_trust: map the verity root (and /usr) named by the measured
+# command line, then let keyd say whether the root this boot switches into
+# is covered by the measurement (keyd root check). One line on the console
+# and in /dev/kmsg either way. Every keyd command that releases a state key
+# repeats the check itself (--root-check).
+keyd_root_trust() {
+	keyd_verity_map root roothash systemd.verity_root_data systemd.verity_root_hash || return 1
+	keyd_verity_map usr usrhash systemd.verity_usr_data systemd.verity_usr_hash || return 1
+	if _rt_out=$("$KEYD" root check 2>&1); then
+		keyd_log "$_rt_out"
+		return 0
+	fi
+	keyd_error "no state volume is unlocked: ${_rt_out#keyd: }"
+	return 1
+}
+
 # keyd_unlock_all [CONFIG] -> number of failed volumes (0 = all unlocked)
 keyd_unlock_all() {
 	_ua_conf=${1:-/etc/keyd/volumes}
 	_ua_failed=0
 	[ -r "$_ua_conf" ] || return 0
+	if ! keyd_root_trust; then
+		# Every volume counts as failed: none may open for this root.
+		while read -r _ua_name _ua_rest <&3; do
+			case $_ua_name in '' | '#'*) continue ;; esac
+			mkdir -p "$KEYD_RUN"
+			echo failed >"$KEYD_RUN/$_ua_name.state"
+			_ua_failed=$((_ua_failed + 1))
+		done 3<"$_ua_conf"
+		return "$_ua_failed"
+	fi
 	# The config is read on fd 3 so that nothing keyd runs can eat it.
 	while read -r _ua_name _ua_spec _ua_fs _ua_mnt _ua_opts _ua_extra <&3; do
 		case $_ua_name in '' | '#'*) continue ;; esac

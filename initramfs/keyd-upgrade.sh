@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# Upgrade handoff roles at boot (keyd-handoff(8), DESIGN.md §6). Sourced after
+# Upgrade handoff roles at boot (keyd-handoff(8), docs/handoff-protocol.md). Sourced after
 # keyd-unlock.sh by an initramfs /init; the self-contained test image uses it.
 #
 #   keyd_upgrade_mode            prints boot | serve-upgrade | upgrade

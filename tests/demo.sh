@@ -30,7 +30,7 @@ t0=$(date +%s)
 
 step "What this shows"
 say "A confidential VM keeps its state on an encrypted LUKS2 disk that the host stores but must never read. keyd derives the disk key inside the VM from the AMD Secure Processor. The chip mixes in the launch measurement - a hash of the exact firmware, kernel, initramfs and kernel command line it started - so only this very image on this very chip can get the key back."
-say "Here the chip is keyd-simfw, a faithful simulator that runs on the host next to QEMU (TCG, no real SEV), and talks to the guest over a virtio-serial port. The guest cannot choose its own measurement: the simulator computes it from the files QEMU boots."
+say "Here the chip is keyd-simfw, a faithful simulator that runs on the host next to QEMU (TCG, no real SEV). Inside the guest it appears exactly where the real AMD-SP does, as /dev/sev-guest: a test-only character device that speaks the Linux guest driver's ioctl interface and forwards each request over a virtio-serial port. keyd is configured as on real hardware and runs the same code it runs there. The guest cannot choose its own measurement: the simulator computes it from the files QEMU boots."
 
 step "1. A chip and a GuestOS image"
 vm_setup
@@ -45,6 +45,8 @@ vm_blank_disk "$VM_DISK" 64
 say "A blank 64 MiB disk. The initramfs finds it empty, asks the chip for a key bound to the measurement and the launch policy, formats LUKS2 with it, records in the header which measurement it is sealed to, creates ext4 and writes a random marker file."
 vm_launch demo-1 "$VM_ORIG" "$VM_APPEND_BASE" "$VM_DISK" || die "first boot failed"
 guest "$VM_LOG"
+[ "$(vm_backend "$VM_LOG")" = snp ] || die "keyd did not use /dev/sev-guest (backend '$(vm_backend "$VM_LOG")')"
+say "keyd's backend detection found /dev/sev-guest and used its production snp backend."
 [ "$(vm_result "$VM_LOG")" = ok ] || die "first boot did not provision the volume"
 marker=$(vm_field "$VM_LOG" marker)
 say "From the host, the disk is a LUKS2 volume with a keyd token:"

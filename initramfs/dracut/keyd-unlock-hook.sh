@@ -6,7 +6,7 @@
 
 [ -r /etc/keyd/volumes ] || return 0 2>/dev/null || exit 0
 
-for m in dm_mod dm_crypt xts aesni_intel virtio_console; do
+for m in dm_mod dm_crypt dm_verity xts aesni_intel virtio_console; do
 	modprobe -q "$m" 2>/dev/null
 done
 # shellcheck source=/dev/null

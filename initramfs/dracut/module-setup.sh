@@ -8,7 +8,7 @@
 
 # Only included when there is something to unlock (or when asked for).
 check() {
-	require_binaries keyd mke2fs || return 1
+	require_binaries keyd mke2fs veritysetup || return 1
 	[ -r /etc/keyd/volumes ] || return 255
 	return 0
 }
@@ -19,11 +19,11 @@ depends() {
 }
 
 installkernel() {
-	instmods dm_crypt xts ecb aesni_intel cryptd crypto_simd virtio_console ext4
+	instmods dm_crypt dm_verity xts ecb aesni_intel cryptd crypto_simd virtio_console ext4
 }
 
 install() {
-	inst_multiple keyd mke2fs
+	inst_multiple keyd mke2fs veritysetup
 	inst_simple /usr/lib/keyd/keyd-unlock.sh
 	inst_simple /etc/keyd/volumes
 	[ -r /etc/keyd/boot.conf ] && inst_simple /etc/keyd/boot.conf

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Simulated chip state: the chip secret, chip ID, product, TCBs and the
- * ARK -> ASK -> VCEK chain with AMD's profile (SNP-FACTS §3), in a folder:
+ * ARK -> ASK -> VCEK chain with AMD's profile (docs/snp-facts.md §3.2), in a folder:
  *
  *   chip.json         product, chip_id, current_tcb, committed_tcb
  *   chip-secret       32 random bytes (0600)
@@ -175,7 +175,7 @@ static int add_conf_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok ? 0 : ossl_fail("add certificate extension");
 }
 
-/* An AMD extension whose extnValue content is `der` as is (SNP-FACTS §3). */
+/* An AMD extension whose extnValue content is `der` as is (docs/snp-facts.md §3.2). */
 static int add_raw_ext(X509 *x, const char *oid, const uint8_t *der, int len)
 {
 	ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
@@ -310,7 +310,7 @@ static int make_vcek(struct kd_sim_chip *c, uint64_t tcb, EVP_PKEY **ret_key, X5
 		goto out;
 	}
 	kd_sim_tcb_spl(tcb, c->product, &spl);
-	/* Extension set and order as in AMD's KDS VCEKs (SNP-FACTS §3). */
+	/* Extension set and order as in AMD's KDS VCEKs (docs/snp-facts.md §3.2). */
 	r = add_int_ext(x, "1.3.6.1.4.1.3704.1.1", turin ? 1 : 0);
 	if (!r)
 		r = add_ia5_ext(x, "1.3.6.1.4.1.3704.1.2", products[pi].vcek_name);

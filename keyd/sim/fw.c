@@ -5,6 +5,7 @@
  * host's certificate table. The layout of every message is in keyd/sim.h.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,12 @@ struct kd_sim_fw {
 	uint64_t launch_tcb;
 	int debug_key_fd;
 	const char *last_reason; /* static string: why the last request got its status */
+	/*
+	 * One request at a time across every connection, like the guest
+	 * driver's guest-request mutex: held from reading the chip state to
+	 * logging the status, never across a connection's idle time.
+	 */
+	pthread_mutex_t lock;
 };
 
 static const struct {
@@ -50,7 +57,7 @@ int kd_sim_fw_new(struct kd_sim_chip *chip, const struct kd_sim_launch *l, struc
 	X509 *x;
 	int r;
 
-	/* What SNP_LAUNCH_START would refuse (SNP-FACTS §2 policy bits). */
+	/* What SNP_LAUNCH_START would refuse (docs/snp-facts.md §2.3). */
 	if (!(l->policy & KD_POLICY_RSVD1) || (l->policy & KD_POLICY_MBZ_MASK))
 		return kd_fail(KD_EINVAL, "policy 0x%llx: bit 17 must be set and bits 63:26 clear",
 			       (unsigned long long)l->policy);
@@ -61,6 +68,7 @@ int kd_sim_fw_new(struct kd_sim_chip *chip, const struct kd_sim_launch *l, struc
 		return KD_ENOMEM;
 	fw->l = *l;
 	fw->debug_key_fd = -1;
+	pthread_mutex_init(&fw->lock, NULL);
 	if ((r = kd_secret_new(32, &fw->vmrk)) < 0)
 		goto fail;
 	if (RAND_priv_bytes(fw->vmrk->data, 32) != 1 || RAND_bytes(fw->report_id, 32) != 1) {
@@ -75,6 +83,7 @@ int kd_sim_fw_new(struct kd_sim_chip *chip, const struct kd_sim_launch *l, struc
 	return 0;
 fail:
 	kd_secret_free(fw->vmrk);
+	pthread_mutex_destroy(&fw->lock);
 	free(fw);
 	return r;
 }
@@ -85,6 +94,7 @@ void kd_sim_fw_free(struct kd_sim_fw *fw)
 		return;
 	kd_sim_chip_free(fw->chip);
 	kd_secret_free(fw->vmrk);
+	pthread_mutex_destroy(&fw->lock);
 	kd_wipe(fw, sizeof(*fw));
 	free(fw);
 }
@@ -400,7 +410,11 @@ int kd_sim_serve_fd(struct kd_sim_fw *fw, int fd, bool resync, kd_sim_log_fn on_
 			continue;
 		if (r < 0)
 			return r;
+		pthread_mutex_lock(&fw->lock);
 		r = kd_sim_handle(fw, &h, payload, &type, &rsp, &n, &st);
+		if (on_request)
+			on_request(ctx, h.type, st, r);
+		pthread_mutex_unlock(&fw->lock);
 		free(payload);
 		if (r < 0) {
 			kd_put_le32(err, (uint32_t)-r);
@@ -412,8 +426,6 @@ int kd_sim_serve_fd(struct kd_sim_fw *fw, int fd, bool resync, kd_sim_log_fn on_
 			kd_wipe(rsp, n);
 			free(rsp);
 		}
-		if (on_request)
-			on_request(ctx, h.type, st, r);
 		if (w < 0)
 			return w;
 	}

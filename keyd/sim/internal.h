@@ -13,7 +13,7 @@ const struct kd_secret *kd_sim_chip_secret(const struct kd_sim_chip *c);
 /* VCEK key and certificate for a TCB, borrowed from the chip's cache. */
 int kd_sim_chip_vcek(struct kd_sim_chip *c, uint64_t tcb, EVP_PKEY **ret_key, X509 **ret_cert);
 
-/* SPLs of a TCB_VERSION in the chip's product layout (SNP-FACTS §2). */
+/* SPLs of a TCB_VERSION in the chip's product layout (docs/snp-facts.md §2.6). */
 struct kd_sim_spl {
 	unsigned fmc, bl, tee, snp, ucode;
 };

@@ -39,6 +39,15 @@ for d in "$S"/*/; do
 	[ -r "$d/report.bin" ] || continue
 	n=$((n + 1))
 	name=$(basename "$d")
+	if [ ! -e "$d/fields.txt" ]; then
+		# Later vectors carry their source's own expected values (checked in
+		# test_report and 30-verify-report.sh): here they must decode cleanly.
+		"$KEYD" report show "$d/report.bin" >"$tmp/txt" 2>"$tmp/err" || fail "$name: text rc $?"
+		[ ! -s "$tmp/err" ] || fail "$name: stderr not empty: $(cat "$tmp/err")"
+		[ "$(grep -c '^  0x' "$tmp/txt")" -ge 27 ] || fail "$name: too few field lines"
+		"$KEYD" report show --json "$d/report.bin" >"$tmp/json" || fail "$name: json rc $?"
+		continue
+	fi
 
 	# --- text: one line per field, with the fields.txt values
 	"$KEYD" report show "$d/report.bin" >"$tmp/txt" 2>"$tmp/err" || fail "$name: text rc $?"

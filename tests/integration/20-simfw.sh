@@ -65,6 +65,19 @@ derive b "$T/kb"
 if cmp -s "$T/ka" "$T/kb"; then fail "different measurements derived the same key"; fi
 grep -q "DERIVE status 0x00" "$T/a.log" || fail "serve did not log the request"
 
+# --root vcek sends KEY_SEL 1, as tokens do (KEY_SEL 0 would pick a VLEK if one were installed).
+derive a "$T/ka-json" --json >"$T/derive.json"
+grep -q '"root_key_select": *2,' "$T/derive.json" || fail "derive default root is not KEY_SEL 1: $(cat "$T/derive.json")"
+derive a "$T/ka-vcek" --root vcek --json >"$T/derive.json"
+grep -q '"root_key_select": *2,' "$T/derive.json" || fail "--root vcek is not KEY_SEL 1"
+cmp -s "$T/ka" "$T/ka-vcek" || fail "--root vcek is not the default root"
+set +e
+derive a "$T/ka-vlek" --root vlek 2>"$T/err"
+rc=$?
+set -e
+[ $rc = 1 ] || fail "--root vlek on a chip without a VLEK: exit $rc, expected 1"
+grep -q "INVALID_KEY\|0x27" "$T/err" || fail "--root vlek refusal: $(cat "$T/err")"
+
 # Another purpose label: another key.
 "$KEYD" derive --purpose other --backend sim --sim "unix:$T/a.sock" -o "$T/ka-other"
 if cmp -s "$T/ka" "$T/ka-other"; then fail "purpose label does not separate keys"; fi

@@ -53,6 +53,26 @@ expect 0 "tcb 0300000000000873 (bl=3 tee=0 snp=8 ucode=115)" -- \
 expect 0 "product Milan, chip 0000000000000000" -- \
 	vr "$V/trustee-milan-vlek/report.bin" --vcek "$V/trustee-milan-vlek/vlek.der" --max-vmpl 1 --at "$VLEK_AT"
 expect 0 "product Genoa" -- vr "$V/yaxi-genoa-v3/report.bin" --vcek "$V/yaxi-genoa-v3/vcek.der"
+# The later vectors (their sources' own expectations: tests/vectors/README.md)
+expect 0 "product Milan, chip 4ffb5cb4fd594f3f" -- vr "$V/msft-milan/report.bin" --vcek "$V/msft-milan/vcek.pem"
+expect 0 "product Genoa, chip b1e24a27bbc3a4d5" -- vr "$V/msft-genoa/report.bin" --vcek "$V/msft-genoa/vcek.pem" \
+	--ask "$V/msft-genoa/ask.pem"
+expect 0 "product Turin, chip 59790fb1c39f35c1" -- vr "$V/msft-turin/report.bin" --vcek "$V/msft-turin/vcek.pem"
+expect 0 "product Genoa, chip 0506ffba875e939c" -- \
+	vr "$V/trustee-azure-genoa/report.bin" --vcek "$V/trustee-azure-genoa/vcek.pem"
+AK=87ab7caf510e1b3520dc3cceb64ee44128e10976fb0d3fc5e274699d8aaf506154af4c1de0a026b49fdf861e9ac75551551b3534d1c61369a3b08f5baed0db2f
+expect 0 "product Milan, chip 0000000000000000" -- vr "$V/constellation-aws-vlek/report.bin" \
+	--vcek "$V/constellation-aws-vlek/vlek.pem" --chain "$V/constellation-aws-vlek/cert_chain.pem" \
+	--at "$VLEK_AT" --expect-report-data "$AK"
+expect 1 "VLEK expired 2025-12-10" -- vr "$V/constellation-aws-vlek/report.bin" --vcek "$V/constellation-aws-vlek/vlek.pem"
+expect 1 "chip ID is masked" -- vr "$V/constellation-aws-vlek/report.bin" --vcek "$V/constellation-aws-vlek/vlek.pem" \
+	--at "$VLEK_AT" --expect-chip-id "$(printf '%0128d' 0)"
+expect 1 "report signature does not verify under VLEK" -- vr "$V/constellation-vlek-refused/report.bin" \
+	--vcek "$V/constellation-vlek-refused/vlek.pem" --chain "$V/constellation-vlek-refused/vlek_cert_chain.pem" \
+	--at 2024-01-01T00:00:00Z
+expect 1 "ASK (SEV-Genoa) signature does not verify" -- vr "$V/msft-milan/report.bin" --vcek "$V/msft-milan/vcek.pem" \
+	--ask "$V/msft-genoa/ask.pem"
+expect 0 "0x090 measurement                    7659528961bc689a" -- "$K" report show "$V/lit-milan-nocert/report.bin"
 # ... and with explicit chains / files
 expect 0 "report verifies" -- vr "$V/virtee-sev-milan/report.bin" --vcek "$V/virtee-sev-milan/vcek.pem" \
 	--chain "$V/virtee-sev-milan/cert_chain.pem"
@@ -99,8 +119,21 @@ head -c 1000 "$V/virtee-sev-milan/report.bin" >"$T/short.bin"
 expect 1 "report" -- vr "$T/short.bin" --vcek "$V/virtee-sev-milan/vcek.der"
 expect 1 "cannot read report" -- vr "$T/nonexistent.bin" --vcek "$V/virtee-sev-milan/vcek.der"
 
+# Unsigned reports (MASK_CHIP_KEY=1, or SIGNING_KEY=7) are refused as such, with or without a certificate.
+cp "$V/virtee-sev-milan/report.bin" "$T/unsigned-mask.bin"
+printf '\x02' | dd of="$T/unsigned-mask.bin" bs=1 seek=$((0x48)) conv=notrunc 2>/dev/null
+cp "$V/virtee-sev-milan/report.bin" "$T/unsigned-none.bin"
+printf '\x1c' | dd of="$T/unsigned-none.bin" bs=1 seek=$((0x48)) conv=notrunc 2>/dev/null
+expect 1 "unsigned report (MASK_CHIP_KEY is set)" -- vr "$T/unsigned-mask.bin" --vcek "$V/virtee-sev-milan/vcek.der"
+expect 1 "unsigned report (SIGNING_KEY is none)" -- vr "$T/unsigned-none.bin" --vcek "$V/virtee-sev-milan/vcek.der"
+expect 1 "unsigned report (MASK_CHIP_KEY is set)" -- env KEYD_CERT_DIR="$T/nonexistent" "$K" verify-report "$T/unsigned-mask.bin"
+
+# No certificate given and no cached bundle: refused, naming where the bundle was looked for.
+mkdir -p "$T/nocerts"
+expect 1 "the certificate table is empty and there is no bundle $T/nocerts/" -- \
+	env KEYD_CERT_DIR="$T/nocerts" "$K" verify-report "$V/virtee-sev-milan/report.bin"
+
 # ---- usage errors: exit 2
-expect 2 "--vcek or --cert-table is needed" -- vr "$V/virtee-sev-milan/report.bin"
 expect 2 "exactly one REPORT" -- vr --vcek "$V/virtee-sev-milan/vcek.der"
 expect 2 "unknown or incomplete option" -- vr "$V/virtee-sev-milan/report.bin" --vcek "$V/virtee-sev-milan/vcek.der" --bogus
 expect 2 "--expect-measurement needs 96 hex digits" -- vr "$V/virtee-sev-milan/report.bin" \

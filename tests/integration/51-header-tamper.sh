@@ -1,5 +1,5 @@
 #!/bin/bash
-# Header tampering (DESIGN §5): each defect in its own fresh copy of an
+# Header tampering (docs/formats.md §6): each defect in its own fresh copy of an
 # enrolled image. Every one is refused with a message naming the check, and
 # the image stays byte-identical. A damaged primary with an intact secondary
 # still opens, and status says it needs repair.

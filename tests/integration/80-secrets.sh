@@ -3,7 +3,7 @@
 # a firmware update + rekey, an attested handoff O -> N and N's unlock, all
 # against simulated launches that print every key they derive
 # (keyd-simfw --debug-print-keys, test only). From those derived keys the
-# test computes every purpose key (keyslot passphrase, pin key; DESIGN §5)
+# test computes every purpose key (keyslot passphrase, pin key; docs/formats.md §3)
 # and, through cryptsetup with a computed passphrase, the volume key; then
 # it proves that no byte string of any of them -- raw, hex in either case,
 # base64 -- appears in any stdout, stderr, simulator log or file the run

@@ -25,7 +25,7 @@ for want in /usr/sbin/keyd /usr/sbin/keyd-recover /usr/lib/keyd/keyd-unlock.sh \
 	grep -qxF "$want" "$tmp/files" || fail "make install does not install $want"
 done
 grep -qE '/cryptsetup/libcryptsetup-token-keyd\.so$' "$tmp/files" || fail "no token plugin installed"
-if grep -i 'simfw' "$tmp/files" >"$tmp/sim"; then
+if grep -i -E 'simfw|sevguest' "$tmp/files" >"$tmp/sim"; then
 	fail "production install holds the simulator: $(tr '\n' ' ' <"$tmp/sim")"
 fi
 # No simulated-firmware code in any installed ELF file.

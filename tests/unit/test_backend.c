@@ -25,62 +25,128 @@
 
 /* ------------------------------------------------------------ fake ioctl */
 
+/*
+ * The fake plays drivers/virt/coco/sev-guest/sev-guest.c: snp_guest_ioctl()
+ * refuses msg_version 0 before anything else, presets exitinfo2 to 0xff
+ * (left there when no firmware call happens), get_ext_report() refuses a
+ * certs_len above SEV_FW_BLOB_MAX_SIZE (16 KiB) or not page-aligned with
+ * -EINVAL, a failed request wipes the VMPCK and later requests get -ENOTTY,
+ * and a host table larger than the buffer is INVALID_LEN with the needed
+ * size written back: -EIO on 6.2 and later, rc 0 on early 6.x (`early`).
+ */
+#define FAKE_FW_BLOB_MAX (4u * 4096u)
+
 enum mode {
 	M_OK,
-	M_FAIL,          /* rc -1, EIO, fw_error/vmm_error set */
+	M_FAIL,          /* rc -1, EIO, fw_error/vmm_error set; wipes the VMPCK */
 	M_STATUS16,      /* rc 0, MSG_KEY_RSP.status 0x16 */
 	M_REPORT_STATUS, /* rc 0, MSG_REPORT_RSP.status 0x16 */
 	M_REPORT_SIZE,   /* rc 0, report_size 1000 */
-	M_INVALID_LEN,   /* ext report: INVALID_LEN once (or always), needs 8 pages */
-	M_BUSY,          /* rc -1, ETIMEDOUT, vmm_error BUSY */
+	M_BUSY,          /* rc -1, ETIMEDOUT, vmm_error BUSY; wipes the VMPCK */
 };
 
 static struct {
 	enum mode mode;
-	bool always;
+	bool early;             /* early 6.x: INVALID_LEN comes with rc 0 */
+	bool vmpck_gone;        /* an earlier request failed */
+	uint32_t host_certs;    /* bytes the host's certificate table needs */
+	size_t early_copied;    /* what early 6.x copied back after INVALID_LEN */
 	int calls;
 	unsigned long cmd;
 	struct snp_guest_request_ioctl io;
 	uint8_t req[128];
 	uint32_t certs_len_seen[4];
+	unsigned long cmds[4];
 } fake;
+
+static void fake_report_rsp(struct snp_guest_request_ioctl *io)
+{
+	uint8_t *rsp = (uint8_t *)(uintptr_t)io->resp_data;
+
+	memset(rsp, 0, 4000);
+	kd_put_le32(rsp, fake.mode == M_REPORT_STATUS ? 0x16 : 0);
+	kd_put_le32(rsp + 4, fake.mode == M_REPORT_SIZE ? 1000 : KD_REPORT_SIZE);
+	memset(rsp + 0x20, 0xcd, KD_REPORT_SIZE);
+}
 
 static int fake_ioctl(int fd, unsigned long cmd, void *arg)
 {
 	struct snp_guest_request_ioctl *io = arg;
+	struct snp_ext_report_req *e = (void *)(uintptr_t)io->req_data;
 	size_t req_len = cmd == SNP_GET_DERIVED_KEY ? 32 : cmd == SNP_GET_REPORT ? 96 : 112;
 
 	(void)fd;
-	if (fake.calls < 4 && cmd == SNP_GET_EXT_REPORT)
-		fake.certs_len_seen[fake.calls] =
-			((struct snp_ext_report_req *)(uintptr_t)io->req_data)->certs_len;
+	if (fake.calls < 4) {
+		fake.cmds[fake.calls] = cmd;
+		if (cmd == SNP_GET_EXT_REPORT)
+			fake.certs_len_seen[fake.calls] = e->certs_len;
+	}
 	fake.calls++;
 	fake.cmd = cmd;
 	fake.io = *io;
 	memcpy(fake.req, (void *)(uintptr_t)io->req_data, req_len);
+	if (!io->msg_version) {
+		errno = EINVAL;
+		return -1;
+	}
+	io->exitinfo2 = 0xff;
+	if (fake.vmpck_gone) {
+		errno = ENOTTY;
+		return -1;
+	}
+	if (cmd == SNP_GET_EXT_REPORT && e->certs_len && e->certs_address &&
+	    (e->certs_len > FAKE_FW_BLOB_MAX || e->certs_len % 4096)) {
+		errno = EINVAL;
+		return -1;
+	}
 	switch (fake.mode) {
 	case M_FAIL:
 		io->fw_error = 0x5;
 		io->vmm_error = 0;
+		fake.vmpck_gone = true;
 		errno = EIO;
 		return -1;
 	case M_BUSY:
 		io->fw_error = 0;
 		io->vmm_error = SNP_GUEST_VMM_ERR_BUSY;
+		fake.vmpck_gone = true;
 		errno = ETIMEDOUT;
 		return -1;
-	case M_INVALID_LEN:
-		if (cmd == SNP_GET_EXT_REPORT && (fake.always || fake.calls == 1)) {
-			((struct snp_ext_report_req *)(uintptr_t)io->req_data)->certs_len = 8 * 4096;
-			io->vmm_error = SNP_GUEST_VMM_ERR_INVALID_LEN;
-			errno = EIO;
-			return -1;
-		}
-		break;
 	default:
 		break;
 	}
 	io->exitinfo2 = 0;
+	if (cmd == SNP_GET_EXT_REPORT && e->certs_len && fake.host_certs > e->certs_len) {
+		e->certs_len = (fake.host_certs + 4095) / 4096 * 4096;
+		io->vmm_error = SNP_GUEST_VMM_ERR_INVALID_LEN;
+		if (fake.early) {
+			/*
+			 * get_ext_report() of early 6.x then copies certs_len -- the
+			 * size the HOST claimed -- to certs_address. A read(2) from a
+			 * pipe copies to user memory as copy_to_user() does, stopping
+			 * at the first page it cannot write.
+			 */
+			static uint8_t junk[8 * 4096];
+			int pfd[2];
+			ssize_t n;
+
+			ck_assert_uint_le(e->certs_len, sizeof(junk));
+			ck_assert_int_eq(pipe(pfd), 0);
+			ck_assert_int_eq(write(pfd[1], junk, e->certs_len), (ssize_t)e->certs_len);
+			n = read(pfd[0], (void *)(uintptr_t)e->certs_address, e->certs_len);
+			fake.early_copied = n < 0 ? 0 : (size_t)n;
+			close(pfd[0]);
+			close(pfd[1]);
+			fake_report_rsp(io);
+			if (fake.early_copied != e->certs_len) {
+				errno = EFAULT;
+				return -1;
+			}
+			return 0;
+		}
+		errno = EIO;
+		return -1;
+	}
 	if (cmd == SNP_GET_DERIVED_KEY) {
 		uint8_t *rsp = (uint8_t *)(uintptr_t)io->resp_data;
 
@@ -91,19 +157,9 @@ static int fake_ioctl(int fd, unsigned long cmd, void *arg)
 			memset(rsp + 0x20, 0xab, 32);
 		return 0;
 	}
-	{
-		uint8_t *rsp = (uint8_t *)(uintptr_t)io->resp_data;
-
-		memset(rsp, 0, 4000);
-		kd_put_le32(rsp, fake.mode == M_REPORT_STATUS ? 0x16 : 0);
-		kd_put_le32(rsp + 4, fake.mode == M_REPORT_SIZE ? 1000 : KD_REPORT_SIZE);
-		memset(rsp + 0x20, 0xcd, KD_REPORT_SIZE);
-		if (cmd == SNP_GET_EXT_REPORT) {
-			struct snp_ext_report_req *e = (void *)(uintptr_t)io->req_data;
-
-			memset((void *)(uintptr_t)e->certs_address, 0xee, 24);
-		}
-	}
+	fake_report_rsp(io);
+	if (cmd == SNP_GET_EXT_REPORT)
+		memset((void *)(uintptr_t)e->certs_address, 0xee, 24);
 	return 0;
 }
 
@@ -267,29 +323,153 @@ START_TEST(snp_report_bad_responses)
 }
 END_TEST
 
-START_TEST(snp_ext_report_resizes_once)
+START_TEST(snp_ext_report_fits)
 {
-	struct kd_backend *b = open_fake(M_INVALID_LEN);
+	struct kd_backend *b = open_fake(M_OK);
 	uint8_t data[64] = {0}, *rep = NULL, *certs = NULL;
 	size_t len, clen;
 
+	fake.host_certs = 3 * 4096;
 	ck_assert_int_eq(kd_backend_report(b, data, 0, &rep, &len, &certs, &clen), 0);
-	ck_assert_int_eq(fake.calls, 2);
-	ck_assert_uint_eq(fake.cmd, SNP_GET_EXT_REPORT);
+	ck_assert_int_eq(fake.calls, 1);
 	ck_assert_uint_eq(fake.certs_len_seen[0], 4 * 4096);
-	ck_assert_uint_eq(fake.certs_len_seen[1], 8 * 4096);
-	ck_assert_uint_eq(clen, 8 * 4096);
+	ck_assert_uint_eq(clen, 4 * 4096);
 	ck_assert_uint_eq(certs[0], 0xee);
+	ck_assert_uint_eq(rep[0], 0xcd);
 	free(rep);
 	free(certs);
-	rep = certs = NULL;
+	kd_backend_close(b);
+}
+END_TEST
 
-	/* INVALID_LEN again after the resize: an error, and no third call. */
-	fake.calls = 0;
-	fake.always = true;
-	ck_assert_int_eq(kd_backend_report(b, data, 0, &rep, &len, &certs, &clen), KD_EIO);
-	ck_assert_int_eq(fake.calls, 2);
-	ck_assert_ptr_null(certs);
+/* A host table over 16 KiB: never ask for more (the kernel would say EINVAL). */
+START_TEST(snp_ext_report_16k_cap)
+{
+	uint8_t data[64] = {0}, *rep = NULL, *certs = NULL;
+	struct kd_secret *key = NULL;
+	size_t len, clen = 99;
+
+	for (int early = 0; early < 2; early++) {
+		struct kd_backend *b = open_fake(M_OK);
+
+		fake.early = early;
+		fake.host_certs = 5 * 4096;
+		ck_assert_msg(kd_backend_report(b, data, 0, &rep, &len, &certs, &clen) == 0, "%s",
+			      kd_err_detail(KD_EIO));
+		/* The report comes without a table: the caller falls back to a bundle. */
+		ck_assert_ptr_null(certs);
+		ck_assert_uint_eq(clen, 0);
+		ck_assert_uint_eq(rep[0], 0xcd);
+		ck_assert_int_eq(fake.calls, 2);
+		ck_assert_uint_eq(fake.cmds[0], SNP_GET_EXT_REPORT);
+		ck_assert_uint_eq(fake.certs_len_seen[0], 4 * 4096);
+		ck_assert_uint_eq(fake.cmds[1], SNP_GET_REPORT);
+		/* Early 6.x copied the host's 20 KiB: it stopped at keyd's guard page. */
+		if (early)
+			ck_assert_uint_eq(fake.early_copied, 4 * 4096);
+		free(rep);
+		rep = NULL;
+		/* The VMPCK is intact: the next request is sent. */
+		ck_assert_int_eq(kd_backend_derive(b, &sample_req, &key), 0);
+		ck_assert_int_eq(fake.calls, 3);
+		kd_secret_free(key);
+		key = NULL;
+		kd_backend_close(b);
+	}
+}
+END_TEST
+
+/* exitinfo2 0xff: the kernel refused before any firmware call; no VMPCK lost. */
+static int einval_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	struct snp_guest_request_ioctl *io = arg;
+
+	(void)fd;
+	(void)cmd;
+	fake.calls++;
+	io->exitinfo2 = 0xff;
+	errno = EINVAL;
+	return -1;
+}
+
+START_TEST(snp_no_fw_call_keeps_vmpck)
+{
+	struct kd_backend *b = NULL;
+	struct kd_secret *key = NULL;
+	int r;
+
+	memset(&fake, 0, sizeof(fake));
+	ck_assert_int_eq(kd_snp_backend_open_with(NULL, einval_ioctl, &b), 0);
+	r = kd_backend_derive(b, &sample_req, &key);
+	ck_assert_int_eq(r, KD_EIO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "before any firmware call"));
+	ck_assert_ptr_null(strstr(kd_err_detail(r), "VMPCK"));
+	r = kd_backend_derive(b, &sample_req, &key);
+	ck_assert_int_eq(fake.calls, 2); /* sent again: nothing was disabled */
+	kd_backend_close(b);
+
+	/* ENOTTY: the kernel already wiped the VMPCK (another process failed). */
+	b = open_fake(M_OK);
+	fake.vmpck_gone = true;
+	r = kd_backend_derive(b, &sample_req, &key);
+	ck_assert_int_eq(r, KD_EIO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "VMPCK is disabled"));
+	r = kd_backend_derive(b, &sample_req, &key);
+	ck_assert_int_eq(fake.calls, 1);
+	kd_backend_close(b);
+}
+END_TEST
+
+START_TEST(snp_vmpl_above_zero)
+{
+	char path[] = "/tmp/keyd-test-vmpck-XXXXXX";
+	int fd = mkstemp(path);
+	struct kd_backend *b = NULL;
+	struct kd_secret *key = NULL;
+	struct kd_key_req req = sample_req;
+	uint8_t data[64] = {0}, *rep = NULL;
+	size_t len;
+	int r;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "1\n", 2), 2);
+	close(fd);
+	memset(&fake, 0, sizeof(fake));
+	ck_assert_int_eq(kd_snp_backend_open_at(NULL, path, fake_ioctl, &b), 0);
+	ck_assert_uint_eq(b->vmpl, 1);
+	/* Below the guest's VMPL: refused in one line, nothing sent. */
+	req.vmpl = 0;
+	r = kd_backend_derive(b, &req, &key);
+	ck_assert_int_eq(r, KD_EUNSUPP);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "runs at VMPL 1"));
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "vmpck_id"));
+	r = kd_backend_report(b, data, 0, &rep, &len, NULL, NULL);
+	ck_assert_int_eq(r, KD_EUNSUPP);
+	ck_assert_int_eq(fake.calls, 0);
+	/* At it: sent with the vmpl field set. */
+	req.vmpl = 1;
+	ck_assert_int_eq(kd_backend_derive(b, &req, &key), 0);
+	ck_assert_uint_eq(kd_get_le32(fake.req + 0x10), 1);
+	kd_secret_free(key);
+	ck_assert_int_eq(kd_backend_report(b, data, 2, &rep, &len, NULL, NULL), 0);
+	ck_assert_uint_eq(kd_get_le32(fake.req + 0x40), 2);
+	free(rep);
+	kd_backend_close(b);
+	/* Not a VMPCK number. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	ck_assert_int_eq(write(fd, "7\n", 2), 2);
+	close(fd);
+	ck_assert_int_eq(kd_snp_backend_open_at(NULL, path, fake_ioctl, &b), KD_EMALFORMED);
+	/* Not probed yet (-1) or no parameter: VMPL 0. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	ck_assert_int_eq(write(fd, "-1\n", 3), 3);
+	close(fd);
+	ck_assert_int_eq(kd_snp_backend_open_at(NULL, path, fake_ioctl, &b), 0);
+	ck_assert_uint_eq(b->vmpl, 0);
+	kd_backend_close(b);
+	unlink(path);
+	ck_assert_int_eq(kd_snp_backend_open_at(NULL, path, fake_ioctl, &b), 0);
+	ck_assert_uint_eq(b->vmpl, 0);
 	kd_backend_close(b);
 }
 END_TEST
@@ -297,6 +477,8 @@ END_TEST
 /* ------------------------------------------------------------ tsm */
 
 static struct {
+	const char *provider; /* NULL: sev_guest */
+	const char *floor;    /* NULL: 0 */
 	bool race;
 	bool no_aux;
 	size_t out_len;
@@ -335,12 +517,19 @@ static size_t get(const char *dir, const char *name, void *buf, size_t max)
 static void tsm_hook(const char *dir, int stage, void *ctx)
 {
 	static const char *const files[] = {"inblob", "privlevel", "outblob", "auxblob",
-					    "generation", "provider"};
+					    "generation", "provider", "privlevel_floor"};
 	uint8_t out[2 * KD_REPORT_SIZE];
 	char p[512];
 
 	(void)ctx;
-	if (stage == 0) {
+	if (stage == 3) {
+		const char *pv = tsm.provider ? tsm.provider : "sev_guest\n";
+		const char *fl = tsm.floor ? tsm.floor : "0\n";
+
+		if (*pv)
+			put(dir, "provider", pv, strlen(pv));
+		put(dir, "privlevel_floor", fl, strlen(fl));
+	} else if (stage == 0) {
 		tsm.inblob_len = get(dir, "inblob", tsm.inblob, sizeof(tsm.inblob) + 1);
 		memset(tsm.privlevel, 0, sizeof(tsm.privlevel));
 		get(dir, "privlevel", tsm.privlevel, sizeof(tsm.privlevel) - 1);
@@ -349,7 +538,6 @@ static void tsm_hook(const char *dir, int stage, void *ctx)
 		if (!tsm.no_aux)
 			put(dir, "auxblob", "\x01\x02\x03", 3);
 		put(dir, "generation", "3\n", 2);
-		put(dir, "provider", "sev_guest\n", 10);
 	} else if (stage == 1 && tsm.race) {
 		put(dir, "generation", "4\n", 2);
 	} else if (stage == 2) {
@@ -431,6 +619,39 @@ START_TEST(tsm_refusals)
 	ck_assert_int_eq(r, KD_ENOTSUP);
 	ck_assert_str_eq(kd_err_detail(r), "backend tsm has no derived keys");
 	ck_assert_uint_eq(b->caps & KD_CAP_DERIVE, 0);
+	close_tsm(b);
+}
+END_TEST
+
+/* The provider and privlevel_floor are read before privlevel is written. */
+START_TEST(tsm_provider_and_floor_first)
+{
+	struct kd_backend *b = open_tsm();
+	uint8_t data[64] = {0}, *rep = NULL;
+	size_t len;
+	int r;
+
+	tsm.provider = "tdx_guest\n";
+	r = kd_backend_report(b, data, 0, &rep, &len, NULL, NULL);
+	ck_assert_int_eq(r, KD_EUNSUPP);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "provider is 'tdx_guest', not sev_guest"));
+	ck_assert_uint_eq(tsm.inblob_len, 0); /* stage 0 never came: nothing written */
+	tsm.provider = ""; /* not a configfs-tsm report directory at all */
+	r = kd_backend_report(b, data, 0, &rep, &len, NULL, NULL);
+	ck_assert_int_eq(r, KD_EUNSUPP);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "/provider: missing (not a configfs-tsm"));
+	ck_assert_uint_eq(tsm.inblob_len, 0);
+	tsm.provider = NULL;
+	tsm.floor = "2\n";
+	r = kd_backend_report(b, data, 1, &rep, &len, NULL, NULL);
+	ck_assert_int_eq(r, KD_EUNSUPP);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "runs at VMPL 2"));
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(r), "privlevel_floor"));
+	ck_assert_uint_eq(tsm.inblob_len, 0);
+	ck_assert_uint_eq(b->vmpl, 2);
+	ck_assert_int_eq(kd_backend_report(b, data, 2, &rep, &len, NULL, NULL), 0);
+	ck_assert_str_eq(tsm.privlevel, "2\n");
+	free(rep);
 	close_tsm(b);
 }
 END_TEST
@@ -546,7 +767,11 @@ int main(void)
 	tcase_add_test(t, snp_invalid_request_not_sent);
 	tcase_add_test(t, snp_report_exact_bytes);
 	tcase_add_test(t, snp_report_bad_responses);
-	tcase_add_test(t, snp_ext_report_resizes_once);
+	tcase_add_test(t, snp_ext_report_fits);
+	tcase_add_test(t, snp_ext_report_16k_cap);
+	tcase_add_test(t, snp_no_fw_call_keeps_vmpck);
+	tcase_add_test(t, snp_vmpl_above_zero);
+	tcase_add_test(t, tsm_provider_and_floor_first);
 	tcase_add_test(t, tsm_report_and_certs);
 	tcase_add_test(t, tsm_refusals);
 	tcase_add_test(t, backend_selection);

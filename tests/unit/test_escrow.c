@@ -2,7 +2,9 @@
 /*
  * Unit tests: k-of-n escrow. Every k-subset recovers and every (k-1)-subset
  * fails; CMS to RSA and EC admins; wrong keys; tampered shares and tokens
- * are detected, never mis-combined; the escrow keyslot on a real LUKS2 file.
+ * are detected, never mis-combined; the escrow keyslot on a real LUKS2 file;
+ * keyd-recover's share checks (keyd/recover.h) name the file and say whether
+ * a share is of an older escrow or damaged; header-restore asks last.
  */
 #include <check.h>
 #include <stdio.h>
@@ -18,6 +20,8 @@
 
 #include "keyd/error.h"
 #include "keyd/escrow.h"
+#include "keyd/recover.h"
+#include "keyd/util.h"
 #include "keyd/volume.h"
 
 #define UUID "5d3b9c1e-7a41-4b8e-9f6d-0c2a1e3b4d5f"
@@ -492,7 +496,7 @@ START_TEST(volume_header_restore_refusals)
 	ck_assert_int_eq(kd_admin_header_backup(v, bak), 0);
 	ck_assert_int_eq(kd_admin_header_backup(v, bak), KD_EEXIST);
 	kd_volume_close(v);
-	ck_assert_int_eq(kd_admin_header_restore(img, bak, false), 0);
+	ck_assert_int_eq(kd_admin_header_restore(img, bak, false, NULL, NULL), 0);
 	/* Another volume's backup. */
 	fd = mkstemp(other);
 	ck_assert_int_eq(ftruncate(fd, 20 << 20), 0);
@@ -500,9 +504,9 @@ START_TEST(volume_header_restore_refusals)
 	ck_assert_int_eq(crypt_init(&cd, other), 0);
 	ck_assert_int_eq(crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, NULL, 64, &p), 0);
 	crypt_free(cd);
-	ck_assert_int_eq(kd_admin_header_restore(other, bak, false), KD_EREFUSED);
+	ck_assert_int_eq(kd_admin_header_restore(other, bak, false, NULL, NULL), KD_EREFUSED);
 	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EREFUSED), "another volume"));
-	ck_assert_int_eq(kd_admin_header_restore(other, bak, true), KD_EREFUSED);
+	ck_assert_int_eq(kd_admin_header_restore(other, bak, true, NULL, NULL), KD_EREFUSED);
 	/* Wipe: every keyslot destroyed. */
 	{
 		size_t n = 0;
@@ -512,6 +516,110 @@ START_TEST(volume_header_restore_refusals)
 	}
 	unlink(bak);
 	unlink(other);
+}
+END_TEST
+
+/* Identity before digest, with the file named (recover.h). */
+START_TEST(recover_share_identity)
+{
+	_kd_secret_ struct kd_secret *vk = NULL, *got = NULL;
+	struct kd_volume *v = NULL;
+	struct kd_escrow_token t;
+	struct kd_secret *sh[2] = {0};
+	const char *files[] = {"first.der", "second.der"};
+	uint8_t c[KD_ESCROW_COMMIT_SIZE];
+	char hex[2 * KD_ESCROW_COMMIT_SIZE + 1];
+
+	ck_assert_int_eq(kd_secret_dup(vk_bytes, sizeof(vk_bytes), &vk), 0);
+	ck_assert_int_eq(kd_volume_open(img, &v), 0);
+	ck_assert_int_eq(kd_escrow_add(v, vk, 2, certs, 3, false, NULL), 0);
+	kd_volume_close(v);
+	ck_assert_int_eq(kd_volume_open(img, &v), 0);
+	ck_assert_int_eq(kd_escrow_find(v, &t), 0);
+	decrypt_shares(&t, (const int[]){0, 2}, 2, sh);
+	ck_assert_int_eq(kd_recover_volume_key(v, files, sh, 2, &got), 0);
+	ck_assert_mem_eq(got->data, vk_bytes, sizeof(vk_bytes));
+	kd_secret_freep(&got);
+	/* The commitment round-trips through its hex form; bad hex is refused. */
+	kd_recover_commitment_hex(t.commitment, hex);
+	ck_assert_int_eq(kd_recover_commitment_parse(hex, c), 0);
+	ck_assert_mem_eq(c, t.commitment, sizeof(c));
+	ck_assert_int_eq(kd_recover_commitment_parse("abc", c), KD_EINVAL);
+	hex[5] = 'g';
+	ck_assert_int_eq(kd_recover_commitment_parse(hex, c), KD_EINVAL);
+	/* The same share twice is named with both files. */
+	{
+		struct kd_secret *twice[2] = {sh[0], sh[0]};
+
+		ck_assert_int_eq(kd_recover_volume_key(v, files, twice, 2, &got), KD_EREFUSED);
+		ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EREFUSED), "given twice"));
+	}
+	/* A damaged share: its file is named, and it is "damaged", not "older". */
+	sh[1]->data[sh[1]->len - 1] ^= 1;
+	ck_assert_int_eq(kd_recover_volume_key(v, files, sh, 2, &got), KD_ETAMPER);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_ETAMPER), "second.der: "));
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_ETAMPER), "does not match its digest"));
+	sh[1]->data[sh[1]->len - 1] ^= 1;
+	/* After a rotation the old shares are an older escrow, by file. */
+	ck_assert_int_eq(kd_escrow_add(v, vk, 2, certs + 3, 2, true, NULL), 0);
+	kd_volume_close(v);
+	ck_assert_int_eq(kd_volume_open(img, &v), 0);
+	ck_assert_int_eq(kd_recover_volume_key(v, files, sh, 2, &got), KD_EREFUSED);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EREFUSED), "first.der: share 1 is from an older escrow"));
+	ck_assert_ptr_null(got);
+	kd_volume_close(v);
+	free_all(sh, 2);
+	kd_escrow_token_clear(&t);
+}
+END_TEST
+
+static int say_no(const char *uuid, const char *label, void *ctx)
+{
+	*(int *)ctx += 1;
+	return kd_fail(KD_EREFUSED, "not confirmed (%s%s)", uuid, label);
+}
+
+/* The first 4 MiB of a file: the LUKS2 headers and keyslot areas. */
+static uint8_t *head_of(const char *path)
+{
+	uint8_t *buf = calloc(1, 4u << 20);
+	FILE *f = fopen(path, "rb");
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(buf, 1, 4u << 20, f), 4u << 20);
+	fclose(f);
+	return buf;
+}
+
+/* header-restore asks only after every check, and a "no" writes nothing. */
+START_TEST(restore_asks_last)
+{
+	char bak[] = "/tmp/keyd-test-escrow-bak-XXXXXX";
+	uint8_t *before, *after;
+	struct kd_volume *v = NULL;
+	int fd, asked = 0;
+
+	fd = mkstemp(bak);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	unlink(bak);
+	ck_assert_int_eq(kd_volume_open(img, &v), 0);
+	ck_assert_int_eq(kd_admin_header_backup(v, bak), 0);
+	kd_volume_close(v);
+	before = head_of(img);
+	ck_assert_int_eq(kd_admin_header_restore(img, bak, false, say_no, &asked), KD_EREFUSED);
+	ck_assert_int_eq(asked, 1);
+	after = head_of(img);
+	ck_assert_mem_eq(after, before, 4u << 20);
+	/* A refusal by a check comes first: the question is never asked. */
+	asked = 0;
+	ck_assert_int_eq(kd_admin_header_restore(img, "/nonexistent", false, say_no, &asked),
+			 KD_ENOENT);
+	ck_assert_int_eq(asked, 0);
+	free(before);
+	free(after);
+	unlink(bak);
 }
 END_TEST
 
@@ -538,6 +646,8 @@ int main(void)
 	tcase_add_checked_fixture(tv, volume_setup, volume_teardown);
 	tcase_add_test(tv, volume_escrow);
 	tcase_add_test(tv, volume_header_restore_refusals);
+	tcase_add_test(tv, recover_share_identity);
+	tcase_add_test(tv, restore_asks_last);
 	suite_add_tcase(s, tv);
 	/* Once, before the forks (outside any test, so no ck_assert in it):
 	 * RSA key generation is slow. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests: the handoff channel (TLS 1.3, exporter, report_data binding)
- * and the peer verification of DESIGN §6.3, with reports signed in-process
+ * and the peer verification of docs/handoff-protocol.md, with reports signed in-process
  * by the simulated AMD-SP (two launches on one chip, plus a second chip).
  */
 #include <check.h>
@@ -14,11 +14,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "keyd/certbundle.h"
+#include "keyd/certtable.h"
 #include "keyd/error.h"
 #include "keyd/handoff.h"
 #include "keyd/manifest.h"
 #include "keyd/report.h"
 #include "keyd/sim.h"
+#include "keyd/util.h"
 #include "helpers/chip.h"
 #include "helpers/vg.h"
 
@@ -328,6 +331,88 @@ START_TEST(other_chips_vcek)
 }
 END_TEST
 
+/*
+ * Stock KVM: the peer's certificate table is empty. Its VCEK comes from the
+ * bundle the host cached (<chip>-<tcb>.pem in $KEYD_CERT_DIR); a missing or
+ * foreign bundle is refused.
+ */
+static void write_bundle(const char *chipdir, const struct launch *l, const char *cache)
+{
+	struct kd_certtable ct;
+	struct kd_sim_chip *c;
+	char *ask, *ark, *chain, name[KD_CERTBUNDLE_NAME_MAX], path[512];
+	uint8_t *b = NULL;
+	size_t blen;
+
+	ck_assert_int_eq(kd_certtable_parse(l->certs, l->certs_len, &ct), 0);
+	ck_assert_ptr_nonnull(ct.vcek);
+	ck_assert_int_eq(kd_sim_chip_load(chipdir, &c), 0);
+	ck_assert_int_eq(kd_sim_chip_cert_pem(c, KD_SIM_CERT_ASK, 0, &ask), 0);
+	ck_assert_int_eq(kd_sim_chip_cert_pem(c, KD_SIM_CERT_ARK, 0, &ark), 0);
+	kd_sim_chip_free(c);
+	chain = malloc(strlen(ask) + strlen(ark) + 1);
+	strcpy(chain, ask);
+	strcat(chain, ark);
+	ck_assert_int_eq(kd_certbundle_build(ct.vcek, ct.vcek_len, (uint8_t *)chain, strlen(chain), &b,
+					     &blen), 0);
+	ck_assert_int_eq(kd_certbundle_name(&l->parsed, name), 0);
+	snprintf(path, sizeof(path), "%s/%s", cache, name);
+	ck_assert_int_eq(kd_write_file(path, b, blen, 0644), 0);
+	free(b);
+	free(chain);
+	free(ask);
+	free(ark);
+}
+
+START_TEST(empty_table_uses_bundle)
+{
+	struct launch o, n, x;
+	uint8_t *ark;
+	struct kd_handoff_trust t = trust_for(dir_a, &ark);
+	char cache[] = "/tmp/keyd-test-handoff-certs-XXXXXX", path[512];
+	int r;
+
+	ck_assert_ptr_nonnull(mkdtemp(cache));
+	launch(&o, dir_a, MEAS_O, 0x30000, 'O', E1);
+	launch(&n, dir_a, MEAS_N, 0x30000, 'N', E1);
+	launch(&x, dir_b, MEAS_N, 0x30000, 'N', E1);
+	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	write_bundle(dir_a, &n, cache);
+	free(n.certs);
+	n.certs = NULL;
+	n.certs_len = 0;
+	setenv("KEYD_CERT_DIR", cache, 1);
+	ck_assert_msg(verify_as('O', &o, &n, E1, &t) == 0, "%s", kd_err_detail(KD_EVERIFY));
+	/* The zero page a host without certificates leaves counts as empty too. */
+	n.certs = calloc(1, 16384);
+	n.certs_len = 16384;
+	ck_assert_msg(verify_as('O', &o, &n, E1, &t) == 0, "%s", kd_err_detail(KD_EVERIFY));
+	/* The host lies: chip B's VCEK under chip A's name. */
+	write_bundle(dir_b, &x, cache);
+	{
+		char name_a[KD_CERTBUNDLE_NAME_MAX], name_b[KD_CERTBUNDLE_NAME_MAX], pb[512];
+		ck_assert_int_eq(kd_certbundle_name(&n.parsed, name_a), 0);
+		ck_assert_int_eq(kd_certbundle_name(&x.parsed, name_b), 0);
+		snprintf(path, sizeof(path), "%s/%s", cache, name_a);
+		snprintf(pb, sizeof(pb), "%s/%s", cache, name_b);
+		ck_assert_int_eq(rename(pb, path), 0);
+	}
+	r = verify_as('O', &o, &n, E1, &t);
+	expect_refusal(r, "peer N rejected");
+	/* No bundle at all: refused, naming where it was looked for. */
+	ck_assert_int_eq(unlink(path), 0);
+	r = verify_as('O', &o, &n, E1, &t);
+	expect_refusal(r, "no bundle");
+	unsetenv("KEYD_CERT_DIR");
+	ck_assert_int_eq(rmdir(cache), 0);
+	launch_free(&o);
+	launch_free(&n);
+	launch_free(&x);
+	free(ark);
+}
+END_TEST
+
 START_TEST(debug_policy_either_side)
 {
 	struct launch o, n;
@@ -552,6 +637,7 @@ int main(void)
 	tcase_add_test(tc, measurement_not_in_manifest);
 	tcase_add_test(tc, other_chip);
 	tcase_add_test(tc, other_chips_vcek);
+	tcase_add_test(tc, empty_table_uses_bundle);
 	tcase_add_test(tc, debug_policy_either_side);
 	tcase_add_test(tc, svn_downgrade);
 	tcase_add_test(tc, manifest_signatures);

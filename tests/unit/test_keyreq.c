@@ -214,6 +214,30 @@ START_TEST(rsp_parse_refusals)
 }
 END_TEST
 
+/* One meaning of "vcek" for derive and tokens: KEY_SEL 1, never 0 (which picks a VLEK). */
+START_TEST(root_names)
+{
+	uint32_t sel = 99;
+
+	ck_assert_int_eq(kd_root_parse("vcek", &sel), 0);
+	ck_assert_uint_eq(sel, KD_KEY_SEL_VCEK << KD_KEY_SEL_SHIFT);
+	ck_assert_uint_eq(sel, 0x2);
+	ck_assert_int_eq(kd_root_parse("vlek", &sel), 0);
+	ck_assert_uint_eq(sel, 0x4);
+	ck_assert_int_eq(kd_root_parse("vmrk", &sel), 0);
+	ck_assert_uint_eq(sel, KD_ROOT_KEY_VMRK);
+	sel = 99;
+	ck_assert_int_eq(kd_root_parse("VCEK", &sel), KD_EINVAL);
+	ck_assert_int_eq(kd_root_parse("", &sel), KD_EINVAL);
+	ck_assert_int_eq(kd_root_parse(NULL, &sel), KD_EINVAL);
+	ck_assert_uint_eq(sel, 99);
+	ck_assert_str_eq(kd_root_name(0x2), "vcek");
+	ck_assert_str_eq(kd_root_name(0x4), "vlek");
+	ck_assert_str_eq(kd_root_name(KD_ROOT_KEY_VMRK), "vmrk");
+	ck_assert_ptr_null(kd_root_name(0)); /* KEY_SEL 0 has no name: never sent */
+}
+END_TEST
+
 START_TEST(fields_parse_and_format)
 {
 	char buf[128];
@@ -280,6 +304,7 @@ static Suite *keyreq_suite(void)
 	tcase_add_test(tc, rsp_parse_success);
 	tcase_add_test(tc, rsp_parse_refusals);
 	tcase_add_test(tc, fields_parse_and_format);
+	tcase_add_test(tc, root_names);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -7,9 +7,12 @@
  */
 #include <check.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/ecdsa.h>
@@ -17,6 +20,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "keyd/backend.h"
 #include "keyd/certtable.h"
 #include "keyd/cursor.h"
 #include "keyd/error.h"
@@ -572,6 +576,115 @@ START_TEST(addr_parse)
 }
 END_TEST
 
+/* ------------------------------------------------------------ serving */
+
+#define N_CLIENTS 16
+#define N_REQUESTS 4
+
+struct serve_arg {
+	struct kd_sim_fw *fw;
+	int lfd;
+	int result;
+};
+
+static void *serve_thread(void *arg)
+{
+	struct serve_arg *a = arg;
+
+	a->result = kd_sim_serve_listener(a->fw, a->lfd, NULL, NULL, NULL);
+	return NULL;
+}
+
+struct client_arg {
+	const char *addr;
+	uint8_t key[32];
+	int ok; /* requests that got the key */
+};
+
+static void *client_thread(void *arg)
+{
+	struct client_arg *c = arg;
+	struct kd_backend_opts o = {.name = "sim", .sim_addr = c->addr};
+	struct kd_key_req req = base_req(KD_FIELD_MEASUREMENT);
+	struct kd_backend *b = NULL;
+
+	if (kd_backend_open(&o, &b) < 0)
+		return NULL;
+	for (int i = 0; i < N_REQUESTS; i++) {
+		struct kd_secret *k = NULL;
+
+		if (kd_backend_derive(b, &req, &k) < 0)
+			break;
+		memcpy(c->key, k->data, 32);
+		kd_secret_free(k);
+		c->ok++;
+	}
+	kd_backend_close(b);
+	return NULL;
+}
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	strcpy(sa.sun_path, path);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/*
+ * One launch, many processes: a connection that stays open and idle (a
+ * QEMU chardev, a handoff peer waiting) must not hold up the others, and
+ * 16 clients at once all get the same key. A server that serves one
+ * connection until it closes times every client out here.
+ */
+START_TEST(serve_many_clients_one_launch)
+{
+	struct kd_sim_launch l = base_launch();
+	struct serve_arg sa = {.fw = new_fw(chip_a, &l), .result = -1};
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	struct client_arg c[N_CLIENTS];
+	pthread_t st, ct[N_CLIENTS];
+	char path[300], addr[320];
+	int idle_a, idle_b;
+
+	snprintf(path, sizeof(path), "%s/serve.sock", root);
+	snprintf(addr, sizeof(addr), "unix:%s", path);
+	unlink(path);
+	strcpy(un.sun_path, path);
+	sa.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(sa.lfd, 0);
+	ck_assert_int_eq(bind(sa.lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+	ck_assert_int_eq(listen(sa.lfd, 64), 0);
+	ck_assert_int_eq(pthread_create(&st, NULL, serve_thread, &sa), 0);
+
+	/* Accepted first, never send anything until the end. */
+	idle_a = unix_connect(path);
+	idle_b = unix_connect(path);
+	memset(c, 0, sizeof(c));
+	for (int i = 0; i < N_CLIENTS; i++) {
+		c[i].addr = addr;
+		ck_assert_int_eq(pthread_create(&ct[i], NULL, client_thread, &c[i]), 0);
+	}
+	for (int i = 0; i < N_CLIENTS; i++)
+		ck_assert_int_eq(pthread_join(ct[i], NULL), 0);
+	for (int i = 0; i < N_CLIENTS; i++) {
+		ck_assert_int_eq(c[i].ok, N_REQUESTS);
+		ck_assert_mem_eq(c[i].key, c[0].key, 32);
+	}
+	close(idle_a);
+	close(idle_b);
+	ck_assert_int_eq(shutdown(sa.lfd, SHUT_RDWR), 0);
+	ck_assert_int_eq(pthread_join(st, NULL), 0);
+	ck_assert_int_eq(sa.result, 0);
+	close(sa.lfd);
+	unlink(path);
+	kd_sim_fw_free(sa.fw);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sim");
@@ -598,6 +711,7 @@ int main(void)
 	tcase_add_test(t, wire_resync_on_magic);
 	tcase_add_test(t, wire_handle_strict_payloads);
 	tcase_add_test(t, addr_parse);
+	tcase_add_test(t, serve_many_clients_one_launch);
 	suite_add_tcase(s, t);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

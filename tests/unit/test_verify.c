@@ -13,11 +13,18 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "keyd/certbundle.h"
 #include "keyd/certtable.h"
+#include "keyd/cursor.h"
 #include "keyd/error.h"
 #include "keyd/report.h"
 #include "keyd/util.h"
@@ -63,6 +70,11 @@ static const struct vcase cases[] = {
 	{"trustee-milan-vcek", "vcek.der", "milan_ask_ark_asvk.pem", false, 0, NULL},
 	{"trustee-milan-vlek", "vlek.der", "milan_ask_ark_asvk.pem", false, 1, "2025-06-01T00:00:00Z"},
 	{"yaxi-genoa-v3", "vcek.der", "vcek_ask_ark.pem", false, 0, NULL},
+	{"msft-milan", "vcek.pem", "ask.pem", false, 0, NULL},
+	{"msft-genoa", "vcek.pem", "ask.pem", false, 0, NULL},
+	{"msft-turin", "vcek.pem", "ask.pem", false, 0, NULL},
+	{"trustee-azure-genoa", "vcek.pem", "../amd-roots/genoa_chain.pem", false, 0, NULL},
+	{"constellation-aws-vlek", "vlek.pem", "cert_chain.pem", false, 0, "2025-06-01T00:00:00Z"},
 };
 
 static void case_policy(const struct vcase *c, struct kd_verify_policy *pol)
@@ -735,16 +747,50 @@ START_TEST(synthetic_chain)
 	rep[0x40] |= 0x40;
 	sign_report(rep);
 	ck_assert_msg(synth_verify(&o, rep, true, &res) == 0, "%s", kd_err_detail(KD_EVERIFY));
-	/* MASK_CHIP_KEY with a zeroed CHIP_ID: hwID is not compared... */
-	rep[0x48] |= KD_SIGNER_MASK_CHIP_KEY;
+	/* MASK_CHIP_ID (host setting): a zeroed CHIP_ID in a VCEK-signed report verifies... */
 	memset(rep + 0x1A0, 0, 64);
 	sign_report(rep);
 	ck_assert_msg(synth_verify(&o, rep, true, &res) == 0, "%s", kd_err_detail(KD_EVERIFY));
-	/* ... but a non-zero CHIP_ID under the mask bit still must match. */
+	/* ... but matches no --expect-chip-id, not even an all-zero one. */
+	{
+		struct pki p;
+		struct kd_cert_inputs in;
+		struct kd_verify_policy pol = {0};
+		uint8_t want[64] = {0};
+
+		mk_pki(&o, &p);
+		in = (struct kd_cert_inputs){.vek = p.vek, .vek_len = (size_t)p.vek_n, .ask = p.ask,
+					     .ask_len = (size_t)p.ask_n, .ark = p.ark,
+					     .ark_len = (size_t)p.ark_n};
+		pol.chip_id = want;
+		r = kd_verify_report(rep, KD_REPORT_SIZE, &in, &pol, NULL, &res);
+		assert_failed(r, &res, "chip-id", "chip ID is masked");
+		memcpy(want, o.hwid, 64);
+		r = kd_verify_report(rep, KD_REPORT_SIZE, &in, &pol, NULL, &res);
+		assert_failed(r, &res, "chip-id", "chip ID is masked");
+		pki_free(&p);
+	}
+	/* A non-zero CHIP_ID must still match the hwID. */
 	rep[0x1A0 + 20] = 1; /* CHIP_ID[8:] non-zero: not the v2 Turin heuristic */
 	sign_report(rep);
 	r = synth_verify(&o, rep, true, &res);
 	assert_failed(r, &res, "vek-chip-id", "VCEK hwID is not the report's CHIP_ID");
+	/* MASK_CHIP_KEY: the firmware did not sign; refused whatever the signature says. */
+	memset(rep + 0x1A0, 0, 64);
+	rep[0x48] |= KD_SIGNER_MASK_CHIP_KEY;
+	sign_report(rep);
+	r = synth_verify(&o, rep, true, &res);
+	assert_failed(r, &res, "signed", "unsigned report (MASK_CHIP_KEY is set)");
+	memset(rep + 0x2A0, 0, 144);
+	r = synth_verify(&o, rep, true, &res);
+	assert_failed(r, &res, "signed", "unsigned report");
+	/* ... also with no certificate at all (nothing could prove it anyway). */
+	{
+		struct kd_cert_inputs none = {0};
+
+		r = kd_verify_report(rep, KD_REPORT_SIZE, &none, NULL, NULL, &res);
+		assert_failed(r, &res, "signed", "unsigned report (MASK_CHIP_KEY is set)");
+	}
 
 	/* A VCEK certificate for a report that names the VLEK. */
 	synth(&o, rep, KD_SIGNING_KEY_VLEK);
@@ -758,7 +804,255 @@ START_TEST(synthetic_chain)
 	/* SIGNING_KEY "none". */
 	synth(&o, rep, KD_SIGNING_KEY_NONE);
 	r = synth_verify(&o, rep, true, &res);
-	assert_failed(r, &res, "signing-key", "report is signed by the none");
+	assert_failed(r, &res, "signed", "unsigned report (SIGNING_KEY is none)");
+}
+END_TEST
+
+/* What the source projects' own tests expect of the vectors they published. */
+START_TEST(source_project_expectations)
+{
+	struct buf mrep = vec("msft-milan/report.bin"), mvcek = vec("msft-milan/vcek.pem");
+	struct buf gask = vec("msft-genoa/ask.pem");
+	struct buf arep = vec("constellation-aws-vlek/report.bin"), avlek = vec("constellation-aws-vlek/vlek.pem");
+	struct buf achain = vec("constellation-aws-vlek/cert_chain.pem");
+	struct buf vrep = vec("constellation-vlek-refused/report.bin");
+	struct buf vvlek = vec("constellation-vlek-refused/vlek.pem");
+	struct buf vchain = vec("constellation-vlek-refused/vlek_cert_chain.pem");
+	struct buf hcl = vec("trustee-azure-genoa/hcl-report.bin");
+	struct kd_cert_inputs in = {.vek = mvcek.p, .vek_len = mvcek.n, .ask = gask.p, .ask_len = gask.n};
+	struct kd_verify_policy pol = {0};
+	struct kd_verify_result res;
+	struct kd_report out;
+	uint8_t rd[64], md[32];
+	uint32_t var_len;
+	int r;
+
+	/* microsoft tests/common.rs "milan_genoa_ask": a Milan VCEK under the Genoa ASK. */
+	r = kd_verify_report(mrep.p, mrep.n, &in, NULL, NULL, &res);
+	ck_assert_int_lt(r, 0);
+	/* ... and "tampered_attestation": byte 100 flipped. */
+	in.ask = NULL;
+	in.ask_len = 0;
+	mrep.p[100] ^= 0xff;
+	r = kd_verify_report(mrep.p, mrep.n, &in, NULL, NULL, &res);
+	assert_failed(r, &res, "report-signature", "report signature does not verify under VCEK");
+
+	/* constellation validator_test.go: REPORT_DATA is AKDigest ("success")... */
+	in = (struct kd_cert_inputs){.vek = avlek.p, .vek_len = avlek.n, .chain_pem = achain.p,
+				     .chain_pem_len = achain.n};
+	ck_assert_int_eq(kd_unhex("87ab7caf510e1b3520dc3cceb64ee44128e10976fb0d3fc5e274699d8aaf5061"
+				  "54af4c1de0a026b49fdf861e9ac75551551b3534d1c61369a3b08f5baed0db2f",
+				  rd, 64), 0);
+	pol.report_data = rd;
+	pol.at = t_at("2025-06-01T00:00:00Z");
+	ck_assert_msg(kd_verify_report(arep.p, arep.n, &in, &pol, &out, NULL) == 0, "%s",
+		      kd_err_detail(KD_EVERIFY));
+	/* ... only at a time the VLEK was valid ... */
+	pol.at = 0;
+	r = kd_verify_report(arep.p, arep.n, &in, &pol, NULL, &res);
+	assert_failed(r, &res, "vek-validity", "VLEK expired 2025-12-10");
+	/* ... "invalid report signature" (Signature[0]++). */
+	pol.at = t_at("2025-06-01T00:00:00Z");
+	arep.p[0x2A0]++;
+	r = kd_verify_report(arep.p, arep.n, &in, &pol, NULL, &res);
+	assert_failed(r, &res, "report-signature", "report signature does not verify under VLEK");
+
+	/* constellation snp/testdata AttestationReportVLEK: never a valid signature. */
+	in = (struct kd_cert_inputs){.vek = vvlek.p, .vek_len = vvlek.n, .chain_pem = vchain.p,
+				     .chain_pem_len = vchain.n};
+	memset(&pol, 0, sizeof(pol));
+	pol.at = t_at("2024-01-01T00:00:00Z");
+	r = kd_verify_report(vrep.p, vrep.n, &in, &pol, NULL, &res);
+	assert_failed(r, &res, "report-signature", "report signature does not verify under VLEK");
+	pol.at = 0;
+	ck_assert_int_lt(kd_verify_report(vrep.p, vrep.n, &in, &pol, NULL, NULL), 0);
+
+	/* trustee az_snp_vtpm verify_report_data: REPORT_DATA[0:32] = SHA-256(HCL variable data). */
+	ck_assert_uint_eq(hcl.n, 2600);
+	var_len = kd_get_le32(hcl.p + 32 + KD_REPORT_SIZE + 16);
+	ck_assert_uint_le(32 + KD_REPORT_SIZE + 20 + var_len, hcl.n);
+	ck_assert(EVP_Digest(hcl.p + 32 + KD_REPORT_SIZE + 20, var_len, md, NULL, EVP_sha256(), NULL));
+	ck_assert_mem_eq(hcl.p + 32 + 0x50, md, 32);
+
+	free(mrep.p);
+	free(mvcek.p);
+	free(gask.p);
+	free(arep.p);
+	free(avlek.p);
+	free(achain.p);
+	free(vrep.p);
+	free(vvlek.p);
+	free(vchain.p);
+	free(hcl.p);
+}
+END_TEST
+
+/* KDS URL paths and cache names, from real reports. */
+START_TEST(kds_paths_and_bundle_names)
+{
+	struct buf m = vec("virtee-sev-milan/report.bin"), t = vec("msft-turin/report.bin");
+	struct buf v = vec("trustee-milan-vlek/report.bin");
+	char path[KD_KDS_PATH_MAX], name[KD_CERTBUNDLE_NAME_MAX];
+	struct kd_report r;
+
+	ck_assert_int_eq(kd_report_parse(m.p, m.n, &r), 0);
+	/* v2: no CPUID, the product must be given. */
+	ck_assert_int_eq(kd_kds_vcek_path(&r, kd_report_product(&r), path), KD_EUNSUPP);
+	ck_assert_int_eq(kd_kds_vcek_path(&r, KD_PRODUCT_MILAN, path), 0);
+	ck_assert_str_eq(path, "/vcek/v1/Milan/d49554ec717f4e5b0fe6b143bcf0405bd7ae304727edf46603f2a76aef6a3abc"
+			       "15d7af38db757039029f0efacfd08e244324884738c72b082e2f87a44d541eb6"
+			       "?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115");
+	ck_assert_int_eq(kd_certbundle_name(&r, name), 0);
+	ck_assert_str_eq(name, "d49554ec717f4e5b0fe6b143bcf0405bd7ae304727edf46603f2a76aef6a3abc15d7af38db75703"
+			       "9029f0efacfd08e244324884738c72b082e2f87a44d541eb6-0300000000000873.pem");
+	ck_assert_int_eq(kd_kds_chain_path(KD_PRODUCT_GENOA, false, path), 0);
+	ck_assert_str_eq(path, "/vcek/v1/Genoa/cert_chain");
+	ck_assert_int_eq(kd_kds_chain_path(KD_PRODUCT_MILAN, true, path), 0);
+	ck_assert_str_eq(path, "/vlek/v1/Milan/cert_chain");
+	/* A masked CHIP_ID names no chip. */
+	memset(r.chip_id, 0, 64);
+	ck_assert_int_eq(kd_kds_vcek_path(&r, KD_PRODUCT_MILAN, path), KD_EUNSUPP);
+	ck_assert_int_eq(kd_certbundle_name(&r, name), KD_EUNSUPP);
+
+	/* Turin: 8-byte hwID and fmcSPL, product from CPUID. */
+	ck_assert_int_eq(kd_report_parse(t.p, t.n, &r), 0);
+	ck_assert_int_eq(kd_kds_vcek_path(&r, kd_report_product(&r), path), 0);
+	ck_assert_str_eq(path, "/vcek/v1/Turin/59790fb1c39f35c1?blSPL=1&teeSPL=1&snpSPL=4&ucodeSPL=81&fmcSPL=1");
+
+	/* VLEK: one bundle per TCB, no chip in the name. */
+	ck_assert_int_eq(kd_report_parse(v.p, v.n, &r), 0);
+	ck_assert_int_eq(kd_certbundle_name(&r, name), 0);
+	ck_assert_str_eq(name, "vlek-04000000000018d9.pem");
+	free(m.p);
+	free(t.p);
+	free(v.p);
+}
+END_TEST
+
+/* The bundle is used only when no VCEK/VLEK is given, and never for a table that has one. */
+START_TEST(bundle_only_when_table_lacks_vek)
+{
+	struct buf rep = vec("virtee-sev-milan/report.bin"), vek = vec("virtee-sev-milan/vcek.der");
+	struct buf chain = vec("virtee-sev-milan/cert_chain.pem");
+	char dir[] = "/tmp/keyd-test-bundle-XXXXXX", path[512], src[600];
+	struct kd_cert_inputs in = {0};
+	uint8_t *b = NULL, *table = NULL, zero[4096] = {0};
+	size_t blen, tlen;
+	struct kd_report r;
+	char name[KD_CERTBUNDLE_NAME_MAX];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	unsetenv("KEYD_CERT_BUNDLE");
+	ck_assert_int_eq(kd_report_parse(rep.p, rep.n, &r), 0);
+	ck_assert_int_eq(kd_certbundle_name(&r, name), 0);
+	/* No bundle: refused, naming the path. */
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, dir, &b, src, sizeof(src)), KD_ENOENT);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_ENOENT), name));
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_ENOENT), "keyd kds fetch"));
+	/* With one: in points at it, and it verifies. */
+	ck_assert_int_eq(kd_certbundle_build(vek.p, vek.n, chain.p, chain.n, &b, &blen), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	ck_assert_int_eq(kd_write_file(path, b, blen, 0644), 0);
+	free(b);
+	b = NULL;
+	in.cert_table = zero; /* the zero page of a host without certificates */
+	in.cert_table_len = sizeof(zero);
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, dir, &b, src, sizeof(src)), 0);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_str_eq(src, path);
+	ck_assert_ptr_eq(in.vek, b);
+	ck_assert_int_eq(kd_verify_report(rep.p, rep.n, &in, NULL, NULL, NULL), 0);
+	free(b);
+	/* A table that holds a VCEK wins: the bundle is not read. */
+	ck_assert_int_eq(kd_certtable_build(&(struct kd_cert_entry){.kind = KD_CERT_VCEK, .der = vek.p,
+								 .len = vek.n}, 1, &table, &tlen), 0);
+	memset(&in, 0, sizeof(in));
+	in.cert_table = table;
+	in.cert_table_len = tlen;
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, dir, &b, src, sizeof(src)), 0);
+	ck_assert_ptr_null(b);
+	ck_assert_str_eq(src, "certificate table");
+	/* A malformed table is not "empty": the verifier reports it. */
+	ck_assert(!kd_certtable_lacks_vek((const uint8_t *)"\x01\x02", 2));
+	ck_assert(kd_certtable_lacks_vek(NULL, 0));
+	/* A file that is not PEM is refused. */
+	ck_assert_int_eq(kd_write_file(path, "garbage", 7, 0644), 0);
+	memset(&in, 0, sizeof(in));
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, dir, &b, src, sizeof(src)), KD_EMALFORMED);
+	/* $KEYD_CERT_BUNDLE names the file itself (a masked CHIP_ID names no chip). */
+	setenv("KEYD_CERT_BUNDLE", path, 1);
+	ck_assert_int_eq(kd_certs_from_bundle(&in, rep.p, rep.n, "/nonexistent", &b, src, sizeof(src)),
+			 KD_EMALFORMED);
+	unsetenv("KEYD_CERT_BUNDLE");
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+	free(table);
+	free(rep.p);
+	free(vek.p);
+	free(chain.p);
+}
+END_TEST
+
+/*
+ * The KDS client against canned responses from a loopback listener: only a
+ * complete "200" response with a body within the limit is accepted.
+ */
+static int http_canned(const char *resp, size_t resp_len, size_t max, uint8_t **out, size_t *out_len)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int ls = socket(AF_INET, SOCK_STREAM, 0), st, r;
+	char base[64];
+	pid_t pid;
+
+	ck_assert_int_ge(ls, 0);
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(ls, 1), 0);
+	ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char req[2048];
+		int c = accept(ls, NULL, NULL);
+
+		if (c >= 0 && read(c, req, sizeof(req)) > 0 && write(c, resp, resp_len) >= 0)
+			shutdown(c, SHUT_WR);
+		_exit(0);
+	}
+	close(ls);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+	r = kd_http_get(base, "/vcek/v1/Milan/cert_chain", max, 10, out, out_len);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return r;
+}
+
+START_TEST(kds_http_responses)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: x\r\n\r\nBODY";
+	uint8_t *b = NULL;
+	size_t n = 0;
+
+	ck_assert_int_eq(http_canned(ok, sizeof(ok) - 1, 64, &b, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_mem_eq(b, "BODY", 4);
+	free(b);
+	/* Every truncation of the header is refused; so is an empty body. */
+	for (size_t cut = 0; cut < sizeof(ok) - 1 - 4; cut += 7) {
+		b = NULL;
+		ck_assert_int_eq(http_canned(ok, cut, 64, &b, &n), KD_EIO);
+		ck_assert_ptr_null(b);
+	}
+	ck_assert_int_eq(http_canned(ok, sizeof(ok) - 1 - 4, 64, &b, &n), KD_EIO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EIO), "empty response"));
+	/* Not 200, a garbled status, more than the limit. */
+	ck_assert_int_eq(http_canned("HTTP/1.1 404 Not Found\r\n\r\nx", 27, 64, &b, &n), KD_EIO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EIO), "HTTP status 404"));
+	ck_assert_int_eq(http_canned("HTTP/1.1 2x0 OK\r\n\r\nx", 20, 64, &b, &n), KD_EIO);
+	ck_assert_int_eq(http_canned("SSH-2.0-OpenSSH\r\n\r\nx", 20, 64, &b, &n), KD_EIO);
+	ck_assert_int_eq(http_canned(ok, sizeof(ok) - 1, 3, &b, &n), KD_EIO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EIO), "larger than 3 bytes"));
+	/* Only http:// and https://. */
+	ck_assert_int_eq(kd_http_get("ftp://127.0.0.1", "/x", 64, 1, &b, &n), KD_EINVAL);
 }
 END_TEST
 
@@ -817,6 +1111,10 @@ static Suite *verify_suite(void)
 	tcase_add_test(tc, vek_extension_forms);
 	tcase_add_test(tc, cert_table_input);
 	tcase_add_test(tc, synthetic_chain);
+	tcase_add_test(tc, source_project_expectations);
+	tcase_add_test(tc, kds_paths_and_bundle_names);
+	tcase_add_test(tc, bundle_only_when_table_lacks_vek);
+	tcase_add_test(tc, kds_http_responses);
 	tcase_add_test(tc, rfc3339);
 	tcase_add_test(tc, inputs_refused);
 	suite_add_tcase(s, tc);

@@ -1,15 +1,19 @@
 #!/bin/bash
 # Scenario 1: the first boot on a blank disk provisions a sealed volume,
-# creates ext4, writes a marker file and powers off.
+# creates ext4, writes a marker file and powers off. keyd runs its production
+# backend: the image configures no simulator, and keyd's detection finds the
+# (emulated) /dev/sev-guest.
 set -euo pipefail
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_setup
 
+expect_no_sim_config "$VM_ORIG"
 vm_blank_disk "$VM_DISK" 64
 append=$VM_APPEND_BASE
 vm_launch 01-first-boot "$VM_ORIG" "$append" "$VM_DISK" || fail "first boot did not power off"
 expect_result "$VM_LOG" ok
+expect_snp "$VM_LOG"
 [ "$(vm_field "$VM_LOG" action)" = write ] || fail "first boot did not write the marker"
 [ "$(vm_field "$VM_LOG" state)" = provisioned ] || fail "volume was not provisioned"
 marker=$(vm_field "$VM_LOG" marker)
@@ -24,4 +28,4 @@ meas=$(vm_measure "$VM_ORIG" "$append")
 echo "$meas" >"$VM_WORK/measurement"
 grep -qi "$meas" <<<"$meta" || fail "token does not record the launch measurement $meas"
 vm_sha "$VM_DISK" >"$VM_WORK/disk.sha256"
-echo "provisioned, sealed to ${meas:0:16}..., marker $marker"
+echo "provisioned via /dev/sev-guest (kernel $VM_KVER), sealed to ${meas:0:16}..., marker $marker"

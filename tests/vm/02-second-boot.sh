@@ -9,8 +9,9 @@ vm_setup
 
 vm_launch 02-second-boot "$VM_ORIG" "$VM_APPEND_BASE" "$VM_DISK" || fail "second boot did not power off"
 expect_result "$VM_LOG" ok
+expect_snp "$VM_LOG"
 [ "$(vm_field "$VM_LOG" state)" = unlocked ] || fail "volume was not simply unlocked"
 [ "$(vm_field "$VM_LOG" action)" = verify ] || fail "second boot did not read the marker"
 [ "$(vm_field "$VM_LOG" marker)" = "$(cat "$VM_WORK/marker")" ] || fail "marker differs from the first boot's"
 vm_sha "$VM_DISK" >"$VM_WORK/disk.sha256"
-echo "reopened, marker $(cat "$VM_WORK/marker") intact"
+echo "reopened via /dev/sev-guest (kernel $VM_KVER), marker $(cat "$VM_WORK/marker") intact"

@@ -35,6 +35,7 @@ grep -aqi "$launch_b" "$VM_LOG" || fail "console does not name this launch's mea
 # 3c: the original still opens it.
 vm_launch 03c-original-again "$VM_ORIG" "$VM_APPEND_BASE" "$VM_DISK" || fail "original boot did not power off"
 expect_result "$VM_LOG" ok
+expect_snp "$VM_LOG"
 [ "$(vm_field "$VM_LOG" marker)" = "$(cat "$VM_WORK/marker")" ] || fail "marker lost"
 vm_sha "$VM_DISK" >"$VM_WORK/disk.sha256"
 echo "changed file and changed cmdline refused (sealed ${sealed:0:12}..., launches ${launch:0:12}..., ${launch_b:0:12}...), disk unchanged, original reopens"

@@ -19,13 +19,38 @@ VM_VCPU_TYPE=EPYC-v4
 VM_OVMF=${VM_OVMF:-$KEYD_SRC/tests/vm/ovmf_AmdSev_suffix.bin}
 [ -f "$VM_OVMF" ] || VM_OVMF=${KEYD_VECTORS:-$KEYD_SRC/tests/vectors}/measure/ovmf_AmdSev_suffix.bin
 # The command line is part of the measurement: every boot of one image
-# must use exactly this string.
-export VM_APPEND_BASE="console=ttyS0 panic=-1 quiet"
+# must use exactly this string. The test image switches into no root: it
+# declares so (keyd.root=initramfs), or keyd refuses to release state keys.
+# no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer test
+# can time out and panic ("IO-APIC + timer doesn't work!"); a VM's timer is
+# known to work, so the test is skipped rather than left to chance.
+export VM_APPEND_KERNEL="console=ttyS0 panic=-1 quiet no_timer_check"
+export VM_APPEND_BASE="$VM_APPEND_KERNEL keyd.root=initramfs"
 VM_SIM_PORT=org.keyd.sim
 
-# Newest installed kernel that has its modules (no ABI number hard-coded).
+# The guest kernel. By default Debian's default kernel (the one the
+# linux-image-amd64 package depends on, 6.1 on Debian 12), else the newest
+# installed one that has its modules; no ABI number is hard-coded.
+# VM_KROOT=DIR boots a kernel package unpacked into DIR instead
+# (tests/vm/fetch-kernel.sh: Debian 12's 6.12 for the scenarios that touch
+# the guest interface).
+: "${VM_KROOT:=}"
 vm_kernel_version() {
 	local k v
+	if [ -n "$VM_KROOT" ]; then
+		for k in "$VM_KROOT"/boot/vmlinuz-*; do
+			[ -e "$k" ] && [ -d "$VM_KROOT/lib/modules/${k##*/vmlinuz-}" ] || continue
+			echo "${k##*/vmlinuz-}"
+			return 0
+		done
+		return 1
+	fi
+	v=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null |
+		sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
+	if [ -n "$v" ] && [ -e "/boot/vmlinuz-$v" ] && [ -d "/lib/modules/$v" ]; then
+		echo "$v"
+		return 0
+	fi
 	for k in $(printf '%s\n' /boot/vmlinuz-* | sort -rV); do
 		v=${k#/boot/vmlinuz-}
 		if [ -d "/lib/modules/$v" ]; then
@@ -40,8 +65,8 @@ vm_have_qemu() {
 	command -v qemu-system-x86_64 >/dev/null && vm_kernel_version >/dev/null
 }
 
-VM_KVER=$(vm_kernel_version || true)
-VM_KERNEL=/boot/vmlinuz-$VM_KVER
+VM_KVER=${VM_KVER:-$(vm_kernel_version || true)}
+VM_KERNEL=$VM_KROOT/boot/vmlinuz-$VM_KVER
 
 # vm_boot LOG DISK INITRD APPEND [SIM_SOCKET] -> exit status of qemu/timeout
 # A guest that powers off exits 0; a timeout gives 124. An empty DISK boots
@@ -108,6 +133,39 @@ sim_stop() {
 	return 0
 }
 
+# vm_backend LOG -> the trust backend keyd's own detection picked in the
+# guest ("KEYD-TEST: BACKEND name=snp" from test-init).
+vm_backend() {
+	tr -d '\r' <"$1" | sed -n 's/.*KEYD-TEST: BACKEND name=\([a-z]*\).*/\1/p' | tail -n 1
+}
+
+# expect_snp LOG: keyd ran its production /dev/sev-guest backend, and every
+# request it made reached the simulated AMD-SP (through the emulated
+# device: the image has no other way to it).
+expect_snp() {
+	local got
+	got=$(vm_backend "$1")
+	[ "$got" = snp ] || fail "keyd picked backend '${got:-none}', not snp (/dev/sev-guest)"
+	grep -aq 'keyd-test: /dev/sev-guest is up' "$1" || fail "the emulated /dev/sev-guest did not come up"
+}
+
+# expect_no_sim_config IMG: the image's /init and /etc/keyd select no
+# simulator (no KEYD_SIM): keyd is configured exactly as on hardware.
+expect_no_sim_config() {
+	local cfg tmp
+	tmp=$(mktemp)
+	# Unpacked from a file: cpio stops at its trailer, and a pipe from zcat
+	# would then die of SIGPIPE.
+	zcat "$1" >"$tmp"
+	cfg=$(cpio -i --quiet --to-stdout init 'etc/keyd/*' <"$tmp" 2>/dev/null) || true
+	rm -f "$tmp"
+	grep -aq KEYD_TEST_SEVGUEST_PORT <<<"$cfg" || fail "image $1 does not start the emulated /dev/sev-guest"
+	if grep -aq KEYD_SIM <<<"$cfg"; then
+		fail "image $1 configures the simulator socket backend (KEYD_SIM)"
+	fi
+	return 0
+}
+
 # vm_result LOG -> the RESULT=... word of the KEYD-TEST line ("" if none).
 vm_result() {
 	tr -d '\r' <"$1" | sed -n 's/.*KEYD-TEST: RESULT=\([a-z]*\).*/\1/p' | tail -n 1
@@ -127,7 +185,8 @@ vm_uptime() {
 vm_initramfs() {
 	local out=$1
 	shift
-	"$KEYD_SRC/initramfs/build-test-initramfs.sh" -o "$out" "$@" "$KEYD_BUILD" >/dev/null
+	"$KEYD_SRC/initramfs/build-test-initramfs.sh" -o "$out" --kver "$VM_KVER" \
+		${VM_KROOT:+--modroot "$VM_KROOT"} "$@" "$KEYD_BUILD" >/dev/null
 }
 
 # A blank (all-zero) disk image of SIZE MiB.

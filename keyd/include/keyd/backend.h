@@ -44,6 +44,13 @@ struct kd_backend {
 	const struct kd_backend_ops *ops;
 	unsigned caps;
 	void *priv;
+	/*
+	 * The VMPL the AMD-SP sees this guest's requests at (0 unless an SVSM or
+	 * paravisor runs below it), and where the backend learnt it. A key or
+	 * report request for a lower VMPL is refused before it is sent.
+	 */
+	uint32_t vmpl;
+	char vmpl_source[96];
 };
 
 struct kd_backend_opts {

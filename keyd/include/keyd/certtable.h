@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The GHCB certificate table that SNP_GET_EXT_REPORT and the configfs-tsm
- * auxblob return (SNP-FACTS §1): 24-byte entries {GUID[16] in RFC 4122
+ * auxblob return (docs/snp-facts.md §1.5): 24-byte entries {GUID[16] in RFC 4122
  * (big-endian) byte order, u32 offset, u32 length}, ended by an all-zero
  * entry; offsets count from the start of the blob; the certificates are DER.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * k-of-n recovery escrow (DESIGN.md §1 duty 3: no single admin can recover).
+ * k-of-n recovery escrow (docs/formats.md §8: no single admin can recover).
  *
  * A random 32-byte recovery key R gets its own LUKS2 keyslot (PBKDF2-SHA512,
  * 1000 iterations, set explicitly: R is high-entropy; passphrase = hex(R)).
@@ -96,8 +96,15 @@ int kd_escrow_combine(struct kd_secret *const shares[], size_t n, const char *uu
 
 /* ---------------------------------------------------------------- CMS */
 
-/* Certificates and keys in PEM or DER. */
+/* Certificates in PEM or DER. */
 int kd_escrow_load_cert(const char *path, X509 **ret);
+/*
+ * A private key: a PEM or DER file (a passphrase-protected PEM key asks on
+ * the terminal), or a "pkcs11:" URI (RFC 7512) of a key that stays in a
+ * PKCS#11 token, through OpenSSL's pkcs11 engine ($KEYD_PKCS11_MODULE picks
+ * the module). KD_EUNSUPP when the engine is not installed, KD_ENOENT when
+ * no token key matches.
+ */
 int kd_escrow_load_key(const char *path, EVP_PKEY **ret);
 /* SHA-256 of the certificate's DER encoding. */
 int kd_escrow_cert_fp(X509 *cert, uint8_t out[KD_ESCROW_FP_SIZE]);
@@ -207,18 +214,6 @@ int kd_escrow_remove(struct kd_volume *v, bool force);
 int kd_escrow_enroll(const char *device, struct kd_backend *b, const struct kd_launch *l,
 		     const char *const cert_paths[], size_t n, unsigned k);
 
-/* ---------------------------------------------------------------- status */
-
-/*
- * Everything an on-call admin needs about v, as one JSON document (the
- * schema is in man/keyd-recover.8): header copies, every keyslot with what
- * describes it, the keyd tokens, pending handoffs, the escrow, whether the
- * launch l (NULL: none reachable; no_launch says why) can unlock, and a
- * verdict in words: what can open the volume now and what to do next.
- */
-int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char *no_launch,
-		      struct json_object **ret);
-
 /* ---------------------------------------------------------------- admin */
 
 /*
@@ -230,12 +225,19 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 int kd_admin_header_backup(struct kd_volume *v, const char *file);
 
 /*
+ * Asked after every check passed and before anything is written, with the
+ * backup's UUID and label; a non-zero return (a KD_E* refusal) stops.
+ */
+typedef int (*kd_admin_confirm_fn)(const char *uuid, const char *label, void *ctx);
+
+/*
  * Restore a header backup onto device. Refused (KD_EREFUSED) when the backup
  * is of another volume (UUID), fails the allow-list, or would drop keyslots
  * the device has and the backup lacks; force overrides only the last and a
- * device with no readable header to compare with.
+ * device with no readable header to compare with. confirm may be NULL.
  */
-int kd_admin_header_restore(const char *device, const char *file, bool force);
+int kd_admin_header_restore(const char *device, const char *file, bool force,
+			    kd_admin_confirm_fn confirm, void *ctx);
 
 /*
  * Crypto-erase: destroy every keyslot (libcryptsetup overwrites each

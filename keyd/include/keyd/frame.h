@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Handoff message frames (DESIGN.md §6).
+ * Handoff message frames (docs/handoff-protocol.md).
  *
  * Wire format, little-endian like every other keyd encoding:
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Attested upgrade handoff (DESIGN.md §6).
+ * Attested upgrade handoff (docs/handoff-protocol.md).
  *
  * O (old version, holds the unlocked volumes) listens; N (new version,
  * booted in upgrade mode, no disk) connects.
@@ -230,7 +230,7 @@ struct kd_commit_result {
 };
 
 /*
- * N's first real boot (DESIGN §6.5): open `device` with this launch's key and
+ * N's first real boot (docs/architecture.md#upgrade-path): open `device` with this launch's key and
  * verify the pin (the same dry-run path as unlock; nothing is written if that
  * fails), mark this launch's token active, then apply the policy to the other
  * keyd slots. Never kills the slot that just opened. Idempotent: a rerun

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * LUKS2 header reader and allow-list (DESIGN.md §5).
+ * LUKS2 header reader and allow-list (docs/formats.md §6).
  *
  * keyd reads both binary header copies itself, read-only, before
  * libcryptsetup ever loads the device: libcryptsetup repairs a damaged copy

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * MSG_KEY_REQ / MSG_KEY_RSP: the derived-key request of the AMD-SP and its
- * response (SNP-FACTS §1; Linux struct snp_derived_key_req, 32 bytes).
+ * response (docs/snp-facts.md §1.2; Linux struct snp_derived_key_req, 32 bytes).
  */
 #ifndef KEYD_KEYREQ_H
 #define KEYD_KEYREQ_H
@@ -20,6 +20,16 @@
 #define KD_KEY_SEL_MASK (3u << 1)
 enum { KD_KEY_SEL_DEFAULT = 0, KD_KEY_SEL_VCEK = 1, KD_KEY_SEL_VLEK = 2 };
 
+/*
+ * The root-key names of the command line and the token, one meaning
+ * everywhere: "vcek" is KEY_SEL 1 (the VCEK even when a VLEK is installed;
+ * KEY_SEL 0 would silently pick the VLEK there), "vlek" KEY_SEL 2, "vmrk"
+ * the VM root key of this launch. kd_root_parse: KD_EINVAL for another
+ * name. kd_root_name: the name of a root_key_select, or NULL if it has none.
+ */
+int kd_root_parse(const char *name, uint32_t *ret);
+const char *kd_root_name(uint32_t root_key_select);
+
 /* guest_field_select bits */
 #define KD_FIELD_POLICY (1ull << 0)
 #define KD_FIELD_IMAGE_ID (1ull << 1)
@@ -30,7 +40,7 @@ enum { KD_KEY_SEL_DEFAULT = 0, KD_KEY_SEL_VCEK = 1, KD_KEY_SEL_VLEK = 2 };
 #define KD_FIELD_LAUNCH_MIT (1ull << 6) /* needs the 40-byte request; unusable via Linux uapi */
 #define KD_FIELD_VALID_MASK 0x3full    /* what keyd sends through a 32-byte request */
 
-/* The sealing binding of DESIGN.md §5. */
+/* The sealing binding (docs/formats.md §2). */
 #define KD_FIELDS_SEAL (KD_FIELD_MEASUREMENT | KD_FIELD_POLICY | KD_FIELD_TCB_VERSION)
 
 /* MSG_KEY_RSP status */
@@ -71,7 +81,7 @@ const char *kd_fw_status_name(uint32_t status);
 void kd_key_rsp_encode(uint32_t status, const uint8_t *key, uint8_t out[KD_KEY_RSP_SIZE]);
 
 /*
- * Parse a field list "policy,measurement,tcb" (DESIGN §7) into select bits.
+ * Parse a field list "policy,measurement,tcb" (docs/formats.md §5, "fields") into select bits.
  * Names: policy, image-id, family-id, measurement, guest-svn, tcb; "none"
  * means 0. KD_EINVAL for an empty list or element, an unknown name or a
  * name given twice.

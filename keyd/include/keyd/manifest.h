@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Signed release manifests (DESIGN.md §6): which launch measurements belong
+ * Signed release manifests (docs/formats.md §9): which launch measurements belong
  * to which GuestOS release, its SVN and validity window, signed with Ed25519
  * by k of n release keys that are pinned in the (measured) image.
  *

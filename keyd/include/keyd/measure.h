@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * SEV-SNP launch digest, as sev-snp-measure 0.0.13 (mode snp) computes it
- * (SNP-FACTS.md §4 and §7).
+ * (docs/snp-facts.md §4 and §5).
  */
 #ifndef KEYD_MEASURE_H
 #define KEYD_MEASURE_H
@@ -52,7 +52,7 @@ int kd_measure_traced(const struct kd_measure_params *p, uint8_t out[KD_LD_SIZE]
 /* The digest after the OVMF pages only: the value for --snp-ovmf-hash. */
 int kd_measure_ovmf_hash(const char *ovmf_path, uint8_t out[KD_LD_SIZE]);
 
-/* vCPU signature (CPUID(1).EAX) from family, model and stepping (SNP-FACTS §7). */
+/* vCPU signature (CPUID(1).EAX) from family, model and stepping (docs/snp-facts.md §5). */
 uint32_t kd_vcpu_sig(unsigned family, unsigned model, unsigned stepping);
 
 /*

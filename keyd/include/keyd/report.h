@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * SEV-SNP ATTESTATION_REPORT codec (versions 2, 3/4 and 5; 1184 bytes,
- * little-endian). Offsets: SNP-FACTS.md §2 (go-sev-guest abi.ReportToProto,
+ * little-endian). Offsets: docs/snp-facts.md §2 (go-sev-guest abi.ReportToProto,
  * cross-checked with virtee and every real vector in tests/vectors/snp).
  */
 #ifndef KEYD_REPORT_H
@@ -26,7 +26,7 @@ int kd_product_from_name(const char *s, enum kd_product *ret); /* case-insensiti
 /* Product from CPUID family/model (trustee get_processor_generation). */
 enum kd_product kd_product_from_cpuid(uint8_t family, uint8_t model);
 
-/* POLICY bits (SNP-FACTS §2). */
+/* POLICY bits (docs/snp-facts.md §2.3). */
 #define KD_POLICY_SMT (1ull << 16)
 #define KD_POLICY_RSVD1 (1ull << 17) /* must be 1 */
 #define KD_POLICY_MIGRATE_MA (1ull << 18)
@@ -48,7 +48,7 @@ enum { KD_SIGNING_KEY_VCEK = 0, KD_SIGNING_KEY_VLEK = 1, KD_SIGNING_KEY_NONE = 7
 
 /*
  * A TCB_VERSION decoded for one product. The raw 8 bytes are authoritative;
- * the layout differs between Milan/Genoa and Turin (SNP-FACTS §2 table).
+ * the layout differs between Milan/Genoa and Turin (docs/snp-facts.md §2.6).
  */
 struct kd_tcb {
 	uint64_t raw;

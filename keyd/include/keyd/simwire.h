@@ -4,7 +4,7 @@
  *
  * The simulator runs OUTSIDE the guest (on the host, next to QEMU), so the
  * guest cannot choose its own measurement: the launch parameters are fixed
- * when `keyd-simfw serve` starts (DESIGN.md §4).
+ * when `keyd-simfw serve` starts (docs/simulator.md §1).
  *
  * ---------------------------------------------------------------- wire
  * Every message, in both directions, is one frame:

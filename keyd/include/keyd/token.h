@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The "keyd" LUKS2 token (DESIGN.md §5): public metadata of one keyd keyslot.
+ * The "keyd" LUKS2 token (docs/formats.md §5): public metadata of one keyd keyslot.
  *
  *   {"type": "keyd", "keyslots": ["1"], "version": 1, "backend": "sim",
  *    "root": "vcek", "fields": "policy,measurement,tcb", "vmpl": 0,

@@ -65,7 +65,7 @@ int kd_verify_report(const uint8_t *report, size_t len, const struct kd_cert_inp
 
 /*
  * The AMD extensions of a VCEK or VLEK (OID prefix 1.3.6.1.4.1.3704.1,
- * SNP-FACTS §3), parsed with OpenSSL's DER decoders.
+ * docs/snp-facts.md §3.2), parsed with OpenSSL's DER decoders.
  */
 struct kd_vek_info {
 	bool is_vlek;             /* cspID present, no hwID */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Sealed LUKS2 state volumes (DESIGN.md §5).
+ * Sealed LUKS2 state volumes (docs/formats.md §1).
  *
  * A keyd volume is LUKS2, aes-xts-plain64, a 512-bit random volume key and
  * 4096-byte sectors. Each keyd keyslot is PBKDF2-SHA512 at 1000 iterations
@@ -77,7 +77,7 @@ int kd_token_for_launch(const struct kd_launch *l, const char *label, uint32_t s
 void kd_token_key_req(const struct kd_token *t, struct kd_key_req *ret);
 
 /*
- * Keyslot passphrase and pin key from a derived key (DESIGN §5). This is what
+ * Keyslot passphrase and pin key from a derived key (docs/formats.md §3). This is what
  * a handoff peer N computes on its side and sends to O. uuid is the LUKS2
  * UUID text exactly as in the header (36 characters).
  */
@@ -194,7 +194,7 @@ int kd_volume_set_state(struct kd_volume *v, int keyslot, enum kd_token_state st
 int kd_volume_retire(struct kd_volume *v, int keyslot, bool force);
 
 /*
- * TCB roll-forward (DESIGN §5): when the launch's committed TCB is above the
+ * TCB roll-forward (docs/formats.md §2): when the launch's committed TCB is above the
  * TCB of the token that opens the volume, derive at the recorded TCB, add a
  * slot at the committed TCB with the same state, then retire the old slot.
  * *ret_done tells whether anything was re-keyed. vk is the volume key.

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * VCEK/VLEK certificate extensions (OID prefix 1.3.6.1.4.1.3704.1,
- * SNP-FACTS §3). Every value is decoded with OpenSSL's DER decoders and must
+ * docs/snp-facts.md §3.2). Every value is decoded with OpenSSL's DER decoders and must
  * be consumed exactly: an SPL is a DER INTEGER, so 219 is 02 02 00 db and
  * not "the last byte" (the pitfall in trustee's comment).
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * SEV-SNP report verification (SNP-FACTS §2, §3; DESIGN.md §7):
+ * SEV-SNP report verification (docs/snp-facts.md §2, §3):
  *
  *   ARK (self-signed, pinned) -> ASK or ASVK -> VCEK or VLEK -> report
  *
@@ -122,7 +122,7 @@ static int sha256_hex(X509 *x, char out[65])
 
 /*
  * RSASSA-PSS with SHA-384, MGF1-SHA-384, salt 48, trailer 1: the only
- * signature AMD's KDS issues (SNP-FACTS §3). Absent parameters mean the
+ * signature AMD's KDS issues (docs/snp-facts.md §3.1). Absent parameters mean the
  * RFC 4055 defaults (SHA-1, salt 20) and are refused like any other value.
  */
 static int check_pss_params(X509 *x, char *why, size_t whylen)
@@ -183,7 +183,7 @@ out:
 	return ok ? 0 : KD_EVERIFY;
 }
 
-/* basicConstraints CA:TRUE and keyUsage keyCertSign (SNP-FACTS §3). */
+/* basicConstraints CA:TRUE and keyUsage keyCertSign (docs/snp-facts.md §3.1). */
 static bool is_signing_ca(X509 *x)
 {
 	uint32_t flags = X509_get_extension_flags(x);
@@ -511,7 +511,7 @@ static int select_chain(struct kd_verifier *v, struct offered *o, struct checker
 	v->cert[C_ASK] = o->inter[idx];
 	o->inter[idx] = o->inter[--o->n_inter];
 	cert_cn(v->cert[C_ASK], cn, sizeof(cn));
-	/* AMD names the VLEK intermediate "SEV-VLEK-<Product>" (SNP-FACTS §3). */
+	/* AMD names the VLEK intermediate "SEV-VLEK-<Product>" (docs/snp-facts.md §3). */
 	v->ask_is_asvk = strstr(cn, "VLEK") != NULL;
 out:
 	for (size_t i = 0; i < KD_N_BUILTIN_ROOTS; i++) {
@@ -555,7 +555,7 @@ static void chain_checks(struct kd_verifier *v, struct checker *c)
 	r = signed_by(vek, ask) ? 0 : KD_EVERIFY;
 	ck(c, "vek-signature", r, r ? "%s signature does not verify under %s (%s)" : "%s signed by %s (%s)",
 	   vek_kind(v), ask_kind(v), icn);
-	/* VCEK under the ASK, VLEK under the ASVK (SNP-FACTS §3 check 4). */
+	/* VCEK under the ASK, VLEK under the ASVK (docs/snp-facts.md §3.3 check 4). */
 	r = v->vek_ok && v->vek.is_vlek != v->ask_is_asvk ? KD_EVERIFY : 0;
 	ck(c, "vek-issuer-kind", r, r ? "%s is issued by an %s (%s)" : "%s issued by an %s", vek_kind(v),
 	   ask_kind(v), icn);
@@ -737,7 +737,7 @@ static int report_signature(struct kd_verifier *v, const uint8_t *report)
 		BN_free(s);
 		goto out;
 	}
-	/* R and S are zero-extended little-endian (SNP-FACTS §2); DER for EVP. */
+	/* R and S are zero-extended little-endian (docs/snp-facts.md §2.2); DER for EVP. */
 	derlen = i2d_ECDSA_SIG(sig, NULL);
 	if (derlen <= 0 || (size_t)derlen > sizeof(der) || i2d_ECDSA_SIG(sig, &p) != derlen)
 		goto out;
@@ -776,7 +776,7 @@ static void tcb_checks(const struct kd_verifier *v, const struct kd_report *rep,
 	const char *kind = vek_kind(v);
 
 	kd_tcb_decode(rep->reported_tcb, p, &t);
-	/* The VEK is derived for REPORTED_TCB, not CURRENT_TCB (SNP-FACTS §3 check 1). */
+	/* The VEK is derived for REPORTED_TCB, not CURRENT_TCB (docs/snp-facts.md §3.3 check 1). */
 	if (e->bl_spl != t.bootloader)
 		ck(c, "vek-tcb", KD_EVERIFY, "%s blSPL %u != reported TCB bootloader %u", kind, e->bl_spl, t.bootloader);
 	else if (e->tee_spl != t.tee)
@@ -822,7 +822,10 @@ static void policy_checks(const struct kd_report *rep, enum kd_product p, const 
 		ck(c, "measurement", found ? 0 : KD_EPOLICY,
 		   found ? "measurement %s in expected set" : "measurement %s not in expected set", h);
 	}
-	if (pol->chip_id) {
+	if (pol->chip_id && all_zero(rep->chip_id, 64)) {
+		/* A masked CHIP_ID names no chip: it can match no expectation. */
+		ck(c, "chip-id", KD_EPOLICY, "chip ID is masked (all zero); cannot be the expected one");
+	} else if (pol->chip_id) {
 		r = memcmp(pol->chip_id, rep->chip_id, 64) ? KD_EPOLICY : 0;
 		if (r || c->out)
 			hex_prefix(rep->chip_id, 64, h);
@@ -847,6 +850,20 @@ static void policy_checks(const struct kd_report *rep, enum kd_product p, const 
 		ck(c, "min-tcb", r, r ? "reported TCB %s is below the minimum %s" : "reported TCB %s >= %s", have,
 		   want);
 	}
+}
+
+/*
+ * MASK_CHIP_KEY=1 or SIGNING_KEY=7: the firmware did not sign (the
+ * signature field is zero). Nothing could prove such a report, whatever
+ * certificates come with it.
+ */
+static int signed_check(const struct kd_report *rep, struct checker *c)
+{
+	if ((rep->signer_info & KD_SIGNER_MASK_CHIP_KEY) || rep->signing_key == KD_SIGNING_KEY_NONE)
+		return ck(c, "signed", KD_EVERIFY, "unsigned report (%s)",
+			  (rep->signer_info & KD_SIGNER_MASK_CHIP_KEY) ? "MASK_CHIP_KEY is set"
+								       : "SIGNING_KEY is none");
+	return ck(c, "signed", 0, "signed by the %s", kd_signing_key_name(rep->signing_key));
 }
 
 static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
@@ -887,6 +904,8 @@ static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
 	else
 		ck(&c, "product", 0, "%s%s", kd_product_name(p), rp == KD_PRODUCT_UNKNOWN ? " (from the VEK)" : "");
 
+	if (signed_check(&rep, &c) < 0)
+		return ck_finish(&c);
 	r = (rep.signing_key == KD_SIGNING_KEY_VCEK && v->vek_ok && !v->vek.is_vlek) ||
 			    (rep.signing_key == KD_SIGNING_KEY_VLEK && v->vek_ok && v->vek.is_vlek)
 		    ? 0
@@ -904,9 +923,13 @@ static int verify_one(struct kd_verifier *v, const uint8_t *report, size_t len,
 		tcb_checks(v, &rep, p, &c);
 		if (v->vek.is_vlek) {
 			ck(&c, "vek-chip-id", 0, "VLEK: no hwID to compare");
-		} else if ((rep.signer_info & KD_SIGNER_MASK_CHIP_KEY) && all_zero(rep.chip_id, 64)) {
-			/* MASK_CHIP_ID zeroes CHIP_ID; the chain still proves an AMD VCEK. */
-			ck(&c, "vek-chip-id", 0, "CHIP_ID masked by the guest; hwID not compared");
+		} else if (all_zero(rep.chip_id, 64)) {
+			/*
+			 * MASK_CHIP_ID (a host setting) zeroes CHIP_ID in a report the
+			 * VCEK still signs; the chain and signature prove an AMD chip,
+			 * only not which one.
+			 */
+			ck(&c, "vek-chip-id", 0, "CHIP_ID masked (all zero); hwID not compared");
 		} else {
 			r = memcmp(v->vek.hwid, rep.chip_id, v->vek.hwid_len) ? KD_EVERIFY : 0;
 			ck(&c, "vek-chip-id", r, r ? "VCEK hwID is not the report's CHIP_ID" : "VCEK hwID equals CHIP_ID%s",
@@ -943,6 +966,16 @@ int kd_verify_report(const uint8_t *report, size_t len, const struct kd_cert_inp
 		res->n = 0;
 	if (!report)
 		return kd_fail(KD_EINVAL, "no report");
+	/* An unsigned report is refused as such, even with no certificate at all. */
+	{
+		struct checker c = {.out = res ? res->checks : NULL, .n = res ? &res->n : NULL};
+		struct kd_report rep;
+
+		if (kd_report_parse(report, len, &rep) == 0 && signed_check(&rep, &c) < 0)
+			return ck_finish(&c);
+		if (res)
+			res->n = 0;
+	}
 	r = verifier_build(certs, &v);
 	if (r < 0)
 		return r;

@@ -2,7 +2,7 @@
 /*
  * Backend selection and capability checks.
  *
- * Selection (DESIGN.md §3): an explicit name wins. Otherwise snp when
+ * Selection (docs/architecture.md#backends): an explicit name wins. Otherwise snp when
  * /dev/sev-guest exists, else tsm when the configfs-tsm report directory
  * exists. The simulator is never detected from the machine: a guest on real
  * SNP hardware must not be talked into a fake AMD-SP by a stray socket. Only

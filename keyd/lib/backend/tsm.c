@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The configfs-tsm backend (Linux >= 6.7, SNP-FACTS §1 "configfs-tsm"):
+ * The configfs-tsm backend (Linux >= 6.7, docs/snp-facts.md §1.6):
  * reports and the host's certificate table (auxblob). It has no derived
  * keys, so it does not claim KD_CAP_DERIVE.
+ *
+ * Before anything is written, the directory's `provider` must be sev_guest
+ * (on a TDX or other guest the SNP attributes are missing or mean something
+ * else, and the error should say so rather than name `privlevel`), and
+ * `privlevel_floor` -- the VMPL of the VMPCK the kernel uses, set from
+ * vmpck_id in sev_guest_probe() -- bounds the privlevel: tsm.c's
+ * privlevel_store() answers a lower one with a bare EINVAL
+ * (drivers/virt/coco/tsm.c; Documentation/ABI/testing/configfs-tsm).
  *
  * One report directory per request, named uniquely, removed afterwards:
  * configfs report directories are shared state, and `generation` (bumped
@@ -88,24 +96,51 @@ static int read_generation(const char *dir, uint64_t *ret)
 	return r < 0 ? kd_fail(KD_EMALFORMED, "configfs-tsm generation is not a number") : 0;
 }
 
-static int check_provider(const char *dir)
+static int read_line(const char *dir, const char *name, char *out, size_t max)
 {
 	uint8_t *buf = NULL;
 	size_t len;
-	int r = read_attr(dir, "provider", 64, &buf, &len);
+	int r = read_attr(dir, name, max - 1, &buf, &len);
 
-	if (r == KD_ENOENT) {
-		kd_err_clear();
-		return 0; /* kernels before the attribute existed */
-	}
 	if (r < 0)
 		return r;
-	while (len && buf[len - 1] == '\n')
-		buf[--len] = '\0';
-	if (strcmp((const char *)buf, "sev_guest"))
-		r = kd_fail(KD_EUNSUPP, "configfs-tsm provider is '%s', not sev_guest", (char *)buf);
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		len--;
+	memcpy(out, buf, len);
+	out[len] = '\0';
 	free(buf);
-	return r;
+	return 0;
+}
+
+/* provider first, then privlevel_floor: both before any write. */
+static int check_provider(struct kd_backend *b, const char *dir, uint32_t vmpl)
+{
+	char prov[64], floor_s[16], why[200];
+	uint64_t floor;
+	int r;
+
+	if ((r = read_line(dir, "provider", prov, sizeof(prov))) < 0) {
+		snprintf(why, sizeof(why), "%s", r == KD_ENOENT ? "missing (not a configfs-tsm report "
+								  "directory)" : kd_err_detail(r));
+		return kd_fail(r == KD_ENOENT ? KD_EUNSUPP : r, "%s/provider: %s", dir, why);
+	}
+	if (strcmp(prov, "sev_guest"))
+		return kd_fail(KD_EUNSUPP, "configfs-tsm provider is '%s', not sev_guest (this is "
+					   "not an SEV-SNP guest)", prov);
+	if ((r = read_line(dir, "privlevel_floor", floor_s, sizeof(floor_s))) < 0) {
+		snprintf(why, sizeof(why), "%s", r == KD_ENOENT ? "missing" : kd_err_detail(r));
+		return kd_fail(r == KD_ENOENT ? KD_EUNSUPP : r, "%s/privlevel_floor: %s", dir, why);
+	}
+	if (kd_parse_u64(floor_s, 3, &floor) < 0)
+		return kd_fail(KD_EMALFORMED, "configfs-tsm privlevel_floor '%s' is not 0..3", floor_s);
+	b->vmpl = (uint32_t)floor;
+	snprintf(b->vmpl_source, sizeof(b->vmpl_source), "configfs-tsm privlevel_floor %u",
+		 (unsigned)floor);
+	if (vmpl < floor)
+		return kd_fail(KD_EUNSUPP, "report for VMPL %u refused: this guest runs at VMPL %u "
+					   "(%s), and the AMD-SP answers no request below it", vmpl,
+			       b->vmpl, b->vmpl_source);
+	return 0;
 }
 
 static int tsm_report(struct kd_backend *b, const uint8_t report_data[64], uint32_t vmpl,
@@ -129,6 +164,10 @@ static int tsm_report(struct kd_backend *b, const uint8_t report_data[64], uint3
 	if (mkdir(dir, 0700) < 0)
 		return kd_fail(KD_EIO, "cannot create %s: %s", dir, strerror(errno));
 
+	if (p->hook)
+		p->hook(dir, 3, p->hook_ctx);
+	if ((r = check_provider(b, dir, vmpl)) < 0)
+		goto out;
 	/* The sev_guest provider refuses any inblob that is not 64 bytes. */
 	if ((r = write_attr(dir, "inblob", report_data, 64)) < 0)
 		goto out;
@@ -137,8 +176,6 @@ static int tsm_report(struct kd_backend *b, const uint8_t report_data[64], uint3
 		goto out;
 	if (p->hook)
 		p->hook(dir, 0, p->hook_ctx);
-	if ((r = check_provider(dir)) < 0)
-		goto out;
 	if ((r = read_generation(dir, &g1)) < 0)
 		goto out;
 	if ((r = read_attr(dir, "outblob", 2 * KD_REPORT_SIZE, &out, &out_len)) < 0)

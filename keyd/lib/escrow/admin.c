@@ -58,7 +58,8 @@ static const char *used_uuid(const struct kd_header_health *h)
 	return h->used == 1 ? h->secondary.uuid : h->primary.uuid;
 }
 
-int kd_admin_header_restore(const char *device, const char *file, bool force)
+int kd_admin_header_restore(const char *device, const char *file, bool force,
+			    kd_admin_confirm_fn confirm, void *ctx)
 {
 	struct kd_header_health bh, dh;
 	json_object *bmeta = NULL, *dmeta = NULL, *bslots, *dslots;
@@ -106,6 +107,10 @@ int kd_admin_header_restore(const char *device, const char *file, bool force)
 			goto out;
 		}
 	}
+	/* Every check passed: only now ask the admin, then write. */
+	if (confirm && (r = confirm(used_uuid(&bh),
+				    bh.used == 1 ? bh.secondary.label : bh.primary.label, ctx)))
+		goto out;
 	if ((r = crypt_init(&cd, path)) < 0) {
 		r = kd_fail(KD_ELUKS, "cannot open %.200s: %s", path, strerror(-r));
 		goto out;

@@ -3,10 +3,16 @@
  * Share encryption to admin certificates: CMS EnvelopedData through OpenSSL,
  * so stock `openssl cms -decrypt -inform DER` opens it as well.
  */
+/* The PKCS#11 engine is OpenSSL 3.0's way to a token on Debian 12 (there is
+ * no pkcs11 provider package in bookworm); ENGINE is deprecated, not gone. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/engine.h>
+#include <openssl/ui.h>
 #include <openssl/buffer.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
@@ -47,6 +53,48 @@ int kd_escrow_load_cert(const char *path, X509 **ret)
 	return 0;
 }
 
+/*
+ * A private key in a PKCS#11 token (smartcard, HSM), named by an RFC 7512
+ * URI. The key never leaves the token: decryption (RSA) and key agreement
+ * (ECDH) run inside it through OpenSSL's pkcs11 engine (libp11). The engine
+ * stays loaded for the life of the process, since the key refers to it.
+ * $KEYD_PKCS11_MODULE picks the PKCS#11 module (default: the engine's,
+ * p11-kit's proxy). The PIN comes from the URI (pin-value=) or the
+ * terminal.
+ */
+static int load_pkcs11_key(const char *uri, EVP_PKEY **ret)
+{
+	static ENGINE *eng;
+	const char *module = getenv("KEYD_PKCS11_MODULE");
+	EVP_PKEY *k;
+
+	if (!eng) {
+		ENGINE *e = ENGINE_by_id("pkcs11");
+
+		if (!e) {
+			ERR_clear_error();
+			return kd_fail(KD_EUNSUPP, "pkcs11: keys need OpenSSL's pkcs11 engine (Debian: "
+						   "libengine-pkcs11-openssl), which is not installed");
+		}
+		if ((module && !ENGINE_ctrl_cmd_string(e, "MODULE_PATH", module, 0)) ||
+		    !ENGINE_init(e)) {
+			ENGINE_free(e);
+			ERR_clear_error();
+			return kd_fail(KD_EIO, "the pkcs11 engine does not start%s%.200s",
+				       module ? " with module " : "", module ? module : "");
+		}
+		ENGINE_free(e); /* the functional reference from ENGINE_init remains */
+		eng = e;
+	}
+	k = ENGINE_load_private_key(eng, uri, UI_OpenSSL(), NULL);
+	ERR_clear_error();
+	if (!k)
+		return kd_fail(KD_ENOENT, "no private key in a PKCS#11 token matches %.200s (token "
+					  "present? object name? PIN?)", uri);
+	*ret = k;
+	return 0;
+}
+
 int kd_escrow_load_key(const char *path, EVP_PKEY **ret)
 {
 	uint8_t *buf = NULL;
@@ -55,6 +103,8 @@ int kd_escrow_load_key(const char *path, EVP_PKEY **ret)
 	BIO *bio;
 	int r;
 
+	if (!strncmp(path, "pkcs11:", 7))
+		return load_pkcs11_key(path, ret);
 	if ((r = kd_read_file(path, CERT_MAX, &buf, &len)))
 		return r;
 	if ((bio = BIO_new_mem_buf(buf, (int)len))) {
@@ -69,7 +119,8 @@ int kd_escrow_load_key(const char *path, EVP_PKEY **ret)
 	free(buf);
 	ERR_clear_error();
 	if (!k)
-		return kd_fail(KD_EMALFORMED, "%.200s is not an unencrypted private key (PEM or DER)",
+		return kd_fail(KD_EMALFORMED, "%.200s is not a private key (PEM or DER; a "
+					      "passphrase-protected key needs its passphrase on a tty)",
 			       path);
 	*ret = k;
 	return 0;

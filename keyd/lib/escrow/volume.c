@@ -46,7 +46,7 @@ static int read_meta(const char *path, struct kd_header_health *h, json_object *
 int escrow_set_pbkdf(struct crypt_device *cd)
 {
 	/* The recovery key is 256 random bits: a slow KDF adds nothing, and
-	 * Argon2id's default 1 GiB does not fit an initramfs (DESIGN §5). */
+	 * Argon2id's default 1 GiB does not fit an initramfs (docs/formats.md §1). */
 	const struct crypt_pbkdf_type pbkdf = {
 		.type = CRYPT_KDF_PBKDF2,
 		.hash = "sha512",

@@ -142,7 +142,7 @@ static int accept_any(int ok, X509_STORE_CTX *x)
 {
 	(void)ok;
 	(void)x;
-	/* Attestation, not PKI, authenticates the peer (DESIGN §6.1). */
+	/* Attestation, not PKI, authenticates the peer (docs/handoff-protocol.md). */
 	return 1;
 }
 

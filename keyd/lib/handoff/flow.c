@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The two ends of the handoff (DESIGN §6): O serves, N receives.
+ * The two ends of the handoff (docs/handoff-protocol.md): O serves, N receives.
  *
  * Safety argument, per step, for O's volumes:
  *  - nothing is written before N is fully verified and its KEYS parsed;

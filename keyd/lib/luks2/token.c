@@ -149,13 +149,7 @@ static int parse_obj(json_object *o, struct kd_token *t)
 	strcpy(t->backend, s);
 	if ((r = get_str(o, "root", 8, &s)))
 		return r;
-	if (!strcmp(s, "vcek"))
-		t->root_key_select = KD_KEY_SEL_VCEK << KD_KEY_SEL_SHIFT;
-	else if (!strcmp(s, "vlek"))
-		t->root_key_select = KD_KEY_SEL_VLEK << KD_KEY_SEL_SHIFT;
-	else if (!strcmp(s, "vmrk"))
-		t->root_key_select = KD_ROOT_KEY_VMRK;
-	else
+	if (kd_root_parse(s, &t->root_key_select) < 0)
 		return kd_fail(KD_EMALFORMED, "keyd token: unknown root key \"%.8s\"", s);
 	if ((r = get_str(o, "fields", 96, &s)))
 		return r;

@@ -418,7 +418,7 @@ int kd_volume_match(const struct kd_volume *v, const struct kd_launch *l, size_t
 		 * Active before pending before retired; then the highest TCB (after
 		 * an interrupted re-key both the old and the new slot are there). A
 		 * retired token is the previous version kept by `keyd commit
-		 * --keep-previous` for one rollback (DESIGN §6 step 5): it still
+		 * --keep-previous` for one rollback (docs/architecture.md#upgrade-path): it still
 		 * opens for its own launch, last of all.
 		 */
 		if (best < 0 || state_rank(t->state) > state_rank(v->toks[best].state) ||
@@ -674,7 +674,7 @@ int kd_volume_activate(struct kd_volume *v, const char *name, const struct kd_se
 static int set_pbkdf(struct crypt_device *cd)
 {
 	/* Explicit on every keyslot operation: the default is Argon2id with up
-	 * to 1 GiB, which an initramfs cannot afford (DESIGN §5). */
+	 * to 1 GiB, which an initramfs cannot afford (docs/formats.md §1). */
 	const struct crypt_pbkdf_type pbkdf = {
 		.type = CRYPT_KDF_PBKDF2,
 		.hash = "sha512",

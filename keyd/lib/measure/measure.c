@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * SEV-SNP launch digest with the semantics of sev-snp-measure 0.0.13, mode
- * snp (SNP-FACTS.md §4): OVMF pages, SEV metadata sections, the SEV hashes
+ * snp (docs/snp-facts.md §4): OVMF pages, SEV metadata sections, the SEV hashes
  * table for direct kernel boot, one VMSA per vCPU.
  *
  * The digest is a chain: LD' = SHA-384(PAGE_INFO(LD, contents, type, gpa)),

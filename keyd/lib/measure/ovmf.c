@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * OVMF footer table and SEV metadata parser (SNP-FACTS.md §4 step 2).
+ * OVMF footer table and SEV metadata parser (docs/snp-facts.md §4.2 step 2).
  *
  * The image is untrusted input: a release manifest may be computed from a
  * firmware file that came from anywhere, and the fuzzer feeds this directly.

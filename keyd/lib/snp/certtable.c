@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * GHCB certificate table (SNP-FACTS §1). The host fills this table, so every
+ * GHCB certificate table (docs/snp-facts.md §1.5). The host fills this table, so every
  * offset and length is untrusted: entries must lie inside the blob, after
  * the table, and not overlap, so that one certificate cannot be read as part
  * of another or of the table itself.

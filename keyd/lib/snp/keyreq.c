@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * MSG_KEY_REQ / MSG_KEY_RSP codec (SNP-FACTS §1). The request layout is the
+ * MSG_KEY_REQ / MSG_KEY_RSP codec (docs/snp-facts.md §1.2). The request layout is the
  * Linux uapi struct snp_derived_key_req: the kernel copies exactly 32 bytes,
  * so the 40-byte form with LAUNCH_MIT_VECTOR cannot be sent through it.
  */
@@ -37,6 +37,33 @@ int kd_key_req_validate(const struct kd_key_req *req)
 	if (req->vmpl > 3)
 		return kd_fail(KD_EINVAL, "key request VMPL %u is above 3", req->vmpl);
 	return 0;
+}
+
+static const struct {
+	const char *name;
+	uint32_t sel;
+} roots[] = {
+	{"vcek", KD_KEY_SEL_VCEK << KD_KEY_SEL_SHIFT},
+	{"vlek", KD_KEY_SEL_VLEK << KD_KEY_SEL_SHIFT},
+	{"vmrk", KD_ROOT_KEY_VMRK},
+};
+
+int kd_root_parse(const char *name, uint32_t *ret)
+{
+	for (size_t i = 0; name && i < KD_ARRAY_SIZE(roots); i++)
+		if (!strcmp(name, roots[i].name)) {
+			*ret = roots[i].sel;
+			return 0;
+		}
+	return kd_fail(KD_EINVAL, "root key '%.16s' is not vcek, vlek or vmrk", name ? name : "");
+}
+
+const char *kd_root_name(uint32_t root_key_select)
+{
+	for (size_t i = 0; i < KD_ARRAY_SIZE(roots); i++)
+		if (root_key_select == roots[i].sel)
+			return roots[i].name;
+	return NULL;
 }
 
 void kd_key_req_encode(const struct kd_key_req *req, uint8_t out[KD_KEY_REQ_SIZE])
@@ -113,7 +140,7 @@ int kd_key_rsp_parse(const uint8_t *buf, size_t len, struct kd_secret **ret)
 		return e;
 	/*
 	 * The ioctl succeeds even when the firmware refused the parameters;
-	 * only this status says so (SNP-FACTS §1 "Always check status").
+	 * only this status says so (docs/snp-facts.md §1.2).
 	 */
 	if (status != KD_FW_SUCCESS)
 		return kd_fail(KD_EFIRMWARE, "firmware refused key request: status 0x%02x (%s)",

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * SEV-SNP ATTESTATION_REPORT codec. Layout and reserved ranges: SNP-FACTS §2
+ * SEV-SNP ATTESTATION_REPORT codec. Layout and reserved ranges: docs/snp-facts.md §2
  * (go-sev-guest abi.ReportToProto, virtee AttestationReport, checked against
  * every real vector). The parser walks the report front to back through one
  * cursor so that no byte is skipped unchecked: every range is either a field
@@ -94,7 +94,7 @@ enum kd_product kd_report_product(const struct kd_report *r)
 
 /* ------------------------------------------------------------ TCB */
 
-/* Byte positions of each component; -1 = absent (SNP-FACTS §2 table). */
+/* Byte positions of each component; -1 = absent (docs/snp-facts.md §2.6). */
 struct tcb_layout {
 	int fmc, bl, tee, snp, ucode;
 };
@@ -191,7 +191,7 @@ void kd_tcb_format(uint64_t raw, enum kd_product p, char *buf, size_t len)
 
 /* ------------------------------------------------------------ parse */
 
-/* Offsets of the version-dependent reserved ranges (SNP-FACTS §2). */
+/* Offsets of the version-dependent reserved ranges (docs/snp-facts.md §2.7). */
 #define OFF_CPUID 0x188u
 #define OFF_CPUID_RSVD 0x18Bu
 #define OFF_CHIP_ID 0x1A0u
@@ -459,7 +459,7 @@ static const struct {
 	{"page_swap_disable", KD_POLICY_PAGE_SWAP_DISABLE},
 };
 
-/* Bit 6 per tinfoil-go PR #115 (set on real Turin); SNP-FACTS §2. */
+/* Bit 6 per tinfoil-go PR #115 (set on real Turin); docs/snp-facts.md §2.4. */
 static const struct {
 	const char *name;
 	uint64_t bit;

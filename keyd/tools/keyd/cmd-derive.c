@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keyd derive: a 32-byte purpose key = HKDF-SHA384(derived key, salt = "",
- * info = purpose) for a binding given on the command line (DESIGN.md §7).
+ * info = purpose) for a binding given on the command line (docs/architecture.md#commands).
  * An admin and test tool: the boot path never writes keys to files.
  */
 #include <getopt.h>
@@ -59,11 +59,12 @@ static int run_derive(int argc, char **argv)
 		{0},
 	};
 	struct kd_backend_opts bopts = {0};
-	struct kd_key_req req = {.root_key_select = 0, .guest_field_select = KD_FIELDS_SEAL};
+	struct kd_key_req req = {.root_key_select = KD_KEY_SEL_VCEK << KD_KEY_SEL_SHIFT,
+				 .guest_field_select = KD_FIELDS_SEAL};
 	_kd_secret_ struct kd_secret *derived = NULL, *purpose_key = NULL;
 	struct kd_backend *b = NULL;
 	const char *purpose = NULL, *out = NULL;
-	bool have_tcb = false, json = false;
+	bool have_tcb = false, have_vmpl = false, json = false;
 	char fields[128], tcb[KD_TCB_HEX_LEN];
 	uint64_t v;
 	int c, r;
@@ -92,14 +93,11 @@ static int run_derive(int argc, char **argv)
 			if (kd_parse_u64(optarg, UINT32_MAX, &v) < 0)
 				return cli_usage_error("--vmpl must be a number");
 			req.vmpl = (uint32_t)v;
+			have_vmpl = true;
 			break;
 		case 'r':
-			if (!strcmp(optarg, "vcek"))
-				req.root_key_select = 0;
-			else if (!strcmp(optarg, "vmrk"))
-				req.root_key_select = KD_ROOT_KEY_VMRK;
-			else
-				return cli_usage_error("--root must be vcek or vmrk");
+			if (kd_root_parse(optarg, &req.root_key_select) < 0)
+				return cli_usage_error("--root must be vcek, vlek or vmrk");
 			break;
 		case 'o':
 			out = optarg;
@@ -126,6 +124,9 @@ static int run_derive(int argc, char **argv)
 		r = kd_fail(KD_ENOTSUP, "backend %s has no derived keys", b->ops->name);
 		goto out;
 	}
+	/* Under an SVSM or paravisor the guest's own VMPL is the lowest it may ask for. */
+	if (!have_vmpl)
+		req.vmpl = b->vmpl;
 	if (!have_tcb && (r = committed_tcb(b, req.vmpl, &req.tcb_version)) < 0)
 		goto out;
 	if ((r = kd_backend_derive(b, &req, &derived)) < 0)
@@ -141,8 +142,8 @@ static int run_derive(int argc, char **argv)
 
 		json_object_object_add(o, "backend", json_object_new_string(b->ops->name));
 		json_object_object_add(o, "purpose", json_object_new_string(purpose));
-		json_object_object_add(o, "root", json_object_new_string(
-			req.root_key_select & KD_ROOT_KEY_VMRK ? "vmrk" : "vcek"));
+		json_object_object_add(o, "root", json_object_new_string(kd_root_name(req.root_key_select)));
+		json_object_object_add(o, "root_key_select", json_object_new_int64(req.root_key_select));
 		json_object_object_add(o, "fields", json_object_new_string(fields));
 		json_object_object_add(o, "tcb", json_object_new_string(tcb));
 		json_object_object_add(o, "guest_svn", json_object_new_int64(req.guest_svn));
@@ -164,19 +165,20 @@ const struct kd_cmd cmd_derive = {
 	run_derive,
 	"write a purpose key derived from the AMD-SP (admin/test tool)",
 	"Usage: keyd derive --purpose STR [--fields LIST] [--tcb HEX] [--guest-svn N]\n"
-	"                   [--vmpl N] [--root vcek|vmrk] [--backend snp|tsm|sim]\n"
+	"                   [--vmpl N] [--root vcek|vlek|vmrk] [--backend snp|tsm|sim]\n"
 	"                   [--sim unix:PATH|serial:PATH] [--json] -o FILE\n"
 	"\n"
 	"Ask the AMD-SP for a derived key (MSG_KEY_REQ) and write the 32-byte purpose\n"
 	"key HKDF-SHA384(derived key, salt = \"\", info = STR) to FILE, mode 0600.\n"
 	"\n"
 	"  --fields LIST   comma list of policy, image-id, family-id, measurement,\n"
-	"                  guest-svn, tcb; default measurement,policy,tcb (DESIGN §5)\n"
+	"                  guest-svn, tcb; default measurement,policy,tcb (docs/formats.md §2)\n"
 	"  --tcb HEX       TCB_VERSION to bind to: 16 hex digits, the 8 bytes in report\n"
 	"                  order; default: the committed TCB of a fresh report\n"
 	"  --guest-svn N   must not exceed the launch SVN (firmware status 0x16)\n"
-	"  --vmpl N        must not be below the VMPL the guest runs at (default 0)\n"
-	"  --root R        vcek (default, survives restarts) or vmrk (this launch only)\n"
+	"  --vmpl N        must not be below the VMPL the guest runs at (default: that VMPL)\n"
+	"  --root R        vcek (default; KEY_SEL 1, as tokens use), vlek (KEY_SEL 2),\n"
+	"                  or vmrk (this launch only)\n"
 	BACKEND_OPTS_HELP
 	"\n"
 	"This is an admin and test tool; the boot path never writes keys to files.\n"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keyd enroll DEVICE --format: provision a sealed state volume (DESIGN §5, §7). */
+/* keyd enroll DEVICE --format: provision a sealed state volume (docs/formats.md §1). */
 #include <getopt.h>
 #include <stdio.h>
 
@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "keyd/error.h"
 #include "keyd/escrow.h"
+#include "keyd/recover.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
@@ -126,9 +127,18 @@ static int run_enroll(int argc, char **argv)
 		goto out;
 	if ((r = kd_volume_open(argv[optind], &v)) < 0)
 		goto out;
-	if (n_escrow)
-		printf("%s: %u-of-%zu recovery escrow added\n", kd_volume_path(v), (unsigned)threshold,
-		       n_escrow);
+	if (n_escrow) {
+		struct kd_escrow_token t;
+		char hex[2 * KD_ESCROW_COMMIT_SIZE + 1];
+
+		if ((r = kd_escrow_find(v, &t)) < 0)
+			goto out;
+		kd_recover_commitment_hex(t.commitment, hex);
+		kd_escrow_token_clear(&t);
+		printf("%s: %u-of-%zu recovery escrow added\n  commitment %s\n"
+		       "  (record it: admins compare it before decrypting a share)\n",
+		       kd_volume_path(v), (unsigned)threshold, n_escrow, hex);
+	}
 	printf("%s: enrolled LUKS2 volume %s%s (label %s)%s\n", kd_volume_path(v), kd_volume_uuid(v),
 	       redone ? ", redoing an interrupted provisioning" : "", eo.label ? eo.label : "",
 	       !eo.integrity ? ""

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keyd handoff serve|receive: the attested upgrade handoff (DESIGN §6). */
+/* keyd handoff serve|receive: the attested upgrade handoff (docs/handoff-protocol.md). */
 #include <getopt.h>
 #include <signal.h>
 #include <json-c/json.h>

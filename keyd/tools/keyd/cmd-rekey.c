@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keyd rekey DEVICE: TCB roll-forward after a firmware update (DESIGN §5). */
+/* keyd rekey DEVICE: TCB roll-forward after a firmware update (docs/formats.md §2). */
 #include <getopt.h>
 #include <stdio.h>
 
 #include "backend-opts.h"
 #include "commands.h"
 #include "keyd/error.h"
-#include "keyd/secret.h"
-#include "keyd/volume.h"
+#include "keyd/recover.h"
 
 static const char rekey_usage[] =
 	"Usage: keyd rekey DEVICE [BACKEND OPTIONS]\n"
@@ -24,11 +23,8 @@ static int run_rekey(int argc, char **argv)
 {
 	static const struct option opts[] = {BACKEND_LONGOPTS, {0}};
 	struct kd_backend_opts bopts = {0};
-	_kd_secret_ struct kd_secret *vk = NULL;
 	struct kd_backend *b = NULL;
-	struct kd_volume *v = NULL;
 	struct kd_launch l;
-	struct kd_token tok;
 	char tcb[KD_TCB_HEX_LEN];
 	bool done = false;
 	int c, r;
@@ -39,18 +35,15 @@ static int run_rekey(int argc, char **argv)
 			return EXIT_USAGE;
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd rekey DEVICE");
-	if ((r = kd_volume_open(argv[optind], &v)) < 0)
-		return cli_refuse(r);
+	/* The same re-key as keyd-recover rekey (keyd/recover.h). */
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0 ||
-	    (r = kd_volume_get_key(v, b, &l, &vk, &tok)) < 0 ||
-	    (r = kd_volume_rekey(v, b, &l, vk, &tok, &done)) < 0)
+	    (r = kd_recover_rekey(argv[optind], b, &l, &done)) < 0)
 		goto out;
 	kd_tcb_hex(l.report.committed_tcb, tcb);
-	printf("%s: %s (committed TCB %s)\n", kd_volume_path(v),
+	printf("%s: %s (committed TCB %s)\n", argv[optind],
 	       done ? "re-keyed at the committed TCB; old slot retired" : "already sealed at the committed TCB",
 	       tcb);
 out:
-	kd_volume_close(v);
 	kd_backend_close(b);
 	return r < 0 ? cli_refuse(r) : 0;
 }

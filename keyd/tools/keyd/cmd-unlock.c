@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keyd unlock DEVICE NAME | DEVICE --dry-run, and keyd passphrase DEVICE
- * (the crypttab keyscript's helper). The order of DESIGN.md §5: header
+ * (the crypttab keyscript's helper). The order of docs/formats.md §7: header
  * allow-list, token for this launch, derive, keyslot, pin, then activate.
  */
 #include <getopt.h>

@@ -8,13 +8,14 @@
 #include <json-c/json.h>
 
 #include "commands.h"
+#include "keyd/certbundle.h"
 #include "keyd/error.h"
 #include "keyd/report.h"
 #include "keyd/util.h"
 #include "keyd/verify.h"
 
 static const char verify_usage[] =
-	"Usage: keyd verify-report REPORT (--vcek FILE | --cert-table FILE)\n"
+	"Usage: keyd verify-report REPORT [--vcek FILE | --cert-table FILE] [--cert-dir DIR]\n"
 	"                          [--chain PEM | --ask FILE [--ark FILE]] [--at RFC3339]\n"
 	"                          [--expect-measurement HEX]... [--expect-chip-id HEX]\n"
 	"                          [--expect-report-data HEX] [--min-tcb HEX]\n"
@@ -29,6 +30,10 @@ static const char verify_usage[] =
 	"  --vcek FILE               VCEK or VLEK certificate, DER or PEM\n"
 	"  --cert-table FILE         GHCB certificate table (SNP_GET_EXT_REPORT\n"
 	"                            certs, configfs-tsm auxblob) with VCEK/ASK/ARK\n"
+	"  --cert-dir DIR            certificate bundles cached by the host (`keyd kds\n"
+	"                            fetch`), used when neither --vcek nor a table with\n"
+	"                            a VCEK/VLEK is given; default $KEYD_CERT_DIR or\n"
+	"                            /var/cache/keyd/certs; a file is the bundle itself\n"
 	"  --chain PEM               KDS cert_chain: ASK (or ASVK), then ARK; the ARK\n"
 	"                            must be a built-in one (or equal --ark)\n"
 	"  --ask FILE                ASK or ASVK, DER or PEM\n"
@@ -54,7 +59,7 @@ static const char verify_usage[] =
 #define CERT_MAX (64 * 1024)
 
 struct verify_args {
-	const char *report, *vcek, *chain, *ask, *ark, *table;
+	const char *report, *vcek, *chain, *ask, *ark, *table, *cert_dir;
 	uint8_t (*measurements)[48];
 	size_t n_meas;
 	uint8_t chip_id[64], report_data[64];
@@ -65,13 +70,14 @@ struct verify_args {
 
 static int parse_args(int argc, char **argv, struct verify_args *a)
 {
-	enum { O_VCEK = 256, O_CHAIN, O_ASK, O_ARK, O_TABLE, O_AT, O_MEAS, O_CHIP, O_RD, O_TCB, O_DEBUG, O_VMPL, O_JSON };
+	enum { O_VCEK = 256, O_CHAIN, O_ASK, O_ARK, O_TABLE, O_DIR, O_AT, O_MEAS, O_CHIP, O_RD, O_TCB, O_DEBUG, O_VMPL, O_JSON };
 	static const struct option opts[] = {
 		{"vcek", required_argument, NULL, O_VCEK},
 		{"chain", required_argument, NULL, O_CHAIN},
 		{"ask", required_argument, NULL, O_ASK},
 		{"ark", required_argument, NULL, O_ARK},
 		{"cert-table", required_argument, NULL, O_TABLE},
+		{"cert-dir", required_argument, NULL, O_DIR},
 		{"at", required_argument, NULL, O_AT},
 		{"expect-measurement", required_argument, NULL, O_MEAS},
 		{"expect-chip-id", required_argument, NULL, O_CHIP},
@@ -94,6 +100,7 @@ static int parse_args(int argc, char **argv, struct verify_args *a)
 		case O_ASK: a->ask = optarg; break;
 		case O_ARK: a->ark = optarg; break;
 		case O_TABLE: a->table = optarg; break;
+		case O_DIR: a->cert_dir = optarg; break;
 		case O_AT:
 			if (kd_parse_rfc3339(optarg, &a->pol.at) < 0)
 				return cli_usage_error("--at '%s' is not an RFC 3339 time with a zone", optarg);
@@ -134,8 +141,6 @@ static int parse_args(int argc, char **argv, struct verify_args *a)
 	if (optind != argc - 1)
 		return cli_usage_error("exactly one REPORT file is needed");
 	a->report = argv[optind];
-	if (!a->vcek && !a->table)
-		return cli_usage_error("--vcek or --cert-table is needed");
 	if (a->chain && a->ask)
 		return cli_usage_error("--chain and --ask are exclusive");
 	return 0;
@@ -153,7 +158,8 @@ static int read_opt(const char *path, const char *what, uint8_t **buf, size_t *l
 	return 0;
 }
 
-static void print_json(const struct kd_verify_result *res, int err, const struct kd_report *rep)
+static void print_json(const struct kd_verify_result *res, int err, const struct kd_report *rep,
+		       const char *source)
 {
 	struct json_object *o = json_object_new_object(), *checks = json_object_new_array();
 
@@ -174,6 +180,8 @@ static void print_json(const struct kd_verify_result *res, int err, const struct
 		json_object_array_add(checks, c);
 	}
 	json_object_object_add(o, "checks", checks);
+	if (*source)
+		json_object_object_add(o, "certificates", json_object_new_string(source));
 	if (!err && rep) {
 		json_object_object_add(o, "product", json_object_new_string(kd_product_name(rep->product)));
 		json_object_object_add(o, "report", kd_report_to_json(rep));
@@ -186,7 +194,9 @@ static int run_verify(int argc, char **argv)
 {
 	uint8_t meas[MAX_MEASUREMENTS][48];
 	struct verify_args a = {.measurements = meas};
-	_kd_free_ uint8_t *report = NULL, *vcek = NULL, *chain = NULL, *ask = NULL, *ark = NULL, *table = NULL;
+	_kd_free_ uint8_t *report = NULL, *vcek = NULL, *chain = NULL, *ask = NULL, *ark = NULL, *table = NULL,
+			  *bundle = NULL;
+	char source[4200] = "";
 	size_t report_len = 0;
 	struct kd_cert_inputs in = {0};
 	struct kd_verify_result res = {.n = 0};
@@ -217,10 +227,14 @@ static int run_verify(int argc, char **argv)
 	in.ask = ask;
 	in.ark = ark;
 	in.cert_table = table;
+	/* No VCEK/VLEK given and none in the table: the host's cached bundle. */
+	if ((r = kd_certs_from_bundle(&in, report, report_len, a.cert_dir, &bundle, source,
+				      sizeof(source))) < 0)
+		goto refuse;
 
 	r = kd_verify_report(report, report_len, &in, &a.pol, &rep, &res);
 	if (a.json)
-		print_json(&res, r, r ? NULL : &rep);
+		print_json(&res, r, r ? NULL : &rep, source);
 	if (r < 0)
 		return cli_refuse(r);
 	if (!a.json) {
@@ -230,13 +244,14 @@ static int run_verify(int argc, char **argv)
 		kd_hex(rep.measurement, 48, m);
 		kd_tcb_hex(rep.reported_tcb, tcbh);
 		kd_tcb_format(rep.reported_tcb, rep.product, tcb, sizeof(tcb));
-		printf("report verifies: product %s, chip %.16s..., measurement %s, tcb %s (%s)\n",
-		       kd_product_name(rep.product), chip, m, tcbh, tcb);
+		printf("report verifies: product %s, chip %.16s..., measurement %s, tcb %s (%s)%s%s\n",
+		       kd_product_name(rep.product), chip, m, tcbh, tcb, bundle ? ", certificates from " : "",
+		       bundle ? source : "");
 	}
 	return 0;
 refuse:
 	if (a.json)
-		print_json(&res, r, NULL);
+		print_json(&res, r, NULL, source);
 	return cli_refuse(r);
 }
 

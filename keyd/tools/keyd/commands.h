@@ -13,6 +13,8 @@ extern const struct kd_cmd cmd_enroll, cmd_unlock, cmd_status, cmd_rekey, cmd_pa
 extern const struct kd_cmd cmd_rotate;
 extern const struct kd_cmd cmd_verify_report;
 extern const struct kd_cmd cmd_root_check, cmd_root_cmdline;
+extern const struct kd_cmd cmd_kds_fetch;
+extern const struct kd_cmd cmd_selftest;
 extern const struct kd_cmd cmd_report_show;
 extern const struct kd_cmd cmd_manifest_keygen, cmd_manifest_keys, cmd_manifest_create,
 	cmd_manifest_sign, cmd_manifest_verify, cmd_manifest_show, cmd_handoff_serve,

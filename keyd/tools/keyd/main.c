@@ -26,6 +26,8 @@ int main(int argc, char **argv)
 		cmd_version,
 		cmd_report_show,
 		cmd_verify_report,
+		cmd_kds_fetch,
+		cmd_selftest,
 		cmd_measure,
 		cmd_derive,
 		cmd_root_check, cmd_root_cmdline,

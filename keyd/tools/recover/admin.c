@@ -18,18 +18,15 @@ static const char rekey_usage[] =
 	"this launch's keyd slot (allow-list, pin), add a slot sealed at the\n"
 	"committed TCB, then retire the old one (add first, remove after). For a\n"
 	"launch that has no slot at all (new chip, lost binding) use\n"
-	"keyd-recover unlock --shares instead.\n" BACKEND_OPTS_HELP
+	"keyd-recover unlock --share instead.\n" BACKEND_OPTS_HELP
 	"\nExit status: 0 re-keyed or nothing to do, 1 refused, 2 usage.\n";
 
 static int run_rekey(int argc, char **argv)
 {
 	static const struct option opts[] = {BACKEND_LONGOPTS, {0}};
 	struct kd_backend_opts bopts = {0};
-	_kd_secret_ struct kd_secret *vk = NULL;
 	struct kd_backend *b = NULL;
-	struct kd_volume *v = NULL;
 	struct kd_launch l;
-	struct kd_token tok;
 	bool done = false;
 	int c, r;
 
@@ -39,13 +36,10 @@ static int run_rekey(int argc, char **argv)
 			return EXIT_USAGE;
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd-recover rekey DEVICE");
-	if (!(r = kd_volume_open(argv[optind], &v)) && !(r = get_launch(&bopts, &b, &l)) &&
-	    !(r = kd_volume_get_key(v, b, &l, &vk, &tok)) &&
-	    !(r = kd_volume_rekey(v, b, &l, vk, &tok, &done)))
-		printf("%s: %s\n", kd_volume_path(v),
+	if (!(r = get_launch(&bopts, &b, &l)) && !(r = kd_recover_rekey(argv[optind], b, &l, &done)))
+		printf("%s: %s\n", argv[optind],
 		       done ? "re-keyed at the committed TCB; the old slot is retired"
 			    : "already sealed at the committed TCB; nothing to do");
-	kd_volume_close(v);
 	kd_backend_close(b);
 	return r ? cli_refuse(r) : 0;
 }
@@ -56,70 +50,56 @@ const struct kd_cmd cmd_rekey = {"rekey", run_rekey, "TCB roll-forward of this l
 /* ---------------------------------------------------------------- retire */
 
 static const char retire_usage[] =
-	"Usage: keyd-recover retire DEVICE SLOT [--force]\n"
+	"Usage: keyd-recover retire DEVICE SLOT [--force] [BACKEND OPTIONS]\n"
 	"\n"
 	"Destroy keyslot SLOT and its token: a keyd slot (e.g. the pending slot of\n"
-	"a failed upgrade, or an old version's slot), the escrow slot (removes the\n"
-	"escrow), or a keyslot no token describes. Refused when SLOT is the last\n"
-	"way into the volume (no other active keyd slot and no escrow; a pending\nslot does not count: its launch has not proven it boots),\n"
-	"unless --force; a forced retire of the last slot makes the data\n"
-	"unrecoverable.\n"
+	"a failed upgrade, an old version's slot, or a lost chip's slot after a\n"
+	"recovery), the escrow slot (removes the escrow), or a keyslot no token\n"
+	"describes. Refused unless another way in works now: this launch's own\n"
+	"active slot, opened here through the normal path (allow-list, derive,\n"
+	"pin; nothing activated), or the escrow (its token checked). Slots sealed\n"
+	"to another chip or another launch do not count, and a pending slot does\n"
+	"not count (its launch has not booted). --force retires anyway; a forced\n"
+	"retire of the last working slot can make the data unrecoverable.\n"
+	BACKEND_OPTS_HELP
 	"\nExit status: 0 retired, 1 refused, 2 usage.\n";
 
 static int run_retire(int argc, char **argv)
 {
-	static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, {0}};
+	static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, BACKEND_LONGOPTS,
+					     {0}};
+	struct kd_backend_opts bopts = {0};
+	struct kd_backend *b = NULL;
 	struct kd_volume *v = NULL;
-	struct kd_escrow_token e;
-	const struct kd_token *toks;
-	bool force = false, has_escrow, is_keyd = false;
-	size_t n, others = 0;
+	struct kd_retire_plan p;
+	struct kd_launch l;
+	bool force = false, have_launch;
 	uint64_t slot;
 	int c, r;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'f')
+		if (c == 'f')
+			force = true;
+		else if (backend_opts_handle(c, optarg, &bopts) <= 0)
 			return EXIT_USAGE;
-		force = true;
 	}
 	if (argc - optind != 2 || kd_parse_u64(argv[optind + 1], 31, &slot))
 		return cli_usage_error("usage: keyd-recover retire DEVICE SLOT (0..31) [--force]");
 	if ((r = kd_volume_open(argv[optind], &v)))
 		return cli_refuse(r);
-	has_escrow = !kd_escrow_find(v, &e);
-	toks = kd_volume_tokens(v, &n);
-	for (size_t i = 0; i < n; i++) {
-		if (toks[i].keyslot == (int)slot)
-			is_keyd = true;
-		else
-			others += toks[i].state == KD_TOKEN_ACTIVE; /* pending has not booted yet */
-	}
-	if (has_escrow && e.keyslot == (int)slot) {
-		printf("retiring keyslot %d: the %u-of-%zu escrow (all its shares become void)\n",
-		       e.keyslot, e.threshold, e.n);
-		r = kd_escrow_remove(v, force);
-	} else if (is_keyd) {
-		if (!others && !has_escrow && !force) {
-			r = kd_fail(KD_EREFUSED, "keyslot %d is the last slot that opens this volume "
-						 "(no other active keyd slot, no escrow); retiring it destroys "
-						 "all access to the data (--force)", (int)slot);
-		} else {
-			printf("retiring keyslot %d (keyd)%s\n", (int)slot,
-			       others ? "" : has_escrow ? "; afterwards only the escrow opens the volume"
-							: "; FORCED: nothing will open the volume");
-			r = kd_volume_retire(v, (int)slot, true);
-		}
-	} else {
-		printf("retiring keyslot %d (no token describes it)\n", (int)slot);
-		r = kd_admin_kill_untokened(v, (int)slot);
-	}
-	if (has_escrow)
-		kd_escrow_token_clear(&e);
+	have_launch = !get_launch(&bopts, &b, &l);
+	if (!(r = kd_recover_retire_plan(v, have_launch ? b : NULL, have_launch ? &l : NULL,
+					 (int)slot, force, &p)))
+		r = kd_recover_retire(v, &p, force);
 	kd_volume_close(v);
+	kd_backend_close(b);
 	if (r)
 		return cli_refuse(r);
-	printf("keyslot %d destroyed\n", (int)slot);
+	printf("keyslot %d destroyed (%s); %s\n", (int)slot,
+	       p.kind == KD_RETIRE_ESCROW ? "the escrow: all its shares are void"
+	       : p.kind == KD_RETIRE_KEYD ? "keyd" : "no token described it",
+	       p.consequence);
 	return 0;
 }
 
@@ -155,30 +135,45 @@ const struct kd_cmd cmd_header_backup = {"header-backup", run_backup,
 					 "save the LUKS2 header to a file", backup_usage};
 
 static const char restore_usage[] =
-	"Usage: keyd-recover header-restore DEVICE FILE [--force]\n"
+	"Usage: keyd-recover header-restore DEVICE FILE [--force] [--yes]\n"
 	"\n"
 	"Replace the LUKS2 header and keyslots area of DEVICE with the backup in\n"
 	"FILE. Refused when the backup is of another volume (UUID), when the\n"
 	"backup's header fails the keyd allow-list, and -- unless --force -- when\n"
 	"DEVICE has keyslots the backup lacks (they would be destroyed) or no\n"
-	"readable header to compare the UUID with.\n"
-	"\nExit status: 0 restored, 1 refused, 2 usage.\n";
+	"readable header to compare the UUID with. After these checks it asks for\n"
+	"the volume's UUID or LUKS2 label to be typed (on stdin) unless --yes is\n"
+	"given.\n"
+	"\nExit status: 0 restored, 1 refused or not confirmed, 2 usage.\n";
+
+static int confirm_restore(const char *uuid, const char *label, void *ctx)
+{
+	fprintf(stderr, "This replaces the LUKS2 header and keyslots of volume %s%s%s with the "
+			"backup.\n", uuid, label[0] ? ", label " : "", label);
+	return confirm_volume(uuid, label, *(const bool *)ctx);
+}
 
 static int run_restore(int argc, char **argv)
 {
-	static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, {0}};
-	bool force = false;
+	static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
+					     {"yes", no_argument, NULL, 'y'}, {0}};
+	bool force = false, yes = false;
 	int c, r;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'f')
+		if (c == 'f')
+			force = true;
+		else if (c == 'y')
+			yes = true;
+		else
 			return EXIT_USAGE;
-		force = true;
 	}
 	if (argc - optind != 2)
-		return cli_usage_error("usage: keyd-recover header-restore DEVICE FILE [--force]");
-	if ((r = kd_admin_header_restore(argv[optind], argv[optind + 1], force)))
+		return cli_usage_error("usage: keyd-recover header-restore DEVICE FILE [--force] "
+				       "[--yes]");
+	if ((r = kd_admin_header_restore(argv[optind], argv[optind + 1], force, confirm_restore,
+					 &yes)))
 		return cli_refuse(r);
 	printf("%s: header restored from %s\n", argv[optind], argv[optind + 1]);
 	return 0;
@@ -205,7 +200,7 @@ static int run_wipe(int argc, char **argv)
 	static const struct option opts[] = {{"yes", no_argument, NULL, 'y'}, {0}};
 	const struct kd_header_health *h;
 	struct kd_volume *v = NULL;
-	char line[256], uuid[KD_LUKS2_UUID_MAX + 1], label[KD_LUKS2_LABEL_MAX + 1];
+	char uuid[KD_LUKS2_UUID_MAX + 1], label[KD_LUKS2_LABEL_MAX + 1];
 	bool yes = false;
 	size_t n = 0;
 	int c, r;
@@ -227,16 +222,8 @@ static int run_wipe(int argc, char **argv)
 	fprintf(stderr, "This destroys EVERY keyslot of %s (volume %s%s%s): the data becomes\n"
 			"unrecoverable for everyone, escrow admins included.\n",
 		argv[optind], uuid, label[0] ? ", label " : "", label);
-	if (!yes) {
-		if (isatty(0))
-			fprintf(stderr, "Type the volume UUID or label to confirm: ");
-		if (!fgets(line, sizeof(line), stdin))
-			line[0] = 0;
-		line[strcspn(line, "\r\n")] = 0;
-		if (!line[0] || (strcasecmp(line, uuid) && (!label[0] || strcmp(line, label))))
-			return cli_refuse(kd_fail(KD_EREFUSED, "confirmation does not match the volume "
-								"UUID or label; nothing was destroyed"));
-	}
+	if ((r = confirm_volume(uuid, label, yes)))
+		return cli_refuse(r);
 	if ((r = kd_admin_wipe(argv[optind], &n)))
 		return cli_refuse(r);
 	printf("%s: crypto-erased: %zu keyslot%s destroyed\n", argv[optind], n, n == 1 ? "" : "s");

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "keyd/error.h"
 #include "keyd/util.h"
 #include "recover.h"
@@ -33,33 +35,70 @@ static int load_certs(const char *const paths[], size_t n, X509 *out[])
 /* ---------------------------------------------------------------- escrow add */
 
 static const char add_usage[] =
-	"Usage: keyd-recover escrow add DEVICE --admin CERT... --threshold K\n"
-	"                   [--rotate] [--shares FILE... --key KEY --cert CERT]\n"
+	"Usage: keyd-recover escrow add DEVICE --admin CERT [--admin CERT]...\n"
+	"                   --threshold K [--rotate] [--json]\n"
+	"                   [--share FILE [--share FILE]... --key KEY --cert CERT]\n"
 	"                   [BACKEND OPTIONS]\n"
 	"\n"
 	"Add a k-of-n recovery escrow: a random 256-bit recovery key gets its own\n"
 	"keyslot (PBKDF2-SHA512, 1000 iterations), is split with Shamir's scheme\n"
 	"(libgfshare), and each share is encrypted to one admin certificate (CMS\n"
 	"EnvelopedData, RSA-OAEP or ECDH, AES-256-CBC) in a keyd-escrow token.\n"
-	"The volume key comes from this launch's keyd slot, or, with --shares,\n"
+	"The volume key comes from this launch's keyd slot, or, with --share,\n"
 	"from K shares of the existing escrow (decrypted to the operator).\n"
+	"Prints the escrow's commitment: record it with the admins, who compare\n"
+	"it before they ever decrypt a share (decrypt-share --expect-commitment).\n"
 	"\n"
-	"  --admin CERT...        admin certificates (PEM or DER), one share each\n"
+	"  --admin CERT           one admin certificate (PEM or DER) per option,\n"
+	"                         one share each; repeat for every admin\n"
 	"  --threshold K          shares needed to recover (1 <= K <= n <= 8)\n"
 	"  --rotate               replace the existing escrow: the new one is\n"
 	"                         written first, then the old token and keyslot are\n"
 	"                         destroyed (its shares stop working)\n"
-	"  --shares FILE...       operator-encrypted shares (see decrypt-share)\n"
-	"  --key KEY, --cert CERT the operator's private key and certificate\n" BACKEND_OPTS_HELP
+	"  --share FILE           one operator-encrypted share (see decrypt-share)\n"
+	"                         per option; repeat for each\n"
+	"  --key KEY, --cert CERT the operator's private key (file or pkcs11: URI)\n"
+	"                         and certificate\n"
+	"  --json                 print the result as JSON\n" BACKEND_OPTS_HELP
 	"\nExit status: 0 added, 1 refused, 2 usage.\n";
+
+/* The escrow just written, as one line or JSON (the provisioning record). */
+static int print_escrow(const char *device, bool json)
+{
+	struct kd_escrow_token t;
+	char hex[2 * KD_ESCROW_COMMIT_SIZE + 1];
+	int r;
+
+	if ((r = kd_recover_escrow_info(device, &t)))
+		return r;
+	kd_recover_commitment_hex(t.commitment, hex);
+	if (json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "device", json_object_new_string(device));
+		json_object_object_add(o, "keyslot", json_object_new_int(t.keyslot));
+		json_object_object_add(o, "threshold", json_object_new_int((int)t.threshold));
+		json_object_object_add(o, "admins", json_object_new_int((int)t.n));
+		json_object_object_add(o, "commitment", json_object_new_string(hex));
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	}
+	else
+		printf("%s: %u-of-%zu escrow on keyslot %d\n  commitment %s\n"
+		       "  (record it: admins compare it before decrypting a share)\n",
+		       device, t.threshold, t.n, t.keyslot, hex);
+	kd_escrow_token_clear(&t);
+	return 0;
+}
 
 static int run_add(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"admin", required_argument, NULL, 'a'}, {"threshold", required_argument, NULL, 't'},
-		{"rotate", no_argument, NULL, 'R'},	 {"shares", required_argument, NULL, 's'},
+		{"rotate", no_argument, NULL, 'R'},	 {"share", required_argument, NULL, 's'},
 		{"key", required_argument, NULL, 'k'},	 {"cert", required_argument, NULL, 'c'},
-		BACKEND_LONGOPTS,			 {0},
+		{"json", no_argument, NULL, 'j'},	 BACKEND_LONGOPTS,
+		{0},
 	};
 	const char *admins[MAX_FILES], *files[MAX_FILES], *key = NULL, *cert = NULL;
 	size_t n_adm = 0, n_sh = 0;
@@ -72,63 +111,59 @@ static int run_add(int argc, char **argv)
 	struct kd_launch l;
 	struct kd_token tok;
 	uint64_t k = 0;
-	bool rotate = false;
-	int c, r, slot = -1;
+	bool rotate = false, json = false;
+	int c, r;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
-			if (collect_files("admin", optarg, argc, argv, admins, &n_adm))
+			if (add_file("admin", optarg, admins, &n_adm))
 				return EXIT_USAGE;
 			break;
 		case 's':
-			if (collect_files("shares", optarg, argc, argv, files, &n_sh))
+			if (add_file("share", optarg, files, &n_sh))
 				return EXIT_USAGE;
 			break;
 		case 't':
 			if (kd_parse_u64(optarg, KD_ESCROW_MAX_SHARES, &k) || !k)
 				return cli_usage_error("--threshold must be 1..%u", KD_ESCROW_MAX_SHARES);
 			break;
-		case 'R':
-			rotate = true;
-			break;
-		case 'k':
-			key = optarg;
-			break;
-		case 'c':
-			cert = optarg;
-			break;
+		case 'R': rotate = true; break;
+		case 'k': key = optarg; break;
+		case 'c': cert = optarg; break;
+		case 'j': json = true; break;
 		default:
 			if (backend_opts_handle(c, optarg, &bopts) <= 0)
 				return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 1 || !n_adm || !k)
-		return cli_usage_error("usage: keyd-recover escrow add DEVICE --admin CERT... "
-				       "--threshold K");
+		return cli_usage_error("usage: keyd-recover escrow add DEVICE --admin CERT "
+				       "[--admin CERT]... --threshold K");
 	if (k > n_adm)
 		return cli_usage_error("--threshold %u is above the %zu admins", (unsigned)k, n_adm);
 	if (n_sh && (!key || !cert))
-		return cli_usage_error("--shares needs --key and --cert of the operator");
+		return cli_usage_error("--share needs --key and --cert of the operator");
 	if ((r = load_certs(admins, n_adm, certs)))
 		return cli_refuse(r);
 	if ((r = kd_volume_open(argv[optind], &v)))
 		goto out;
 	if (n_sh) {
-		if ((r = read_shares(files, n_sh, key, cert, sh)) ||
-		    (r = kd_escrow_volume_key(v, sh, n_sh, &vk)))
+		if ((r = kd_recover_read_shares(files, n_sh, key, cert, sh)) ||
+		    (r = kd_recover_volume_key(v, files, sh, n_sh, &vk)))
 			goto out;
 		rotate = true; /* shares that were seen are spent */
 	} else if ((r = get_launch(&bopts, &b, &l)) || (r = kd_volume_get_key(v, b, &l, &vk, &tok))) {
 		goto out;
 	}
-	if ((r = kd_escrow_add(v, vk, (unsigned)k, certs, n_adm, rotate, &slot)))
+	if ((r = kd_escrow_add(v, vk, (unsigned)k, certs, n_adm, rotate, NULL)))
 		goto out;
-	printf("%s: %u-of-%zu escrow on keyslot %d%s\n", kd_volume_path(v), (unsigned)k, n_adm, slot,
-	       rotate ? " (any previous escrow destroyed)" : "");
+	if (!json && rotate)
+		printf("%s: any previous escrow destroyed\n", kd_volume_path(v));
+	r = print_escrow(kd_volume_path(v), json);
 out:
-	free_shares(sh, n_sh);
+	kd_recover_free_shares(sh, n_sh);
 	free_certs(certs, n_adm);
 	kd_volume_close(v);
 	kd_backend_close(b);
@@ -156,26 +191,32 @@ static int run_export(int argc, char **argv)
 	static const struct option opts[] = {{"out", required_argument, NULL, 'o'}, {0}};
 	struct kd_escrow_token t;
 	struct kd_volume *v = NULL;
-	const char *dir = NULL;
-	char path[4096], fp[2 * KD_ESCROW_FP_SIZE + 1];
+	char dir[4096] = "", path[4200], fp[2 * KD_ESCROW_FP_SIZE + 1];
+	char commit[2 * KD_ESCROW_COMMIT_SIZE + 1];
 	int c, r;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 'o')
 			return EXIT_USAGE;
-		dir = optarg;
+		if (strlen(optarg) >= sizeof(dir))
+			return cli_usage_error("--out: path too long");
+		snprintf(dir, sizeof(dir), "%s", optarg);
 	}
-	if (argc - optind != 1 || !dir)
+	if (argc - optind != 1 || !dir[0])
 		return cli_usage_error("usage: keyd-recover export-shares DEVICE --out DIR");
+	/* "shares/" and "shares" name the same folder: no "shares//share-1.der". */
+	while (strlen(dir) > 1 && dir[strlen(dir) - 1] == '/')
+		dir[strlen(dir) - 1] = 0;
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return cli_usage_error("cannot create %s: %s", dir, strerror(errno));
 	if ((r = kd_volume_open(argv[optind], &v)) || (r = kd_escrow_find(v, &t))) {
 		kd_volume_close(v);
 		return cli_refuse(r);
 	}
-	printf("volume %s: %u-of-%zu escrow, keyslot %d\n", kd_volume_uuid(v), t.threshold, t.n,
-	       t.keyslot);
+	kd_recover_commitment_hex(t.commitment, commit);
+	printf("volume %s: %u-of-%zu escrow, keyslot %d\n  commitment %s\n", kd_volume_uuid(v),
+	       t.threshold, t.n, t.keyslot, commit);
 	for (size_t i = 0; i < t.n && !r; i++) {
 		snprintf(path, sizeof(path), "%s/share-%u.der", dir, t.shares[i].index);
 		if (!access(path, F_OK)) {
@@ -200,24 +241,38 @@ const struct kd_cmd cmd_export_shares = {"export-shares", run_export,
 static const char decrypt_usage[] =
 	"Usage: keyd-recover decrypt-share SHARE --key ADMINKEY --cert ADMINCERT\n"
 	"                   --to OPERATOR_CERT --out FILE [--volume UUID]\n"
+	"                   [--expect-commitment HEX]\n"
 	"\n"
 	"Run by one admin on their own machine: open SHARE (from export-shares)\n"
-	"with the admin's key, check it is a well-formed keyd share (and, with\n"
-	"--volume, that it belongs to that volume), and re-encrypt it to the\n"
+	"with the admin's key, check it is a well-formed keyd share, show the\n"
+	"volume and escrow commitment it belongs to, and re-encrypt it to the\n"
 	"recovering operator's certificate as CMS EnvelopedData in FILE. The\n"
 	"share is never written in the clear.\n"
-	"\nExit status: 0 written, 1 refused (wrong key, not a share), 2 usage.\n";
+	"\n"
+	"  --key ADMINKEY         the admin's private key: a PEM/DER file (one\n"
+	"                         with a passphrase asks on the terminal), or a\n"
+	"                         pkcs11: URI of a key in a token (smartcard, HSM)\n"
+	"  --volume UUID          refuse a share of another volume\n"
+	"  --expect-commitment HEX refuse (write nothing) unless the share's escrow\n"
+	"                         commitment is HEX, the value recorded when the\n"
+	"                         escrow was provisioned: a host that planted a\n"
+	"                         header with its own escrow is caught here\n"
+	"\nExit status: 0 written, 1 refused (wrong key, not a share, other volume,\n"
+	"commitment mismatch), 2 usage.\n";
 
 static int run_decrypt(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"key", required_argument, NULL, 'k'}, {"cert", required_argument, NULL, 'c'},
-		{"to", required_argument, NULL, 't'},  {"out", required_argument, NULL, 'o'},
-		{"volume", required_argument, NULL, 'u'}, {0},
+		{"key", required_argument, NULL, 'k'},	  {"cert", required_argument, NULL, 'c'},
+		{"to", required_argument, NULL, 't'},	  {"out", required_argument, NULL, 'o'},
+		{"volume", required_argument, NULL, 'u'}, {"expect-commitment", required_argument, NULL, 'e'},
+		{0},
 	};
-	const char *key = NULL, *cert = NULL, *to = NULL, *out = NULL, *uuid = NULL;
+	const char *key = NULL, *cert = NULL, *to = NULL, *out = NULL, *uuid = NULL, *expect = NULL;
 	struct kd_secret *sh[1] = {0};
 	struct kd_escrow_share_info info;
+	uint8_t want[KD_ESCROW_COMMIT_SIZE];
+	char have[2 * KD_ESCROW_COMMIT_SIZE + 1];
 	X509 *op = NULL;
 	uint8_t *der = NULL;
 	size_t len = 0;
@@ -231,52 +286,71 @@ static int run_decrypt(int argc, char **argv)
 		case 't': to = optarg; break;
 		case 'o': out = optarg; break;
 		case 'u': uuid = optarg; break;
+		case 'e': expect = optarg; break;
 		default: return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 1 || !key || !cert || !to || !out)
 		return cli_usage_error("usage: keyd-recover decrypt-share SHARE --key K --cert C --to "
 				       "OPERATOR_CERT --out FILE");
+	if (expect && kd_recover_commitment_parse(expect, want))
+		return cli_usage_error("--expect-commitment: %s", kd_err_detail(KD_EINVAL));
 	if (!access(out, F_OK))
 		return cli_refuse(kd_fail(KD_EEXIST, "%.200s exists; refusing to overwrite it", out));
 	if ((r = kd_escrow_load_cert(to, &op)) ||
-	    (r = read_shares((const char *const[]){argv[optind]}, 1, key, cert, sh)) ||
+	    (r = kd_recover_read_shares((const char *const[]){argv[optind]}, 1, key, cert, sh)) ||
 	    (r = kd_escrow_share_parse(sh[0], &info)))
 		goto done;
+	kd_recover_commitment_hex(info.commitment, have);
+	printf("share %u of a %u-of-%u escrow for volume %s\n  commitment %s\n", info.index,
+	       info.threshold, info.count, info.uuid, have);
 	if (uuid && strcasecmp(uuid, info.uuid)) {
 		r = kd_fail(KD_EREFUSED, "the share is for volume %s, not %.40s", info.uuid, uuid);
 		goto done;
 	}
+	if (expect && !kd_ct_equal(want, info.commitment, sizeof(want))) {
+		r = kd_fail(KD_EREFUSED, "the share's escrow commitment %.16s\u2026 is not the recorded "
+					 "%.16s\u2026: this escrow is not the one provisioned (a "
+					 "replaced header?); nothing written", have, expect);
+		goto done;
+	}
+	if (!expect)
+		printf("  (compare it with the commitment recorded at provisioning, or pass "
+		       "--expect-commitment)\n");
 	if ((r = kd_escrow_encrypt(sh[0], op, &der, &len)) || (r = kd_write_file(out, der, len, 0600)))
 		goto done;
-	printf("share %u of a %u-of-%u escrow for volume %s re-encrypted to the operator in %s\n",
-	       info.index, info.threshold, info.count, info.uuid, out);
+	printf("re-encrypted to the operator in %s%s\n", out,
+	       expect ? " (commitment matches the recorded one)" : "");
 done:
 	OPENSSL_free(der);
 	X509_free(op);
-	free_shares(sh, 1);
+	kd_recover_free_shares(sh, 1);
 	return r ? cli_refuse(r) : 0;
 }
 
 const struct kd_cmd cmd_decrypt_share = {"decrypt-share", run_decrypt,
-					 "re-encrypt one admin's share to the operator",
+					 "an admin re-encrypts their share to the operator",
 					 decrypt_usage};
 
 /* ---------------------------------------------------------------- unlock */
 
 static const char unlock_usage[] =
-	"Usage: keyd-recover unlock DEVICE --shares FILE... --key OPERATOR_KEY\n"
-	"                   --cert OPERATOR_CERT [--label NAME] [--rotate-escrow\n"
-	"                   --admin CERT... [--threshold K]] (NAME | --dry-run | --check)\n"
-	"                   [BACKEND OPTIONS]\n"
+	"Usage: keyd-recover unlock DEVICE --share FILE [--share FILE]...\n"
+	"                   --key KEY --cert CERT [--label NAME]\n"
+	"                   [--rotate-escrow --admin CERT [--admin CERT]... [--threshold K]]\n"
+	"                   [--json] (NAME | --dry-run | --check) [BACKEND OPTIONS]\n"
 	"\n"
-	"Combine K operator-encrypted shares (see decrypt-share), verify each\n"
-	"against the escrow token and the combined recovery key against its\n"
-	"commitment, open the volume through the escrow keyslot, and re-enroll it\n"
+	"Combine K operator-encrypted shares (see decrypt-share), check which\n"
+	"escrow each belongs to (this volume, the current escrow) and its digest\n"
+	"in the escrow token, and the combined recovery key against the\n"
+	"commitment; open the volume through the escrow keyslot, and re-enroll it\n"
 	"for the current launch: an ACTIVE keyd slot and token (with the\n"
 	"volume-key pin) sealed to this launch, then verified through the normal\n"
 	"keyd unlock path. Then activate as /dev/mapper/NAME.\n"
 	"\n"
+	"  --share FILE           one operator-encrypted share per option; repeat\n"
+	"  --key KEY, --cert CERT the operator's private key (file or pkcs11: URI)\n"
+	"                         and certificate\n"
 	"  --dry-run              re-enroll and verify, but do not activate (hosts\n"
 	"                         without device-mapper)\n"
 	"  --check                only check that the shares open the volume;\n"
@@ -284,54 +358,59 @@ static const char unlock_usage[] =
 	"  --label NAME           label of the new keyd token (default \"recovered\")\n"
 	"  --rotate-escrow        the shares have now been seen: replace the escrow\n"
 	"                         with a fresh recovery key and shares for --admin\n"
-	"                         (new escrow written first, old one destroyed after)\n"
-	"  --admin CERT...        admins of the rotated escrow\n"
-	"  --threshold K          its threshold (default: the old one)\n" BACKEND_OPTS_HELP
+	"                         (new escrow written first, old one destroyed after);\n"
+	"                         prints the new commitment to record\n"
+	"  --admin CERT           one admin of the rotated escrow per option; repeat\n"
+	"  --threshold K          its threshold (default: the old one)\n"
+	"  --json                 print the result as JSON\n" BACKEND_OPTS_HELP
 	"\nExit status: 0 unlocked, 1 refused, 2 usage.\n";
 
 static int run_unlock(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"shares", required_argument, NULL, 's'}, {"key", required_argument, NULL, 'k'},
-		{"cert", required_argument, NULL, 'c'},	  {"label", required_argument, NULL, 'l'},
+		{"share", required_argument, NULL, 's'},   {"key", required_argument, NULL, 'k'},
+		{"cert", required_argument, NULL, 'c'},	   {"label", required_argument, NULL, 'l'},
 		{"rotate-escrow", no_argument, NULL, 'R'}, {"admin", required_argument, NULL, 'a'},
 		{"threshold", required_argument, NULL, 't'}, {"dry-run", no_argument, NULL, 'n'},
-		{"check", no_argument, NULL, 'C'},	  BACKEND_LONGOPTS, {0},
+		{"check", no_argument, NULL, 'C'},	   {"json", no_argument, NULL, 'j'},
+		BACKEND_LONGOPTS,			   {0},
 	};
-	const char *files[MAX_FILES], *admins[MAX_FILES], *key = NULL, *cert = NULL,
-		   *label = "recovered", *name = NULL;
-	size_t n_sh = 0, n_adm = 0, idx;
+	const char *files[MAX_FILES], *admins[MAX_FILES], *key = NULL, *cert = NULL;
+	struct kd_recover_unlock_opts o = {.label = "recovered"};
+	struct kd_recover_unlock_result res;
+	size_t n_sh = 0, n_adm = 0;
 	struct kd_backend_opts bopts = {0};
 	struct kd_backend *b = NULL;
 	struct kd_volume *v = NULL;
 	struct kd_secret *sh[MAX_FILES] = {0};
-	_kd_secret_ struct kd_secret *vk = NULL, *vk2 = NULL, *pass = NULL, *pin = NULL;
+	_kd_secret_ struct kd_secret *vk = NULL;
 	X509 *certs[MAX_FILES] = {0};
-	struct kd_escrow_token old;
 	struct kd_launch l;
-	struct kd_token tok, used;
+	char hex[2 * KD_ESCROW_COMMIT_SIZE + 1];
 	uint64_t k = 0;
-	bool rotate = false, dry = false, check = false;
-	char *dev;
-	int c, r, slot = -1;
+	bool rotate = false, dry = false, check = false, json = false;
+	struct stat st;
+	const char *dev;
+	int c, r;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (collect_files("shares", optarg, argc, argv, files, &n_sh))
+			if (add_file("share", optarg, files, &n_sh))
 				return EXIT_USAGE;
 			break;
 		case 'a':
-			if (collect_files("admin", optarg, argc, argv, admins, &n_adm))
+			if (add_file("admin", optarg, admins, &n_adm))
 				return EXIT_USAGE;
 			break;
 		case 'k': key = optarg; break;
 		case 'c': cert = optarg; break;
-		case 'l': label = optarg; break;
+		case 'l': o.label = optarg; break;
 		case 'R': rotate = true; break;
 		case 'n': dry = true; break;
 		case 'C': check = true; break;
+		case 'j': json = true; break;
 		case 't':
 			if (kd_parse_u64(optarg, KD_ESCROW_MAX_SHARES, &k) || !k)
 				return cli_usage_error("--threshold must be 1..%u", KD_ESCROW_MAX_SHARES);
@@ -342,77 +421,72 @@ static int run_unlock(int argc, char **argv)
 		}
 	}
 	if (argc - optind < 1 || argc - optind > 2 || !n_sh || !key || !cert)
-		return cli_usage_error("usage: keyd-recover unlock DEVICE --shares FILE... --key K "
-				       "--cert C (NAME | --dry-run | --check)");
+		return cli_usage_error("usage: keyd-recover unlock DEVICE --share FILE [--share FILE]... "
+				       "--key K --cert C (NAME | --dry-run | --check)");
 	dev = argv[optind];
-	name = argc - optind == 2 ? argv[optind + 1] : NULL;
-	if ((name != NULL) + dry + check != 1)
+	o.name = argc - optind == 2 ? argv[optind + 1] : NULL;
+	if ((o.name != NULL) + dry + check != 1)
 		return cli_usage_error("give exactly one of NAME, --dry-run or --check");
+	/* A mapping name is never a path, and a file name is a forgotten --share. */
+	if (o.name && (strchr(o.name, '/') || (!stat(o.name, &st) && S_ISREG(st.st_mode))))
+		return cli_usage_error("NAME %s is a file, not a mapping name (give each share "
+				       "with its own --share)", o.name);
 	if (rotate != (n_adm > 0))
 		return cli_usage_error("--rotate-escrow and --admin go together");
 	if (rotate && check)
 		return cli_usage_error("--check writes nothing; it cannot rotate the escrow");
+	o.threshold = (unsigned)k;
 	if (n_adm && (r = load_certs(admins, n_adm, certs)))
 		return cli_refuse(r);
-	if ((r = kd_volume_open(dev, &v)) || (r = read_shares(files, n_sh, key, cert, sh)) ||
-	    (r = kd_escrow_volume_key(v, sh, n_sh, &vk)))
+	o.admins = certs;
+	o.n_admins = n_adm;
+	if ((r = kd_recover_read_shares(files, n_sh, key, cert, sh)))
 		goto out;
 	if (check) {
+		if ((r = kd_volume_open(dev, &v)) || (r = kd_recover_volume_key(v, files, sh, n_sh, &vk)))
+			goto out;
 		printf("%s: %zu shares combine; the escrow keyslot opens the volume (nothing "
 		       "written)\n", kd_volume_path(v), n_sh);
 		goto out;
 	}
-	if ((r = get_launch(&bopts, &b, &l)))
+	if ((r = get_launch(&bopts, &b, &l)) ||
+	    (r = kd_recover_unlock(dev, b, &l, files, sh, n_sh, &o, &res)))
 		goto out;
-	if (kd_volume_match(v, &l, &idx) == 0) {
-		size_t nt;
+	kd_recover_commitment_hex(res.commitment, hex);
+	if (json) {
+		json_object *jo = json_object_new_object(), *je = NULL;
 
-		printf("%s: this launch already has keyslot %d; nothing to enroll\n",
-		       kd_volume_path(v), kd_volume_tokens(v, &nt)[idx].keyslot);
-	} else {
-		if ((r = kd_token_for_launch(&l, label, 0, KD_TOKEN_ACTIVE, &tok)) ||
-		    (r = kd_seal_keys_for_token(b, &tok, kd_volume_uuid(v), &pass, &pin)) ||
-		    (r = kd_volume_add_slot_fp(v, vk, pass, pin, &tok, "recover.after-keyslot",
-					       "recover.after-token", &slot)))
-			goto out;
-		printf("%s: enrolled keyslot %d (active, label %s) for this launch\n",
-		       kd_volume_path(v), slot, label);
-	}
-	/* Prove the new slot through the ordinary unlock path (allow-list, pin). */
-	if ((r = kd_volume_get_key(v, b, &l, &vk2, &used)))
-		goto out;
-	if (!kd_ct_equal(vk2->data, vk->data, vk->len)) {
-		r = kd_fail(KD_ETAMPER, "the keyd slot opens a different volume key than the escrow");
-		goto out;
-	}
-	printf("%s: keyslot %d verified (pin verified)\n", kd_volume_path(v), used.keyslot);
-	if (rotate) {
-		if ((r = kd_escrow_find(v, &old)))
-			goto out;
-		if (!k)
-			k = old.threshold;
-		kd_escrow_token_clear(&old);
-		if (k > n_adm) {
-			r = kd_fail(KD_EINVAL, "threshold %u is above the %zu admins", (unsigned)k, n_adm);
-			goto out;
+		json_object_object_add(jo, "device", json_object_new_string(dev));
+		json_object_object_add(jo, "enrolled",
+				       res.enrolled >= 0 ? json_object_new_int(res.enrolled) : NULL);
+		json_object_object_add(jo, "verified", json_object_new_int(res.verified));
+		if (res.escrow_keyslot >= 0) {
+			je = json_object_new_object();
+			json_object_object_add(je, "keyslot", json_object_new_int(res.escrow_keyslot));
+			json_object_object_add(je, "threshold", json_object_new_int((int)res.threshold));
+			json_object_object_add(je, "admins", json_object_new_int((int)res.admins));
+			json_object_object_add(je, "commitment", json_object_new_string(hex));
 		}
-		kd_volume_close(v);
-		v = NULL;
-		if ((r = kd_volume_open(dev, &v)) ||
-		    (r = kd_escrow_add(v, vk, (unsigned)k, certs, n_adm, true, &slot)))
-			goto out;
-		printf("%s: escrow rotated: %u-of-%zu on keyslot %d; the old shares are void\n",
-		       kd_volume_path(v), (unsigned)k, n_adm, slot);
+		json_object_object_add(jo, "escrow", je);
+		json_object_object_add(jo, "activated", json_object_new_boolean(o.name != NULL));
+		printf("%s\n", json_object_to_json_string_ext(jo, JSON_C_TO_STRING_PLAIN));
+		json_object_put(jo);
+		goto out;
 	}
-	if (name) {
-		kd_volume_close(v);
-		v = NULL;
-		if ((r = kd_volume_open(dev, &v)) || (r = kd_volume_activate(v, name, vk, 0)))
-			goto out;
-		printf("%s: activated as /dev/mapper/%s\n", kd_volume_path(v), name);
-	}
+	if (res.enrolled >= 0)
+		printf("%s: enrolled keyslot %d (active, label %s) for this launch\n", dev,
+		       res.enrolled, o.label);
+	else
+		printf("%s: this launch already has a keyslot; nothing to enroll\n", dev);
+	printf("%s: keyslot %d verified (pin verified)\n", dev, res.verified);
+	if (res.escrow_keyslot >= 0)
+		printf("%s: escrow rotated: %u-of-%zu on keyslot %d; the old shares are void\n"
+		       "  commitment %s\n  (record it: admins compare it before decrypting a share)\n",
+		       dev, res.threshold, res.admins, res.escrow_keyslot, hex);
+	if (o.name)
+		printf("%s: activated as /dev/mapper/%s\n", dev, o.name);
 out:
-	free_shares(sh, n_sh);
+	kd_recover_free_shares(sh, n_sh);
 	free_certs(certs, n_adm);
 	kd_volume_close(v);
 	kd_backend_close(b);

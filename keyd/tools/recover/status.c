@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keyd-recover status DEVICE [--json]. */
+/* keyd-recover status, list and dump: read-only views of a volume. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "keyd/error.h"
+#include "keyd/header.h"
 #include "recover.h"
 
 static const char usage[] =
@@ -15,36 +20,22 @@ static const char usage[] =
 	"Everything an admin needs in one screen: the volume, the health of both\n"
 	"LUKS2 header copies and the allow-list verdict, every keyslot with what\n"
 	"describes it (keyd token and state, escrow, or nothing), every keyd token\n"
-	"with the measurement, TCB, label and time it is sealed to, pending\n"
-	"handoffs, the escrow (threshold, admin certificate fingerprints), whether\n"
-	"the current launch can unlock, and a verdict in words: what can open the\n"
-	"volume now and what to do next. Reads only; writes nothing.\n"
+	"with the measurement, chip (this chip or another), TCB, label and time it\n"
+	"is sealed to, pending handoffs, the escrow (threshold, commitment, admin\n"
+	"certificate fingerprints), whether the current launch can unlock (and a\n"
+	"reason code if not), and a verdict in words: what can open the volume now\n"
+	"and what to do next. Reads only; writes nothing.\n"
 	"\n"
 	"  --json                 machine-readable output (schema: keyd-recover(8))\n" BACKEND_OPTS_HELP
 	"\nExit status: 0 shown (whatever the verdict), 1 not a readable LUKS2\n"
 	"volume, 2 usage.\n";
 
-static void print_list(const char *title, json_object *arr)
-{
-	printf("%s\n", title);
-	for (size_t i = 0; i < json_object_array_length(arr); i++)
-		printf("  - %s\n", json_object_get_string(json_object_array_get_idx(arr, i)));
-}
-
-#define G(o, k) json_object_object_get(o, k)
-#define GS(o, k) json_object_get_string(G(o, k))
-#define GI(o, k) json_object_get_int(G(o, k))
-
 static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, BACKEND_LONGOPTS, {0}};
 	struct kd_backend_opts bopts = {0};
-	struct kd_backend *b = NULL;
-	struct kd_volume *v = NULL;
-	struct kd_launch l;
-	json_object *o = NULL, *h, *arr, *e, *vd;
-	char why[300] = "";
-	bool json = false, have_launch;
+	json_object *o = NULL;
+	bool json = false;
 	int c, r;
 
 	optind = 1;
@@ -56,80 +47,94 @@ static int run(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd-recover status DEVICE [--json]");
-	if ((r = kd_volume_open(argv[optind], &v)))
+	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)))
 		return cli_refuse(r);
-	have_launch = !(r = get_launch(&bopts, &b, &l));
-	if (!have_launch)
-		snprintf(why, sizeof(why), "no trust backend answered (%s)", kd_err_detail(r));
-	r = kd_recover_status(v, have_launch ? &l : NULL, why, &o);
-	kd_backend_close(b);
-	kd_volume_close(v);
-	if (r)
-		return cli_refuse(r);
-	if (json) {
+	if (json)
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		json_object_put(o);
-		return 0;
-	}
-	h = G(o, "header");
-	printf("device:     %s\nuuid:       %s\n", GS(o, "device"), GS(o, "uuid"));
-	printf("header:     %s\n", GS(h, "summary"));
-	printf("  primary:   %s\n", json_object_get_boolean(G(G(h, "primary"), "ok"))
-				       ? "ok" : GS(G(h, "primary"), "error"));
-	printf("  secondary: %s\n", json_object_get_boolean(G(G(h, "secondary"), "ok"))
-				       ? "ok" : GS(G(h, "secondary"), "error"));
-	printf("allow-list: %s\n", GS(h, "allow_list"));
-	arr = G(o, "keyslots");
-	printf("keyslots:\n");
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *s = json_object_array_get_idx(arr, i);
-
-		printf("  keyslot %d: %s, %s, %s\n", GI(s, "keyslot"), GS(s, "kind"), GS(s, "state"),
-		       GS(s, "pbkdf"));
-	}
-	arr = G(o, "tokens");
-	printf("keyd tokens:\n");
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *t = json_object_array_get_idx(arr, i);
-
-		printf("  token %d: keyslot %d, %s, label \"%s\", svn %d, created %s\n"
-		       "    measurement %s\n    tcb %s, policy 0x%llx, backend %s\n",
-		       GI(t, "token"), GI(t, "keyslot"), GS(t, "state"), GS(t, "label"), GI(t, "svn"),
-		       GS(t, "created"), GS(t, "measurement"), GS(t, "tcb"),
-		       (unsigned long long)json_object_get_int64(G(t, "policy")), GS(t, "backend"));
-	}
-	arr = G(o, "pending_handoff");
-	printf("pending handoff: %s\n", json_object_array_length(arr) ? "" : "none");
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *p = json_object_array_get_idx(arr, i);
-
-		printf("  keyslot %d, label \"%s\", waits for keyd commit\n", GI(p, "keyslot"),
-		       GS(p, "label"));
-	}
-	e = G(o, "escrow");
-	if (e) {
-		printf("escrow:     %d of %d admins, keyslot %d, created %s\n", GI(e, "threshold"),
-		       GI(e, "admins"), GI(e, "keyslot"), GS(e, "created"));
-		printf("  commitment %s\n", GS(e, "commitment"));
-		arr = G(e, "shares");
-		for (size_t i = 0; i < json_object_array_length(arr); i++) {
-			json_object *s = json_object_array_get_idx(arr, i);
-
-			printf("  share %d: %s\n    sha256 %s\n", GI(s, "index"), GS(s, "subject"),
-			       GS(s, "admin"));
-		}
-	} else {
-		printf("escrow:     %s\n", G(o, "escrow_error") ? GS(o, "escrow_error") : "none");
-	}
-	printf("this launch: %s: %s\n", GS(G(o, "launch"), "verdict"), GS(G(o, "launch"), "detail"));
-	vd = G(o, "verdict");
-	print_list(json_object_get_boolean(G(vd, "openable")) ? "VERDICT: openable. Can open it now:"
-							     : "VERDICT: NOT openable. Can open it now:",
-		   G(vd, "can_open"));
-	print_list("Next:", G(vd, "next"));
+	else
+		kd_recover_status_print(o, stdout);
 	json_object_put(o);
 	return 0;
 }
 
 const struct kd_cmd cmd_status = {"status", run,
 				  "everything about a volume, and what to do next", usage};
+
+/* ---------------------------------------------------------------- list */
+
+static const char list_usage[] =
+	"Usage: keyd-recover list DEVICE [BACKEND OPTIONS]\n"
+	"\n"
+	"At a glance, one line per keyslot: what it is (keyd, escrow, foreign,\n"
+	"untokened), its state and label, the chip it is sealed to (a short\n"
+	"fingerprint of the chip-ID digest, and whether it is this chip), the\n"
+	"version (SVN) and measurement; for the escrow its threshold and\n"
+	"commitment. Reads only.\n" BACKEND_OPTS_HELP
+	"\nExit status: 0 shown, 1 not a readable LUKS2 volume, 2 usage.\n";
+
+static int run_list(int argc, char **argv)
+{
+	static const struct option opts[] = {BACKEND_LONGOPTS, {0}};
+	struct kd_backend_opts bopts = {0};
+	json_object *o = NULL;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+		if (backend_opts_handle(c, optarg, &bopts) <= 0)
+			return EXIT_USAGE;
+	if (argc - optind != 1)
+		return cli_usage_error("usage: keyd-recover list DEVICE");
+	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)))
+		return cli_refuse(r);
+	kd_recover_list_print(o, stdout);
+	json_object_put(o);
+	return 0;
+}
+
+const struct kd_cmd cmd_list = {"list", run_list, "one line per keyslot: kind, chip, version",
+				list_usage};
+
+/* ---------------------------------------------------------------- dump */
+
+static const char dump_usage[] =
+	"Usage: keyd-recover dump DEVICE\n"
+	"\n"
+	"Print the raw LUKS2 JSON metadata (keyslots, tokens, segments, digests,\n"
+	"config) of the header copy libcryptsetup would use, as keyd's own\n"
+	"read-only parser found it (like cryptsetup luksDump\n"
+	"--dump-json-metadata, without libcryptsetup touching the header). Holds\n"
+	"no secret: the token contents are public metadata. Reads only.\n"
+	"\nExit status: 0 printed, 1 no readable LUKS2 header, 2 usage.\n";
+
+static int run_dump(int argc, char **argv)
+{
+	struct kd_header_health h;
+	json_object *meta = NULL;
+	char *path = NULL;
+	int fd, r;
+
+	if (argc != 2)
+		return cli_usage_error("usage: keyd-recover dump DEVICE");
+	if ((r = kd_device_resolve(argv[1], &path)))
+		return cli_refuse(r);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = kd_fail(KD_EIO, "cannot open %.200s: %s", path, strerror(errno));
+		free(path);
+		return cli_refuse(r);
+	}
+	free(path);
+	r = kd_header_read(fd, &h, &meta);
+	close(fd);
+	if (!r && !meta)
+		r = kd_fail(KD_EMALFORMED, "no readable LUKS2 metadata");
+	if (r)
+		return cli_refuse(r);
+	printf("%s\n", json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PRETTY |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(meta);
+	return 0;
+}
+
+const struct kd_cmd cmd_dump = {"dump", run_dump, "print the raw LUKS2 JSON metadata", dump_usage};

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * keyd-simfw: the simulated AMD Secure Processor (DESIGN.md §4, §7).
+ * keyd-simfw: the simulated AMD Secure Processor (docs/simulator.md).
  * Thin: chip state, derivation, rules and report signing are in
- * keyd/lib/sim; this file parses options, listens and logs.
+ * keyd/sim (libkeyd-sim); this file parses options, listens and logs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -291,11 +291,17 @@ static void log_request(void *ctx, uint16_t type, uint32_t status, int err)
 		fprintf(stderr, "keyd-simfw: %s status 0x%02x\n", type_name(type), status);
 }
 
+static void conn_ended(void *ctx, int r)
+{
+	if (r < 0)
+		fprintf(stderr, "keyd-simfw: connection dropped: %s\n", kd_err_detail(r));
+}
+
 static int serve_unix(struct kd_sim_fw *fw, const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
-	int lfd;
+	int lfd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return kd_fail(KD_EINVAL, "socket path too long: %s", path);
@@ -307,7 +313,7 @@ static int serve_unix(struct kd_sim_fw *fw, const char *path)
 		unlink(path);
 	}
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 8) < 0) {
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 64) < 0) {
 		int e = errno;
 
 		if (lfd >= 0)
@@ -315,21 +321,9 @@ static int serve_unix(struct kd_sim_fw *fw, const char *path)
 		return kd_fail(KD_EIO, "cannot listen on %s: %s", path, strerror(e));
 	}
 	fprintf(stderr, "keyd-simfw: serving on unix:%s\n", path);
-	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		int r;
-
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			close(lfd);
-			return kd_fail(KD_EIO, "accept: %s", strerror(errno));
-		}
-		r = kd_sim_serve_fd(fw, fd, false, log_request, fw);
-		if (r < 0)
-			fprintf(stderr, "keyd-simfw: connection dropped: %s\n", kd_err_detail(r));
-		close(fd);
-	}
+	r = kd_sim_serve_listener(fw, lfd, log_request, conn_ended, fw);
+	close(lfd);
+	return r;
 }
 
 static int serve_serial(struct kd_sim_fw *fw, const char *path)
@@ -551,8 +545,9 @@ static const struct kd_cmd cmds[] = {
 	 "One launch: its measurement (given, or computed like `keyd measure` from\n"
 	 "OVMF, kernel, initrd and command line; vCPU type default EPYC-v4), policy\n"
 	 "(default 0x30000), guest SVN, family/image id, host data and VMPL are\n"
-	 "fixed now. Serves any number of connections, one after the other, each\n"
-	 "with any number of requests; logs one line per request on stderr.\n"
+	 "fixed now. Serves any number of connections at once, each with any\n"
+	 "number of requests, answering one request at a time (like the guest\n"
+	 "driver's request lock); logs one line per request on stderr.\n"
 	 "--print-measurement prints the measurement and exits.\n"
 	 "--debug-print-keys FILE appends every derived key in hex to FILE: TESTS ONLY.\n"},
 	{0},

@@ -13,7 +13,7 @@
  * image_id[16], family_id[16], measurement[48], guest_svn u32,
  * tcb_version u64. A requested tcb_version thus picks "the VCEK of that
  * TCB" exactly when TCB_VERSION is selected. The firmware rules of
- * SNP-FACTS §1 are checked first; a violation gives status 0x16.
+ * docs/snp-facts.md §1.2 and docs/simulator.md §6 are checked first; a violation gives status 0x16.
  */
 #ifndef KEYD_SIM_H
 #define KEYD_SIM_H
@@ -96,7 +96,7 @@ void kd_sim_fw_set_debug_key_fd(struct kd_sim_fw *fw, int fd);
 const char *kd_sim_fw_last_reason(const struct kd_sim_fw *fw);
 
 /*
- * The firmware's rules for MSG_KEY_REQ (SNP-FACTS §1) against this launch
+ * The firmware's rules for MSG_KEY_REQ (docs/simulator.md §6) against this launch
  * and chip: returns KD_FW_SUCCESS, KD_FW_INVALID_PARAMS (0x16) or
  * KD_FW_INVALID_KEY (0x27, VLEK selected but none installed). *why gets a
  * static one-line reason for the log.
@@ -134,10 +134,22 @@ int kd_sim_handle(struct kd_sim_fw *fw, const struct kd_sim_hdr *h, const uint8_
  * Serve requests on fd until EOF or a transport error. on_request (may be
  * NULL) is called once per request with its type, status and the handling
  * error (0 or KD_E*) so the executable can log it; it never sees key
- * bytes. Returns 0 on clean EOF.
+ * bytes. Returns 0 on clean EOF. Several threads may serve several fds of
+ * one launch at once: each request holds the launch's lock from handling
+ * to on_request, so requests are serialized, connections are not.
  */
 typedef void (*kd_sim_log_fn)(void *ctx, uint16_t type, uint32_t status, int err);
 int kd_sim_serve_fd(struct kd_sim_fw *fw, int fd, bool resync, kd_sim_log_fn on_request,
 		    void *ctx);
+
+/*
+ * Accept connections on the listening stream socket lfd and serve each in
+ * its own thread with kd_sim_serve_fd, all at once. on_end (may be NULL)
+ * gets each connection's result. Returns after shutdown(lfd, SHUT_RDWR)
+ * once every connection has closed (0), or KD_EIO when accept fails.
+ */
+typedef void (*kd_sim_conn_fn)(void *ctx, int result);
+int kd_sim_serve_listener(struct kd_sim_fw *fw, int lfd, kd_sim_log_fn on_request,
+			  kd_sim_conn_fn on_end, void *ctx);
 
 #endif

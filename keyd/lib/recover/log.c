@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libcryptsetup's own log lines, kept off the admin's terminal (recover.h). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <libcryptsetup.h>
+
+#include "keyd/recover.h"
+
+static void log_cb(int level, const char *msg, void *usrptr)
+{
+	(void)usrptr;
+	/* keyd reports every failure itself, in one line naming the check;
+	 * libcryptsetup's low-level lines ("Block device required") only
+	 * confuse that line. Kept for debugging. */
+	if (getenv("KEYD_DEBUG"))
+		fprintf(stderr, "libcryptsetup[%d]: %s", level, msg);
+}
+
+void kd_recover_quiet_libcryptsetup(void)
+{
+	crypt_set_log_callback(NULL, log_cb, NULL);
+}

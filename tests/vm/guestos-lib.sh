@@ -1,0 +1,161 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# A real GuestOS for the systemd scenarios (tests/vm/1[2-9]-systemd-*.sh):
+# a minimal Debian 12 systemd root filesystem (mmdebstrap from Debian's
+# archive), keyd installed into it from its own .deb packages, made a
+# read-only dm-verity root whose hash goes on the measured kernel command
+# line, and an initramfs built by Debian's mkinitramfs with the hook and
+# local-top script of the keyd-initramfs-tools package. The state volume
+# (/dev/vda) is unlocked in the initramfs and mounted by systemd at
+# /var/lib/keyd-state from the root's /etc/fstab.
+#
+# The first run downloads the base system (about 70 MB of packages) and
+# keeps it as a tarball in $KEYD_BUILD/vm-cache; reruns reuse it.
+#
+# Sourced after tests/vm/lib.sh. Test-rig parts (the emulated /dev/sev-guest
+# and the report unit) come from tests/vm/fixtures/ and are never installed.
+# shellcheck disable=SC2034 # VM_QEMU_EXTRA is read by vm_boot (lib.sh)
+
+GUESTOS_SUITE=bookworm
+GUESTOS_MIRROR=${GUESTOS_MIRROR:-http://deb.debian.org/debian}
+GUESTOS_PKGS="systemd-sysv,udev,kmod,e2fsprogs,cryptsetup-bin,libcryptsetup12,libjson-c5,libgfshare2,libssl3,libdevmapper1.02.1,libblkid1"
+GUESTOS_CACHE=$KEYD_BUILD/vm-cache
+GUESTOS_BASE_APPEND="console=ttyS0 panic=-1 no_timer_check root=/dev/mapper/root ro rootfstype=ext4 systemd.show_status=0"
+
+# guestos_base -> prints the path of the cached base rootfs tarball.
+guestos_base() {
+	local key tar
+	key=$(printf '%s %s %s' "$GUESTOS_SUITE" "$GUESTOS_MIRROR" "$GUESTOS_PKGS" | sha256sum | cut -c1-12)
+	tar=$GUESTOS_CACHE/guestos-base-$key.tar
+	if [ ! -s "$tar" ]; then
+		mkdir -p "$GUESTOS_CACHE"
+		command -v mmdebstrap >/dev/null || { echo "guestos: mmdebstrap missing (make deps-vm)" >&2; return 1; }
+		if ! mmdebstrap --variant=minbase --format=tar --include="$GUESTOS_PKGS" "$GUESTOS_SUITE" "$tar.tmp" \
+			"$GUESTOS_MIRROR" >"$GUESTOS_CACHE/mmdebstrap.log" 2>&1; then
+			echo "guestos: mmdebstrap failed:" >&2
+			tail -n 20 "$GUESTOS_CACHE/mmdebstrap.log" >&2
+			rm -f "$tar.tmp"
+			return 1
+		fi
+		mv "$tar.tmp" "$tar"
+	fi
+	echo "$tar"
+}
+
+# guestos_debs -> prints the directory holding keyd's .deb packages
+# (built by `make deb`, or here when missing).
+guestos_debs() {
+	local d=$KEYD_BUILD/deb
+	if ! compgen -G "$d/keyd_*.deb" >/dev/null; then
+		"$KEYD_SRC/tests/pkg/build-deb.sh" "$d" >"$GUESTOS_CACHE/deb.log" 2>&1 || {
+			echo "guestos: building the .deb packages failed:" >&2
+			tail -n 20 "$GUESTOS_CACHE/deb.log" >&2
+			return 1
+		}
+	fi
+	echo "$d"
+}
+
+# guestos_build DIR VERSION: a GuestOS release in DIR: root.img (ext4),
+# root.hash (its verity hash tree), verity.txt (veritysetup format's output),
+# initrd.img (mkinitramfs), cmdline (the measured command line), and the
+# keyd packages unpacked in DIR/pkg. VERSION lands in /etc/keyd/image-version
+# of the root, so two versions have two root hashes and two measurements.
+guestos_build() {
+	local dir=$1 version=$2 base debs r d
+	base=$(guestos_base) || return 1
+	debs=$(guestos_debs) || return 1
+	rm -rf "$dir"
+	mkdir -p "$dir/root" "$dir/pkg" "$dir/conf" "$dir/keydconf"
+	r=$dir/root
+	tar -xf "$base" -C "$r"
+
+	# keyd from its own packages, as a GuestOS image build would install it.
+	mkdir -p "$r/tmp/debs"
+	cp "$debs"/keyd_*.deb "$debs"/libcryptsetup-token-keyd_*.deb "$r/tmp/debs/"
+	chroot "$r" /bin/sh -c 'dpkg -i /tmp/debs/*.deb' >"$dir/dpkg.log" 2>&1 ||
+		{ tail -n 20 "$dir/dpkg.log" >&2; return 1; }
+	rm -rf "$r/tmp/debs"
+	for d in "$debs"/keyd_*.deb "$debs"/keyd-initramfs-tools_*.deb "$debs"/libcryptsetup-token-keyd_*.deb; do
+		dpkg-deb -x "$d" "$dir/pkg"
+	done
+
+	mkdir -p "$r/etc/keyd"
+	echo "$version" >"$r/etc/keyd/image-version"
+	echo guestos >"$r/etc/hostname"
+	: >"$r/etc/machine-id"
+	mkdir -p "$r/var/lib/keyd-state"
+	cat >"$r/etc/fstab" <<'FSTAB'
+/dev/mapper/root / ext4 ro 0 0
+/dev/mapper/state /var/lib/keyd-state ext4 defaults,nofail,x-systemd.device-timeout=2s 0 0
+FSTAB
+	echo "state /dev/vda ext4 - defaults" >"$r/etc/keyd/volumes"
+	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/guestos/keyd-test-report" "$r/usr/local/sbin/keyd-test-report"
+	install -m 0644 "$KEYD_SRC/tests/vm/fixtures/guestos/keyd-test-report.service" \
+		"$r/etc/systemd/system/keyd-test-report.service"
+	mkdir -p "$r/etc/systemd/system/multi-user.target.wants"
+	ln -sf ../keyd-test-report.service "$r/etc/systemd/system/multi-user.target.wants/keyd-test-report.service"
+	# No login prompt on the console the scenarios read.
+	ln -sf /dev/null "$r/etc/systemd/system/serial-getty@ttyS0.service"
+	ln -sf /dev/null "$r/etc/systemd/system/getty@tty1.service"
+
+	# The read-only root: ext4 with 4 KiB blocks (dm-verity's block size),
+	# its hash tree on its own disk.
+	truncate -s 512M "$dir/root.img"
+	mkfs.ext4 -q -b 4096 -L guestos-root -d "$r" "$dir/root.img"
+	truncate -s 16M "$dir/root.hash"
+	veritysetup format "$dir/root.img" "$dir/root.hash" >"$dir/verity.txt"
+
+	# The initramfs: Debian's mkinitramfs, keyd's packaged hook and
+	# local-top script, the state volume's configuration, and the test rig's
+	# emulated /dev/sev-guest (tests/vm/fixtures, as in scenario 05).
+	local conf=$dir/conf keydconf=$dir/keydconf
+	mkdir -p "$conf/hooks" "$conf/scripts/init-premount" "$conf/scripts/local-top"
+	cat >"$conf/initramfs.conf" <<'CONF'
+MODULES=list
+BUSYBOX=y
+KEYMAP=n
+COMPRESS=gzip
+DEVICE=
+NFSROOT=auto
+RUNSIZE=10%
+FSTYPE=ext4
+RESUME=none
+CONF
+	printf '%s\n' virtio_pci virtio_blk ext4 dm_verity >"$conf/modules"
+	install -m 0755 "$dir/pkg/usr/share/initramfs-tools/hooks/keyd" "$conf/hooks/keyd"
+	install -m 0755 "$dir/pkg/usr/share/initramfs-tools/scripts/local-top/keyd" "$conf/scripts/local-top/keyd"
+	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/hook-keyd-test-sevguest" "$conf/hooks/keyd-test-sevguest"
+	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/init-premount-keyd-test-sevguest" \
+		"$conf/scripts/init-premount/keyd-test-sevguest"
+	cp "$r/etc/keyd/volumes" "$keydconf/volumes"
+	echo "KEYD_TEST_SEVGUEST_PORT=/dev/virtio-ports/$VM_SIM_PORT" >"$keydconf/boot.conf"
+	KEYD_BIN=$dir/pkg/usr/sbin/keyd KEYD_CONFDIR=$keydconf \
+		KEYD_UNLOCK_SH=$dir/pkg/usr/lib/keyd/keyd-unlock.sh \
+		KEYD_TOKEN_PLUGIN=$(echo "$dir"/pkg/usr/lib/*/cryptsetup/libcryptsetup-token-keyd.so) \
+		KEYD_SEVGUEST_CUSE=$KEYD_BUILD/keyd-sevguest-cuse \
+		KEYD_SEVGUEST_RIG=$KEYD_SRC/initramfs/test-sevguest-rig.sh \
+		SOURCE_DATE_EPOCH=0 \
+		mkinitramfs -d "$conf" -o "$dir/initrd.img" "$VM_KVER" >"$dir/mkinitramfs.log" 2>&1 ||
+		{ tail -n 20 "$dir/mkinitramfs.log" >&2; return 1; }
+
+	"$KEYD_BUILD/keyd" root cmdline --verity-output "$dir/verity.txt" --append "$GUESTOS_BASE_APPEND" \
+		--data /dev/vdb --hash /dev/vdc >"$dir/cmdline"
+	rm -rf "$r"
+}
+
+# guestos_launch NAME DIR STATE_DISK [APPEND] [ROOT_IMG]: boot the GuestOS of
+# DIR (its own command line unless APPEND is given; another root image with
+# ROOT_IMG) with its simulator; console in $VM_WORK/NAME.console.
+guestos_launch() {
+	local name=$1 dir=$2 disk=$3 append=${4:-} rootimg=${5:-} rc
+	[ -n "$append" ] || append=$(cat "$dir/cmdline")
+	[ -n "$rootimg" ] || rootimg=$dir/root.img
+	VM_QEMU_EXTRA=(-drive "file=$rootimg,if=virtio,format=raw,readonly=on"
+		-drive "file=$dir/root.hash,if=virtio,format=raw,readonly=on")
+	vm_launch "$name" "$dir/initrd.img" "$append" "$disk"
+	rc=$?
+	VM_QEMU_EXTRA=()
+	return "$rc"
+}
