@@ -147,7 +147,12 @@ if [ -x "$FP" ] && grep -qa KEYD_FAILPOINT "$FP"; then
 		case $fp in
 		rotate.after-init | rotate.mid-run | rotate.before-finalize)
 			[ "$phase" = running ] || fail "$fp: status phase $phase"
-			K status fp.img | grep -q "Run \`keyd rotate" || fail "$fp: status gives no advice" ;;
+			K status fp.img >st.txt
+			grep -q "Run \`keyd rotate" st.txt || fail "$fp: status gives no advice"
+			# The old key's keyslot is still needed: no advice to retire it.
+			grep -q "keyd-recover retire" st.txt && fail "$fp: status advises retiring a keyslot mid-rotation"
+			python3 -c 'import json,sys; k=[s["kind"] for s in json.load(open(sys.argv[1]))["keyslots"]]; assert "untokened" not in k and "rotation" in k, k' \
+				st.json || fail "$fp: keyslot kinds mid-rotation: $(cat st.json)" ;;
 		esac
 		if [ $fp = rotate.mid-run ]; then
 			python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rotation"]; assert 0 < r["bytes_done"] < r["bytes_total"], r' \

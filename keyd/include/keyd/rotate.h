@@ -162,6 +162,13 @@ const char *kd_rotate_phase_name(enum kd_rotate_phase p);
  */
 int kd_rotate_header_view(struct json_object *meta, struct json_object **ret_view);
 
+/*
+ * What a keyslot no token describes is for, during a rotation: the old
+ * volume key (needed until the rotation finishes) or the reencryption
+ * journal; NULL otherwise. For status, so that nobody retires them.
+ */
+const char *kd_rotate_keyslot_role(struct json_object *meta, int keyslot);
+
 /* Is this header (parsed metadata) in a prepared or running rotation? */
 enum kd_rotate_phase kd_rotate_phase_of(struct json_object *meta);
 

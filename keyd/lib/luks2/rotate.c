@@ -1404,3 +1404,21 @@ int kd_rotate_activate(struct kd_volume *v, const char *name, const struct kd_se
 			       strerror(-r))
 		     : 0;
 }
+
+const char *kd_rotate_keyslot_role(json_object *meta, int keyslot)
+{
+	char id[12];
+	json_object *ks;
+
+	if (kd_rotate_phase_of(meta) == KD_ROTATE_NONE || keyslot < 0 || keyslot >= MAX_IDS)
+		return NULL;
+	snprintf(id, sizeof(id), "%d", keyslot);
+	if (!(ks = jget(jget(meta, "keyslots", json_type_object), id, json_type_object)))
+		return NULL;
+	if (streq(jstr(ks, "type"), "reencrypt"))
+		return "rotation: the reencryption journal (removed when the rotation finishes)";
+	if (new_key_slots(meta) & (1u << keyslot))
+		return NULL;
+	return "rotation: old volume key, still needed for the data not yet re-encrypted "
+	       "(libcryptsetup removes it when the rotation finishes)";
+}

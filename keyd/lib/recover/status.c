@@ -148,6 +148,10 @@ static json_object *keyslots_json(json_object *meta, const struct kd_token *toks
 				state = i ? "old-generation" : "current";
 				token = esc[i].token_id;
 			}
+		if (!strcmp(kind, "untokened") && kd_rotate_keyslot_role(meta, s)) {
+			kind = "rotation";
+			state = kd_rotate_keyslot_role(meta, s);
+		}
 		if (!strcmp(kind, "untokened")) {
 			/* A token of another type (not keyd's) may still describe it. */
 			json_object_object_foreach(jt, tid, tok) {
