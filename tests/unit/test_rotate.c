@@ -226,6 +226,26 @@ START_TEST(view_refusals)
 }
 END_TEST
 
+/* Status must never advise retiring the old key's keyslot mid-rotation. */
+START_TEST(keyslot_roles)
+{
+	int reenc = -1;
+
+	json_object_object_foreach(json_object_object_get(running, "keyslots"), id, ks) {
+		if (!strcmp(json_object_get_string(json_object_object_get(ks, "type")), "reencrypt"))
+			reenc = atoi(id);
+	}
+	ck_assert_int_ge(reenc, 2);
+	ck_assert_ptr_null(kd_rotate_keyslot_role(plain, 0));
+	ck_assert_ptr_nonnull(kd_rotate_keyslot_role(prepared, 0));
+	ck_assert_ptr_null(kd_rotate_keyslot_role(prepared, 1));
+	ck_assert_ptr_nonnull(kd_rotate_keyslot_role(running, 0));
+	ck_assert_ptr_null(kd_rotate_keyslot_role(running, 1));
+	ck_assert_ptr_nonnull(strstr(kd_rotate_keyslot_role(running, reenc), "journal"));
+	ck_assert_ptr_null(kd_rotate_keyslot_role(running, 31));
+}
+END_TEST
+
 START_TEST(status_from_header)
 {
 	struct kd_rotate_status s;
@@ -256,6 +276,7 @@ int main(void)
 	tcase_add_test(tc, phases_and_view);
 	tcase_add_test(tc, pin_params_stable);
 	tcase_add_test(tc, view_refusals);
+	tcase_add_test(tc, keyslot_roles);
 	tcase_add_test(tc, status_from_header);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
