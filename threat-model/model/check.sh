@@ -19,10 +19,10 @@ JOBS=${KEYD_MODEL_JOBS:-2}
 run() {
 	local name=$1 kind=$2 defs=$3 sedexpr=${4:-} d=$work/$1
 	mkdir -p "$d"
-	cp "$model" "$d/keyd.pml"
+	cp "${MODEL:-$model}" "$d/keyd.pml"
 	if [ -n "$sedexpr" ]; then
 		sed -i "$sedexpr" "$d/keyd.pml"
-		if cmp -s "$model" "$d/keyd.pml"; then
+		if cmp -s "${MODEL:-$model}" "$d/keyd.pml"; then
 			echo "$name: mutation did not apply" >"$d/result"; echo fail >"$d/status"; return
 		fi
 	fi
@@ -82,6 +82,14 @@ M+=("mutant-no-svn-check|mutant|-DMITM|s|^#define SVN_CHECK(l, f) .*|#define SVN
 M+=("finding-no-report-binding|mutant|-DMITM|s|^#define BINDING_CHECK(r, s) .*|#define BINDING_CHECK(r, s) (true)|")
 M+=("finding-rekey-without-svn|mutant|-DLIFECYCLE|/^inline rekey/,/^}/s|ok = SVN_CHECK(me, fl)|ok = true|")
 
+# --- volume-key rotation (rotate.pml): the model and its mutants ---
+RR=("rotate safety ''")
+RM=()
+RM+=("mutant-rotate-no-replay|mutant||s|key\[jr - 1\] = K1; b = jr; jr = 0\t/\* MUTANT:replay \*/|skip; jr = 0|")
+RM+=("mutant-rotate-write-old-key|mutant||s|phase == 3 -> key\[c\] = K1; after\[c\] = true\t/\* MUTANT:write \*/|phase == 3 -> key[c] = K0; after[c] = true|")
+RM+=("mutant-rotate-recreate-revoked|mutant||s|atomic { hP = hP \| K1; phase = 1; snapshot() }|atomic { hP = hP \| K1; hR = hR \| K1; phase = 1; snapshot() }|")
+RM+=("finding-rotate-resume-from-zero|mutant||s|goto finish;\t/\* MUTANT:finish \*/|b = 0; goto loop|")
+
 start=$SECONDS
 names=()
 launch() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done; run "$@" & }
@@ -91,6 +99,13 @@ done
 for m in "${M[@]}"; do
 	IFS='|' read -r n kind defs sedcmd <<<"$m"
 	names+=("$n"); launch "$n" "$kind" "$defs" "${m#*|*|*|}"
+done
+for r in "${RR[@]}"; do
+	eval "set -- $r"; names+=("$1"); MODEL=$here/rotate.pml launch "$1" "$2" "$3"
+done
+for m in "${RM[@]}"; do
+	IFS='|' read -r n kind defs _ <<<"$m"
+	names+=("$n"); MODEL=$here/rotate.pml launch "$n" "$kind" "$defs" "${m#*|*|*|}"
 done
 wait
 

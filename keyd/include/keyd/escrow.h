@@ -43,13 +43,13 @@
 #include <openssl/x509.h>
 
 #include "keyd/secret.h"
+#include "keyd/token.h"
 
 struct kd_volume;
 struct kd_launch;
 struct kd_backend;
 struct json_object;
 
-#define KD_ESCROW_TOKEN_TYPE "keyd-escrow"
 #define KD_ESCROW_VERSION 1u
 #define KD_ESCROW_KEY_SIZE 32u
 #define KD_ESCROW_PASS_LEN (2u * KD_ESCROW_KEY_SIZE)
@@ -251,5 +251,9 @@ int kd_admin_wipe(const char *device, size_t *ret_n);
  * enrollment). Refused if a token describes it or it is the only keyslot.
  */
 int kd_admin_kill_untokened(struct kd_volume *v, int keyslot);
+
+/* The escrow steps of a volume-key rotation (kd_rotate_opts in keyd/rotate.h). */
+struct kd_rotate_opts;
+void kd_escrow_rotate_hooks(struct kd_rotate_opts *o);
 
 #endif

@@ -13,6 +13,10 @@
  *   retire.before-kill     retire.after-kill
  *   recover.after-keyslot  recover.after-token
  *   escrow.after-keyslot   escrow.after-token      escrow.after-old-token
+ *   rotate.after-keyslot   rotate.after-token      rotate.after-old-tokens
+ *   rotate.before-init     rotate.after-init       rotate.mid-run
+ *   rotate.before-finalize rotate.after-finish     rotate.after-escrow
+ *   (rotate.mid-run fires once $KEYD_FAILPOINT_BYTES have been re-encrypted)
  *
  * Two more names are test hooks of the handoff's verifier child (privsep.c),
  * not kill points: handoff.child-escape (open a socket under the seccomp

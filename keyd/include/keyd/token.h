@@ -22,6 +22,8 @@
 #include <stdint.h>
 
 #define KD_TOKEN_TYPE "keyd"
+/* The recovery escrow's token (keyd/escrow.h), named here for every reader of tokens. */
+#define KD_ESCROW_TOKEN_TYPE "keyd-escrow"
 #define KD_TOKEN_VERSION 1u
 #define KD_TOKEN_JSON_MAX 4096u
 #define KD_TOKEN_LABEL_MAX 63u

@@ -22,6 +22,7 @@
 #include "keyd/error.h"
 #include "keyd/header.h"
 #include "keyd/luks2json.h"
+#include "keyd/rotate.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
 
@@ -786,8 +787,17 @@ static int (*const allow_checks[])(struct allow *) = {
 int kd_header_allow(struct json_object *meta, uint64_t hdr_size)
 {
 	struct allow a = {.meta = meta, .hdr_size = hdr_size};
+	json_object *view = NULL;
 	int r;
 
+	/* A volume-key rotation (rotate.h) is checked as the header it leads to. */
+	if ((r = kd_rotate_header_view(meta, &view)))
+		return r;
+	if (view) {
+		r = kd_header_allow(view, hdr_size);
+		json_object_put(view);
+		return r;
+	}
 	for (size_t i = 0; i < KD_ARRAY_SIZE(allow_checks); i++)
 		if ((r = allow_checks[i](&a)))
 			return r;
@@ -829,8 +839,8 @@ static void put_u64(struct enc *e, uint64_t v)
 	put(e, b, 8);
 }
 
-int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot,
-			 uint8_t **ret, size_t *ret_len)
+static int pin_params_plain(struct json_object *meta, const char *uuid, int keyslot,
+			    uint8_t **ret, size_t *ret_len)
 {
 	json_object *segs, *seg, *slots, *ks, *kdf, *integ;
 	const char *enc, *size_s, *kdf_type, *kdf_hash, *integ_type = "";
@@ -890,6 +900,23 @@ int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot
 	*ret = out;
 	*ret_len = e.len;
 	return 0;
+}
+
+int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot,
+			 uint8_t **ret, size_t *ret_len)
+{
+	json_object *view = NULL;
+	int r;
+
+	/* During a rotation the pin covers the header the rotation leads to
+	 * (rotate.h), so a keyslot's pin stays valid while its volume rotates. */
+	if ((r = kd_rotate_header_view(meta, &view)))
+		return r;
+	if (!view)
+		return pin_params_plain(meta, uuid, keyslot, ret, ret_len);
+	r = pin_params_plain(view, uuid, keyslot, ret, ret_len);
+	json_object_put(view);
+	return r;
 }
 
 json_object *kd_luks2_copy_status_json(const struct kd_luks2_copy *c)

@@ -15,6 +15,7 @@
 #include "keyd/header.h"
 #include "keyd/luks2json.h"
 #include "keyd/recover.h"
+#include "keyd/rotate.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
@@ -159,6 +160,10 @@ static json_object *keyslots_json(json_object *meta, const struct kd_token *toks
 				state = i ? "old-generation" : "current";
 				token = esc[i].token_id;
 			}
+		if (!strcmp(kind, "untokened") && kd_rotate_keyslot_role(meta, s)) {
+			kind = "rotation";
+			state = kd_rotate_keyslot_role(meta, s);
+		}
 		if (!strcmp(kind, "untokened")) {
 			/* A token of another type (not keyd's) may still describe it. */
 			json_object_object_foreach(jt, tid, tok) {
@@ -515,6 +520,16 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	json_object_object_add(verdict, "can_open", can);
 	json_object_object_add(verdict, "next", next);
 	json_object_object_add(o, "verdict", verdict);
+	/* A volume-key rotation (keyd rotate) in progress: how far, what to do. */
+	{
+		struct kd_rotate_status rs;
+
+		if (!kd_rotate_status_of(meta, kd_volume_path(v), &rs)) {
+			json_object_object_add(o, "rotation", kd_rotate_status_json(&rs));
+			if (rs.phase != KD_ROTATE_NONE)
+				json_object_array_add(next, jstr(rs.advice));
+		}
+	}
 	for (size_t i = 0; i < n_esc; i++)
 		kd_escrow_token_clear(&esc[i]);
 	json_object_put(meta);
@@ -583,7 +598,7 @@ static void copy_line(FILE *out, const char *name, json_object *c)
 
 void kd_recover_status_print(json_object *st, FILE *out)
 {
-	json_object *h = json_object_object_get(st, "header"), *arr, *e, *lo, *vd;
+	json_object *h = json_object_object_get(st, "header"), *arr, *e, *lo, *vd, *ro;
 
 	fprintf(out, "device:     %s\nuuid:       %s\n", str(st, "device"), str(st, "uuid"));
 	fprintf(out, "header:     %s\n", str(h, "summary"));
@@ -633,6 +648,15 @@ void kd_recover_status_print(json_object *st, FILE *out)
 		fprintf(out, "escrow:     %s\n", json_object_object_get(st, "escrow_error")
 						     ? str(st, "escrow_error") : "none");
 	}
+	ro = json_object_object_get(st, "rotation");
+	if (ro && strcmp(str(ro, "phase"), "none"))
+		fprintf(out, "rotation:   %s%s, %lld of %lld bytes re-encrypted, %s resilience\n",
+			str(ro, "phase"),
+			json_object_get_boolean(json_object_object_get(ro, "interrupted"))
+				? " (interrupted)" : "",
+			(long long)json_object_get_int64(json_object_object_get(ro, "bytes_done")),
+			(long long)json_object_get_int64(json_object_object_get(ro, "bytes_total")),
+			str(ro, "resilience"));
 	lo = json_object_object_get(st, "launch");
 	fprintf(out, "this launch: %s: %s\n", str(lo, "verdict"), str(lo, "detail"));
 	if (json_object_object_get(lo, "measurement"))

@@ -9,9 +9,12 @@
 #include "commands.h"
 #include "keyd/backend.h"
 #include "keyd/error.h"
+#include "keyd/escrow.h"
 #include "keyd/handoff.h"
+#include "keyd/rotate.h"
+#include "keyd/volume.h"
 
-enum { O_KEEP = 256, O_RETIRE, O_JSON };
+enum { O_KEEP = 256, O_RETIRE, O_JSON, O_ROTATE };
 
 static int run_commit(int argc, char **argv)
 {
@@ -19,6 +22,7 @@ static int run_commit(int argc, char **argv)
 		{"keep-previous", no_argument, NULL, O_KEEP},
 		{"retire-previous", no_argument, NULL, O_RETIRE},
 		{"json", no_argument, NULL, O_JSON},
+		{"rotate", no_argument, NULL, O_ROTATE},
 		BACKEND_LONGOPTS,
 		{0},
 	};
@@ -26,7 +30,7 @@ static int run_commit(int argc, char **argv)
 	struct kd_backend_opts bo = {0};
 	struct kd_commit_result res;
 	struct kd_backend *b = NULL;
-	bool json = false, have_pol = false;
+	bool json = false, have_pol = false, rotate = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -39,6 +43,7 @@ static int run_commit(int argc, char **argv)
 			have_pol = true;
 			break;
 		case O_JSON: json = true; break;
+		case O_ROTATE: rotate = true; break;
 		default:
 			r = backend_opts_handle(c, optarg, &bo);
 			if (r < 0)
@@ -52,6 +57,19 @@ static int run_commit(int argc, char **argv)
 	r = kd_backend_open(&bo, &b);
 	if (!r)
 		r = kd_handoff_commit(argv[optind], b, pol, &res);
+	/* --rotate: right after the commit, re-encrypt under a fresh volume key,
+	 * so the previous version's keys (and any header copy holding them)
+	 * open nothing any more (keyd rotate, rotate.h). */
+	if (!r && rotate) {
+		struct kd_rotate_opts ro = {0};
+		struct kd_rotate_result rr;
+		struct kd_launch l;
+
+		kd_escrow_rotate_hooks(&ro);
+		if (!(r = kd_launch_get(b, &l)) && !(r = kd_rotate(argv[optind], b, &l, &ro, &rr)))
+			fprintf(stderr, "rotated: keyslot %d opens the volume under a new volume key; "
+					"%zu old token(s) removed\n", rr.keyslot, rr.tokens_dropped);
+	}
 	kd_backend_close(b);
 	if (r)
 		return cli_refuse(r);
@@ -75,7 +93,7 @@ static int run_commit(int argc, char **argv)
 
 const struct kd_cmd cmd_commit = {
 	"commit", run_commit, "activate this launch's slot after an upgrade",
-	"Usage: keyd commit DEVICE [--keep-previous | --retire-previous]\n"
+	"Usage: keyd commit DEVICE [--keep-previous | --retire-previous] [--rotate]\n"
 	"                   [--backend NAME] [--sim unix:PATH] [--json]\n"
 	"\n"
 	"Run on the new version's first real boot. Opens DEVICE with this launch's\n"
@@ -86,5 +104,8 @@ const struct kd_cmd cmd_commit = {
 	"  --retire-previous  every other keyd slot is killed\n"
 	"Pending slots of other versions are left alone. The slot that just opened\n"
 	"is never killed. Safe to rerun after an interruption.\n"
+	"  --rotate           then re-encrypt under a fresh volume key (keyd rotate\n"
+	"                     with its defaults): no earlier header, slot or escrow\n"
+	"                     share opens the data afterwards\n"
 	"\n" BACKEND_OPTS_HELP,
 };

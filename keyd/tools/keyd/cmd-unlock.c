@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "keyd/error.h"
 #include "keyd/secret.h"
+#include "keyd/rotate.h"
 #include "keyd/volume.h"
 
 static const char unlock_usage[] =
@@ -86,6 +87,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	struct kd_volume *v = NULL;
 	struct kd_launch l;
 	struct kd_token tok;
+	struct kd_rotate_status rot;
 	bool dry = false, norekey = false, json = false, rekeyed = false, root_check = false;
 	const char *dev, *name = NULL, *state_file = NULL;
 	int c, r;
@@ -147,7 +149,11 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 		fprintf(stderr, "keyd: note: %s\n", kd_header_health_summary(kd_volume_health(v)));
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0)
 		goto out;
-	if ((r = kd_volume_unlock_secrets(v, b, &l, &vk, passphrase_mode ? &pass : NULL, &tok)) < 0)
+	if ((r = kd_volume_unlock_secrets(v, b, &l, &vk, &pass, &tok)) < 0)
+		goto out;
+	/* A volume-key rotation in progress (keyd rotate) needs both keys:
+	 * libcryptsetup opens them with the passphrase just checked. */
+	if ((r = kd_rotate_status(v, &rot)) < 0)
 		goto out;
 	if (passphrase_mode) {
 		r = fwrite(pass->data, 1, pass->len, stdout) == pass->len && fflush(stdout) == 0
@@ -155,12 +161,13 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 			    : kd_fail(KD_EIO, "cannot write the passphrase to stdout");
 		goto out;
 	}
-	if (!dry && !norekey && (r = kd_volume_rekey(v, b, &l, vk, &tok, &rekeyed)) < 0)
+	if (!dry && !norekey && rot.phase == KD_ROTATE_NONE && (r = kd_volume_rekey(v, b, &l, vk, &tok, &rekeyed)) < 0)
 		goto out;
 	/* Before activation: a state file that cannot be written activates nothing. */
 	if (state_file && (r = write_state_file(state_file, tok.state)) < 0)
 		goto out;
-	if (!dry && (r = kd_volume_activate(v, name, vk, 0)) < 0)
+	if (!dry && (r = rot.phase == KD_ROTATE_NONE ? kd_volume_activate(v, name, vk, 0)
+						      : kd_rotate_activate(v, name, pass, 0)) < 0)
 		goto out;
 	if (json) {
 		json_object *o = json_object_new_object();

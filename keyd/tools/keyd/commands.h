@@ -10,6 +10,7 @@ extern const struct kd_cmd cmd_version;
 extern const struct kd_cmd cmd_measure;
 extern const struct kd_cmd cmd_derive;
 extern const struct kd_cmd cmd_enroll, cmd_unlock, cmd_status, cmd_rekey, cmd_passphrase;
+extern const struct kd_cmd cmd_rotate;
 extern const struct kd_cmd cmd_verify_report;
 extern const struct kd_cmd cmd_root_check, cmd_root_cmdline;
 extern const struct kd_cmd cmd_kds_fetch;

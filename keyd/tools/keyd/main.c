@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 		cmd_measure,
 		cmd_derive,
 		cmd_root_check, cmd_root_cmdline,
-		cmd_enroll, cmd_unlock, cmd_status, cmd_rekey, cmd_passphrase,
+		cmd_enroll, cmd_unlock, cmd_status, cmd_rekey, cmd_passphrase, cmd_rotate,
 		cmd_handoff_serve, cmd_handoff_receive, cmd_commit, cmd_manifest_create,
 		cmd_manifest_sign, cmd_manifest_verify, cmd_manifest_show, cmd_manifest_keygen,
 		cmd_manifest_keys,

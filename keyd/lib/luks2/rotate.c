@@ -1,0 +1,1441 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Volume-key rotation (rotate.h): the allow-list's view of a header in
+ * reencryption, the rotation itself through libcryptsetup's LUKS2
+ * reencryption API, its status, and activation while it runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <libcryptsetup.h>
+#include <libdevmapper.h>
+#include <linux/fs.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "keyd/error.h"
+#include "keyd/failpoint.h"
+#include "keyd/header.h"
+#include "keyd/rotate.h"
+#include "keyd/util.h"
+#include "keyd/volume.h"
+
+#define SEG_CIPHER "aes-xts-plain64"
+#define SEG_SECTOR 4096
+#define MAX_IDS 32
+
+/* ---------------------------------------------------------------- json helpers */
+
+static json_object *jget(json_object *o, const char *key, json_type type)
+{
+	json_object *v;
+
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
+		return NULL;
+	return v;
+}
+
+/*
+ * An object member for json_object_object_foreach, which dereferences a NULL
+ * object: a missing or mistyped member of host-written JSON iterates as {}.
+ */
+static json_object *jobj(json_object *o, const char *key)
+{
+	static json_object *empty;
+	json_object *v = jget(o, key, json_type_object);
+
+	if (v)
+		return v;
+	if (!empty)
+		empty = json_object_new_object();
+	return empty;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v = jget(o, key, json_type_string);
+
+	return v ? json_object_get_string(v) : NULL;
+}
+
+static bool streq(const char *a, const char *b)
+{
+	return a && b && !strcmp(a, b);
+}
+
+/* A segment's flags array holds flag (absent flags array: no). */
+static bool has_flag(json_object *seg, const char *flag)
+{
+	json_object *f = jget(seg, "flags", json_type_array);
+
+	for (size_t i = 0; f && i < json_object_array_length(f); i++)
+		if (streq(json_object_get_string(json_object_array_get_idx(f, i)), flag))
+			return true;
+	return false;
+}
+
+/* Decimal id 0..31 of a JSON key or an array element; -1 if not one. */
+static int id_of(const char *s)
+{
+	int n = 0;
+
+	if (!s || !*s || strlen(s) > 2 || (s[0] == '0' && s[1]))
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		n = n * 10 + (*s - '0');
+	}
+	return n < MAX_IDS ? n : -1;
+}
+
+/* Array of id strings -> bitmask; false on anything else. */
+static bool id_mask(json_object *arr, uint32_t *ret)
+{
+	uint32_t m = 0;
+
+	if (!arr || !json_object_is_type(arr, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+		int id = json_object_is_type(e, json_type_string) ? id_of(json_object_get_string(e)) : -1;
+
+		if (id < 0 || (m & (1u << id)))
+			return false;
+		m |= 1u << id;
+	}
+	*ret = m;
+	return true;
+}
+
+static json_object *mask_array(uint32_t m)
+{
+	json_object *a = json_object_new_array();
+	char id[4];
+
+	for (int i = 0; i < MAX_IDS; i++)
+		if (m & (1u << i)) {
+			snprintf(id, sizeof(id), "%d", i);
+			json_object_array_add(a, json_object_new_string(id));
+		}
+	return a;
+}
+
+static bool all_data_new(json_object *meta);
+
+static int view_fail(const char *what)
+{
+	return kd_fail(KD_ETAMPER, "LUKS2 header in rotation: %s; refused", what);
+}
+
+/* ---------------------------------------------------------------- phase and view */
+
+static bool has_requirements(json_object *meta)
+{
+	json_object *req = jget(jget(meta, "config", json_type_object), "requirements",
+				json_type_object);
+	json_object *mand = jget(req, "mandatory", json_type_array);
+
+	return req && (json_object_object_length(req) != 1 || !mand ||
+		       json_object_array_length(mand) != 0);
+}
+
+enum kd_rotate_phase kd_rotate_phase_of(json_object *meta)
+{
+	json_object *digests = jobj(meta, "digests");
+
+	if (has_requirements(meta))
+		return KD_ROTATE_RUNNING;
+	if (digests && json_object_object_length(digests) == 2)
+		return KD_ROTATE_PREPARED;
+	return KD_ROTATE_NONE;
+}
+
+const char *kd_rotate_phase_name(enum kd_rotate_phase p)
+{
+	return p == KD_ROTATE_PREPARED ? "prepared" : p == KD_ROTATE_RUNNING ? "running" : "none";
+}
+
+/* Every segment keyd's cipher and sector size, flags only those reencryption sets. */
+static int check_segment(json_object *seg)
+{
+	json_object *f = NULL;
+
+	if (!json_object_is_type(seg, json_type_object) || !streq(jstr(seg, "type"), "crypt"))
+		return view_fail("a segment is not of type crypt");
+	if (!streq(jstr(seg, "encryption"), SEG_CIPHER))
+		return view_fail("a segment cipher is not " SEG_CIPHER " (cipher_null header attack?)");
+	if (!jget(seg, "sector_size", json_type_int) ||
+	    json_object_get_int64(jget(seg, "sector_size", json_type_int)) != SEG_SECTOR)
+		return view_fail("a segment sector size is not 4096");
+	if (json_object_object_get_ex(seg, "integrity", NULL))
+		return view_fail("a segment carries integrity, which reencryption does not support");
+	if (json_object_object_get_ex(seg, "flags", &f)) {
+		if (!json_object_is_type(f, json_type_array))
+			return view_fail("segment flags are not a list");
+		for (size_t i = 0; i < json_object_array_length(f); i++) {
+			const char *s = json_object_get_string(json_object_array_get_idx(f, i));
+
+			if (!streq(s, "backup-previous") && !streq(s, "backup-final") &&
+			    !streq(s, "in-reencryption"))
+				return view_fail("a segment carries a flag keyd never sets "
+						 "(datashift or decryption?)");
+		}
+	}
+	return 0;
+}
+
+/* The old and the final segment describe the same area and cipher. */
+static bool same_layout(json_object *a, json_object *b)
+{
+	static const char *const keys[] = {"offset", "size", "iv_tweak", "encryption"};
+
+	for (size_t i = 0; i < KD_ARRAY_SIZE(keys); i++)
+		if (!streq(jstr(a, keys[i]), jstr(b, keys[i])))
+			return false;
+	return json_object_get_int64(jget(a, "sector_size", json_type_int)) ==
+	       json_object_get_int64(jget(b, "sector_size", json_type_int));
+}
+
+static int check_reencrypt_keyslot(json_object *ks, json_object *config)
+{
+	json_object *area = jget(ks, "area", json_type_object);
+	uint64_t json_size = 0, ks_size = 0, off = 0, len = 0, hdr;
+
+	if (!streq(jstr(ks, "mode"), "reencrypt") || !streq(jstr(ks, "direction"), "forward"))
+		return view_fail("the reencrypt keyslot is not a forward re-encryption");
+	if (!area || (!streq(jstr(area, "type"), "journal") && !streq(jstr(area, "type"), "checksum")))
+		return view_fail("resilience is neither journal nor checksum");
+	if (kd_luks2_u64(config, "json_size", &json_size) ||
+	    kd_luks2_u64(config, "keyslots_size", &ks_size) || kd_luks2_u64(area, "offset", &off) ||
+	    kd_luks2_u64(area, "size", &len))
+		return view_fail("the reencrypt keyslot area is not readable");
+	hdr = json_size + KD_LUKS2_BIN_SIZE;
+	if (json_size > KD_LUKS2_HDR_MAX || ks_size > (1ull << 30) || off < 2 * hdr || !len ||
+	    len > ks_size || off - 2 * hdr > ks_size - len)
+		return view_fail("the reencrypt keyslot area lies outside the keyslots area");
+	return 0;
+}
+
+int kd_rotate_header_view(json_object *meta, json_object **ret_view)
+{
+	enum kd_rotate_phase phase = kd_rotate_phase_of(meta);
+	json_object *keyslots, *segments, *digests, *config, *tokens, *req, *mand;
+	json_object *view = NULL, *vks, *vsegs, *vdigs, *vcfg, *dig0 = NULL, *final = NULL,
+		    *prev = NULL;
+	int id_final = -1, id_prev = -1, reenc_slot = -1, r;
+	uint32_t luks2_slots = 0, covered = 0;
+	const char *mreq;
+	bool done = false;
+
+	if (phase == KD_ROTATE_NONE || !json_object_is_type(meta, json_type_object)) {
+		*ret_view = NULL;
+		return 0;
+	}
+	keyslots = jget(meta, "keyslots", json_type_object);
+	segments = jget(meta, "segments", json_type_object);
+	digests = jget(meta, "digests", json_type_object);
+	config = jget(meta, "config", json_type_object);
+	tokens = jget(meta, "tokens", json_type_object);
+	if (!keyslots || !segments || !digests || !config || !tokens)
+		return view_fail("a mandatory section is missing");
+
+	/* Keyslots: luks2 ones go to the view; at most the one reencrypt slot. */
+	json_object_object_foreach(keyslots, kid, ks) {
+		int id = id_of(kid);
+
+		if (id < 0)
+			return view_fail("bad keyslot id");
+		if (streq(jstr(ks, "type"), "reencrypt")) {
+			if (phase != KD_ROTATE_RUNNING || reenc_slot >= 0)
+				return view_fail("unexpected reencrypt keyslot");
+			if ((r = check_reencrypt_keyslot(ks, config)))
+				return r;
+			reenc_slot = id;
+		} else {
+			luks2_slots |= 1u << id;
+		}
+	}
+	if (phase == KD_ROTATE_RUNNING) {
+		req = jget(config, "requirements", json_type_object);
+		mand = jget(req, "mandatory", json_type_array);
+		mreq = mand && json_object_array_length(mand) == 1
+			       ? json_object_get_string(json_object_array_get_idx(mand, 0))
+			       : NULL;
+		if (!req || json_object_object_length(req) != 1 || !mreq ||
+		    strncmp(mreq, "online-reencrypt", 16))
+			return view_fail("requirements other than online reencryption");
+		/* libcryptsetup finishes with several header writes (old keyslots
+		 * one by one, then the metadata): once every data segment is under
+		 * the new key, parts of the old state may already be gone. */
+		done = all_data_new(meta);
+		if (reenc_slot < 0 && !done)
+			return view_fail("no reencrypt keyslot");
+		json_object_object_foreach(segments, sid, seg) {
+			if (id_of(sid) < 0)
+				return view_fail("bad segment id");
+			if ((r = check_segment(seg)))
+				return r;
+			if (has_flag(seg, "backup-final")) {
+				if (final)
+					return view_fail("two final segments");
+				final = seg;
+				id_final = id_of(sid);
+			}
+			if (has_flag(seg, "backup-previous")) {
+				if (prev)
+					return view_fail("two previous segments");
+				prev = seg;
+				id_prev = id_of(sid);
+			}
+		}
+		if (!final || (!prev && !done) || final == prev || (prev && !same_layout(final, prev)))
+			return view_fail("the old and the final segment differ in more than the key");
+		if (json_object_object_length(digests) > 3 ||
+		    (json_object_object_length(digests) != 3 && !done))
+			return view_fail("not exactly the old-key, new-key and reencrypt digests");
+	} else {
+		if (!(final = jget(segments, "0", json_type_object)) ||
+		    json_object_object_length(segments) != 1)
+			return view_fail("a prepared rotation has exactly segment 0");
+		id_final = 0;
+	}
+	/* Digests: every luks2 keyslot under the old or the new key, the
+	 * reencrypt keyslot under its own; the view keeps one digest. */
+	json_object_object_foreach(digests, did, dig) {
+		uint32_t dks = 0, segs = 0;
+
+		if (id_of(did) < 0 || !streq(jstr(dig, "type"), "pbkdf2") ||
+		    !id_mask(jget(dig, "keyslots", json_type_array), &dks) ||
+		    !id_mask(jget(dig, "segments", json_type_array), &segs))
+			return view_fail("a digest is malformed");
+		if (reenc_slot >= 0 && dks == 1u << reenc_slot && !segs)
+			continue;
+		if (dks & ~luks2_slots)
+			return view_fail("a digest names a keyslot that is not a luks2 keyslot");
+		/* Only the old key's digest loses its keyslots, while finishing. */
+		if (!dks && !(done && id_prev >= 0 && (segs & (1u << id_prev))))
+			return view_fail("a digest has no keyslot");
+		if (phase == KD_ROTATE_RUNNING
+			    ? !(segs & (1u << id_final)) && !(segs & (1u << id_prev))
+			    : segs && segs != 1u)
+			return view_fail("a digest is bound to neither the old nor the final segment");
+		if (phase == KD_ROTATE_RUNNING ? (segs & (1u << id_final)) != 0 : segs == 1u) {
+			if (dig0)
+				return view_fail("two digests for the final segment");
+			dig0 = dig;
+		}
+		if (covered & dks)
+			return view_fail("a keyslot is under two digests");
+		covered |= dks;
+	}
+	if (!dig0 || covered != luks2_slots)
+		return view_fail("the keyslots are not all under the old or the new key");
+
+	/* The header as it will be after the rotation. */
+	view = json_object_new_object();
+	vks = json_object_new_object();
+	vsegs = json_object_new_object();
+	vdigs = json_object_new_object();
+	vcfg = NULL;
+	if (!view || !vks || !vsegs || !vdigs) {
+		json_object_put(view);
+		json_object_put(vks);
+		json_object_put(vsegs);
+		json_object_put(vdigs);
+		return KD_ENOMEM;
+	}
+	json_object_object_foreach(keyslots, kid2, ks2) {
+		json_object *c = NULL;
+
+		if (!streq(jstr(ks2, "type"), "reencrypt") && !json_object_deep_copy(ks2, &c, NULL))
+			json_object_object_add(vks, kid2, c);
+	}
+	{
+		json_object *seg0 = NULL, *d = NULL, *segs0 = json_object_new_array();
+
+		json_object_deep_copy(final, &seg0, NULL);
+		if (seg0)
+			json_object_object_del(seg0, "flags");
+		json_object_object_add(vsegs, "0", seg0);
+		json_object_deep_copy(dig0, &d, NULL);
+		if (d) {
+			json_object_object_add(d, "keyslots", mask_array(luks2_slots));
+			json_object_array_add(segs0, json_object_new_string("0"));
+			json_object_object_add(d, "segments", segs0);
+		} else {
+			json_object_put(segs0);
+		}
+		json_object_object_add(vdigs, "0", d);
+	}
+	json_object_deep_copy(config, &vcfg, NULL);
+	if (vcfg)
+		json_object_object_del(vcfg, "requirements");
+	json_object_object_add(view, "keyslots", vks);
+	json_object_object_add(view, "tokens", json_object_get(tokens));
+	json_object_object_add(view, "segments", vsegs);
+	json_object_object_add(view, "digests", vdigs);
+	json_object_object_add(view, "config", vcfg);
+	*ret_view = view;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- status */
+
+/* Data bytes behind the segments: device size minus the data offset. */
+static uint64_t data_size(const char *path, json_object *final)
+{
+	struct stat st;
+	uint64_t off = 0, dev = 0, sz;
+	int fd;
+
+	if (!final || kd_luks2_u64(final, "offset", &off))
+		return 0;
+	if (!streq(jstr(final, "size"), "dynamic") && !kd_luks2_u64(final, "size", &sz))
+		return sz;
+	if (!path || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	if (!fstat(fd, &st)) {
+		if (S_ISREG(st.st_mode))
+			dev = (uint64_t)st.st_size;
+		else if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &dev))
+			dev = 0;
+	}
+	close(fd);
+	return dev > off ? dev - off : 0;
+}
+
+int kd_rotate_status_of(json_object *meta, const char *path, struct kd_rotate_status *ret)
+{
+	struct kd_rotate_status s;
+	json_object *segs = jobj(meta, "segments"), *final = NULL;
+	json_object *digests = jobj(meta, "digests");
+	uint32_t new_segs = 0;
+	int id_final = -1;
+
+	memset(&s, 0, sizeof(s));
+	s.phase = kd_rotate_phase_of(meta);
+	if (s.phase == KD_ROTATE_NONE) {
+		*ret = s;
+		return 0;
+	}
+	json_object_object_foreach(jobj(meta, "keyslots"), kid, ks) {
+		(void)kid;
+		if (streq(jstr(ks, "type"), "reencrypt"))
+			snprintf(s.resilience, sizeof(s.resilience), "%s",
+				 jstr(jget(ks, "area", json_type_object), "type") ?: "?");
+	}
+	json_object_object_foreach(segs, sid, seg) {
+		if (has_flag(seg, "backup-final") || (s.phase == KD_ROTATE_PREPARED && !strcmp(sid, "0"))) {
+			final = seg;
+			id_final = id_of(sid);
+		}
+		s.interrupted |= has_flag(seg, "in-reencryption");
+	}
+	s.size = data_size(path, final);
+	if (s.phase == KD_ROTATE_RUNNING) {
+		/* Forward direction: the data segments under the new key's digest
+		 * are the re-encrypted prefix. */
+		json_object_object_foreach(digests, did, dig) {
+			uint32_t m = 0;
+
+			(void)did;
+			if (id_mask(jget(dig, "segments", json_type_array), &m) && id_final >= 0 &&
+			    (m & (1u << id_final)))
+				new_segs = m & ~(1u << id_final);
+		}
+		json_object_object_foreach(segs, sid2, seg2) {
+			uint64_t sz = 0;
+			int id = id_of(sid2);
+
+			if (id < 0 || !(new_segs & (1u << id)) || has_flag(seg2, "in-reencryption"))
+				continue;
+			if (streq(jstr(seg2, "size"), "dynamic"))
+				s.done = s.size;
+			else if (!kd_luks2_u64(seg2, "size", &sz))
+				s.done += sz;
+		}
+		if (s.size && s.done > s.size)
+			s.done = s.size;
+		snprintf(s.advice, sizeof(s.advice),
+			 "%s; it still unlocks. Run `keyd rotate %.60s` to %s it",
+			 s.interrupted ? "interrupted in the middle of a hotzone (recovered on the next "
+					 "open or resume)"
+				       : "re-encryption under a new volume key in progress",
+			 path ? path : "DEVICE", "finish");
+	} else {
+		snprintf(s.advice, sizeof(s.advice),
+			 "a new volume key was added but no data moved yet; it unlocks with the old "
+			 "key. Run `keyd rotate %.60s` to go on", path ? path : "DEVICE");
+	}
+	*ret = s;
+	return 0;
+}
+
+/* Read the header of path read-only (shared lock on image files). */
+static int read_meta(const char *path, struct kd_header_health *h, json_object **ret)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return kd_fail(KD_EIO, "cannot open %.200s: %s", path, strerror(errno));
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode))
+		(void)flock(fd, LOCK_SH);
+	r = kd_header_read(fd, h, ret);
+	close(fd);
+	return r;
+}
+
+int kd_rotate_status(struct kd_volume *v, struct kd_rotate_status *ret)
+{
+	struct kd_header_health h;
+	json_object *meta = NULL;
+	int r;
+
+	if ((r = read_meta(kd_volume_path(v), &h, &meta)))
+		return r;
+	r = kd_rotate_status_of(meta, kd_volume_path(v), ret);
+	json_object_put(meta);
+	return r;
+}
+
+json_object *kd_rotate_status_json(const struct kd_rotate_status *s)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "phase", json_object_new_string(kd_rotate_phase_name(s->phase)));
+	if (s->phase != KD_ROTATE_NONE) {
+		json_object_object_add(o, "resilience", json_object_new_string(s->resilience));
+		json_object_object_add(o, "interrupted", json_object_new_boolean(s->interrupted));
+		json_object_object_add(o, "bytes_done", json_object_new_int64((int64_t)s->done));
+		json_object_object_add(o, "bytes_total", json_object_new_int64((int64_t)s->size));
+		json_object_object_add(o, "advice", json_object_new_string(s->advice));
+	}
+	return o;
+}
+
+/* ---------------------------------------------------------------- libcryptsetup */
+
+/*
+ * crypt_load, after keyd's own read of the header passed the allow-list,
+ * and proof that libcryptsetup holds that very metadata (the host could
+ * swap the header in between).
+ */
+static int checked_cd(const char *path, struct crypt_device **ret_cd, json_object **ret_meta)
+{
+	struct kd_header_health h;
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL, *now;
+	const char *json = NULL;
+	int r;
+
+	if ((r = read_meta(path, &h, &meta)))
+		return r;
+	if (h.allow_err) {
+		json_object_put(meta);
+		return kd_fail(h.allow_err, "header refused: %s", h.allow_detail);
+	}
+	if ((r = crypt_init(&cd, path)) < 0) {
+		json_object_put(meta);
+		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", path, strerror(-r));
+	}
+	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0 || crypt_dump_json(cd, &json, 0) < 0 ||
+	    !json) {
+		crypt_free(cd);
+		json_object_put(meta);
+		return kd_fail(KD_ELUKS, "libcryptsetup cannot load the LUKS2 header");
+	}
+	now = json_tokener_parse(json);
+	r = now && json_object_equal(now, meta);
+	json_object_put(now);
+	if (!r) {
+		crypt_free(cd);
+		json_object_put(meta);
+		return kd_fail(KD_ETAMPER, "LUKS2 header changed between the allow-list and its use");
+	}
+	*ret_cd = cd;
+	*ret_meta = meta;
+	return 0;
+}
+
+static int set_pbkdf(struct crypt_device *cd)
+{
+	const struct crypt_pbkdf_type pbkdf = {
+		.type = CRYPT_KDF_PBKDF2,
+		.hash = "sha512",
+		.iterations = KD_KEYSLOT_PBKDF_ITER,
+		.flags = CRYPT_PBKDF_NO_BENCHMARK,
+	};
+	int r = crypt_set_pbkdf_type(cd, &pbkdf);
+
+	return r < 0 ? kd_fail(KD_ELUKS, "cannot set PBKDF2-SHA512/1000: %s", strerror(-r)) : 0;
+}
+
+/* The keyd pin (volume.h): HMAC-SHA384(pin key, volume key || header parameters). */
+static int pin_of(const struct kd_secret *pin_key, const struct kd_secret *vk, json_object *meta,
+		  const char *uuid, int keyslot, uint8_t out[KD_PIN_SIZE])
+{
+	uint8_t *params = NULL;
+	size_t plen = 0, olen = 0;
+	EVP_MAC *mac = NULL;
+	EVP_MAC_CTX *ctx = NULL;
+	OSSL_PARAM p[2];
+	int r;
+
+	if ((r = kd_header_pin_params(meta, uuid, keyslot, &params, &plen)))
+		return r;
+	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA384", 0);
+	p[1] = OSSL_PARAM_construct_end();
+	r = KD_ECRYPTO;
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (mac && (ctx = EVP_MAC_CTX_new(mac)) && EVP_MAC_init(ctx, pin_key->data, pin_key->len, p) &&
+	    EVP_MAC_update(ctx, vk->data, vk->len) && EVP_MAC_update(ctx, params, plen) &&
+	    EVP_MAC_final(ctx, out, &olen, KD_PIN_SIZE) && olen == KD_PIN_SIZE)
+		r = 0;
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+	free(params);
+	return r ? kd_fail(r, "HMAC-SHA384 of the volume-key pin failed") : 0;
+}
+
+/* Keyslots of the digest with no segment (prepared) or bound to the final segment. */
+static uint32_t new_key_slots(json_object *meta)
+{
+	enum kd_rotate_phase ph = kd_rotate_phase_of(meta);
+	json_object *segs = jobj(meta, "segments");
+	int id_final = -1;
+	uint32_t out = 0;
+
+	json_object_object_foreach(segs, sid, seg) {
+		if (has_flag(seg, "backup-final"))
+			id_final = id_of(sid);
+	}
+	json_object_object_foreach(jobj(meta, "digests"), did, dig) {
+		uint32_t ks = 0, sg = 0;
+
+		(void)did;
+		if (!id_mask(jget(dig, "keyslots", json_type_array), &ks) ||
+		    !id_mask(jget(dig, "segments", json_type_array), &sg))
+			continue;
+		if (ph == KD_ROTATE_PREPARED ? !sg
+					     : id_final >= 0 && (sg & (1u << id_final)))
+			out |= ks;
+	}
+	return out;
+}
+
+static bool same_launch(const struct kd_token *a, const struct kd_token *b)
+{
+	return !memcmp(a->measurement, b->measurement, sizeof(a->measurement)) &&
+	       a->policy == b->policy && a->has_chip == b->has_chip &&
+	       !memcmp(a->chip, b->chip, sizeof(a->chip)) && a->tcb == b->tcb &&
+	       a->root_key_select == b->root_key_select && a->fields == b->fields &&
+	       a->vmpl == b->vmpl && a->guest_svn == b->guest_svn;
+}
+
+/* Tokens (any type) of meta, with their keyslot masks. */
+struct tok_ref {
+	int id;
+	uint32_t slots;
+	bool keyd, escrow;
+};
+
+static size_t list_tokens(json_object *meta, struct tok_ref *out, size_t max)
+{
+	size_t n = 0;
+
+	json_object_object_foreach(jobj(meta, "tokens"), tid, tok) {
+		uint32_t m = 0;
+		const char *type = jstr(tok, "type");
+
+		if (n >= max || id_of(tid) < 0)
+			continue;
+		id_mask(jget(tok, "keyslots", json_type_array), &m);
+		out[n].id = id_of(tid);
+		out[n].slots = m;
+		out[n].keyd = streq(type, KD_TOKEN_TYPE);
+		out[n].escrow = streq(type, KD_ESCROW_TOKEN_TYPE);
+		n++;
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------- online */
+
+/*
+ * The active mapping of the volume with this LUKS2 UUID, if any (dm UUID
+ * "CRYPT-LUKS2-<uuid without dashes>-<name>"). Without device-mapper nothing
+ * can be active, and the rotation is offline.
+ */
+static int find_active(const char *uuid, char *name, size_t name_len)
+{
+	struct dm_task *dmt;
+	struct dm_names *names;
+	char want[80];
+	size_t k = 0;
+	unsigned next = 0;
+	int found = 0;
+
+	name[0] = 0;
+	if (access("/sys/module/dm_mod", F_OK) || access("/dev/mapper/control", R_OK | W_OK))
+		return 0;
+	k = (size_t)snprintf(want, sizeof(want), "CRYPT-LUKS2-");
+	for (const char *p = uuid; *p && k + 1 < sizeof(want); p++)
+		if (*p != '-')
+			want[k++] = *p;
+	want[k] = 0;
+	if (!(dmt = dm_task_create(DM_DEVICE_LIST)))
+		return 0;
+	if (!dm_task_run(dmt) || !(names = dm_task_get_names(dmt)) || !names->dev) {
+		dm_task_destroy(dmt);
+		return 0;
+	}
+	do {
+		struct dm_task *info;
+		const char *du;
+
+		names = (struct dm_names *)((char *)names + next);
+		if ((info = dm_task_create(DM_DEVICE_INFO))) {
+			if (dm_task_set_name(info, names->name) && dm_task_run(info) &&
+			    (du = dm_task_get_uuid(info)) && !strncasecmp(du, want, k) &&
+			    du[k] == '-' && !found) {
+				snprintf(name, name_len, "%s", names->name);
+				found = 1;
+			}
+			dm_task_destroy(info);
+		}
+		next = names->next;
+	} while (next);
+	dm_task_destroy(dmt);
+	return found;
+}
+
+/* ---------------------------------------------------------------- finalize */
+
+/*
+ * After the last hotzone libcryptsetup commits the segment map (all data
+ * under the new key) and only then, in a second header write, drops the
+ * reencryption metadata. Killed in between, libcryptsetup 2.6 resumes such a
+ * header from offset 0 and re-encrypts data that is already under the new
+ * key with it again, destroying it (cryptsetup reencrypt --resume-only does
+ * the same). keyd therefore recognises this state and finishes it itself.
+ */
+static bool all_data_new(json_object *meta)
+{
+	json_object *segs = jobj(meta, "segments");
+	uint32_t new_segs = 0, data_segs = 0;
+	int id_final = -1;
+
+	if (kd_rotate_phase_of(meta) != KD_ROTATE_RUNNING)
+		return false;
+	json_object_object_foreach(segs, sid, seg) {
+		int id = id_of(sid);
+
+		if (id < 0 || has_flag(seg, "in-reencryption"))
+			return false;
+		if (has_flag(seg, "backup-final"))
+			id_final = id;
+		else if (!has_flag(seg, "backup-previous"))
+			data_segs |= 1u << id;
+	}
+	json_object_object_foreach(jobj(meta, "digests"), did, dig) {
+		uint32_t m = 0;
+
+		(void)did;
+		if (id_mask(jget(dig, "segments", json_type_array), &m) && id_final >= 0 &&
+		    (m & (1u << id_final)))
+			new_segs = m;
+	}
+	return data_segs && !(data_segs & ~new_segs);
+}
+
+/* The final metadata: new-key keyslots, digest and tokens, segment 0 = final. */
+static json_object *final_meta(json_object *meta, uint32_t fresh)
+{
+	json_object *out = json_object_new_object(), *ks = json_object_new_object(),
+		    *segs = json_object_new_object(), *digs = json_object_new_object(),
+		    *toks = json_object_new_object(), *cfg = NULL;
+
+	json_object_object_foreach(jobj(meta, "keyslots"), kid, k) {
+		json_object *c = NULL;
+
+		if (id_of(kid) >= 0 && (fresh & (1u << id_of(kid))) && !json_object_deep_copy(k, &c, NULL))
+			json_object_object_add(ks, kid, c);
+	}
+	json_object_object_foreach(jobj(meta, "segments"), sid, seg) {
+		json_object *c = NULL;
+
+		(void)sid;
+		if (has_flag(seg, "backup-final") && !json_object_deep_copy(seg, &c, NULL)) {
+			json_object_object_del(c, "flags");
+			json_object_object_add(segs, "0", c);
+		}
+	}
+	json_object_object_foreach(jobj(meta, "digests"), did, dig) {
+		uint32_t m = 0;
+		json_object *c = NULL, *a;
+
+		if (id_mask(jget(dig, "keyslots", json_type_array), &m) && m && !(m & ~fresh) &&
+		    !json_object_deep_copy(dig, &c, NULL)) {
+			a = json_object_new_array();
+			json_object_array_add(a, json_object_new_string("0"));
+			json_object_object_add(c, "segments", a);
+			json_object_object_add(digs, did, c);
+		}
+	}
+	json_object_object_foreach(jobj(meta, "tokens"), tid, tok) {
+		uint32_t m = 0;
+		json_object *c = NULL;
+
+		if (id_mask(jget(tok, "keyslots", json_type_array), &m) && m && !(m & ~fresh) &&
+		    !json_object_deep_copy(tok, &c, NULL))
+			json_object_object_add(toks, tid, c);
+	}
+	json_object_deep_copy(jget(meta, "config", json_type_object), &cfg, NULL);
+	if (cfg)
+		json_object_object_del(cfg, "requirements");
+	json_object_object_add(out, "keyslots", ks);
+	json_object_object_add(out, "tokens", toks);
+	json_object_object_add(out, "segments", segs);
+	json_object_object_add(out, "digests", digs);
+	json_object_object_add(out, "config", cfg);
+	return out;
+}
+
+/* Rewrite one binary header copy at off with json and seqid; SHA-256 checksum. */
+static int write_copy(int fd, uint64_t off, uint64_t hdr_size, uint64_t seqid, const char *json)
+{
+	static const uint8_t zero64[64];
+	uint8_t *buf = malloc(hdr_size), digest[32];
+	unsigned dlen = 0;
+	EVP_MD_CTX *md;
+	int ok;
+
+	if (!buf)
+		return KD_ENOMEM;
+	if (pread(fd, buf, hdr_size, (off_t)off) != (ssize_t)hdr_size ||
+	    strlen(json) >= hdr_size - KD_LUKS2_BIN_SIZE) {
+		free(buf);
+		return kd_fail(KD_EIO, "cannot read the LUKS2 header copy at %llu",
+			       (unsigned long long)off);
+	}
+	for (int i = 0; i < 8; i++)
+		buf[16 + i] = (uint8_t)(seqid >> (56 - 8 * i));
+	memset(buf + KD_LUKS2_BIN_SIZE, 0, hdr_size - KD_LUKS2_BIN_SIZE);
+	memcpy(buf + KD_LUKS2_BIN_SIZE, json, strlen(json));
+	memset(buf + 448, 0, 64);
+	md = EVP_MD_CTX_new();
+	ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, buf, 448) &&
+	     EVP_DigestUpdate(md, zero64, 64) && EVP_DigestUpdate(md, buf + 512, hdr_size - 512) &&
+	     EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32;
+	EVP_MD_CTX_free(md);
+	if (ok)
+		memcpy(buf + 448, digest, 32);
+	ok = ok && pwrite(fd, buf, hdr_size, (off_t)off) == (ssize_t)hdr_size && !fdatasync(fd);
+	free(buf);
+	return ok ? 0 : kd_fail(KD_EIO, "cannot write the LUKS2 header copy at %llu: %s",
+				(unsigned long long)off, strerror(errno));
+}
+
+static int finalize_by_hand(const char *path)
+{
+	struct kd_header_health h;
+	json_object *meta = NULL, *fin = NULL;
+	uint64_t hdr_size, seqid;
+	uint32_t fresh;
+	struct stat st;
+	int fd, r;
+
+	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+		return kd_fail(KD_EIO, "cannot open %.200s: %s", path, strerror(errno));
+	/* libcryptsetup's own lock on image files; block devices are only
+	 * ever rotated by this one process (keyd rotate). */
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && flock(fd, LOCK_EX)) {
+		close(fd);
+		return kd_fail(KD_EIO, "cannot lock %.200s", path);
+	}
+	if ((r = kd_header_read(fd, &h, &meta)))
+		goto out;
+	if (h.allow_err) {
+		r = kd_fail(h.allow_err, "header refused: %s", h.allow_detail);
+		goto out;
+	}
+	if (!all_data_new(meta)) {
+		r = 0; /* someone else finished it */
+		goto out;
+	}
+	fresh = new_key_slots(meta);
+	fin = final_meta(meta, fresh);
+	/* The result must pass the allow-list like any header keyd writes. */
+	hdr_size = h.used ? h.secondary.hdr_size : h.primary.hdr_size;
+	if ((r = kd_header_allow(fin, hdr_size)))
+		goto out;
+	seqid = (h.primary.seqid > h.secondary.seqid ? h.primary.seqid : h.secondary.seqid) + 1;
+	{
+		const char *json = json_object_to_json_string_ext(fin, JSON_C_TO_STRING_PLAIN);
+
+		if ((r = write_copy(fd, 0, hdr_size, seqid, json)) ||
+		    (r = write_copy(fd, hdr_size, hdr_size, seqid, json)))
+			goto out;
+	}
+	/* The old keyslots (the old key, under this launch's passphrase) and the
+	 * journal are no longer referenced: wipe them as libcryptsetup would. */
+	json_object_object_foreach(jobj(meta, "keyslots"), kid, ks) {
+		json_object *area = jget(ks, "area", json_type_object);
+		uint64_t off = 0, len = 0;
+		static const uint8_t z[4096];
+
+		if (id_of(kid) < 0 || (fresh & (1u << id_of(kid))) || kd_luks2_u64(area, "offset", &off) ||
+		    kd_luks2_u64(area, "size", &len))
+			continue;
+		for (uint64_t o = 0; o < len; o += sizeof(z)) {
+			size_t n = len - o < sizeof(z) ? (size_t)(len - o) : sizeof(z);
+
+			if (pwrite(fd, z, n, (off_t)(off + o)) != (ssize_t)n) {
+				r = kd_fail(KD_EIO, "cannot wipe old keyslot %s", kid);
+				goto out;
+			}
+		}
+	}
+	r = fdatasync(fd) ? kd_fail(KD_EIO, "fdatasync: %s", strerror(errno)) : 0;
+out:
+	json_object_put(fin);
+	json_object_put(meta);
+	close(fd);
+	return r;
+}
+
+/* ---------------------------------------------------------------- run */
+
+struct run_ctx {
+	const struct kd_rotate_opts *o;
+	struct timespec t0;
+	struct kd_rotate_progress p;
+	bool started;
+	uint64_t fp_bytes;
+};
+
+static double since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static int on_progress(uint64_t size, uint64_t offset, void *usr)
+{
+	struct run_ctx *c = usr;
+	double want;
+
+	if (!c->started) {
+		/* libcryptsetup reports once before the first hotzone. */
+		c->started = true;
+		c->p.start = offset;
+	}
+	c->p.size = size;
+	c->p.done = offset;
+	c->p.elapsed = since(&c->t0);
+	c->p.rate = c->p.elapsed > 0 ? (double)(offset - c->p.start) / c->p.elapsed : 0;
+	if (offset < size && offset >= c->fp_bytes && offset > c->p.start)
+		kd_failpoint("rotate.mid-run");
+	if (offset == size)
+		kd_failpoint("rotate.before-finalize");
+	/* --max-rate: sleep until this many bytes are due. */
+	if (c->o->max_rate && offset > c->p.start) {
+		want = (double)(offset - c->p.start) / (double)c->o->max_rate;
+		if (want > c->p.elapsed) {
+			double d = want - c->p.elapsed;
+			struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+
+			while (nanosleep(&ts, &ts) && errno == EINTR)
+				;
+			c->p.elapsed = since(&c->t0);
+			c->p.rate = (double)(offset - c->p.start) / c->p.elapsed;
+		}
+	}
+	return c->o->progress ? c->o->progress(&c->p, c->o->usr) : 0;
+}
+
+/*
+ * Every token of the old key goes before the re-encryption starts:
+ * libcryptsetup refuses token writes while it runs, and kills the old
+ * keyslots when it finishes, which would leave tokens naming no keyslot.
+ * Idempotent, so a resume redoes it.
+ */
+static int drop_old_tokens(struct crypt_device *cd, json_object *meta, size_t *ret_dropped)
+{
+	struct tok_ref refs[MAX_IDS];
+	uint32_t fresh = new_key_slots(meta);
+	size_t n = list_tokens(meta, refs, MAX_IDS), dropped = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (refs[i].slots && !(refs[i].slots & ~fresh))
+			continue;
+		if ((r = crypt_token_json_set(cd, refs[i].id, NULL)) < 0)
+			return kd_fail(KD_ELUKS, "cannot remove token %d of the old key: %s", refs[i].id,
+				       strerror(-r));
+		dropped++;
+	}
+	kd_failpoint("rotate.after-old-tokens");
+	*ret_dropped = dropped;
+	return 0;
+}
+
+/*
+ * Steps 2-4 from a plain header: new key, its unbound keyslot and pending
+ * token, reencryption metadata.
+ */
+static int prepare(const char *path, const char *name, const struct kd_secret *pass,
+		   const struct kd_secret *pin_key, const struct kd_token *tok,
+		   const struct crypt_params_reencrypt *params, bool have_slot, int new_slot,
+		   size_t *ret_dropped, struct crypt_device **ret_cd)
+{
+	_kd_secret_ struct kd_secret *nvk = NULL;
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL, *m2 = NULL;
+	struct kd_token t = *tok;
+	char *json = NULL;
+	time_t now = time(NULL);
+	struct tm tm;
+	int slot = new_slot, r;
+
+	if ((r = checked_cd(path, &cd, &meta)))
+		return r;
+	if (!have_slot) {
+		if ((r = kd_secret_new(KD_VOLUME_KEY_SIZE, &nvk)))
+			goto out;
+		if (RAND_priv_bytes(nvk->data, (int)nvk->len) != 1) {
+			r = kd_fail(KD_ECRYPTO, "no randomness for the new volume key");
+			goto out;
+		}
+		if ((r = set_pbkdf(cd)))
+			goto out;
+		slot = crypt_keyslot_add_by_key(cd, CRYPT_ANY_SLOT, (const char *)nvk->data, nvk->len,
+						(const char *)pass->data, pass->len,
+						CRYPT_VOLUME_KEY_NO_SEGMENT);
+		if (slot < 0) {
+			r = kd_fail(KD_ELUKS, "cannot add a keyslot for the new volume key: %s",
+				    strerror(-slot));
+			goto out;
+		}
+		kd_failpoint("rotate.after-keyslot");
+		{
+			const char *j = NULL;
+
+			if (crypt_dump_json(cd, &j, 0) < 0 || !j || !(m2 = json_tokener_parse(j))) {
+				r = kd_fail(KD_ELUKS, "libcryptsetup cannot dump the LUKS2 metadata");
+				goto out;
+			}
+		}
+		t.keyslot = slot;
+		t.token_id = -1;
+		t.state = KD_TOKEN_ACTIVE;
+		gmtime_r(&now, &tm);
+		strftime(t.created, sizeof(t.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if ((r = pin_of(pin_key, nvk, m2, crypt_get_uuid(cd), slot, t.pin)) ||
+		    (r = kd_token_format(&t, &json)))
+			goto undo;
+		if ((r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0) {
+			r = kd_fail(KD_ELUKS, "cannot write the keyd token of the new key: %s",
+				    strerror(-r));
+			goto undo;
+		}
+		kd_failpoint("rotate.after-token");
+	}
+	json_object_put(m2);
+	m2 = NULL;
+	{
+		const char *j = NULL;
+
+		if (crypt_dump_json(cd, &j, 0) < 0 || !j || !(m2 = json_tokener_parse(j))) {
+			r = kd_fail(KD_ELUKS, "libcryptsetup cannot dump the LUKS2 metadata");
+			goto out;
+		}
+	}
+	if ((r = drop_old_tokens(cd, m2, ret_dropped)))
+		goto out;
+	kd_failpoint("rotate.before-init");
+	{
+		struct crypt_params_reencrypt p = *params;
+
+		/* Any keyslot of the old key that opens with this launch's
+		 * passphrase: after a resume A's token may already be gone. The
+		 * handle goes on to crypt_reencrypt_run: libcryptsetup 2.6 sizes
+		 * checksum hotzones far smaller on a separate resume (about 4x
+		 * slower), as `cryptsetup reencrypt --init-only` then
+		 * `--resume-only` shows. */
+		r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)pass->data, pass->len,
+						       CRYPT_ANY_SLOT, slot, KD_VOLUME_CIPHER,
+						       KD_VOLUME_CIPHER_MODE, &p);
+	}
+	if (r < 0) {
+		r = kd_fail(KD_ELUKS, "cannot start the re-encryption: %s", strerror(-r));
+		goto out;
+	}
+	kd_failpoint("rotate.after-init");
+	*ret_cd = cd;
+	cd = NULL;
+	r = 0;
+	goto out;
+undo:
+	/* A keyslot whose key nobody will use helps no one. */
+	crypt_keyslot_destroy(cd, slot);
+out:
+	free(json);
+	json_object_put(m2);
+	json_object_put(meta);
+	crypt_free(cd);
+	return r;
+}
+
+/* Prepared header: the new slot's token for this launch, and its pin. */
+static int check_prepared(const char *path, struct kd_volume *v, const struct kd_secret *pass,
+			  const struct kd_secret *pin_key, const struct kd_token *launch_tok,
+			  int *ret_slot)
+{
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL;
+	_kd_secret_ struct kd_secret *nvk = NULL;
+	const struct kd_token *toks;
+	uint8_t pin[KD_PIN_SIZE];
+	size_t nt, len = KD_VOLUME_KEY_SIZE;
+	uint32_t fresh;
+	int r, slot = -1;
+
+	toks = kd_volume_tokens(v, &nt);
+	if ((r = checked_cd(path, &cd, &meta)))
+		return r;
+	fresh = new_key_slots(meta);
+	for (size_t i = 0; i < nt; i++)
+		if ((fresh & (1u << toks[i].keyslot)) && same_launch(&toks[i], launch_tok))
+			slot = (int)i;
+	if (slot < 0) {
+		/* Interrupted between keyslot and token: an unbound keyslot no
+		 * token describes holds a key no data is under yet; drop it and
+		 * start again. */
+		struct tok_ref refs[MAX_IDS];
+		size_t n = list_tokens(meta, refs, MAX_IDS);
+
+		for (int s = 0; s < MAX_IDS; s++) {
+			bool described = false;
+
+			for (size_t i = 0; i < n; i++)
+				described |= (refs[i].slots & (1u << s)) != 0;
+			if ((fresh & (1u << s)) && !described &&
+			    (r = crypt_keyslot_destroy(cd, s)) < 0) {
+				r = kd_fail(KD_ELUKS, "cannot drop the half-made keyslot %d: %s", s,
+					    strerror(-r));
+				goto out;
+			}
+		}
+		r = KD_ENOENT;
+		goto out;
+	}
+	if ((r = kd_secret_new(KD_VOLUME_KEY_SIZE, &nvk)))
+		goto out;
+	r = crypt_volume_key_get(cd, toks[slot].keyslot, (char *)nvk->data, &len,
+				 (const char *)pass->data, pass->len);
+	if (r < 0 || len != KD_VOLUME_KEY_SIZE) {
+		r = kd_fail(KD_ETAMPER, "the new-key keyslot %d does not open with this launch's key",
+			    toks[slot].keyslot);
+		goto out;
+	}
+	if ((r = pin_of(pin_key, nvk, meta, kd_volume_uuid(v), toks[slot].keyslot, pin)))
+		goto out;
+	if (!kd_ct_equal(pin, toks[slot].pin, sizeof(pin))) {
+		r = kd_fail(KD_ETAMPER, "volume-key pin of the new-key token %d does not verify",
+			    toks[slot].token_id);
+		goto out;
+	}
+	*ret_slot = toks[slot].keyslot;
+	r = 0;
+out:
+	kd_wipe(pin, sizeof(pin));
+	json_object_put(meta);
+	crypt_free(cd);
+	return r;
+}
+
+int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *l,
+	      const struct kd_rotate_opts *o, struct kd_rotate_result *ret)
+{
+	_kd_secret_ struct kd_secret *vk = NULL, *pass = NULL, *pin_key = NULL, *pass2 = NULL;
+	struct crypt_params_luks2 luks2 = {.sector_size = KD_VOLUME_SECTOR_SIZE};
+	struct crypt_params_reencrypt params = {
+		.mode = CRYPT_REENCRYPT_REENCRYPT,
+		.direction = CRYPT_REENCRYPT_FORWARD,
+		.resilience = o->resilience ? o->resilience : KD_ROTATE_RESILIENCE_DEFAULT,
+		.hash = "sha256",
+		.max_hotzone_size = o->hotzone / 512,
+		.luks2 = &luks2,
+	};
+	struct kd_rotate_result res;
+	struct kd_rotate_status st;
+	unsigned old_k = 0;
+	size_t old_n = 0;
+	struct kd_volume *v = NULL;
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL;
+	struct kd_token tok;
+	const struct kd_token *toks;
+	char *path = NULL, active[128] = "";
+	const char *name;
+	unsigned esc_k = o->escrow_threshold;
+	struct run_ctx ctx = {.o = o};
+	size_t nt, dropped = 0;
+	int r, new_slot = -1;
+
+	memset(&res, 0, sizeof(res));
+	if (strcmp(params.resilience, "journal") && strcmp(params.resilience, "checksum"))
+		return kd_fail(KD_EINVAL, "resilience must be journal or checksum");
+	if (o->drop_escrow && o->n_escrow_certs)
+		return kd_fail(KD_EINVAL, "either re-split the escrow or drop it, not both");
+	if (!o->escrow_find || !o->escrow_add)
+		return kd_fail(KD_EINVAL, "kd_rotate needs the escrow steps (kd_escrow_rotate_hooks)");
+	if ((r = kd_device_resolve(device, &path)))
+		return r;
+	if ((r = kd_volume_open(path, &v)))
+		goto out;
+	if (kd_volume_health(v)->allow_err) {
+		r = kd_fail(kd_volume_health(v)->allow_err, "header refused: %s",
+			    kd_volume_health(v)->allow_detail);
+		goto out;
+	}
+	if (kd_volume_key_size(v) != KD_VOLUME_KEY_SIZE) {
+		r = kd_fail(KD_EREFUSED, "an --integrity volume cannot be rotated: LUKS2 "
+					 "re-encryption does not support dm-integrity (authenticated) "
+					 "segments; copy the data to a freshly enrolled volume instead");
+		goto out;
+	}
+	if ((r = kd_rotate_status(v, &st)))
+		goto out;
+	/* Step 1: this launch's slot, through the whole unlock order. */
+	if ((r = kd_volume_unlock_secrets(v, b, l, &vk, &pass, &tok)) ||
+	    (r = kd_seal_keys_for_token(b, &tok, kd_volume_uuid(v), &pass2, &pin_key)))
+		goto out;
+	/* pass2 == pass: the pin key is what this derivation is for. */
+	kd_secret_free(pass2);
+	pass2 = NULL;
+	if (tok.state != KD_TOKEN_ACTIVE) {
+		r = kd_fail(KD_EREFUSED, "this launch's keyd slot %d is %s; commit it (keyd commit) "
+					 "before rotating", tok.keyslot, kd_token_state_name(tok.state));
+		goto out;
+	}
+	toks = kd_volume_tokens(v, &nt);
+	if (st.phase == KD_ROTATE_NONE) {
+		for (size_t i = 0; i < nt; i++)
+			if (toks[i].state == KD_TOKEN_PENDING && !o->drop_pending) {
+				r = kd_fail(KD_EREFUSED, "keyslot %d holds a pending handoff (label %s) "
+							 "whose secret only its new version knows; "
+							 "let it commit first, or pass --drop-pending "
+							 "and hand off again after the rotation",
+					    toks[i].keyslot, toks[i].label);
+				goto out;
+			}
+		r = o->escrow_find(v, &old_k, &old_n, o->escrow_usr);
+		if (r && r != KD_ENOENT)
+			goto out;
+		if (!r && !o->n_escrow_certs && !o->drop_escrow) {
+			r = kd_fail(KD_EREFUSED, "the volume has a %u-of-%zu escrow whose shares would "
+						 "stop working; give the admins' certificates "
+						 "(--escrow CERT ...) to re-split it, or --drop-escrow",
+				    old_k, old_n);
+			goto out;
+		}
+		if (!r && !esc_k)
+			esc_k = old_k;
+		r = 0;
+	}
+	if (o->n_escrow_certs && !esc_k) {
+		r = kd_fail(KD_EINVAL, "no old escrow to take the threshold from; give --threshold");
+		goto out;
+	}
+	res.resumed = st.phase != KD_ROTATE_NONE;
+	name = o->name;
+	if (!name && find_active(kd_volume_uuid(v), active, sizeof(active)))
+		name = active;
+	res.online = name != NULL;
+
+	/* Steps 2-4. */
+	if (st.phase == KD_ROTATE_PREPARED) {
+		r = check_prepared(path, v, pass, pin_key, &tok, &new_slot);
+		if (r == KD_ENOENT)
+			st.phase = KD_ROTATE_NONE; /* the half-made slot was dropped */
+		else if (r)
+			goto out;
+	}
+	if (st.phase != KD_ROTATE_RUNNING &&
+	    (r = prepare(path, name, pass, pin_key, &tok, &params, st.phase == KD_ROTATE_PREPARED,
+			 new_slot, &dropped, &cd)))
+		goto out;
+	res.tokens_dropped = dropped;
+	if (cd)
+		goto run;
+
+	/* Step 6: resume (also after a crash: libcryptsetup recovers the
+	 * hotzone from the journal or checksums first). */
+	if ((r = checked_cd(path, &cd, &meta)))
+		goto out;
+	if (all_data_new(meta)) {
+		crypt_free(cd);
+		cd = NULL;
+		if ((r = finalize_by_hand(path)))
+			goto out;
+		ctx.p.size = ctx.p.done = ctx.p.start = st.size;
+		clock_gettime(CLOCK_MONOTONIC, &ctx.t0);
+		goto finished;
+	}
+	/* Killed inside a hotzone: replay the journal (or check the checksums)
+	 * first, as activation would; then load the repaired header again. */
+	if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_CRASH) {
+		struct crypt_params_reencrypt p = {.flags = CRYPT_REENCRYPT_RECOVERY};
+
+		r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len,
+						       CRYPT_ANY_SLOT, CRYPT_ANY_SLOT, NULL, NULL, &p);
+		crypt_free(cd);
+		cd = NULL;
+		json_object_put(meta);
+		meta = NULL;
+		if (r < 0) {
+			r = kd_fail(KD_ELUKS, "recovery of the interrupted hotzone failed: %s",
+				    strerror(-r));
+			goto out;
+		}
+		res.recovered = true;
+		if ((r = checked_cd(path, &cd, &meta)))
+			goto out;
+	}
+	{
+		struct crypt_params_reencrypt p = {.flags = CRYPT_REENCRYPT_RESUME_ONLY,
+						   .max_hotzone_size = params.max_hotzone_size};
+
+		r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)pass->data, pass->len,
+						       CRYPT_ANY_SLOT, CRYPT_ANY_SLOT, NULL, NULL, &p);
+	}
+	if (r < 0) {
+		r = kd_fail(KD_ELUKS, "cannot resume the re-encryption: %s", strerror(-r));
+		goto out;
+	}
+run:
+	{
+		struct crypt_params_reencrypt cur;
+
+		memset(&cur, 0, sizeof(cur));
+		if (crypt_reencrypt_status(cd, &cur) != CRYPT_REENCRYPT_NONE && cur.resilience)
+			snprintf(res.resilience, sizeof(res.resilience), "%s", cur.resilience);
+	}
+	ctx.fp_bytes = UINT64_MAX;
+#ifdef KEYD_FAILPOINTS
+	if (getenv("KEYD_FAILPOINT_BYTES"))
+		ctx.fp_bytes = strtoull(getenv("KEYD_FAILPOINT_BYTES"), NULL, 10);
+	else
+		ctx.fp_bytes = 0;
+#endif
+	clock_gettime(CLOCK_MONOTONIC, &ctx.t0);
+	r = crypt_reencrypt_run(cd, on_progress, &ctx);
+	crypt_free(cd);
+	cd = NULL;
+	if (r < 0) {
+		r = kd_fail(KD_ELUKS, "re-encryption stopped at %llu of %llu bytes: %s (the volume "
+				      "still opens; run keyd rotate again to resume)",
+			    (unsigned long long)ctx.p.done, (unsigned long long)ctx.p.size,
+			    strerror(-r));
+		goto out;
+	}
+finished:
+	res.bytes = ctx.p.done - ctx.p.start;
+	res.seconds = since(&ctx.t0);
+	kd_failpoint("rotate.after-finish");
+
+	/* Step 7: the escrow, for the new key. */
+	kd_volume_close(v);
+	v = NULL;
+	if ((r = kd_volume_open(path, &v)))
+		goto out;
+	if (o->n_escrow_certs) {
+		kd_secret_free(vk);
+		vk = NULL;
+		if ((r = kd_volume_get_key(v, b, l, &vk, &tok)) ||
+		    (r = o->escrow_add(v, vk, esc_k, o->escrow_certs, o->n_escrow_certs,
+				       o->escrow_usr)))
+			goto out;
+		res.escrow_resplit = true;
+		kd_failpoint("rotate.after-escrow");
+	}
+	res.keyslot = -1;
+	kd_volume_close(v);
+	v = NULL;
+	if ((r = kd_volume_open(path, &v)))
+		goto out;
+	toks = kd_volume_tokens(v, &nt);
+	for (size_t i = 0; i < nt; i++)
+		if (same_launch(&toks[i], &tok))
+			res.keyslot = toks[i].keyslot;
+	if (!res.resilience[0])
+		snprintf(res.resilience, sizeof(res.resilience), "%s", params.resilience);
+	if (ret)
+		*ret = res;
+	r = 0;
+out:
+	json_object_put(meta);
+	crypt_free(cd);
+	kd_volume_close(v);
+	free(path);
+	return r;
+}
+
+/* ---------------------------------------------------------------- activation */
+
+int kd_rotate_activate(struct kd_volume *v, const char *name, const struct kd_secret *pass,
+		       uint32_t flags)
+{
+	struct crypt_device *cd = NULL;
+	json_object *meta = NULL;
+	int r;
+
+	if (!pass)
+		return kd_fail(KD_EINVAL, "activation during a rotation needs the keyslot passphrase");
+	if ((r = checked_cd(kd_volume_path(v), &cd, &meta)))
+		return r;
+	json_object_put(meta);
+	r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *)pass->data,
+					 pass->len,
+					 CRYPT_ACTIVATE_NO_READ_WORKQUEUE |
+						 CRYPT_ACTIVATE_NO_WRITE_WORKQUEUE | flags);
+	crypt_free(cd);
+	return r < 0 ? kd_fail(KD_ELUKS, "activation of %.64s during a rotation failed: %s", name,
+			       strerror(-r))
+		     : 0;
+}
+
+const char *kd_rotate_keyslot_role(json_object *meta, int keyslot)
+{
+	char id[12];
+	json_object *ks;
+
+	if (kd_rotate_phase_of(meta) == KD_ROTATE_NONE || keyslot < 0 || keyslot >= MAX_IDS)
+		return NULL;
+	snprintf(id, sizeof(id), "%d", keyslot);
+	if (!(ks = jget(jget(meta, "keyslots", json_type_object), id, json_type_object)))
+		return NULL;
+	if (streq(jstr(ks, "type"), "reencrypt"))
+		return "rotation: the reencryption journal (removed when the rotation finishes)";
+	if (new_key_slots(meta) & (1u << keyslot))
+		return NULL;
+	return "rotation: old volume key, still needed for the data not yet re-encrypted "
+	       "(libcryptsetup removes it when the rotation finishes)";
+}

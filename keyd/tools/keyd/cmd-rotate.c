@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keyd rotate DEVICE: re-encrypt the volume under a fresh volume key (rotate.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "backend-opts.h"
+#include "commands.h"
+#include "keyd/error.h"
+#include "keyd/escrow.h"
+#include "keyd/rotate.h"
+#include "keyd/util.h"
+#include "keyd/volume.h"
+
+static const char rotate_usage[] =
+	"Usage: keyd rotate DEVICE [options] [BACKEND OPTIONS]\n"
+	"\n"
+	"Re-encrypt the volume in place under a fresh random volume key, so that\n"
+	"no header, keyslot or escrow share from before the rotation opens its\n"
+	"data (a retired keyslot in an old header backup still yields the old key,\n"
+	"and the old key no longer decrypts anything). This launch's active slot is\n"
+	"re-created for the new key with a new pin; every other keyslot and token of\n"
+	"the old key is removed. Online when the volume is active (the mapping is\n"
+	"found by its UUID, or named with --name), offline otherwise. Interrupted\n"
+	"(power loss, kill), the volume still unlocks, and running keyd rotate again\n"
+	"finishes the rotation.\n"
+	"\n"
+	"  --name NAME            the active mapping (default: found by UUID)\n"
+	"  --resilience MODE      journal (default: survives power loss at any point\n"
+	"                         on any device) or checksum (faster; assumes 4096-byte\n"
+	"                         sector writes are atomic)\n"
+	"  --max-rate BYTES       throttle to BYTES per second (suffix K, M, G)\n"
+	"  --hotzone BYTES        largest chunk re-encrypted per step (suffix K, M, G)\n"
+	"  --escrow CERT          re-split the escrow with fresh shares to these admins\n"
+	"  --threshold K          shares needed (default: the old escrow's)\n"
+	"  --drop-escrow          remove the escrow instead (its old shares stop working)\n"
+	"  --drop-pending         remove pending handoff slots (hand off again after)\n"
+	"  --json                 print a JSON summary at the end\n"
+	"  --quiet                no progress\n" BACKEND_OPTS_HELP
+	"\nOn a terminal, progress (bytes done, rate, time left) is shown on stderr;\n"
+	"otherwise one line per quarter.\n"
+	"\nExit status: 0 rotated, 1 refused or failed (the volume still opens), 2 usage.\n";
+
+static int parse_size(const char *s, uint64_t *ret)
+{
+	char *end = NULL;
+	unsigned long long n;
+	uint64_t mul = 1;
+
+	if (!s || !*s || *s == '-')
+		return -1;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		mul = 1024;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1024 * 1024;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1024ull * 1024 * 1024;
+	else if (*end)
+		return -1;
+	if (*end && end[1])
+		return -1;
+	if (n > UINT64_MAX / mul)
+		return -1;
+	*ret = n * mul;
+	return 0;
+}
+
+struct prog {
+	bool tty, quiet;
+	int quarter;
+};
+
+static void human(double b, char *out, size_t len)
+{
+	static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	size_t i = 0;
+
+	while (b >= 1024 && i + 1 < KD_ARRAY_SIZE(u)) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(out, len, "%.1f %s", b, u[i]);
+}
+
+static int show_progress(const struct kd_rotate_progress *p, void *usr)
+{
+	struct prog *g = usr;
+	char done[32], total[32], rate[32], left[32] = "--:--";
+	int q;
+
+	if (g->quiet || !p->size)
+		return 0;
+	human((double)p->done, done, sizeof(done));
+	human((double)p->size, total, sizeof(total));
+	human(p->rate, rate, sizeof(rate));
+	if (p->rate > 0) {
+		double s = (double)(p->size - p->done) / p->rate;
+
+		snprintf(left, sizeof(left), "%u:%02u", (unsigned)(s / 60), (unsigned)s % 60);
+	}
+	if (g->tty) {
+		fprintf(stderr, "\rrotating: %s of %s (%3.0f%%), %s/s, %s left   ", done, total,
+			100.0 * (double)p->done / (double)p->size, rate, left);
+		if (p->done == p->size)
+			fputc('\n', stderr);
+		return 0;
+	}
+	q = (int)(4 * p->done / p->size);
+	if (q > g->quarter) {
+		g->quarter = q;
+		fprintf(stderr, "keyd rotate: %s of %s re-encrypted, %s/s, %s left\n", done, total,
+			rate, left);
+	}
+	return 0;
+}
+
+static int run_rotate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"name", required_argument, NULL, 'n'},     {"resilience", required_argument, NULL, 'r'},
+		{"max-rate", required_argument, NULL, 'm'}, {"hotzone", required_argument, NULL, 'z'},
+		{"escrow", required_argument, NULL, 'e'},   {"threshold", required_argument, NULL, 't'},
+		{"drop-escrow", no_argument, NULL, 'E'},    {"drop-pending", no_argument, NULL, 'P'},
+		{"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
+		BACKEND_LONGOPTS,                           {0},
+	};
+	struct kd_backend_opts bopts = {0};
+	struct kd_rotate_opts o = {0};
+	struct kd_rotate_result res;
+	struct prog g = {.tty = isatty(STDERR_FILENO) == 1};
+	X509 *certs[KD_ESCROW_MAX_SHARES] = {0};
+	const char *cert_paths[KD_ESCROW_MAX_SHARES];
+	size_t n_certs = 0;
+	struct kd_backend *b = NULL;
+	struct kd_launch l;
+	uint64_t threshold = 0;
+	bool json = false;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			o.name = optarg;
+			break;
+		case 'r':
+			if (strcmp(optarg, "journal") && strcmp(optarg, "checksum"))
+				return cli_usage_error("--resilience is journal or checksum");
+			o.resilience = optarg;
+			break;
+		case 'm':
+			if (parse_size(optarg, &o.max_rate) || !o.max_rate)
+				return cli_usage_error("--max-rate takes a positive byte count");
+			break;
+		case 'z':
+			if (parse_size(optarg, &o.hotzone) || o.hotzone % 4096)
+				return cli_usage_error("--hotzone takes a multiple of 4096 bytes");
+			break;
+		case 'e':
+			if (n_certs == KD_ESCROW_MAX_SHARES)
+				return cli_usage_error("at most %u --escrow certificates",
+						       KD_ESCROW_MAX_SHARES);
+			cert_paths[n_certs++] = optarg;
+			break;
+		case 't':
+			if (kd_parse_u64(optarg, KD_ESCROW_MAX_SHARES, &threshold) < 0 || !threshold)
+				return cli_usage_error("--threshold must be 1..%u", KD_ESCROW_MAX_SHARES);
+			break;
+		case 'E':
+			o.drop_escrow = true;
+			break;
+		case 'P':
+			o.drop_pending = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'q':
+			g.quiet = true;
+			break;
+		default:
+			if (backend_opts_handle(c, optarg, &bopts) <= 0)
+				return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("usage: keyd rotate DEVICE");
+	if (threshold && (!n_certs || threshold > n_certs))
+		return cli_usage_error("--threshold K needs --escrow with at least K certificates");
+	if (n_certs && o.drop_escrow)
+		return cli_usage_error("--escrow and --drop-escrow exclude each other");
+	for (size_t i = 0; i < n_certs; i++)
+		if ((r = kd_escrow_load_cert(cert_paths[i], &certs[i])) < 0)
+			goto out;
+	o.escrow_certs = certs;
+	o.n_escrow_certs = n_certs;
+	o.escrow_threshold = (unsigned)threshold;
+	kd_escrow_rotate_hooks(&o);
+	o.progress = show_progress;
+	o.usr = &g;
+	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0 ||
+	    (r = kd_rotate(argv[optind], b, &l, &o, &res)) < 0)
+		goto out;
+	if (json) {
+		json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "device", json_object_new_string(argv[optind]));
+		json_object_object_add(j, "rotated", json_object_new_boolean(1));
+		json_object_object_add(j, "resumed", json_object_new_boolean(res.resumed));
+		json_object_object_add(j, "online", json_object_new_boolean(res.online));
+		json_object_object_add(j, "recovered", json_object_new_boolean(res.recovered));
+		json_object_object_add(j, "keyslot", json_object_new_int(res.keyslot));
+		json_object_object_add(j, "resilience", json_object_new_string(res.resilience));
+		json_object_object_add(j, "tokens_dropped",
+				       json_object_new_int64((int64_t)res.tokens_dropped));
+		json_object_object_add(j, "escrow_resplit", json_object_new_boolean(res.escrow_resplit));
+		json_object_object_add(j, "bytes", json_object_new_int64((int64_t)res.bytes));
+		json_object_object_add(j, "seconds", json_object_new_double(res.seconds));
+		json_object_object_add(j, "bytes_per_second",
+				       json_object_new_double(res.seconds > 0 ? (double)res.bytes /
+										res.seconds
+									      : 0));
+		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+		json_object_put(j);
+	} else {
+		char bytes[32];
+
+		human((double)res.bytes, bytes, sizeof(bytes));
+		printf("%s: %s under a new volume key (%s, %s, %s); keyslot %d opens it; %zu old "
+		       "token%s removed%s\n",
+		       argv[optind], res.resumed ? "rotation finished" : "rotated", res.online ? "online" : "offline",
+		       res.resilience, bytes, res.keyslot, res.tokens_dropped,
+		       res.tokens_dropped == 1 ? "" : "s",
+		       res.escrow_resplit ? "; escrow re-split with fresh shares" : "");
+	}
+out:
+	for (size_t i = 0; i < n_certs; i++)
+		X509_free(certs[i]);
+	kd_backend_close(b);
+	return r < 0 ? cli_refuse(r) : 0;
+}
+
+const struct kd_cmd cmd_rotate = {"rotate", run_rotate,
+				  "re-encrypt the volume under a fresh volume key (revocation)",
+				  rotate_usage};
