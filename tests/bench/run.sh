@@ -2,7 +2,7 @@
 # make bench: every benchmark piece, side by side with its alternative, in one run.
 # Each piece prints its own comparison lines; this prints a summary at the end.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 summary=()
 for piece in verify measure unlock handoff boot integrity; do
 	script=tests/bench/$piece.sh

@@ -3,6 +3,9 @@
 # destructive step refuses what would make the volume unopenable or belongs
 # to another volume, names what it destroys, and the refusals write nothing.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 [ -x "$B/keyd-simfw" ] && [ -x "$B/keyd-recover" ] || exit 77
 T=$(mktemp -d)
@@ -36,7 +39,7 @@ UUID=$(cryptsetup luksUUID img)
 for c in status "escrow add" export-shares decrypt-share unlock rekey retire header-backup \
 	header-restore wipe; do
 	# shellcheck disable=SC2086
-	R $c --help | grep -q "^Usage: keyd-recover $c" || fail "$c --help"
+	R $c --help | kd_has "^Usage: keyd-recover $c" || fail "$c --help"
 done
 expect 2 "usage" R retire img
 expect 2 "usage" R retire img 40
@@ -88,9 +91,9 @@ R header-restore img hdr.bak --force >/dev/null || fail "restore own backup"
 [ "$(cryptsetup luksUUID img)" = "$UUID" ] || fail "UUID after restore"
 
 # rekey: nothing to do at the same TCB; after a firmware update it re-keys.
-R rekey img | grep -q "already sealed" || fail "rekey no-op"
+R rekey img | kd_has "already sealed" || fail "rekey no-op"
 "$B/keyd-simfw" --state chip tcb --current 0300000000000973 --committed 0300000000000973 >/dev/null
-R rekey img | grep -q "re-keyed at the committed TCB" || fail "rekey"
+R rekey img | kd_has "re-keyed at the committed TCB" || fail "rekey"
 "$B/keyd" unlock img --dry-run >/dev/null || fail "unlock after rekey"
 
 # wipe: wrong confirmation refused, nothing destroyed; the UUID confirms.
