@@ -105,7 +105,7 @@ done
 max_len() {
 	case $1 in
 	report) echo 2048 ;;
-	luks2_header) echo 70000 ;;
+	luks2_header | volume | admin) echo 70000 ;;
 	luks2_json | manifest | token | vek | certtable | handoff) echo 16384 ;;
 	ovmf) echo 16384 ;;
 	sim) echo 8192 ;;
