@@ -38,8 +38,8 @@ UUID=$(cryptsetup luksUUID img)
 # --help everywhere, usage errors exit 2.
 for c in status "escrow add" export-shares decrypt-share unlock rekey retire header-backup \
 	header-restore wipe; do
-	# shellcheck disable=SC2086
-	R $c --help | kd_has "^Usage: keyd-recover $c" || fail "$c --help"
+	read -ra words <<<"$c"
+	R "${words[@]}" --help | kd_has "^Usage: keyd-recover $c" || fail "$c --help"
 done
 expect 2 "usage" R retire img
 expect 2 "usage" R retire img 40

@@ -266,9 +266,9 @@ vm_image_variant() {
 	# Provisioning labels the token with the version that created the
 	# volume (1.0); a handoff labels N's slot from N's manifest.
 	echo "state /dev/vda ext4 /state label=1.0" >"$VM_WORK/volumes"
-	# shellcheck disable=SC2046 # option list without spaces, split on purpose
+	vm_release_adds
 	vm_initramfs "$out" --add "$f=/etc/keyd/image-version" --volumes "$VM_WORK/volumes" \
-		$(vm_release_adds)
+		"${VM_RELEASE_ADDS[@]}"
 }
 
 # vm_release_setup: the release signing keys of this run (3 keys, any 2 sign
@@ -288,10 +288,11 @@ vm_release_setup() {
 	mv "$VM_RELEASE/release-keys.json.tmp" "$VM_RELEASE/release-keys.json"
 }
 
-# Builder options that put the release keys and the ARK into an image.
+# Builder options that put the release keys and the ARK into an image, in
+# the array VM_RELEASE_ADDS.
 vm_release_adds() {
-	echo "--add $VM_WORK/release/release-keys.json=/etc/keyd/release-keys.json"
-	echo "--add $VM_WORK/release/certs/ark.pem=/etc/keyd/ark.pem"
+	VM_RELEASE_ADDS=(--add "$VM_WORK/release/release-keys.json=/etc/keyd/release-keys.json"
+		--add "$VM_WORK/release/certs/ark.pem=/etc/keyd/ark.pem")
 }
 
 # vm_launch NAME INITRD APPEND DISK [POLICY]: one launch with its own
