@@ -185,6 +185,7 @@ xfail=0 xpass=() ncase=0
 declare -A kb_hit=()
 record() { # CLASS CMD CHECK DETAIL
 	local key="$1 $BASE $2 $3" pat
+	set -- "$1" "$2" "$3" "${4//$'\n'/ | }"
 	for pat in ${KNOWN_BROKEN[@]+"${KNOWN_BROKEN[@]}"}; do
 		# shellcheck disable=SC2053 # the pattern is a glob on purpose
 		if [[ $key == $pat ]]; then
@@ -220,6 +221,7 @@ run_case() {
 	if [ "$n" = r-wipe ] && [ "$nl" -ge 2 ] && [[ ${lines[0]} == "This destroys EVERY keyslot"* ]]; then
 		nl=$((nl - 2))
 	fi
+	local dead=1 # a crash, hang or odd exit: its output says nothing more
 	chk() { record "$c" "$n" "$1" "$2"; }
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		chk hang "no answer within ${TMO}s"
@@ -229,11 +231,13 @@ run_case() {
 		chk crash "sanitizer/assertion report: ${BASH_REMATCH[0]}: ${err:0:200}"
 	elif [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
 		chk exit "exit $rc: ${err:0:200}"
+	else
+		dead=0
 	fi
 	if [ "$SUM" != "$after" ] && { [ "$ro" = 1 ] || [ "$rc" -ne 0 ]; }; then
 		chk wrote "image changed (exit $rc${err:+: ${err:0:160}})"
 	fi
-	if [ "$rc" -eq 1 ] && [ "$nl" -ne 1 ]; then
+	if [ "$dead" = 0 ] && [ "$rc" -eq 1 ] && [ "$nl" -ne 1 ]; then
 		chk lines "$nl lines on stderr: ${err:0:240}"
 	fi
 	if [ "$rc" -eq 0 ]; then
