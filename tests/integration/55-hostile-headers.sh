@@ -24,6 +24,7 @@
 #
 #   HOSTILE_ONLY=REGEX   run only the classes whose name matches
 #   HOSTILE_TIMEOUT=S    per-command timeout (default 60)
+#   HOSTILE_JOBS=N       parallel workers (default 2)
 #   HOSTILE_SEEDS=DIR    only write DIR/CLASS-VOLUME (the header area of every
 #                        hostile image: seeds for fuzz_volume and fuzz_admin,
 #                        see tests/fuzz/make-image-seeds.sh) and exit
@@ -141,10 +142,10 @@ cmd_argv() {
 	passphrase) ARGV=("$B/keyd" passphrase "$img") ;;
 	r-status) ARGV=("$B/keyd-recover" status "$img") ;;
 	r-status-json) ARGV=("$B/keyd-recover" status "$img" --json) ;;
-	r-header-backup) rm -f "$T/hb"; ARGV=("$B/keyd-recover" header-backup "$img" "$T/hb") ;;
+	r-header-backup) rm -f "$W/hb"; ARGV=("$B/keyd-recover" header-backup "$img" "$W/hb") ;;
 	r-unlock-check) ARGV=("$B/keyd-recover" unlock "$img" --shares op-share-1.der op-share-2.der
 		--key op.key --cert op.crt --check) ;;
-	r-export-shares) rm -rf "$T/ex"; mkdir "$T/ex"; ARGV=("$B/keyd-recover" export-shares "$img" --out "$T/ex") ;;
+	r-export-shares) rm -rf "$W/ex"; mkdir "$W/ex"; ARGV=("$B/keyd-recover" export-shares "$img" --out "$W/ex") ;;
 	enroll) ARGV=("$B/keyd" enroll "$img" --format) ;;
 	rekey) ARGV=("$B/keyd" rekey "$img") ;;
 	commit) ARGV=("$B/keyd" commit "$img") ;;
@@ -170,32 +171,30 @@ accepts() {
 # also opens the volume's passphrase keyslot. On copies: libcryptsetup
 # repairs a damaged copy in place when it loads a header.
 cs_view() {
-	cp --sparse=always "$1" "$T/csv.img"
+	cp --sparse=always "$1" "$W/csv.img"
 	CS_LOAD=0 CS_KEY=0
-	cryptsetup luksDump "$T/csv.img" >/dev/null 2>&1 && CS_LOAD=1
-	cp --sparse=always "$1" "$T/csv.img"
-	cryptsetup open --test-passphrase --key-file "$T/$BASE.pass" "$T/csv.img" >/dev/null 2>&1 && CS_KEY=1
-	rm -f "$T/csv.img"
+	cryptsetup luksDump "$W/csv.img" >/dev/null 2>&1 && CS_LOAD=1
+	cp --sparse=always "$1" "$W/csv.img"
+	cryptsetup open --test-passphrase --key-file "$T/$BASE.pass" "$W/csv.img" >/dev/null 2>&1 && CS_KEY=1
+	rm -f "$W/csv.img"
 	return 0
 }
 
 # ---------------------------------------------------------------- results
-failures=()
-xfail=0 xpass=() ncase=0
-declare -A kb_hit=()
+# Each worker appends to $W/results: "F<TAB>KEY: DETAIL" for a failure,
+# "X<TAB>PATTERN<TAB>KEY: DETAIL" for a known-broken one, "N<TAB>RUNS".
 record() { # CLASS CMD CHECK DETAIL
 	local key="$1 $BASE $2 $3" pat
 	set -- "$1" "$2" "$3" "${4//$'\n'/ | }"
 	for pat in ${KNOWN_BROKEN[@]+"${KNOWN_BROKEN[@]}"}; do
 		# shellcheck disable=SC2053 # the pattern is a glob on purpose
 		if [[ $key == $pat ]]; then
-			kb_hit[$pat]=1
-			xfail=$((xfail + 1))
+			printf 'X\t%s\t%s: %s\n' "$pat" "$key" "$4" >>"$W/results"
 			echo "XFAIL $key: $4"
 			return 0
 		fi
 	done
-	failures+=("$key: $4")
+	printf 'F\t%s: %s\n' "$key" "$4" >>"$W/results"
 	echo "FAIL  $key: $4"
 }
 
@@ -205,17 +204,17 @@ record() { # CLASS CMD CHECK DETAIL
 run_case() {
 	local c=$1 n=$2 img=$3 ro=$4 after=$SUM rc=0 nl err='' out=''
 	local -a lines
-	ncase=$((ncase + 1))
+	NCASE=$((NCASE + 1))
 	cmd_argv "$n" "$img"
-	timeout -k 5 "$TMO" "${ARGV[@]}" >"$T/out" 2>"$T/err" </dev/null || rc=$?
+	timeout -k 5 "$TMO" "${ARGV[@]}" >"$W/out" 2>"$W/err" </dev/null || rc=$?
 	WROTE=0
-	if [ "$img" -nt "$T/stamp" ] || [ "$img" -ot "$T/stamp" ]; then
+	if [ "$img" -nt "$W/stamp" ] || [ "$img" -ot "$W/stamp" ]; then
 		WROTE=1
 		after=$(sha256sum <"$img")
 	fi
-	IFS= read -r -d '' err <"$T/err" || true
-	IFS= read -r -d '' out <"$T/out" || true
-	mapfile -t lines <"$T/err"
+	IFS= read -r -d '' err <"$W/err" || true
+	IFS= read -r -d '' out <"$W/out" || true
+	mapfile -t lines <"$W/err"
 	nl=${#lines[@]}
 	# wipe states what it destroys (two lines) before it acts or refuses.
 	if [ "$n" = r-wipe ] && [ "$nl" -ge 2 ] && [[ ${lines[0]} == "This destroys EVERY keyslot"* ]]; then
@@ -251,10 +250,10 @@ run_case() {
 			chk accepted "reports the volume openable though libcryptsetup does not load it"
 		fi
 		if [ "$n" = r-header-restore ]; then
-			cp --sparse=always "$img" "$T/rs.img"
-			cryptsetup luksDump "$T/rs.img" >/dev/null 2>&1 ||
+			cp --sparse=always "$img" "$W/rs.img"
+			cryptsetup luksDump "$W/rs.img" >/dev/null 2>&1 ||
 				chk restore "restored, but libcryptsetup rejects the result"
-			rm -f "$T/rs.img"
+			rm -f "$W/rs.img"
 		fi
 	fi
 	return 0
@@ -275,36 +274,77 @@ if [ -n "${HOSTILE_SEEDS:-}" ]; then
 	echo "hostile headers: $((2 * ${#classes[@]})) header images in $HOSTILE_SEEDS"
 	exit 0
 fi
-nclass=0
+run=()
 for c in "${classes[@]}"; do
-	[ -z "${HOSTILE_ONLY:-}" ] || [[ $c =~ $HOSTILE_ONLY ]] || continue
-	nclass=$((nclass + 1))
-	for BASE in keyd cs; do
-		h=gen-$BASE/$c.img
-		[ -f "$h" ] || fail "gen.py made no $h"
-		cs_view "$h"
-		if [ "$c" = control ] && { [ "$CS_LOAD" = 0 ] || [ "$CS_KEY" = 0 ]; }; then
-			fail "control image of $BASE is not healthy for libcryptsetup"
-		fi
-		SUM=$(sha256sum <"$h")
-		touch -r "$h" "$T/stamp"
-		# Every command runs on a working copy of h, made afresh only after
-		# a command wrote to it.
-		WROTE=1
-		for n in "${RO_CMDS[@]}" "${RW_CMDS[@]}"; do
-			if [ "$WROTE" = 1 ]; then
-				cp --sparse=always "$h" w.img
-				touch -r "$T/stamp" w.img
-			fi
-			ro=0
-			case " ${RO_CMDS[*]} " in *" $n "*) ro=1 ;; esac
-			run_case "$c" "$n" w.img "$ro"
-		done
-		rm -f "$h" w.img
-	done
+	if [ -z "${HOSTILE_ONLY:-}" ] || [[ $c =~ $HOSTILE_ONLY ]]; then run+=("$c"); fi
 done
 
+# worker I: the classes at positions I, I+JOBS, ... in its own directory.
+worker() {
+	local i=$1 k c h n ro
+	W=$T/worker$i
+	mkdir -p "$W"
+	: >"$W/results"
+	NCASE=0
+	for ((k = i; k < ${#run[@]}; k += JOBS)); do
+		c=${run[k]}
+		for BASE in keyd cs; do
+			h=gen-$BASE/$c.img
+			[ -f "$h" ] || fail "gen.py made no $h"
+			cs_view "$h"
+			if [ "$c" = control ] && { [ "$CS_LOAD" = 0 ] || [ "$CS_KEY" = 0 ]; }; then
+				fail "control image of $BASE is not healthy for libcryptsetup"
+			fi
+			SUM=$(sha256sum <"$h")
+			touch -r "$h" "$W/stamp"
+			# Every command runs on a working copy of h, made afresh only
+			# after a command wrote to it.
+			WROTE=1
+			for n in "${RO_CMDS[@]}" "${RW_CMDS[@]}"; do
+				if [ "$WROTE" = 1 ]; then
+					cp --sparse=always "$h" "$W/w.img"
+					touch -r "$W/stamp" "$W/w.img"
+				fi
+				ro=0
+				case " ${RO_CMDS[*]} " in *" $n "*) ro=1 ;; esac
+				run_case "$c" "$n" "$W/w.img" "$ro"
+			done
+			rm -f "$h" "$W/w.img"
+		done
+	done
+	printf 'N\t%s\n' "$NCASE" >>"$W/results"
+}
+
+# Two workers by default: the runs are short processes, mostly waiting.
+JOBS=${HOSTILE_JOBS:-2}
+wpids=()
+for ((i = 0; i < JOBS; i++)); do
+	worker "$i" >"$T/worker$i.log" 2>&1 &
+	wpids+=("$!")
+done
+wfail=0
+for i in "${!wpids[@]}"; do
+	wait "${wpids[i]}" || { wfail=1; echo "worker $i stopped:"; tail -n 5 "$T/worker$i.log"; }
+done
+[ "$wfail" = 0 ] || fail "a worker stopped before its end"
+
+failures=()
+declare -A kb_hit=()
+xfail=0 ncase=0
+for ((i = 0; i < JOBS; i++)); do
+	cat "$T/worker$i.log"
+	while IFS=$'\t' read -r kind a _; do
+		case $kind in
+		F) failures+=("$a") ;;
+		X) kb_hit[$a]=1; xfail=$((xfail + 1)) ;;
+		N) ncase=$((ncase + a)) ;;
+		esac
+	done <"$T/worker$i/results"
+done
+nclass=${#run[@]}
+
 # A known-broken entry that matched nothing fails too: the list only shrinks.
+xpass=()
 if [ -z "${HOSTILE_ONLY:-}" ]; then
 	for pat in ${KNOWN_BROKEN[@]+"${KNOWN_BROKEN[@]}"}; do
 		[ -n "${kb_hit[$pat]:-}" ] || xpass+=("$pat")
