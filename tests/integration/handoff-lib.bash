@@ -17,6 +17,9 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+# An interrupt ends the test through cleanup: no simulator or peer left running.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # shellcheck source=tests/lib.bash
