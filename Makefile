@@ -145,7 +145,7 @@ DEB_VALGRIND := valgrind
 DEB_LINT := shellcheck
 
 define apt_ensure
-missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+missing=$$(for p in $(1); do [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = 'install ok installed' ] || echo $$p; done); \
 if [ -n "$$missing" ]; then \
 	echo "keyd: installing missing Debian packages:" $$missing; \
 	if [ "$$(id -u)" != 0 ]; then echo "keyd: run as root (apt) or install: $$missing" >&2; exit 1; fi; \
