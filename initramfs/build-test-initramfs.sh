@@ -33,6 +33,13 @@
 # Kernel modules are staged once per kernel and module list under
 # BUILD_DIR/initramfs/cache, so rebuilding an image takes about a second.
 set -euo pipefail
+# Never a silent exit: name the line and the command that failed.
+on_err() { # STATUS LINE COMMAND
+	[[ $- == *e* ]] || return 0
+	echo "build-test-initramfs: line $2: \`$3\` failed (exit $1)" >&2
+}
+set -o errtrace
+trap 'on_err "$?" "$LINENO" "$BASH_COMMAND"' ERR
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=
@@ -118,7 +125,9 @@ put_elf "$(command -v cryptsetup)" /sbin/cryptsetup
 put_elf "$(command -v veritysetup)" /sbin/veritysetup
 # glibc dlopens libgcc_s for pthread_exit (libargon2's threads); ldd never
 # lists it.
-libgcc=$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/{print $NF; exit}')
+# awk reads all of ldconfig's output: an early exit would kill ldconfig with
+# SIGPIPE, and under pipefail the build would stop without a word.
+libgcc=$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ && !found {print $NF; found = 1}')
 [ -n "$libgcc" ] && put "$libgcc" /lib/x86_64-linux-gnu/libgcc_s.so.1
 if [ -f "$build/libcryptsetup-token-keyd.so" ]; then
 	put_elf "$build/libcryptsetup-token-keyd.so" /lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-keyd.so

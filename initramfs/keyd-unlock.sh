@@ -132,7 +132,7 @@ keyd_resolve() {
 # header copies and every filesystem superblock we know of; a device with
 # anything else on it is never formatted (keyd enroll would refuse it too).
 keyd_is_blank() {
-	_nz=$(dd if="$1" bs=65536 count=16 2>/dev/null | tr -d '\000' | head -c 1 | wc -c)
+	_nz=$(dd if="$1" bs=65536 count=16 2>/dev/null | tr -d '\000' | wc -c)
 	[ "$_nz" -eq 0 ]
 }
 
@@ -172,10 +172,14 @@ keyd_mkfs() {
 	_mk_fs=$1 _mk_dev=$2 _mk_name=$3
 	_mk_e2=mke2fs
 	for _mk_p in /usr/lib/keyd/mke2fs /sbin/mke2fs /usr/sbin/mke2fs; do
-		if [ -x "$_mk_p" ] && "$_mk_p" -V 2>&1 | grep -q 'EXT2FS Library'; then
+		[ -x "$_mk_p" ] || continue
+		# The whole -V output is read: no early-exit reader on a pipe.
+		case $("$_mk_p" -V 2>&1) in
+		*'EXT2FS Library'*)
 			_mk_e2=$_mk_p
 			break
-		fi
+			;;
+		esac
 	done
 	case $_mk_fs in
 	none | -) return 0 ;;

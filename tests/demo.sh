@@ -14,7 +14,10 @@ cd "$(dirname "$0")/.."
 . tests/vm/upgrade-lib.sh
 
 if [ -t 1 ]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'; else B='' G='' R='' N=''; fi
-step() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
+step() { # also names the step for the ERR trap (tests/lib.bash)
+	KD_STEP=$*
+	printf '\n%s== %s%s\n' "$B" "$*" "$N"
+}
 say() { fold -s -w 76 <<<"$*" | sed 's/^/   /'; }
 hex() { printf '     %s\n' "$1"; } # measurements: one unbroken line
 guest() { # show what keyd printed on the VM's serial console
@@ -25,7 +28,7 @@ die() { printf '%sdemo failed: %s%s\n' "$R" "$*" "$N" >&2; exit 1; }
 vm_have_qemu || die "QEMU or a kernel is missing (make deps-vm)"
 [ -x "$KEYD_BUILD/keyd-simfw" ] || die "keyd-simfw was not built (make all)"
 VM_WORK=$(mktemp -d /tmp/keyd-demo.XXXXXX)
-trap 'sim_stop; rm -rf "$VM_WORK"' EXIT
+vm_traps 'rm -rf "$VM_WORK"'
 t0=$(date +%s)
 
 step "What this shows"
@@ -109,7 +112,7 @@ upgrade_show v2 "$VM_LOG_N"
 { [ "$(vm_handoff_result "$VM_LOG_O")" = ok ] && [ "$(vm_handoff_result "$VM_LOG_N")" = ok ]; } ||
 	die "the handoff failed"
 tokens
-vm_token_states "$VM_DISK" | grep -q "^2.0:pending:$fmeas" || die "no pending slot for 2.0"
+vm_token_states "$VM_DISK" | kd_has "^2.0:pending:$fmeas" || die "no pending slot for 2.0"
 say "${G}Handed over: v2 has a pending slot; v1's slot is still active, so nothing is lost if v2 never boots.${N}"
 
 step "7. v2 boots for real: unlock through the pending slot, commit"

@@ -3,7 +3,7 @@
 # Logs go to a fresh mktemp -d directory (named on failure), so concurrent
 # runs (the normal and the ASan build) cannot overwrite each other's logs.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 logdir=$(mktemp -d /tmp/keyd-it.XXXXXX) || exit 1
 fail=0 pass=0 skip=0
 for t in tests/integration/*.sh; do

@@ -4,7 +4,7 @@
 #   tests/run-valgrind.sh build/tests/test_*      (make check-valgrind)
 # Logs: $VG_LOGDIR (default build/valgrind/<suite>.log). VG_JOBS parallel suites.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 command -v valgrind >/dev/null || { echo "check-valgrind: valgrind missing (make deps-valgrind)" >&2; exit 1; }
 logdir=${VG_LOGDIR:-build/valgrind}
 mkdir -p "$logdir"

@@ -9,6 +9,9 @@
 # out). Median of BOOT_RUNS (default 3) boots each, after one provisioning
 # boot each, interleaved so that host noise hits both sides alike.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 cd "$(dirname "$0")/../.."
 # shellcheck source=tests/vm/lib.sh
 . tests/vm/lib.sh
@@ -21,7 +24,7 @@ if ! vm_have_qemu || [ ! -x "$KEYD_BUILD/keyd-simfw" ]; then
 fi
 
 VM_WORK=$(mktemp -d /tmp/keyd-bench-boot.XXXXXX)
-trap 'sim_stop; rm -rf "$VM_WORK"' EXIT
+vm_traps 'rm -rf "$VM_WORK"'
 vm_setup
 keyd_img=$VM_ORIG
 

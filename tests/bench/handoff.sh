@@ -6,6 +6,9 @@
 # writes), N's total, O's start-up and N's process wall time. Each run starts
 # from the same pristine volume (O active only). Target (issue 6): < 100 ms.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 cd "$(dirname "$0")/../.."
 export KEYD_BUILD=${KEYD_BUILD:-$PWD/build}
 RUNS=${RUNS:-20}
@@ -20,7 +23,7 @@ for _ in $(seq "$RUNS"); do
 	serve_bg --timings --json
 	# N starts once O listens, so TLS is the handshake, not O's start-up.
 	for _ in $(seq 200); do
-		ss -Hltn "sport = :$PORT" | grep -q . && break
+		ss -Hltn "sport = :$PORT" | kd_has . && break
 		sleep 0.005
 	done
 	t1=$(date +%s%N)

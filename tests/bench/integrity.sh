@@ -9,6 +9,9 @@
 # /dev/mapper/state (fsync) and reads them back after dropping caches.
 # One boot each: TCG makes every number slow, the ratio is the figure.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 cd "$(dirname "$0")/../.."
 # shellcheck source=tests/vm/lib.sh
 . tests/vm/lib.sh
@@ -17,7 +20,7 @@ if ! vm_have_qemu || [ ! -x "$KEYD_BUILD/keyd-simfw" ]; then
 	exit 77
 fi
 VM_WORK=$(mktemp -d /tmp/keyd-bench-integrity.XXXXXX)
-trap 'sim_stop; rm -rf "$VM_WORK"' EXIT
+vm_traps 'rm -rf "$VM_WORK"'
 sim_init "$VM_WORK/chip"
 VM_CHIP=$VM_WORK/chip
 

@@ -7,6 +7,9 @@
 #   - in-process: kd_measure() vs one EVP SHA-384 pass over bytes in memory.
 # The target (issue 3) is a ratio within 2x.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 cd "$(dirname "$0")/../.."
 B=${KEYD_BUILD:-build}
 OVMF=${OVMF:-/usr/share/OVMF/OVMF_CODE_4M.fd}

@@ -17,6 +17,9 @@
 # Targets: keyd <= 1.5x floor, >= 100x faster than Argon2id, >= 10x faster
 # than clevis+tang, RSS far below Argon2id's 1 GiB.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 cd "$(dirname "$0")/../.."
 B=${KEYD_BUILD:-$PWD/build}
 RUNS=${RUNS:-15}
@@ -27,7 +30,7 @@ ARGON_RUNS=${ARGON_RUNS:-3}
 [ -x /usr/bin/time ] || { echo "unlock: needs GNU time (package time)" >&2; exit 77; }
 
 T=$(mktemp -d /tmp/keyd-bench-unlock.XXXXXX)
-sim_pid= tang_pid=
+sim_pid='' tang_pid=''
 cleanup() {
 	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null
 	# socat forks one tangd per connection; its children end with it.
@@ -35,6 +38,8 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 fail() { echo "unlock: $*" >&2; exit 1; }
 
 # ---- keyd with the simulated AMD-SP
@@ -72,11 +77,11 @@ if [ -z "$clevis_why" ] && command -v clevis >/dev/null && [ -x /usr/libexec/tan
 	/usr/libexec/tangd-keygen "$T/tangdb" >/dev/null 2>&1 || clevis_why="tangd-keygen failed"
 	socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" EXEC:"/usr/libexec/tangd $T/tangdb" 2>"$T/tang.log" &
 	tang_pid=$!
-	for _ in $(seq 100); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.05; done
+	for _ in $(seq 100); do ss -Hltn "sport = :$port" | kd_has . && break; sleep 0.05; done
 	cp "$T/floor.img" "$T/clevis.img"
 	if [ -z "$clevis_why" ] && clevis luks bind -y -d "$T/clevis.img" -k "$T/key" tang "{\"url\":\"http://127.0.0.1:$port\"}" \
 		>"$T/bind.log" 2>&1; then
-		clevis_slot=$(clevis luks list -d "$T/clevis.img" | sed -n 's/^\([0-9]*\): tang.*/\1/p' | head -n 1)
+		clevis_slot=$(clevis luks list -d "$T/clevis.img" | sed -n 's/^\([0-9]*\): tang.*/\1/p' | sed -n 1p)
 		# clevis luks pass prints the passphrase of clevis's own keyslot:
 		# check that it really opens that slot.
 		if [ -n "$clevis_slot" ] && clevis luks pass -d "$T/clevis.img" -s "$clevis_slot" >"$T/pass" 2>"$T/pass.err" &&

@@ -4,6 +4,9 @@
 # Also the uncached CLI (`keyd verify-report`, whole process with the chain
 # checks) for scale.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 cd "$(dirname "$0")/../.."
 B=${KEYD_BUILD:-build}
 V=${KEYD_VECTORS:-$(pwd)/tests/vectors}

@@ -15,6 +15,9 @@
 #         overlap           keyslot 1 area moved onto keyslot 0's
 #         primary-corrupt   flip a byte in the primary JSON area only
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 img=$1 defect=$2
 command -v python3 >/dev/null || { echo "python3 needed" >&2; exit 77; }
 python3 - "$img" "$defect" <<'PY'

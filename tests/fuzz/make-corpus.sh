@@ -3,6 +3,9 @@
 # real vectors (tests/vectors), the simulator and the tools' own outputs.
 # Needs `make all`, cryptsetup and python3. Seeds are named by content hash.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 cd "$(dirname "$0")/../.."
 B=${KEYD_BUILD:-$PWD/build}
 V=${KEYD_VECTORS:-$PWD/tests/vectors}

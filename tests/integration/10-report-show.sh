@@ -3,6 +3,9 @@
 # of its fields.txt; malformed reports are refused with one line; usage errors
 # exit 2.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 
 : "${KEYD_SRC:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${KEYD_BUILD:=$KEYD_SRC/build}"
@@ -66,7 +69,7 @@ for d in "$S"/*/; do
 	# TCBs: hex and decoded components, exactly as fields.txt prints them
 	for off in 0x038 0x180 0x1E0 0x1F0; do
 		want=$(field "$d" $off)
-		grep "^  $off " "$tmp/txt" | grep -qF -- " $want" ||
+		grep "^  $off " "$tmp/txt" | kd_has -F -- " $want" ||
 			fail "$name: TCB $off '$want' missing"
 	done
 	pol=$(field "$d" 0x008 | awk '{print $1}')

@@ -3,6 +3,9 @@
 # measurement, stability across restarts, the guest-SVN and TCB firmware
 # rules (status 0x16), and the certs subcommand.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 
 B=${KEYD_BUILD:?}
 SIMFW=$B/keyd-simfw
@@ -51,7 +54,7 @@ derive() { # sock out [options...]
 # RSA-4096 generation is slow: one chip for the whole script.
 "$SIMFW" --state "$T/chip" init --product milan --tcb 0300000000000873
 [ "$(stat -c %a "$T/chip/chip-secret")" = 600 ] || fail "chip secret is not 0600"
-"$SIMFW" --state "$T/chip" show | grep -q '^product *Milan' || fail "show: product"
+"$SIMFW" --state "$T/chip" show | kd_has '^product *Milan' || fail "show: product"
 if "$SIMFW" --state "$T/chip" init 2>"$T/err"; then fail "init over an existing chip"; fi
 grep -q "already holds a simulated chip" "$T/err" || fail "init refusal message: $(cat "$T/err")"
 
@@ -118,7 +121,7 @@ for f in ark.pem ask.pem vcek.der; do [ -s "$T/certs/$f" ] || fail "certs: $f mi
 openssl x509 -inform der -in "$T/certs/vcek.der" -out "$T/certs/vcek.pem"
 openssl verify -CAfile "$T/certs/ark.pem" -untrusted "$T/certs/ask.pem" "$T/certs/vcek.pem" \
 	>/dev/null || fail "VCEK does not chain to the simulated ARK"
-openssl x509 -in "$T/certs/vcek.pem" -noout -subject | grep -q "CN *= *SEV-VCEK" ||
+openssl x509 -in "$T/certs/vcek.pem" -noout -subject | kd_has "CN *= *SEV-VCEK" ||
 	fail "VCEK subject"
 
 # A firmware update: keys at the old TCB are still derivable...

@@ -4,6 +4,9 @@
 # usage errors exit 2, --json lists every check; the simulator's reports
 # verify with its ARK and fail against the built-in roots.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 : "${KEYD_BUILD:?}" "${KEYD_VECTORS:=$(cd "$(dirname "$0")/../vectors" && pwd)}"
 K=$KEYD_BUILD/keyd
 V=$KEYD_VECTORS/snp
@@ -140,7 +143,7 @@ expect 2 "--expect-measurement needs 96 hex digits" -- vr "$V/virtee-sev-milan/r
 	--vcek "$V/virtee-sev-milan/vcek.der" --expect-measurement abc
 expect 2 "--max-vmpl must be 0..3" -- vr "$V/virtee-sev-milan/report.bin" --vcek "$V/virtee-sev-milan/vcek.der" --max-vmpl 4
 expect 2 "RFC 3339" -- vr "$V/virtee-sev-milan/report.bin" --vcek "$V/virtee-sev-milan/vcek.der" --at 2025-01-01
-"$K" verify-report --help | grep -q -- "--expect-measurement" || fail "--help"
+"$K" verify-report --help | kd_has -- "--expect-measurement" || fail "--help"
 
 # ---- --json: every check, also on refusal
 vr "$V/virtee-sev-milan/report.bin" --vcek "$V/virtee-sev-milan/vcek.der" --json >"$T/ok.json"

@@ -2,6 +2,9 @@
 # keyd measure: sev-snp-measure vectors through the CLI, options, exit codes
 # and one-line refusals, the real Debian OVMF, and real-size kernel/initrd.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 
 : "${KEYD_SRC:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${KEYD_BUILD:=$KEYD_SRC/build}"
@@ -111,7 +114,7 @@ expect 2 '--snp-ovmf-hash must be 96 hex' "$KEYD" measure --ovmf "$AMDSEV" --vcp
 	--snp-ovmf-hash abcd
 expect 2 '--initrd and --append need --kernel' "$KEYD" measure --ovmf "$AMDSEV" --vcpus 1 \
 	--vcpu-sig 1 --initrd /dev/null
-"$KEYD" measure --help | grep -q -- '--vcpu-type NAME' || fail "--help"
+"$KEYD" measure --help | kd_has -- '--vcpu-type NAME' || fail "--help"
 echo "ok: usage errors"
 
 # 6. refusals of bad input: exit 1 with a distinct one-line reason

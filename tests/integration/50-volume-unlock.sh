@@ -3,6 +3,9 @@
 # launches that must not open it (other measurement, debug policy, other
 # chip, lower TCB), each with its exit code, its message and no write.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 [ -x "$B/keyd-simfw" ] || exit 77
 T=$(mktemp -d)
@@ -36,16 +39,16 @@ set +e; K good enroll fs.img --format >out 2>err; rc=$?; set -e
 truncate -s 32M img
 K good enroll img --format --label guestos-1.4 >out || fail "enroll"
 grep -q "enrolled LUKS2 volume" out || fail "enroll output"
-cryptsetup luksDump img | grep -q "Iterations: 1000" || fail "keyslot PBKDF"
-cryptsetup luksDump img | grep -q "sector: 4096" || fail "sector size"
+cryptsetup luksDump img | kd_has "Iterations: 1000" || fail "keyslot PBKDF"
+cryptsetup luksDump img | kd_has "sector: 4096" || fail "sector size"
 K good unlock img --dry-run >out || fail "dry-run unlock"
 grep -q "pin verified" out || fail "dry-run output"
-K good unlock img --dry-run --json | grep -q '"pin":"verified"' || fail "json"
+K good unlock img --dry-run --json | kd_has '"pin":"verified"' || fail "json"
 K good unlock img --dry-run --state-file st >/dev/null || fail "dry-run with --state-file"
 [ "$(cat st)" = active ] || fail "--state-file holds '$(cat st)', not active"
 rm -f st
 if K good unlock img --dry-run --state-file nodir/st >/dev/null 2>err; then fail "unwritable --state-file accepted"; fi
-grep -q "state file" err || fail "unwritable --state-file: $(cat err)"
+grep "state file" err >/dev/null || fail "unwritable --state-file: $(cat err)"
 
 # A completed keyd volume is never reformatted without --force.
 set +e; K good enroll img --format >out 2>err; rc=$?; set -e
@@ -63,9 +66,9 @@ refuse other "sealed to measurement a1f3a1f3a1f3.* (label guestos-1.4), this lau
 refuse debug "debug policy"
 refuse chip2 "another chip"
 # status explains the same in words, and writes nothing.
-K other status img | grep -q "cannot-unlock: sealed to measurement" || fail "status other"
-K good status img --json | grep -q '"verdict":"can-unlock"' || fail "status good"
-KEYD_SIM=unix:$T/none.sock "$B/keyd" status img | grep -q "this launch: unknown" || fail "status w/o backend"
+K other status img | kd_has "cannot-unlock: sealed to measurement" || fail "status other"
+K good status img --json | kd_has '"verdict":"can-unlock"' || fail "status good"
+KEYD_SIM=unix:$T/none.sock "$B/keyd" status img | kd_has "this launch: unknown" || fail "status w/o backend"
 
 # Firmware rolled back below the sealed TCB.
 "$B/keyd-simfw" --state chip tcb --current 0300000000000773 --committed 0300000000000773 >/dev/null

@@ -4,6 +4,9 @@
 # the image stays byte-identical. A damaged primary with an intact secondary
 # still opens, and status says it needs repair.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 S=${KEYD_SRC:?}
 [ -x "$B/keyd-simfw" ] || exit 77
@@ -125,5 +128,5 @@ K status prim.img >st
 grep -q "primary header damaged, secondary intact: needs keyd-recover repair" st || fail "status: $(cat st)"
 grep -q "primary: *checksum mismatch" st || fail "status primary"
 K unlock prim.img --dry-run >/dev/null || fail "damaged primary does not open"
-K status prim.img --json | grep -q '"copies_agree":' || fail "status json"
+K status prim.img --json | kd_has '"copies_agree":' || fail "status json"
 echo ok

@@ -2,6 +2,9 @@
 # TCB roll-forward re-key, interrupted provisioning, and concurrent
 # enroll/unlock on one header.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 [ -x "$B/keyd-simfw" ] || exit 77
 T=$(mktemp -d)
@@ -22,7 +25,7 @@ truncate -s 32M img
 K enroll img --format --label guestos-1.4 >/dev/null
 # Firmware update: committed TCB goes up (snp 8 -> 9).
 "$B/keyd-simfw" --state chip tcb --current 0300000000000973 --committed 0300000000000973 >/dev/null
-K status img | grep -q "the next unlock re-keys" || fail "status does not announce the re-key"
+K status img | kd_has "the next unlock re-keys" || fail "status does not announce the re-key"
 K rekey img >out || fail "rekey"
 grep -q "re-keyed at the committed TCB" out || fail "rekey output: $(cat out)"
 K status img --json >st
@@ -30,7 +33,7 @@ grep -q '"tcb":"0300000000000973"' st || fail "token not at the new TCB"
 grep -q '"tcb":"0300000000000873"' st && fail "old slot not retired"
 [ "$(cryptsetup luksDump img | grep -c ': luks2')" -eq 1 ] || fail "keyslot count after rekey"
 K unlock img --dry-run >/dev/null || fail "does not open after rekey"
-K rekey img | grep -q "already sealed" || fail "second rekey"
+K rekey img | kd_has "already sealed" || fail "second rekey"
 # Rolling the firmware back below the new seal: nothing derives.
 "$B/keyd-simfw" --state chip tcb --current 0300000000000873 --committed 0300000000000873 >/dev/null
 set +e; K unlock img --dry-run 2>err; rc=$?; set -e
@@ -56,8 +59,8 @@ K unlock prov.img --dry-run >/dev/null || fail "redone volume does not open"
 truncate -s 32M conc.img
 K enroll conc.img --format --label c >/dev/null
 for i in 1 2 3 4; do
-	"$B/keyd-simfw" --state chip tcb --current 030000000000$(printf %02x $((9 + i)))73 \
-		--committed 030000000000$(printf %02x $((9 + i)))73 >/dev/null
+	"$B/keyd-simfw" --state chip tcb --current "030000000000$(printf %02x $((9 + i)))73" \
+		--committed "030000000000$(printf %02x $((9 + i)))73" >/dev/null
 	(K rekey conc.img >/dev/null 2>&1 || true) &
 	a=$!
 	(for _ in 1 2 3; do K unlock conc.img --dry-run >/dev/null 2>&1 || true; done) &
@@ -68,5 +71,5 @@ for i in 1 2 3 4; do
 	cryptsetup luksDump conc.img >/dev/null || fail "header damaged after round $i"
 	K unlock conc.img --dry-run >/dev/null || fail "does not open after round $i"
 done
-K status conc.img | grep -q "both header copies valid and identical" || fail "copies differ"
+K status conc.img | kd_has "both header copies valid and identical" || fail "copies differ"
 echo ok

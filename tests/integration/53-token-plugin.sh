@@ -3,6 +3,9 @@
 # keyscript. cryptsetup 2.6 has no --external-tokens-path, so the plugin is
 # put into the system token directory for the test only (trap removes it).
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 S=${KEYD_SRC:?}
 [ -x "$B/keyd-simfw" ] && [ -f "$B/libcryptsetup-token-keyd.so" ] || exit 77
@@ -34,7 +37,7 @@ truncate -s 32M img
 cp "$B/libcryptsetup-token-keyd.so" "$TD/"
 
 cryptsetup open --test-passphrase --token-only --token-type keyd img || fail "plugin did not open"
-cryptsetup luksDump img | grep -q "keyd state:  active" || fail "token dump"
+cryptsetup luksDump img | kd_has "keyd state:  active" || fail "token dump"
 # Another launch: the plugin hands out nothing.
 KEYD_SIM=unix:$T/other.sock cryptsetup open --test-passphrase --token-only --token-type keyd img \
 	2>err && fail "plugin opened for another launch"

@@ -6,6 +6,9 @@
 # any key is derived. The positive case with a live dm-verity root needs
 # device-mapper: VM scenario 11-verity-root.sh.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 [ -x "$B/keyd-simfw" ] || exit 77
 command -v veritysetup >/dev/null || { echo "no veritysetup"; exit 77; }

@@ -6,6 +6,7 @@
 # same defects, report replay, another chip's VCEK and reflection are
 # covered at the verification-function level in tests/unit/test_handoff.c.
 set -euo pipefail
+# shellcheck source=tests/integration/handoff-lib.bash
 . "$(dirname "$0")/handoff-lib.bash"
 
 setup_world
@@ -101,10 +102,10 @@ N_MANIFEST=$T/add.json self_refused "measurement added after signing" "valid sig
 manifest "$T/evil-o.json" 1.0 1 "$MO" 4
 PORT=$(free_port)
 "$KEYD" handoff serve --listen "127.0.0.1:$PORT" --device "$T/disk.img" --manifest "$T/evil-o.json" \
-	--release-keys "$T/evil-keys.json" --ark "$T/certs/ark.pem" $(sim o) --timeout 4 \
+	--release-keys "$T/evil-keys.json" --ark "$T/certs/ark.pem" "${SIM_o[@]}" --timeout 4 \
 	>"$T/o.out" 2>"$T/o.err" &
 OPID=$!
-PIDS+=($OPID)
+PIDS+=("$OPID")
 receive
 wait_o
 [ "$NRC" = 1 ] || fail "impersonated O: N exit $NRC"

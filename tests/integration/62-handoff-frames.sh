@@ -4,6 +4,7 @@
 # step (short --read-timeout). O's volume must stay unchanged, or gain only
 # a harmless pending slot, and every refusal names what went wrong.
 set -euo pipefail
+# shellcheck source=tests/integration/handoff-lib.bash
 . "$(dirname "$0")/handoff-lib.bash"
 
 setup_world
@@ -111,12 +112,12 @@ serve_bg --read-timeout 2
 receive --stall-after keys --timeout 2
 wait_o
 [ "$ORC" = 0 ] || fail "N stalls after keys: O: $(cat "$T/o.err")"
-"$KEYD" unlock "$T/disk.img" --dry-run $(sim o) >/dev/null || fail "O lost access"
+"$KEYD" unlock "$T/disk.img" --dry-run "${SIM_o[@]}" >/dev/null || fail "O lost access"
 serve_bg
 receive
 wait_o
 [ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "rerun after stalled N failed"
-"$KEYD" status "$T/disk.img" --json $(sim n) >"$T/st.json" || true
+"$KEYD" status "$T/disk.img" --json "${SIM_n[@]}" >"$T/st.json" || true
 python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tokens"]; assert len(t)==2, t' "$T/st.json" ||
 	fail "pending slot duplicated"
 echo "PASS: handoff frames and timeouts"

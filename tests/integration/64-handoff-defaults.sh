@@ -77,15 +77,15 @@ echo "ok: refused: peer below the manifest's TCB floor"
 launch o0 "$T/chip0" "$MO"
 launch n0 "$T/chip0" "$MN"
 truncate -s 32M "$T/disk0.img"
-"$KEYD" enroll "$T/disk0.img" --format --label 1.0 $(sim o0) >/dev/null
+"$KEYD" enroll "$T/disk0.img" --format --label 1.0 --backend sim --sim "unix:$T/o0.sock" >/dev/null
 rc=0
 "$KEYD" handoff serve --listen "127.0.0.1:$(free_port)" --device "$T/disk0.img" \
-	--manifest "$T/mo.json" --release-keys "$T/keys.json" --ark "$T/certs0/ark.pem" $(sim o0) \
+	--manifest "$T/mo.json" --release-keys "$T/keys.json" --ark "$T/certs0/ark.pem" --backend sim --sim "unix:$T/o0.sock" \
 	--timeout 4 >"$T/o.out" 2>"$T/o.err" || rc=$?
 [ "$rc" = 1 ] && grep -q "all-zero CHIP_ID" "$T/o.err" || fail "zero chip id (O): $(cat "$T/o.err")"
 rc=0
 "$KEYD" handoff receive --connect "127.0.0.1:$(free_port)" --manifest "$T/mn.json" \
-	--release-keys "$T/keys.json" --ark "$T/certs0/ark.pem" $(sim n0) --timeout 4 \
+	--release-keys "$T/keys.json" --ark "$T/certs0/ark.pem" --backend sim --sim "unix:$T/n0.sock" --timeout 4 \
 	>"$T/n.out" 2>"$T/n.err" || rc=$?
 [ "$rc" = 1 ] && grep -q "all-zero CHIP_ID" "$T/n.err" || fail "zero chip id (N): $(cat "$T/n.err")"
 if grep -q "cannot connect" "$T/n.err"; then fail "zero chip id: N tried to connect"; fi

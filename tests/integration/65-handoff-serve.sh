@@ -50,7 +50,7 @@ ok_handoff() { # what
 		fail "$1: O exit $ORC, N exit $NRC: $(cat "$T/o.err" "$T/n.err")"
 	if [ -n "$SPID" ]; then kill "$SPID" 2>/dev/null || true; fi
 	SPID=
-	"$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "$1: N cannot unlock"
+	"$KEYD" unlock "$T/disk.img" --dry-run --backend sim --sim "unix:$T/n.sock" >/dev/null || fail "$1: N cannot unlock"
 	echo "ok: $1"
 }
 
@@ -103,7 +103,7 @@ PORT=$(free_port)
 receive_later() {
 	sleep 2
 	"$KEYD" handoff serve --listen "127.0.0.1:$PORT" --device "$T/disk.img" \
-		--manifest "$T/mo.json" $(COMMON) $(sim o) --timeout 20 >"$T/o.out" 2>"$T/o.err"
+		--manifest "$T/mo.json" "${COMMON[@]}" --backend sim --sim "unix:$T/o.sock" --timeout 20 >"$T/o.out" 2>"$T/o.err"
 }
 receive_later &
 OPID=$!

@@ -41,7 +41,7 @@ launch other "$T/chip2" "$MN"
 KEYD=$FP KEYD_FAILPOINT=handoff.child-lies O_TIMEOUT=4 serve_bg
 rc=0
 "$KEYD" handoff receive --connect "127.0.0.1:$PORT" --manifest "$T/mn.json" \
-	--release-keys "$T/keys.json" --ark "$T/certs2/ark.pem" $(sim other) --timeout 6 \
+	--release-keys "$T/keys.json" --ark "$T/certs2/ark.pem" --backend sim --sim "unix:$T/other.sock" --timeout 6 \
 	>"$T/n.out" 2>"$T/n.err" || rc=$?
 wait_o
 [ "$ORC" = 1 ] && grep -q "parent re-check: peer N rejected" "$T/o.err" ||
@@ -55,5 +55,5 @@ KEYD=$FP KEYD_FAILPOINT=handoff.child-lies serve_bg
 receive
 wait_o
 [ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "genuine N: O $ORC N $NRC: $(cat "$T/o.err" "$T/n.err")"
-"$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "genuine N cannot unlock"
+"$KEYD" unlock "$T/disk.img" --dry-run --backend sim --sim "unix:$T/n.sock" >/dev/null || fail "genuine N cannot unlock"
 echo "PASS: handoff privilege separation"

@@ -8,6 +8,9 @@
 # of an older escrow (named, by file), a commitment that is not the one
 # recorded at provisioning.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 [ -x "$B/keyd-simfw" ] && [ -x "$B/keyd-recover" ] || exit 77
 command -v openssl >/dev/null && command -v python3 >/dev/null || exit 77
@@ -93,7 +96,7 @@ PY
 fp=$(openssl x509 -in bob.crt -outform DER | sha256sum | cut -d' ' -f1)
 python3 -c "import json,sys; s=json.load(open('st.json'))['escrow']['shares']; assert s[1]['admin']=='$fp'" \
 	|| fail "admin fingerprint"
-R A status img | grep -q "2 of 3 admins, keyslot 1" || fail "status text"
+R A status img | kd_has "2 of 3 admins, keyslot 1" || fail "status text"
 
 # Chip replacement: chip B cannot unlock.
 sum_data=$(tail -c +$((16 * 1024 * 1024 + 1)) img | sha256sum)
@@ -127,7 +130,7 @@ openssl cms -decrypt -inform DER -in shares/share-3.der -recip carol.crt -inkey 
 	|| fail "openssl cms -decrypt (RSA admin)"
 openssl cms -decrypt -inform DER -in shares/share-1.der -recip alice.crt -inkey alice.key -out alice.plain \
 	|| fail "openssl cms -decrypt (EC admin)"
-head -c 8 carol.plain | grep -q KDSHARE1 || fail "share magic"
+head -c 8 carol.plain | kd_has KDSHARE1 || fail "share magic"
 R B decrypt-share shares/share-1.der --key alice.key --cert alice.crt --to op.crt --out op1.der \
 	--volume "$UUID" >out || fail "decrypt-share alice"
 grep -q "share 1 of a 2-of-3 escrow for volume $UUID" out || fail "decrypt-share output"

@@ -5,6 +5,9 @@
 # The man page and --help agree; the raw and at-a-glance views; libcryptsetup's
 # own log lines stay off the admin's terminal.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 [ -x "$B/keyd-simfw" ] && [ -x "$B/keyd-recover" ] || exit 77
 T=$(mktemp -d)
@@ -37,8 +40,8 @@ UUID=$(cryptsetup luksUUID img)
 # --help everywhere, usage errors exit 2.
 for c in status list dump "escrow add" export-shares decrypt-share unlock rekey retire header-backup \
 	header-restore wipe; do
-	# shellcheck disable=SC2086
-	R $c --help | grep -q "^Usage: keyd-recover $c" || fail "$c --help"
+	read -ra words <<<"$c"
+	R "${words[@]}" --help | kd_has "^Usage: keyd-recover $c" || fail "$c --help"
 done
 expect 2 "usage" R retire img
 expect 2 "usage" R retire img 40
@@ -152,9 +155,9 @@ R header-restore img hdr2.bak --yes >/dev/null 2>&1 || fail "restore --yes"
 [ "$(cryptsetup luksUUID img)" = "$UUID" ] || fail "UUID after restore"
 
 # rekey: nothing to do at the same TCB; after a firmware update it re-keys.
-R rekey img | grep -q "already sealed" || fail "rekey no-op"
+R rekey img | kd_has "already sealed" || fail "rekey no-op"
 "$B/keyd-simfw" --state chip tcb --current 0300000000000973 --committed 0300000000000973 >/dev/null
-R rekey img | grep -q "re-keyed at the committed TCB" || fail "rekey"
+R rekey img | kd_has "re-keyed at the committed TCB" || fail "rekey"
 "$B/keyd" unlock img --dry-run >/dev/null || fail "unlock after rekey"
 # Stable reason codes for every cannot-unlock verdict (status --json).
 reason() { python3 -c 'import json,sys; print(json.load(sys.stdin)["launch"]["reason"])'; }

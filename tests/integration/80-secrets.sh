@@ -13,6 +13,7 @@
 # Also: the long-running processes (simfw, handoff serve) run without core
 # dumps (RLIMIT_CORE 0 in /proc/PID/limits).
 set -euo pipefail
+# shellcheck source=tests/integration/handoff-lib.bash
 . "$(dirname "$0")/handoff-lib.bash"
 command -v openssl >/dev/null || { echo "SKIP: openssl CLI missing"; exit 77; }
 
@@ -53,19 +54,19 @@ launch n "$T/chip" "$MN" --debug-print-keys "$KN/n.keys"
 
 # ---- enroll, unlock --dry-run, status
 truncate -s 32M "$T/disk.img"
-run enroll "$KEYD" enroll "$T/disk.img" --format --label 1.0 $(sim o)
-run unlock "$KEYD" unlock "$T/disk.img" --dry-run $(sim o)
-run unlock-json "$KEYD" unlock "$T/disk.img" --dry-run --json $(sim o)
-run status "$KEYD" status "$T/disk.img" $(sim o)
-run status-json "$KEYD" status "$T/disk.img" --json $(sim o)
+run enroll "$KEYD" enroll "$T/disk.img" --format --label 1.0 "${SIM_o[@]}"
+run unlock "$KEYD" unlock "$T/disk.img" --dry-run "${SIM_o[@]}"
+run unlock-json "$KEYD" unlock "$T/disk.img" --dry-run --json "${SIM_o[@]}"
+run status "$KEYD" status "$T/disk.img" "${SIM_o[@]}"
+run status-json "$KEYD" status "$T/disk.img" --json "${SIM_o[@]}"
 grep -q "pin verified" "$O/unlock.out" || fail "dry-run unlock did not verify the pin"
 
 # ---- firmware update, rekey
 "$SIMFW" --state "$T/chip" tcb --current 0300000000000973 --committed 0300000000000973 \
 	>"$O/tcb.out" 2>&1
-run rekey "$KEYD" rekey "$T/disk.img" $(sim o)
+run rekey "$KEYD" rekey "$T/disk.img" "${SIM_o[@]}"
 grep -q "re-keyed" "$O/rekey.out" || fail "rekey output: $(cat "$O/rekey.out")"
-run unlock-rekeyed "$KEYD" unlock "$T/disk.img" --dry-run $(sim o)
+run unlock-rekeyed "$KEYD" unlock "$T/disk.img" --dry-run "${SIM_o[@]}"
 
 # ---- handoff O -> N (O still core-less while it waits), N unlocks
 serve_bg --timings
@@ -73,9 +74,9 @@ core_limit_zero "$OPID" "keyd handoff serve"
 receive --timings
 wait_o
 [ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "handoff: O $ORC N $NRC: $(cat "$T/o.err" "$T/n.err")"
-run unlock-n "$KEYD" unlock "$T/disk.img" --dry-run $(sim n)
-run commit-n "$KEYD" commit "$T/disk.img" $(sim n)
-run unlock-n2 "$KEYD" unlock "$T/disk.img" --dry-run --json $(sim n)
+run unlock-n "$KEYD" unlock "$T/disk.img" --dry-run "${SIM_n[@]}"
+run commit-n "$KEYD" commit "$T/disk.img" "${SIM_n[@]}"
+run unlock-n2 "$KEYD" unlock "$T/disk.img" --dry-run --json "${SIM_n[@]}"
 # keyd-recover (escrow) is exercised here once it exists.
 if [ -x "$B/keyd-recover" ]; then echo "note: keyd-recover present but not yet covered"; fi
 
@@ -111,7 +112,7 @@ cmp -s "$KN/vk.0" "$KN/vk.1" || fail "O's and N's keyslots hold different volume
 mv "$KN/vk.0" "$KN/vk"
 # The computation matches keyd's own (its passphrase command is the one
 # place a passphrase is meant to be printed; its output stays in $KN).
-"$KEYD" passphrase "$T/disk.img" $(sim n) >"$KN/keyd-pass" 2>"$O/passphrase.err" ||
+"$KEYD" passphrase "$T/disk.img" "${SIM_n[@]}" >"$KN/keyd-pass" 2>"$O/passphrase.err" ||
 	fail "keyd passphrase: $(cat "$O/passphrase.err")"
 grep -qxF "$(cat "$KN/keyd-pass")" "$KN/pass" || fail "keyd's passphrase is not among the computed ones"
 rm -f "$KN/pf"

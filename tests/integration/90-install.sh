@@ -4,6 +4,9 @@
 # simulated AMD-SP (no keyd-simfw, no simulator man page, no simulator code
 # linked into any installed binary); make install-simfw is the test-rig extra.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 
 : "${KEYD_SRC:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${KEYD_BUILD:=$KEYD_SRC/build}"

@@ -4,6 +4,9 @@
 # modules below it (and its own private internal.h); nothing in libkeyd, the
 # production tools or the plugin includes the simulator's keyd/sim.h.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 : "${KEYD_SRC:=$(cd "$(dirname "$0")/../.." && pwd)}"
 cd "$KEYD_SRC"
 fail() { echo "FAIL: $*" >&2; exit 1; }

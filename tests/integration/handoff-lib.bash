@@ -3,6 +3,7 @@
 # and N (2.0, svn 2), an O launch and an N launch, and a volume enrolled by O.
 
 B=${KEYD_BUILD:?}
+KEYD_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KEYD=${KEYD:-$B/keyd}
 SIMFW=$B/keyd-simfw
 [ -x "$SIMFW" ] && [ -x "$KEYD" ] || { echo "SKIP: binaries not built"; exit 77; }
@@ -16,11 +17,18 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+# An interrupt ends the test through cleanup: no simulator or peer left running.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=tests/lib.bash
+. "$KEYD_SRC_DIR/tests/lib.bash"
+kd_loud
 
 MO=$(printf 'a1%.0s' $(seq 48))
 MN=$(printf 'b2%.0s' $(seq 48))
+# shellcheck disable=SC2034 # a measurement no manifest lists, for the tests
 MX=$(printf 'c3%.0s' $(seq 48))
 FUTURE=2099-01-01T00:00:00Z
 
@@ -43,7 +51,13 @@ launch() { # name chipdir measurement [serve options...]
 	fail "simfw launch $name did not start"
 }
 
-sim() { echo "--backend sim --sim unix:$T/$1.sock"; }
+# Backend options of the launches o, n and m (arrays: no word splitting).
+# shellcheck disable=SC2034 # each test uses some of them
+SIM_o=(--backend sim --sim "unix:$T/o.sock")
+# shellcheck disable=SC2034
+SIM_n=(--backend sim --sim "unix:$T/n.sock")
+# shellcheck disable=SC2034
+SIM_m=(--backend sim --sim "unix:$T/m.sock")
 
 # manifest FILE LABEL SVN MEAS [signing key numbers...]; every release carries
 # the chip's TCB as its floor (MIN_TCB, set by setup_world) and, when
@@ -71,26 +85,26 @@ setup_world() {
 	launch o "$T/chip" "$MO"
 	launch n "$T/chip" "$MN"
 	truncate -s 32M "$T/disk.img"
-	"$KEYD" enroll "$T/disk.img" --format --label 1.0 $(sim o) >/dev/null
+	"$KEYD" enroll "$T/disk.img" --format --label 1.0 "${SIM_o[@]}" >/dev/null
 }
 
-COMMON() { echo "--release-keys $T/keys.json --ark $T/certs/ark.pem"; }
+COMMON=(--release-keys "$T/keys.json" --ark "$T/certs/ark.pem")
 
 # serve_bg [extra serve options...]: O in the background on $PORT; pid in OPID.
 serve_bg() {
 	PORT=$(free_port)
 	"$KEYD" handoff serve --listen "127.0.0.1:$PORT" --device "$T/disk.img" \
-		--manifest "${O_MANIFEST:-$T/mo.json}" $(COMMON) $(sim "${O_LAUNCH:-o}") \
+		--manifest "${O_MANIFEST:-$T/mo.json}" "${COMMON[@]}" --backend sim --sim "unix:$T/${O_LAUNCH:-o}.sock" \
 		--timeout "${O_TIMEOUT:-20}" "$@" >"$T/o.out" 2>"$T/o.err" &
 	OPID=$!
-	PIDS+=($OPID)
+	PIDS+=("$OPID")
 }
 
 # receive [extra options...]: N in the foreground; exit code in NRC.
 receive() {
 	NRC=0
 	"$KEYD" handoff receive --connect "127.0.0.1:$PORT" --manifest "${N_MANIFEST:-$T/mn.json}" \
-		$(COMMON) $(sim "${N_LAUNCH:-n}") --timeout "${N_TIMEOUT:-20}" "$@" \
+		"${COMMON[@]}" --backend sim --sim "unix:$T/${N_LAUNCH:-n}.sock" --timeout "${N_TIMEOUT:-20}" "$@" \
 		>"$T/n.out" 2>"$T/n.err" || NRC=$?
 }
 

@@ -296,6 +296,47 @@ START_TEST(floors)
 	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES
 					",\"min_peer_svn\":3,\"min_tcb\":{\"turin\":\"0100000000000000\"}}"),
 			 0);
+/*
+ * A parsed manifest's own JSON form parses again to the same manifest: a
+ * year below 1000 once formatted as "440-..." and did not (the fuzz target
+ * fuzz_manifest found it; its input is tests/fuzz/regressions/manifest/).
+ */
+START_TEST(json_round_trip_times)
+{
+	static const char *const good[] = {"0440-11-28T02:16:45Z", "0000-01-01T00:00:00Z",
+					   "1969-12-31T23:59:59Z", "2024-02-29T12:00:00Z",
+					   "9999-12-31T23:59:59Z"};
+	static const char *const bad[] = {"  40-01-01T00:00:00Z", "2026-02-29T00:00:00Z",
+					  "2026-04-31T00:00:00Z", "2026-01-01T24:00:00Z",
+					  "2026-01-01T00:60:00Z", "2026-01-01T00:00:60Z",
+					  "2026-00-01T00:00:00Z", "2026-01-00T00:00:00Z",
+					  "2026-1-01T00:00:00ZZ", "+026-01-01T00:00:00Z",
+					  "2026-01-01 00:00:00Z", "2026-01-01T00:00:00z"};
+	char out[32];
+	time_t t;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct kd_manifest *m = NULL, *m2 = NULL;
+		char doc[512], *json = NULL;
+
+		ck_assert_int_eq(kd_manifest_parse_time(good[i], &t), 0);
+		kd_manifest_format_time(t, out);
+		ck_assert_str_eq(out, good[i]);
+		snprintf(doc, sizeof(doc),
+			 HEAD "\"measurements\":[" M48 "],\"not_before\":\"%s\","
+			      "\"not_after\":\"9999-12-31T23:59:59Z\"}",
+			 good[i]);
+		ck_assert_int_eq(kd_manifest_parse((const uint8_t *)doc, strlen(doc), &m), 0);
+		ck_assert_int_eq(kd_manifest_to_json(m, &json), 0);
+		ck_assert_int_eq(kd_manifest_parse((const uint8_t *)json, strlen(json), &m2), 0);
+		ck_assert(m2->not_before == m->not_before);
+		free(json);
+		kd_manifest_free(m);
+		kd_manifest_free(m2);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(kd_manifest_parse_time(bad[i], &t) == KD_EMALFORMED, "accepted %s",
+			      bad[i]);
 }
 END_TEST
 
@@ -364,6 +405,7 @@ int main(void)
 	tcase_add_test(tc, edits_after_signing);
 	tcase_add_test(tc, canonical_form);
 	tcase_add_test(tc, strict_parse);
+	tcase_add_test(tc, json_round_trip_times);
 	tcase_add_test(tc, release_keys_config);
 	tcase_add_test(tc, has_measurement);
 	tcase_add_test(tc, floors);

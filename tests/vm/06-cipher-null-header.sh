@@ -12,7 +12,7 @@ evil=$VM_WORK/evil.img
 cp "$VM_DISK" "$evil"
 head -c 32 /dev/urandom >"$VM_WORK/host.key"
 vm_cipher_null_rebuild "$evil" "$VM_WORK/host.key" || fail "could not build the cipher_null header"
-cryptsetup luksDump "$evil" | grep -q 'cipher_null' || fail "rebuilt header has no cipher_null"
+cryptsetup luksDump "$evil" | kd_has 'cipher_null' || fail "rebuilt header has no cipher_null"
 before=$(vm_sha "$evil")
 
 vm_launch 06-cipher-null "$VM_ORIG" "$VM_APPEND_BASE" "$evil" || fail "boot did not power off"

@@ -52,7 +52,7 @@ grep -aq '2-of-3 recovery escrow added' "$VM_LOG" || fail "enroll did not report
 marker=$(vm_field "$VM_LOG" marker)
 [ ${#marker} -eq 32 ] || fail "no marker on the console"
 uuid=$(cryptsetup luksUUID "$disk")
-cryptsetup luksDump "$disk" | grep -q 'keyd-escrow' || fail "no keyd-escrow token in the header"
+cryptsetup luksDump "$disk" | kd_has 'keyd-escrow' || fail "no keyd-escrow token in the header"
 
 # 2: chip A is gone. The same image on chip B is refused; the disk is unchanged.
 before=$(vm_sha "$disk")
@@ -61,7 +61,7 @@ vm_launch 09b-chip-b-refused "$img" "$VM_APPEND_BASE" "$disk" || fail "chip B bo
 expect_result "$VM_LOG" refused
 grep -aq 'sealed to another chip' "$VM_LOG" || fail "refusal on chip B does not say it is another chip"
 [ "$(vm_sha "$disk")" = "$before" ] || fail "disk changed during the refused chip B boot"
-why=$(grep -a 'keyd: ERROR: ' "$VM_LOG" | grep -av '^\[' | grep -a 'another chip' | head -n 1 | sed 's/^keyd: ERROR: *//; s/^ *keyd: //')
+why=$(grep -a 'keyd: ERROR: ' "$VM_LOG" | grep -av '^\[' | grep -a 'another chip' | sed -n 1p | sed 's/^keyd: ERROR: *//; s/^ *keyd: //')
 
 # 3: the admins. The shares are public ciphertext: exported on the host from
 # the image file; alice and carol each re-encrypt theirs to the operator.

@@ -43,7 +43,7 @@ vm_launch 10a-tamper-provision "$img" "$VM_APPEND_BASE" "$integ" || fail "provis
 expect_result "$VM_LOG" ok
 [ "$(vm_field "$VM_LOG" state)" = provisioned ] || fail "volume was not provisioned"
 marker=$(vm_field "$VM_LOG" marker)
-cryptsetup luksDump --dump-json-metadata "$integ" | tr -d ' \n' | grep -q '"integrity":{"type":"hmac(sha256)"' ||
+cryptsetup luksDump --dump-json-metadata "$integ" | tr -d ' \n' | kd_has '"integrity":{"type":"hmac(sha256)"' ||
 	fail "state volume has no hmac(sha256) integrity"
 cp "$integ" "$T/integrity.before"
 cp "$plain" "$T/plain.before"
@@ -105,5 +105,5 @@ grep -aqE 'INTEGRITY AEAD ERROR|[Cc]hecksum failed' "$VM_LOG" ||
 	fail "kernel did not report the failed tag check on the console"
 [ "$(fill "$VM_LOG" plain)" = mismatch ] ||
 	fail "plain volume: read of the tampered file gave '$(fill "$VM_LOG" plain)', want mismatch"
-kmsg=$(tr -d '\r' <"$VM_LOG" | grep -a -m1 -oE '(device-mapper|dm-integrity).*(INTEGRITY AEAD ERROR|[Cc]hecksum failed).*' || true)
+kmsg=$(tr -d '\r' <"$VM_LOG" | grep -a -oE '(device-mapper|dm-integrity).*(INTEGRITY AEAD ERROR|[Cc]hecksum failed).*' | sed -n 1p || true)
 echo "16 KiB changed at $t_integ (run $r_integ+$l_integ): integrity read -> EIO ('$kmsg'); plain (at $t_plain of $l_plain) -> silent mismatch"

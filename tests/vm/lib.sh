@@ -12,6 +12,43 @@
 
 : "${KEYD_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${KEYD_BUILD:=$KEYD_SRC/build}"
+# shellcheck source=tests/lib.bash
+. "$KEYD_SRC/tests/lib.bash"
+kd_loud
+
+# ---------------------------------------------------------------- children
+# Every QEMU (under timeout) and keyd-simfw a harness starts is recorded in
+# VM_PIDS and killed on exit, Ctrl-C and TERM: an interrupted `make check-vm`,
+# demo or benchmark must not leave guests or simulators running. Background
+# children of a non-interactive shell ignore SIGINT, and `timeout` puts QEMU
+# in a process group of its own, so neither would see a Ctrl-C. The harness
+# waits for its children with `wait`, which a trapped signal interrupts at
+# once (bash runs no trap while a foreground child runs).
+VM_PIDS=()
+vm_track() { VM_PIDS+=("$1"); }
+vm_untrack() { # PID
+	local p keep=()
+	for p in ${VM_PIDS[@]+"${VM_PIDS[@]}"}; do [ "$p" = "$1" ] || keep+=("$p"); done
+	VM_PIDS=(${keep[@]+"${keep[@]}"})
+}
+vm_reap() {
+	local p
+	for p in ${VM_PIDS[@]+"${VM_PIDS[@]}"}; do kill "$p" 2>/dev/null || true; done
+	for p in ${VM_PIDS[@]+"${VM_PIDS[@]}"}; do wait "$p" 2>/dev/null || true; done
+	VM_PIDS=()
+	return 0
+}
+# vm_traps [CLEANUP]: reap the children (then run CLEANUP) on exit; turn
+# INT and TERM into an exit. Subshells that start children call it again
+# (bash resets caught signals in a subshell).
+# shellcheck disable=SC2120 # callers pass CLEANUP; lib.sh itself does not
+vm_traps() {
+	# shellcheck disable=SC2064 # CLEANUP is expanded now, on purpose
+	trap "vm_reap; ${1:-:}" EXIT
+	trap 'echo "$(basename "$0"): interrupted" >&2; exit 130' INT
+	trap 'exit 143' TERM
+}
+vm_traps
 : "${VM_TIMEOUT:=240}"
 : "${VM_MEM:=512}"
 VM_VCPUS=1
@@ -86,7 +123,13 @@ vm_boot() {
 			-device virtio-serial-pci
 			-device "virtserialport,chardev=simfw,name=$VM_SIM_PORT")
 	fi
-	timeout "$VM_TIMEOUT" qemu-system-x86_64 "${args[@]}" </dev/null >"$log.qemu" 2>&1
+	local pid rc=0
+	timeout "$VM_TIMEOUT" qemu-system-x86_64 "${args[@]}" </dev/null >"$log.qemu" 2>&1 &
+	pid=$!
+	vm_track "$pid"
+	wait "$pid" || rc=$?
+	vm_untrack "$pid"
+	return "$rc"
 }
 
 # vm_measure INITRD APPEND -> the launch digest the simulator will report.
@@ -113,6 +156,7 @@ sim_start() {
 		--ovmf "$VM_OVMF" --kernel "$VM_KERNEL" --initrd "$initrd" --append "$append" \
 		--vcpus "$VM_VCPUS" "${extra[@]}" >"$sock.log" 2>&1 &
 	SIM_PID=$!
+	vm_track "$SIM_PID"
 	local _
 	for _ in $(seq 1 100); do
 		[ -S "$sock" ] && return 0
@@ -128,6 +172,7 @@ sim_stop() {
 	if [ -n "${SIM_PID:-}" ]; then
 		kill "$SIM_PID" 2>/dev/null || true
 		wait "$SIM_PID" 2>/dev/null || true
+		vm_untrack "$SIM_PID"
 		SIM_PID=
 	fi
 	return 0
@@ -178,7 +223,7 @@ vm_field() {
 
 # vm_uptime LOG EVENT -> guest uptime (s) printed with "KEYD-TEST: EVENT t=".
 vm_uptime() {
-	tr -d '\r' <"$1" | sed -n "s/.*KEYD-TEST: $2 .*t=\([0-9.]*\).*/\1/p; s/.*KEYD-TEST: $2 t=\([0-9.]*\).*/\1/p" | head -n 1
+	tr -d '\r' <"$1" | sed -n "s/.*KEYD-TEST: $2 .*t=\([0-9.]*\).*/\1/p; s/.*KEYD-TEST: $2 t=\([0-9.]*\).*/\1/p" | sed -n 1p
 }
 
 # Build the test initramfs: vm_initramfs OUT [builder options...]
@@ -280,9 +325,9 @@ vm_image_variant() {
 	# Provisioning labels the token with the version that created the
 	# volume (1.0); a handoff labels N's slot from N's manifest.
 	echo "state /dev/vda ext4 /state label=1.0" >"$VM_WORK/volumes"
-	# shellcheck disable=SC2046 # option list without spaces, split on purpose
+	vm_release_adds
 	vm_initramfs "$out" --add "$f=/etc/keyd/image-version" --volumes "$VM_WORK/volumes" \
-		$(vm_release_adds)
+		"${VM_RELEASE_ADDS[@]}"
 }
 
 # vm_release_setup: the release signing keys of this run (3 keys, any 2 sign
@@ -302,10 +347,11 @@ vm_release_setup() {
 	mv "$VM_RELEASE/release-keys.json.tmp" "$VM_RELEASE/release-keys.json"
 }
 
-# Builder options that put the release keys and the ARK into an image.
+# Builder options that put the release keys and the ARK into an image, in
+# the array VM_RELEASE_ADDS.
 vm_release_adds() {
-	echo "--add $VM_WORK/release/release-keys.json=/etc/keyd/release-keys.json"
-	echo "--add $VM_WORK/release/certs/ark.pem=/etc/keyd/ark.pem"
+	VM_RELEASE_ADDS=(--add "$VM_WORK/release/release-keys.json=/etc/keyd/release-keys.json"
+		--add "$VM_WORK/release/certs/ark.pem=/etc/keyd/ark.pem")
 }
 
 # vm_launch NAME INITRD APPEND DISK [POLICY]: one launch with its own
@@ -315,8 +361,8 @@ vm_launch() {
 	local sock=$VM_WORK/$name.sock
 	VM_LOG=$VM_WORK/$name.console
 	sim_start "$VM_CHIP" "$sock" "$initrd" "$append" "$policy" || return 1
-	vm_boot "$VM_LOG" "$disk" "$initrd" "$append" "$sock"
-	rc=$?
+	rc=0
+	vm_boot "$VM_LOG" "$disk" "$initrd" "$append" "$sock" || rc=$?
 	sim_stop
 	if [ "$rc" -ne 0 ]; then
 		echo "vm_launch $name: qemu exited $rc (124 = timeout)" >&2

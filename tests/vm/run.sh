@@ -29,10 +29,8 @@ done
 
 VM_WORK=$(mktemp -d /tmp/keyd-vm.XXXXXX)
 export VM_WORK
-cleanup() {
-	jobs -p | xargs -r kill 2>/dev/null
-}
-trap cleanup EXIT
+# lib.sh's traps kill every scenario still running on exit, INT or TERM, and
+# each scenario kills its own QEMU and simulators in turn.
 
 t0=$(date +%s)
 echo "check-vm: kernel $VM_KVER, work dir $VM_WORK"
@@ -43,11 +41,15 @@ if ! vm_setup >"$VM_WORK/setup.log" 2>&1; then
 fi
 
 run_one() { # SCRIPT -> writes $VM_WORK/NAME.result
-	local s=$1 name start end rc
+	local s=$1 name start end rc pid
 	name=$(basename "$s" .sh)
 	start=$(date +%s)
-	bash "$s" >"$VM_WORK/$name.log" 2>&1
-	rc=$?
+	rc=0
+	bash "$s" >"$VM_WORK/$name.log" 2>&1 &
+	pid=$!
+	vm_track "$pid"
+	wait "$pid" || rc=$?
+	vm_untrack "$pid"
 	end=$(date +%s)
 	echo "$rc $((end - start))" >"$VM_WORK/$name.result"
 }
@@ -61,12 +63,25 @@ done
 
 parallel=()
 for s in "${scripts[@]}"; do
-	case $(basename "$s") in 05-*) run_one "$s" & parallel+=($!) ;; esac
+	case $(basename "$s") in
+	05-*)
+		(
+			VM_PIDS=()
+			vm_traps
+			run_one "$s"
+		) &
+		parallel+=("$!")
+		vm_track "$!"
+		;;
+	esac
 done
 for s in "${scripts[@]}"; do
 	case $(basename "$s") in 05-*) ;; *) run_one "$s" ;; esac
 done
-for p in "${parallel[@]}"; do wait "$p"; done
+for p in ${parallel[@]+"${parallel[@]}"}; do
+	wait "$p" || true
+	vm_untrack "$p"
+done
 
 # The same scenarios on the second kernel, in their own work dir (another
 # kernel is another initramfs, hence another measurement and another disk)

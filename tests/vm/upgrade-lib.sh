@@ -37,7 +37,7 @@ vm_udp_port() {
 	local p
 	while :; do
 		p=$((20000 + RANDOM % 30000))
-		ss -Hunl "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+		ss -Hunl "sport = :$p" 2>/dev/null | kd_has . || { echo "$p"; return 0; }
 	done
 }
 
@@ -62,17 +62,25 @@ vm_handoff() {
 	VM_LOG_O=$VM_WORK/$name-O.console
 	VM_LOG_N=$VM_WORK/$name-N.console
 	(
+		VM_PIDS=()
+		vm_traps
 		mapfile -t VM_QEMU_EXTRA < <(vm_net_args "$po" "$pn" 01 serve-upgrade "$om")
 		vm_launch "$name-O" "$oi" "$VM_APPEND_BASE" "$disk"
 	) &
 	opid=$!
+	vm_track "$opid"
 	(
+		VM_PIDS=()
+		vm_traps
 		mapfile -t VM_QEMU_EXTRA < <(vm_net_args "$pn" "$po" 02 upgrade "$nm")
 		vm_launch "$name-N" "$ni" "$VM_APPEND_BASE" ""
 	) &
 	npid=$!
+	vm_track "$npid"
 	wait "$opid" || ro=$?
 	wait "$npid" || rn=$?
+	vm_untrack "$opid"
+	vm_untrack "$npid"
 	[ "$ro" -eq 0 ] && [ "$rn" -eq 0 ]
 }
 

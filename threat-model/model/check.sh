@@ -4,6 +4,9 @@
 # caught). Exit 0 only if the real model has no violation, every search is
 # complete, and every mutant yields a counterexample.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../../tests/lib.bash"
+kd_loud
 
 here=$(cd "$(dirname "$0")" && pwd)
 model=$here/keyd.pml
@@ -37,7 +40,7 @@ run() {
 	  ./pan $pflags >pan.log 2>&1 ) || true
 	local log=$d/pan.log secs=$((SECONDS - t0))
 	if [ ! -s "$log" ]; then
-		echo "$name: spin/gcc failed: $(cat "$d/spin.log" "$d/gcc.log" | head -5)" >"$d/result"
+		echo "$name: spin/gcc failed: $(cat "$d/spin.log" "$d/gcc.log" | sed -n 1,5p)" >"$d/result"
 		echo fail >"$d/status"; return
 	fi
 	local errors states depth
@@ -47,7 +50,7 @@ run() {
 	if [ "$kind" = mutant ]; then
 		if [ "${errors:-0}" -gt 0 ]; then
 			local what
-			what=$(sed -n 's/.*assertion violated ((\([1-5]\)==\1).*(at depth \([0-9]*\)).*/property \1 violated at depth \2/p' "$log" | head -1)
+			what=$(sed -n 's/.*assertion violated ((\([1-5]\)==\1).*(at depth \([0-9]*\)).*/property \1 violated at depth \2/p' "$log" | sed -n 1p)
 			echo "$name: caught (${what:-$(grep -m1 -E 'assertion violated|acceptance cycle' "$log" | cut -c1-80)}) [${secs}s]" >"$d/result"
 			echo ok >"$d/status"
 		else
@@ -97,7 +100,7 @@ for r in "${R[@]}"; do
 	eval "set -- $r"; names+=("$1"); launch "$1" "$2" "$3"
 done
 for m in "${M[@]}"; do
-	IFS='|' read -r n kind defs sedcmd <<<"$m"
+	IFS='|' read -r n kind defs _ <<<"$m"
 	names+=("$n"); launch "$n" "$kind" "$defs" "${m#*|*|*|}"
 done
 for r in "${RR[@]}"; do

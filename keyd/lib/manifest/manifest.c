@@ -14,32 +14,75 @@
 #include "keyd/manifest.h"
 #include "keyd/util.h"
 
+/* The decimal value of n digits at s, or -1 if one of them is not a digit. */
+static int digits(const char *s, size_t n)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/*
+ * Fixed positions, digits only, every field in range. strptime(3) would also
+ * take spaces and short fields ("  40-01-01T..." is the year 40) and roll
+ * 30 February over into March; such a time formats back to a different
+ * string, so the JSON form of a parsed manifest would not parse again.
+ */
 int kd_manifest_parse_time(const char *s, time_t *ret)
 {
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, mo, d, h, mi, sec, dim = 0;
 	struct tm tm;
-	const char *end;
 	time_t t;
 
-	memset(&tm, 0, sizeof(tm));
-	if (!s || strlen(s) != 20)
-		return kd_fail(KD_EMALFORMED, "time '%s' is not RFC 3339 YYYY-MM-DDTHH:MM:SSZ",
+	if (!s || strlen(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+	    s[13] != ':' || s[16] != ':' || s[19] != 'Z')
+		return kd_fail(KD_EMALFORMED, "time '%.40s' is not RFC 3339 YYYY-MM-DDTHH:MM:SSZ",
 			       s ? s : "");
-	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (!end || *end)
+	y = digits(s, 4);
+	mo = digits(s + 5, 2);
+	d = digits(s + 8, 2);
+	h = digits(s + 11, 2);
+	mi = digits(s + 14, 2);
+	sec = digits(s + 17, 2);
+	if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || sec < 0)
 		return kd_fail(KD_EMALFORMED, "time '%s' is not RFC 3339 YYYY-MM-DDTHH:MM:SSZ", s);
+	if (mo >= 1 && mo <= 12)
+		dim = mdays[mo - 1] +
+		      (mo == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) ? 1 : 0);
+	if (d < 1 || d > dim || h > 23 || mi > 59 || sec > 59)
+		return kd_fail(KD_EMALFORMED, "time '%s' names no calendar second", s);
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
 	t = timegm(&tm);
-	if (t == (time_t)-1)
+	if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31 && h == 23 && mi == 59 &&
+				 sec == 59))
 		return kd_fail(KD_EMALFORMED, "time '%s' is out of range", s);
 	*ret = t;
 	return 0;
 }
 
+/* Always four year digits, so that kd_manifest_parse_time reads it back. */
 void kd_manifest_format_time(time_t t, char out[32])
 {
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
+		snprintf(out, 32, "(out of range)");
+		return;
+	}
+	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 int kd_manifest_new(struct kd_manifest **ret)
