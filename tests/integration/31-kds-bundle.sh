@@ -6,6 +6,9 @@
 # a wrong or foreign bundle is refused. `keyd selftest` runs against the
 # simulator.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 : "${KEYD_BUILD:?}" "${KEYD_VECTORS:=$(cd "$(dirname "$0")/../vectors" && pwd)}"
 K=$KEYD_BUILD/keyd
 SIMFW=$KEYD_BUILD/keyd-simfw
@@ -148,7 +151,7 @@ for want in "backend *sim" "vmpl *0" "report *version 5, product Milan, vmpl 0, 
 	grep -q "^$want" "$T/st" || fail "selftest lacks '$want': $(cat "$T/st")"
 done
 # No key bytes: nothing longer than the 16-digit fingerprint but the chip ID.
-if grep -v '^chip-id' "$T/st" | grep -qE '[0-9a-f]{32}'; then fail "selftest printed a long hex string"; fi
+if grep -v '^chip-id' "$T/st" | kd_has -E '[0-9a-f]{32}'; then fail "selftest printed a long hex string"; fi
 # Without the simulator's ARK the report does not verify against AMD's roots: exit 1, and says so.
 if "$K" selftest --backend sim --sim "unix:$T/sim.sock" >"$T/st" 2>&1; then
 	fail "selftest passed with a simulator chain against the AMD roots"

@@ -8,6 +8,9 @@
 # keyd-recover repair saves both copies and then rewrites the bad one, and
 # libcryptsetup then finds nothing to repair itself.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 S=${KEYD_SRC:?}
 [ -x "$B/keyd-simfw" ] && [ -x "$B/keyd-recover" ] || exit 77

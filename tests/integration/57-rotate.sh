@@ -6,6 +6,9 @@
 # failpoint build is SIGKILLed at every rotation step, after which this
 # launch still opens the volume and a rerun finishes with every byte intact.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 SRC=${KEYD_SRC:-.}
 [ -x "$B/keyd-simfw" ] || exit 77
@@ -124,7 +127,7 @@ K unlock esc.img --dry-run >/dev/null || fail "escrow volume does not open after
 rm -f esc.img && truncate -s $SIZE esc.img
 K enroll esc.img --format --label g --escrow alice.crt --threshold 1 >/dev/null
 K rotate esc.img --drop-escrow --quiet >/dev/null || fail "rotate --drop-escrow"
-meta esc.img | grep -q keyd-escrow && fail "escrow token survived --drop-escrow"
+meta esc.img | kd_has keyd-escrow && fail "escrow token survived --drop-escrow"
 set +e; K rotate esc.img --resilience none 2>err; rc=$?; set -e
 [ $rc -eq 2 ] || fail "--resilience none accepted ($rc)"
 

@@ -6,6 +6,9 @@
 # recovery check combines them. A wrong PIN or object is refused in one
 # line and nothing is written.
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 [ -x "$B/keyd-simfw" ] && [ -x "$B/keyd-recover" ] || exit 77
 command -v softhsm2-util >/dev/null && command -v pkcs11-tool >/dev/null || exit 77

@@ -6,6 +6,9 @@
 # the escrow still works, status says the volume is openable, and the
 # recovery can be finished. Needs the failpoint build (make FP=1 B=build-fp).
 set -euo pipefail
+# shellcheck source=tests/lib.bash
+. "$(dirname "$0")/../lib.bash"
+kd_loud
 B=${KEYD_BUILD:?}
 FPB=${KEYD_BUILD_FP:-${KEYD_SRC:-.}/build-fp}
 [ -x "$B/keyd-simfw" ] && [ -x "$B/keyd-recover" ] || exit 77

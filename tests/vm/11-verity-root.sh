@@ -47,14 +47,14 @@ cat >"$W/hook.sh" <<'EOF'
 test_hook_post_action() {
 	mkdir -p /mnt/vroot
 	if ! mount -t ext4 -o ro,noload /dev/mapper/root /mnt/vroot 2>/tmp/verity.err; then
-		say "VERITY-READ result=nomount error=$(tr ' ' '_' </tmp/verity.err | head -c 120)"
+		say "VERITY-READ result=nomount error=$(tr ' ' '_' </tmp/verity.err | cut -c1-120)"
 		dmesg | tail -n 5
 		return 0
 	fi
 	if cat /mnt/vroot/payload >/dev/null 2>/tmp/verity.err; then
 		say "VERITY-READ result=ok"
 	else
-		say "VERITY-READ result=eio error=$(tr ' ' '_' </tmp/verity.err | head -c 80)"
+		say "VERITY-READ result=eio error=$(tr ' ' '_' </tmp/verity.err | cut -c1-80)"
 	fi
 	umount /mnt/vroot
 }

@@ -51,7 +51,7 @@ grep -aq 'KEYD-TEST: ROTATE name=state result=ok online=1' "$VM_LOG" || fail "ro
 new_digest=$(digest "$disk")
 [ "${new_digest%% *}" = 1 ] || fail "header after rotation has ${new_digest%% *} digests"
 [ "$new_digest" != "$old_digest" ] || fail "volume key digest unchanged: nothing was rotated"
-cryptsetup luksDump --dump-json-metadata "$disk" | grep -q requirements && fail "reencryption not finished"
+cryptsetup luksDump --dump-json-metadata "$disk" | kd_has requirements && fail "reencryption not finished"
 
 # 3: the host rolls the header back on a copy of the disk: the old keyslot
 # opens (pin verifies), the data does not decrypt under the old key.
