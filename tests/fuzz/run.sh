@@ -36,13 +36,14 @@ fi
 PKGS="libcryptsetup openssl json-c devmapper blkid"
 CFLAGS="-std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
 	-fno-sanitize-recover=all -D_GNU_SOURCE -DKEYD_VERSION=\"fuzz\" -Ikeyd/include
-	-Ikeyd/lib -Ikeyd/sim/include -Itests/fuzz -Wall -Wextra -Wno-unused-parameter
+	-Ikeyd/lib -Ikeyd/sim/include -Ikeyd/sim/cuse -Itests/fuzz -Wall -Wextra -Wno-unused-parameter
 	$(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lgfshare"
 
 # ---------------------------------------------------------------- build
 mkdir -p "$OUT/obj"
-srcs=$(ls keyd/lib/*/*.c keyd/sim/*.c | sort)
+# The emulated /dev/sev-guest's ABI, not its CUSE front end (libfuse3).
+srcs=$(ls keyd/lib/*/*.c keyd/sim/*.c keyd/sim/cuse/sevguest.c | sort)
 objs=()
 stale=()
 for s in $srcs; do
@@ -86,7 +87,7 @@ max_len() {
 	luks2_header) echo 70000 ;;
 	luks2_json | manifest | token | vek | certtable | handoff) echo 16384 ;;
 	ovmf) echo 16384 ;;
-	sim) echo 8192 ;;
+	sim | sevguest) echo 8192 ;;
 	*) echo 4096 ;;
 	esac
 }
