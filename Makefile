@@ -155,6 +155,12 @@ $(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEY
 	$(CC) $(CPPFLAGS) $(SIM_CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) -Itests/unit -Ikeyd/sim/cuse $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
 		$(filter %/sevguest.o,$^) $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
 
+# VM scenario 11 runs this raw-ioctl probe of /dev/sev-guest inside the guest.
+SEVGUEST_PROBE := $(B)/tests/sevguest-probe
+$(SEVGUEST_PROBE): tests/vm/sevguest-probe.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
 # Benchmark helpers: tests/bench/<name>.c -> $(B)/bench/<name>
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(sort $(wildcard tests/bench/*.c)))
 $(B)/bench/%: tests/bench/%.c $(LIBKEYD)
@@ -245,7 +251,7 @@ check-asan: deps
 check-valgrind: all $(UNIT_BINS)
 	@tests/run-valgrind.sh $(UNIT_BINS)
 
-check-vm: all deps-vm deps-vm-kernel2
+check-vm: all $(SEVGUEST_PROBE) deps-vm deps-vm-kernel2
 	@if [ -x tests/vm/run.sh ]; then tests/vm/run.sh; else echo "check-vm: no VM tests"; fi
 
 model-check: deps-model

@@ -52,14 +52,15 @@ read -ra PKG_CFLAGS <<<"$(pkg-config --cflags "${PKGS[@]}")"
 read -ra LIBS <<<"$(pkg-config --libs "${PKGS[@]}") -lgfshare"
 CFLAGS=(-std=gnu11 -O1 -g -fno-omit-frame-pointer '-fsanitize=fuzzer-no-link,address,undefined'
 	-fno-sanitize-recover=all -D_GNU_SOURCE '-DKEYD_VERSION="fuzz"' -Ikeyd/include
-	-Ikeyd/lib -Ikeyd/sim/include -Itests/fuzz -Wall -Wextra -Wno-unused-parameter
+	-Ikeyd/lib -Ikeyd/sim/include -Ikeyd/sim/cuse -Itests/fuzz -Wall -Wextra -Wno-unused-parameter
 	"${PKG_CFLAGS[@]}")
 
 # ---------------------------------------------------------------- build
 mkdir -p "$OUT/obj"
+# The emulated /dev/sev-guest's ABI, not its CUSE front end (libfuse3).
 objs=()
 stale=()
-for s in keyd/lib/*/*.c keyd/sim/*.c; do
+for s in keyd/lib/*/*.c keyd/sim/*.c keyd/sim/cuse/sevguest.c; do
 	o="$OUT/obj/${s//\//_}.o"
 	objs+=("$o")
 	# Rebuild when the source or any header is newer than the object.
@@ -108,7 +109,7 @@ max_len() {
 	luks2_header | volume | admin) echo 70000 ;;
 	luks2_json | manifest | token | vek | certtable | handoff) echo 16384 ;;
 	ovmf) echo 16384 ;;
-	sim) echo 8192 ;;
+	sim | sevguest) echo 8192 ;;
 	*) echo 4096 ;;
 	esac
 }

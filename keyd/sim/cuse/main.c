@@ -186,7 +186,7 @@ static void sg_ioctl_cb(fuse_req_t req, int cmd_arg, void *arg, struct fuse_file
 	if (c->rc && c->rc != -EINVAL && c->rc != -ENOTTY)
 		fprintf(stderr, "keyd-sevguest: ioctl 0x%x: %s, exitinfo2 0x%llx%s\n", cmd,
 			strerror((int)-c->rc), (unsigned long long)c->io_out.exitinfo2,
-			dev.vmpck_disabled ? "; VMPCK disabled" : "");
+			c->vmpck_disabled ? "; VMPCK disabled" : "");
 
 	/*
 	 * The out buffer is [io][ext req][resp][certs]: write the prefix up

@@ -284,6 +284,7 @@ void sg_ioctl(struct sg_dev *d, struct sg_call *c)
 	long rc;
 
 	c->write_io = c->write_req = c->write_resp = c->write_certs = false;
+	c->vmpck_disabled = false;
 	c->resp_len = c->certs_len = 0;
 	io.exitinfo2 = SG_NO_FW_CALL;
 	/* "Message version must be non-zero" (nothing is copied back). */
@@ -294,6 +295,7 @@ void sg_ioctl(struct sg_dev *d, struct sg_call *c)
 	pthread_mutex_lock(&d->lock);
 	if (d->vmpck_disabled) {
 		pthread_mutex_unlock(&d->lock);
+		c->vmpck_disabled = true;
 		c->rc = -ENOTTY; /* "VMPCK is disabled" */
 		return;
 	}
@@ -311,6 +313,7 @@ void sg_ioctl(struct sg_dev *d, struct sg_call *c)
 		rc = -ENOTTY;
 		break;
 	}
+	c->vmpck_disabled = d->vmpck_disabled;
 	pthread_mutex_unlock(&d->lock);
 	if (io.exitinfo2) {
 		c->io_out = io;

@@ -126,6 +126,7 @@ struct sg_call {
 	uint8_t certs[SG_CERTS_MAX];
 	size_t certs_len;
 	bool write_certs;
+	bool vmpck_disabled; /* the device's state after this call */
 };
 
 /*
