@@ -19,7 +19,8 @@ size_t kd_cur_remaining(const struct kd_cursor *c)
 int kd_cur_ptr(struct kd_cursor *c, const uint8_t **ret, size_t n)
 {
 	if (n > kd_cur_remaining(c))
-		return KD_ETRUNC;
+		return kd_fail(KD_ETRUNC, "input truncated: %zu bytes needed at offset %zu, %zu left", n,
+			       c->off, kd_cur_remaining(c));
 	*ret = c->buf + c->off;
 	c->off += n;
 	return 0;
@@ -96,10 +97,11 @@ int kd_cur_skip(struct kd_cursor *c, size_t n)
 int kd_cur_zero(struct kd_cursor *c, size_t n)
 {
 	if (n > kd_cur_remaining(c))
-		return KD_ETRUNC;
+		return kd_fail(KD_ETRUNC, "input truncated: %zu reserved bytes needed at offset %zu, %zu left",
+			       n, c->off, kd_cur_remaining(c));
 	for (size_t i = 0; i < n; i++)
 		if (c->buf[c->off + i] != 0)
-			return KD_ERESERVED;
+			return kd_fail(KD_ERESERVED, "reserved byte at offset 0x%zx is not zero", c->off + i);
 	c->off += n;
 	return 0;
 }
@@ -107,12 +109,14 @@ int kd_cur_zero(struct kd_cursor *c, size_t n)
 int kd_cur_seek(struct kd_cursor *c, size_t off)
 {
 	if (off > c->len)
-		return KD_ETRUNC;
+		return kd_fail(KD_ETRUNC, "input truncated: offset %zu is past its end (%zu bytes)", off, c->len);
 	c->off = off;
 	return 0;
 }
 
 int kd_cur_expect_end(const struct kd_cursor *c)
 {
-	return kd_cur_remaining(c) == 0 ? 0 : KD_EMALFORMED;
+	if (kd_cur_remaining(c))
+		return kd_fail(KD_EMALFORMED, "%zu trailing bytes after the input", kd_cur_remaining(c));
+	return 0;
 }

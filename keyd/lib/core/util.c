@@ -38,17 +38,19 @@ int kd_unhex_var(const char *s, uint8_t *out, size_t max, size_t *ret_len)
 	size_t n;
 
 	if (!s)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "no hex string given");
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 		s += 2;
 	n = strlen(s);
-	if (n % 2 || n / 2 > max)
-		return KD_EMALFORMED;
+	if (n % 2)
+		return kd_fail(KD_EMALFORMED, "hex string has an odd number of digits (%zu)", n);
+	if (n / 2 > max)
+		return kd_fail(KD_EMALFORMED, "hex string is %zu bytes, at most %zu expected", n / 2, max);
 	for (size_t i = 0; i < n / 2; i++) {
 		int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
-			return KD_EMALFORMED;
+			return kd_fail(KD_EMALFORMED, "not a hex digit at position %zu", 2 * i + (hi < 0 ? 0 : 1));
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	*ret_len = n / 2;
@@ -62,7 +64,9 @@ int kd_unhex(const char *s, uint8_t *out, size_t len)
 
 	if (r < 0)
 		return r;
-	return n == len ? 0 : KD_EMALFORMED;
+	if (n != len)
+		return kd_fail(KD_EMALFORMED, "hex string is %zu bytes, %zu expected", n, len);
+	return 0;
 }
 
 int kd_parse_u64(const char *s, uint64_t max, uint64_t *ret)
@@ -71,11 +75,13 @@ int kd_parse_u64(const char *s, uint64_t max, uint64_t *ret)
 	char *end;
 
 	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		return KD_EMALFORMED;
+		return kd_fail(KD_EMALFORMED, "\"%s\" is not an unsigned number", s ? s : "");
 	errno = 0;
 	v = strtoull(s, &end, 0);
-	if (errno || *end || v > max)
-		return KD_EMALFORMED;
+	if (errno || *end)
+		return kd_fail(KD_EMALFORMED, "\"%s\" is not an unsigned number", s);
+	if (v > max)
+		return kd_fail(KD_EMALFORMED, "%s is larger than %llu", s, (unsigned long long)max);
 	*ret = v;
 	return 0;
 }
@@ -102,7 +108,7 @@ int kd_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 			if (!nb) {
 				free(buf);
 				close(fd);
-				return KD_ENOMEM;
+				return kd_fail(KD_ENOMEM, "out of memory (reading %s)", path);
 			}
 			buf = nb;
 			cap = ncap;
@@ -125,7 +131,7 @@ int kd_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 		return kd_fail(KD_EMALFORMED, "%s is larger than %zu bytes", path, max);
 	}
 	if (!buf && !(buf = malloc(1)))
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (reading %s)", path);
 	buf[len] = '\0';
 	*ret = buf;
 	*ret_len = len;
@@ -139,7 +145,7 @@ int kd_write_file(const char *path, const void *buf, size_t len, unsigned mode)
 	int fd;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= (int)sizeof(tmp))
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "path is too long: %s", path);
 	fd = mkstemp(tmp);
 	if (fd < 0)
 		return kd_fail(KD_EIO, "cannot create %s: %s", path, strerror(errno));

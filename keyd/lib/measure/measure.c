@@ -153,7 +153,7 @@ static int sha256_file(const char *path, uint8_t out[32])
 	buf = malloc(STREAM_CHUNK);
 	ctx = EVP_MD_CTX_new();
 	if (!buf || !ctx) {
-		err = KD_ENOMEM;
+		err = kd_fail(KD_ENOMEM, "out of memory (hashing %s)", path);
 		goto out;
 	}
 	if (EVP_DigestInit_ex2(ctx, EVP_sha256(), NULL) != 1) {
@@ -213,7 +213,9 @@ static int build_hashes_page(const struct kd_measure_params *p, const struct kd_
 	if (p->initrd_path)
 		err = sha256_file(p->initrd_path, ih);
 	else
-		err = EVP_Digest("", 0, ih, NULL, EVP_sha256(), NULL) == 1 ? 0 : KD_ECRYPTO;
+		err = EVP_Digest("", 0, ih, NULL, EVP_sha256(), NULL) == 1
+			      ? 0
+			      : kd_fail(KD_ECRYPTO, "SHA-256 of the empty initrd failed");
 	if (err < 0)
 		return err;
 	/* QEMU hashes the command line with its terminating NUL. */
@@ -395,14 +397,14 @@ int kd_measure_traced(const struct kd_measure_params *p, uint8_t out[KD_LD_SIZE]
 	if (p->kernel_path) {
 		hpage = malloc(KD_PAGE_SIZE);
 		if (!hpage)
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (hashes page)");
 		err = build_hashes_page(p, &ovmf, hpage);
 		if (err < 0)
 			return err;
 	}
 	vmsa = malloc(KD_PAGE_SIZE);
 	if (!vmsa)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (VMSA page)");
 
 	err = gctx_init(&g, p->ovmf_hash, trace, arg);
 	if (err < 0)
