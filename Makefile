@@ -109,7 +109,7 @@ TEST_HELPERS := $(sort $(wildcard tests/unit/helpers/*.c))
 
 DEPFLAGS = -MMD -MP
 # Tests find the real AMD vectors in the tree unless $KEYD_VECTORS says otherwise.
-TEST_CPPFLAGS = -DKD_TEST_VECTORS=\"$(abspath tests/vectors)\"
+TEST_CPPFLAGS = -DKD_TEST_VECTORS=\"$(abspath tests/vectors)\" -DKD_TEST_SRC=\"$(abspath .)\"
 
 .PHONY: all
 all: $(LIBKEYD) $(BINS) $(PLUGIN)
