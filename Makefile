@@ -68,6 +68,9 @@ endif
 override CPPFLAGS := -D_GNU_SOURCE -DKEYD_VERSION=\"$(KEYD_VERSION)\" -Ikeyd/include -Ikeyd/lib \
 	-Ikeyd/tools/common $(CPPFLAGS)
 override CFLAGS := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) $(EXTRA_CFLAGS) $(CFLAGS)
+# assert() marks programmer errors (a broken internal contract, never bad
+# input): it stays on in every build, whatever NDEBUG a packager passes.
+override CFLAGS += -UNDEBUG
 override LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDSAN) $(LDFLAGS)
 
 # ---------------------------------------------------------------- sources

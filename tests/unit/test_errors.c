@@ -11,12 +11,16 @@
  * library sources so that no bare failure comes back.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <regex.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "keyd/cursor.h"
 #include "keyd/error.h"
@@ -105,6 +109,32 @@ START_TEST(a_later_failure_replaces_the_detail)
 	ck_assert_str_eq(kd_err_detail(KD_EPROTO), kd_strerror(KD_EPROTO));
 	kd_err_clear();
 	ck_assert_str_eq(kd_err_detail(KD_EIO), kd_strerror(KD_EIO));
+}
+END_TEST
+
+/*
+ * A broken internal contract stops the process (assert), in the library as
+ * built: the build keeps assertions on even when NDEBUG is passed in.
+ */
+START_TEST(library_asserts_are_on)
+{
+	pid_t pid = fork();
+	int st;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct kd_cursor c;
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, 2);
+		kd_cur_init(&c, "x", 1);
+		/* No caller may ask for bytes without a place to put them. */
+		kd_cur_ptr(&c, NULL, 1);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "kd_cur_ptr(NULL) did not abort");
 }
 END_TEST
 
@@ -246,6 +276,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(tc, util_failures_have_their_own_detail);
 	tcase_add_test(tc, library_argument_refusals_have_their_own_detail);
 	tcase_add_test(tc, a_later_failure_replaces_the_detail);
+	tcase_add_test(tc, library_asserts_are_on);
 	tcase_add_test(tc, scanner_recognises_bare_failures);
 	tcase_add_test(tc, no_bare_failure_in_the_sources);
 	suite_add_tcase(s, tc);

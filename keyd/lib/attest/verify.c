@@ -17,6 +17,7 @@
  * one SHA-384, one ECDSA P-384 verification and compares. Validity periods
  * are checked on every report against the caller's time.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -58,6 +59,7 @@ __attribute__((format(printf, 4, 5))) static int ck(struct checker *c, const cha
 	char buf[DETAIL_MAX];
 	va_list ap;
 
+	assert(c && name && fmt);
 	if (!c->out && (!err || c->first_err))
 		return err;
 	va_start(ap, fmt);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ int kd_secret_new(size_t len, struct kd_secret **ret)
 	size_t map_len;
 	void *m;
 
+	assert(ret);
 	if (len == 0 || len > (1u << 20))
 		return kd_fail(KD_EINVAL, "secret size %zu is not in 1..1 MiB", len);
 	map_len = (len + page - 1) / page * page;

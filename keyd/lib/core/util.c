@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +16,7 @@ void kd_hex(const uint8_t *buf, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 
+	assert(out && (buf || !len));
 	for (size_t i = 0; i < len; i++) {
 		out[2 * i] = digits[buf[i] >> 4];
 		out[2 * i + 1] = digits[buf[i] & 15];
@@ -37,6 +39,7 @@ int kd_unhex_var(const char *s, uint8_t *out, size_t max, size_t *ret_len)
 {
 	size_t n;
 
+	assert(ret_len && (out || !max));
 	if (!s)
 		return kd_fail(KD_EINVAL, "no hex string given");
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
@@ -74,6 +77,7 @@ int kd_parse_u64(const char *s, uint64_t max, uint64_t *ret)
 	unsigned long long v;
 	char *end;
 
+	assert(ret);
 	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
 		return kd_fail(KD_EMALFORMED, "\"%s\" is not an unsigned number", s ? s : "");
 	errno = 0;
@@ -90,9 +94,10 @@ int kd_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0, cap = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd;
 
-	if (fd < 0)
+	assert(path && ret && ret_len);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return kd_fail(errno == ENOENT ? KD_ENOENT : KD_EIO, "cannot open %s: %s",
 			       path, strerror(errno));
 	for (;;) {
@@ -144,6 +149,7 @@ int kd_write_file(const char *path, const void *buf, size_t len, unsigned mode)
 	const uint8_t *p = buf;
 	int fd;
 
+	assert(path && (buf || !len));
 	if (snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= (int)sizeof(tmp))
 		return kd_fail(KD_EINVAL, "path is too long: %s", path);
 	fd = mkstemp(tmp);
