@@ -49,8 +49,7 @@ static int run_commit(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("commit needs DEVICE");
-	r = kd_backend_open(&bo, &b);
-	if (!r)
+	if ((r = kd_backend_open(&bo, &b)) == 0)
 		r = kd_handoff_commit(argv[optind], b, pol, &res);
 	kd_backend_close(b);
 	if (r)
