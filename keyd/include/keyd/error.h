@@ -13,7 +13,8 @@
  * alone, so a bare code would surface the detail of an earlier, unrelated
  * failure with the same code. A code passed up from a callee is returned
  * as is (the callee recorded its detail). tests/unit/test_errors.c scans
- * the library for bare failures.
+ * the sources for bare failures; a caller prints kd_err_detail(r) of the
+ * code it got, never of a code it assumes.
  *
  * A NULL argument that a public function documents as KD_EINVAL is a
  * refusal like any other. A broken internal contract (a NULL that no
