@@ -409,25 +409,28 @@ int kd_measure_traced(const struct kd_measure_params *p, uint8_t out[KD_LD_SIZE]
 	err = gctx_init(&g, p->ovmf_hash, trace, arg);
 	if (err < 0)
 		return err;
-	if (!p->ovmf_hash)
-		err = measure_ovmf_pages(&g, img, len, ovmf.gpa);
-	for (unsigned i = 0; err == 0 && i < ovmf.n_sections; i++)
-		err = measure_section(&g, &ovmf.sections[i], p, hpage);
-	for (unsigned i = 0; err == 0 && p->vmm == KD_VMM_EC2 && i < ovmf.n_sections; i++)
-		if (ovmf.sections[i].type == KD_OVMF_CPUID)
-			err = gctx_empty_pages(&g, PT_CPUID, ovmf.sections[i].gpa, KD_PAGE_SIZE);
-	for (unsigned i = 0; err == 0 && i < p->vcpus; i++) {
+	if (!p->ovmf_hash && (err = measure_ovmf_pages(&g, img, len, ovmf.gpa)) < 0)
+		goto out;
+	for (unsigned i = 0; i < ovmf.n_sections; i++)
+		if ((err = measure_section(&g, &ovmf.sections[i], p, hpage)) < 0)
+			goto out;
+	for (unsigned i = 0; p->vmm == KD_VMM_EC2 && i < ovmf.n_sections; i++)
+		if (ovmf.sections[i].type == KD_OVMF_CPUID &&
+		    (err = gctx_empty_pages(&g, PT_CPUID, ovmf.sections[i].gpa, KD_PAGE_SIZE)) < 0)
+			goto out;
+	for (unsigned i = 0; i < p->vcpus; i++) {
 		uint8_t h[KD_LD_SIZE];
 
 		/* The BSP starts at the reset vector; APs at OVMF's SEV-ES AP entry. */
 		if (i <= 1)
 			build_vmsa(vmsa, i == 0 ? BSP_EIP : ovmf.reset_eip, p);
-		err = sha384(&g, vmsa, KD_PAGE_SIZE, h);
-		if (err == 0)
-			err = gctx_update(&g, PT_VMSA, VMSA_GPA, h);
+		if ((err = sha384(&g, vmsa, KD_PAGE_SIZE, h)) < 0 ||
+		    (err = gctx_update(&g, PT_VMSA, VMSA_GPA, h)) < 0)
+			goto out;
 	}
-	if (err == 0)
-		memcpy(out, g.ld, KD_LD_SIZE);
+	memcpy(out, g.ld, KD_LD_SIZE);
+	err = 0;
+out:
 	gctx_free(&g);
 	return err;
 }
