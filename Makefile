@@ -35,7 +35,7 @@ INITRAMFS_TOOLS_DIR ?= $(PREFIX)/share/initramfs-tools
 DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
 
 CC ?= gcc
-PKGS := libcryptsetup openssl json-c devmapper blkid
+PKGS := libcryptsetup openssl json-c devmapper blkid libseccomp
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgfshare
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
@@ -169,7 +169,7 @@ $(B)/bench/%: tests/bench/%.c $(LIBKEYD)
 # ---------------------------------------------------------------- deps
 # Debian 12 packages for building and testing. Installed only when missing.
 DEB_BUILD := gcc make pkg-config libcryptsetup-dev libssl-dev libjson-c-dev \
-	libdevmapper-dev libblkid-dev libgfshare-dev check libsubunit-dev \
+	libdevmapper-dev libblkid-dev libgfshare-dev libseccomp-dev check libsubunit-dev \
 	cryptsetup-bin e2fsprogs util-linux xxd ovmf libfuse3-dev \
 	libengine-pkcs11-openssl softhsm2 opensc
 DEB_VM := qemu-system-x86 linux-image-amd64 busybox-static cpio kmod initramfs-tools mmdebstrap

@@ -29,6 +29,22 @@
 # by the peer. The manifest cannot live in the image anyway: it lists the
 # image's measurement, which would then depend on itself.
 #
+# The host-given manifest is judged by its owner too: keyd refuses to serve
+# or to connect unless this image's own manifest is signed by k of the n
+# pinned keys and lists this launch's measurement, and unless this launch's
+# CHIP_ID is not all zero (a masked chip ID would make "same chip" 0 == 0).
+#
+# TCB floor: a peer whose reported TCB is below the floor is refused. The
+# floor comes from the release: the signed manifest's min_tcb for this
+# chip's product. An image may pin its own in /etc/keyd/tcb-floor (16 hex
+# digits, report byte order), which then wins. With neither, keyd refuses
+# the handoff, unless the image explicitly opts out by shipping
+# /etc/keyd/no-tcb-floor (both files are in the measured image, so the host
+# can neither add nor remove them).
+#
+# Revocation does not depend on the guest clock (which the host sets): a
+# manifest's min_peer_svn refuses every older release, whatever the time.
+#
 # With the simulated AMD-SP the chip's ARK is pinned in the image as
 # /etc/keyd/ark.pem (on SNP hardware the AMD roots are built into keyd).
 #
@@ -90,10 +106,17 @@ keyd_net_up() {
 keyd_upgrade_opts() {
 	echo "--release-keys /etc/keyd/release-keys.json --timeout $KEYD_UPGRADE_TIMEOUT"
 	[ -r /etc/keyd/ark.pem ] && echo "--ark /etc/keyd/ark.pem"
+	if [ -r /etc/keyd/tcb-floor ]; then
+		echo "--tcb-floor $(tr -d ' \r\n' </etc/keyd/tcb-floor)"
+	elif [ -e /etc/keyd/no-tcb-floor ]; then
+		echo "--no-tcb-floor"
+	fi
 	return 0
 }
 
-# keyd_upgrade_serve [CONFIG]: O, after keyd_unlock_all. Returns keyd's status.
+# keyd_upgrade_serve [CONFIG]: O, after keyd_unlock_all. keyd serves until a
+# verified N completes or KEYD_UPGRADE_TIMEOUT passes: stray or refused
+# connections do not end it. Returns keyd's status.
 keyd_upgrade_serve() {
 	_us_conf=${1:-/etc/keyd/volumes}
 	_us_devs=
@@ -123,29 +146,22 @@ keyd_upgrade_serve() {
 	keyd_log_lines keyd_log "$_us_out"
 }
 
-# keyd_upgrade_receive: N, with no disk. O may still be booting: until it
-# answers, its address is unreachable (no ARP reply) rather than refusing,
-# so a failure to connect is retried up to KEYD_UPGRADE_TIMEOUT.
+# keyd_upgrade_receive: N, with no disk. O may still be booting (its address
+# unreachable, no ARP reply), busy with a stray connection, or drop one:
+# keyd retries every such failure until KEYD_UPGRADE_TIMEOUT. A refusal (a
+# verdict about O, about this image's own release, or O's) is final.
 keyd_upgrade_receive() {
 	_ur_mf=$(keyd_upgrade_manifest) || return 1
 	keyd_net_up "$KEYD_UPGRADE_N_ADDR" || return 1
 	keyd_log "upgrade: asking $KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT for a keyslot"
-	_ur_end=$(($(cut -d. -f1 /proc/uptime) + KEYD_UPGRADE_TIMEOUT))
-	while :; do
-		# shellcheck disable=SC2046 # option list, split on purpose
-		if _ur_out=$("$KEYD" handoff receive --connect "$KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT" \
-			--manifest "$_ur_mf" $(keyd_upgrade_opts) --timings 2>&1); then
-			keyd_log_lines keyd_log "$_ur_out"
-			return 0
-		fi
-		case $_ur_out in
-		*"cannot connect"*)
-			[ "$(cut -d. -f1 /proc/uptime)" -lt "$_ur_end" ] && { sleep 1; continue; } ;;
-		esac
+	# shellcheck disable=SC2046 # option list, split on purpose
+	if ! _ur_out=$("$KEYD" handoff receive --connect "$KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT" \
+		--manifest "$_ur_mf" $(keyd_upgrade_opts) --timings 2>&1); then
 		keyd_error "upgrade: handoff refused"
 		keyd_log_lines keyd_error "$_ur_out"
 		return 1
-	done
+	fi
+	keyd_log_lines keyd_log "$_ur_out"
 }
 
 # keyd_commit_pending [CONFIG]: run after the volumes are unlocked and found

@@ -60,6 +60,10 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 		r = kd_fail(KD_ETAMPER, "header changed under the token plugin");
 		goto fail;
 	}
+	/* This is a real unlock: refused while the header copies disagree
+	 * (keyd reads on a private copy; the device is not keyd's to repair). */
+	if ((r = kd_header_require_agree(kd_volume_health(v))) < 0)
+		goto fail;
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0 ||
 	    (r = kd_volume_unlock_secrets(v, b, &l, &vk, &pass, &tok)) < 0)
 		goto fail;

@@ -122,7 +122,7 @@ expect_refused overlap.img "overlap"
 fresh prim.img
 "$S/tests/data/gen-bad-headers.sh" prim.img primary-corrupt
 K status prim.img >st
-grep -q "primary header damaged, secondary intact: needs repair" st || fail "status: $(cat st)"
+grep -q "primary header damaged, secondary intact: needs keyd-recover repair" st || fail "status: $(cat st)"
 grep -q "primary: *checksum mismatch" st || fail "status primary"
 K unlock prim.img --dry-run >/dev/null || fail "damaged primary does not open"
 K status prim.img --json | grep -q '"copies_agree":' || fail "status json"

@@ -7,7 +7,8 @@ set -euo pipefail
 . "$(dirname "$0")/handoff-lib.bash"
 
 setup_world
-O_TIMEOUT=10
+# O keeps serving after a bad peer until its deadline, then names the last.
+O_TIMEOUT=4
 SHA0=$(img_sha)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -subj /CN=raw \
 	-days 1 -keyout "$T/raw.key" -out "$T/raw.crt" 2>/dev/null
@@ -84,7 +85,7 @@ echo "ok: non-TLS peer refused"
 
 # N stops at each step: O gives up within its read timeout, volume unchanged.
 for step in tls hello volumes; do
-	serve_bg --read-timeout 0.5
+	O_TIMEOUT=3 serve_bg --read-timeout 0.5
 	start=$(date +%s)
 	receive --stall-after "$step" --timeout 1.5
 	wait_o
@@ -97,7 +98,7 @@ done
 # O stops at each step: N gives up within its read timeout.
 for step in tls hello volumes keys; do
 	serve_bg --stall-after "$step" --timeout 1.5
-	receive --read-timeout 0.5
+	receive --read-timeout 0.5 --timeout 2
 	wait_o
 	[ "$NRC" = 1 ] && grep -q "timed out" "$T/n.err" || fail "O stalls after $step: N: $(cat "$T/n.err")"
 	[ "$(img_sha)" = "$SHA0" ] || fail "O stalls after $step: volume changed"

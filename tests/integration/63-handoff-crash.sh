@@ -27,7 +27,8 @@ n_opens() { "$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "
 
 for fp in handoff.before-keyslot handoff.after-keyslot handoff.after-token; do
 	KEYD=$FP KEYD_FAILPOINT=$fp serve_bg
-	receive
+	# N retries a dropped connection until its deadline: keep that short.
+	N_TIMEOUT=3 receive
 	wait_o
 	[ "$ORC" = 137 ] || fail "$fp: O was not killed (exit $ORC): $(cat "$T/o.err")"
 	[ "$NRC" = 1 ] || fail "$fp: N exit $NRC"

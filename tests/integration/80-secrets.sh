@@ -43,6 +43,8 @@ core_limit_zero() { # PID WHAT
 "$SIMFW" --state "$T/chip" certs --out "$T/certs" >"$O/certs.out" 2>&1
 for i in 1 2 3; do "$KEYD" manifest keygen -o "$T/k$i.pem" --pub "$T/k$i.pub" >/dev/null; done
 "$KEYD" manifest keys --threshold 2 -o "$T/keys.json" "$T/k1.pub" "$T/k2.pub" "$T/k3.pub"
+# The releases' TCB floor: the chip's TCB before the firmware update below.
+MIN_TCB=0300000000000873
 manifest "$T/mo.json" 1.0 1 "$MO" 1 2 >/dev/null
 manifest "$T/mn.json" 2.0 2 "$MN" 1 3 >/dev/null
 launch o "$T/chip" "$MO" --debug-print-keys "$KN/o.keys"

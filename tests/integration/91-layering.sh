@@ -14,7 +14,7 @@ declare -A owner=(
 	[report.h]=snp [keyreq.h]=snp [certtable.h]=snp
 	[backend.h]=backend [simwire.h]=backend
 	[verify.h]=attest [certbundle.h]=attest [measure.h]=measure [manifest.h]=manifest [root.h]=boot
-	[header.h]=luks2 [token.h]=luks2 [volume.h]=luks2
+	[header.h]=luks2 [token.h]=luks2 [volume.h]=luks2 [luks2json.h]=luks2
 	[escrow.h]=escrow [recover.h]=recover [handoff.h]=handoff [frame.h]=handoff
 )
 # Module -> the modules it may include besides core and itself.

@@ -45,18 +45,24 @@ launch() { # name chipdir measurement [serve options...]
 
 sim() { echo "--backend sim --sim unix:$T/$1.sock"; }
 
-# manifest FILE LABEL SVN MEAS [signing key numbers...]
+# manifest FILE LABEL SVN MEAS [signing key numbers...]; every release carries
+# the chip's TCB as its floor (MIN_TCB, set by setup_world) and, when
+# MANIFEST_EXTRA is set, those extra `manifest create` options.
 manifest() {
 	local f=$1 label=$2 svn=$3 meas=$4
 	shift 4
+	# shellcheck disable=SC2086 # option list, split on purpose
 	"$KEYD" manifest create --version-label "$label" --svn "$svn" --measurement "$meas" \
-		--not-before 2020-01-01T00:00:00Z --not-after "$FUTURE" -o "$f"
+		--not-before "${NOT_BEFORE:-2020-01-01T00:00:00Z}" --not-after "${NOT_AFTER:-$FUTURE}" \
+		${MIN_TCB:+--min-tcb "milan:$MIN_TCB"} ${MANIFEST_EXTRA:-} -o "$f"
 	for k in "$@"; do "$KEYD" manifest sign "$f" --key "$T/k$k.pem"; done
 }
 
 setup_world() {
 	"$SIMFW" --state "$T/chip" init --product milan >/dev/null 2>&1
 	"$SIMFW" --state "$T/chip" certs --out "$T/certs" >/dev/null
+	MIN_TCB=$("$SIMFW" --state "$T/chip" show | sed -n 's/^current_tcb *\([0-9a-f]*\).*/\1/p')
+	[ ${#MIN_TCB} = 16 ] || fail "cannot read the simulated chip's TCB"
 	for i in 1 2 3 4; do "$KEYD" manifest keygen -o "$T/k$i.pem" --pub "$T/k$i.pub"; done
 	# Key 4 is not pinned: its signatures count for nothing.
 	"$KEYD" manifest keys --threshold 2 -o "$T/keys.json" "$T/k1.pub" "$T/k2.pub" "$T/k3.pub"

@@ -244,6 +244,61 @@ START_TEST(strict_parse)
 }
 END_TEST
 
+/* The revocation floor and TCB floors: optional, signed, strictly parsed. */
+START_TEST(floors)
+{
+	struct kd_release_keys *ks = keys_cfg(1, 1);
+	time_t now = at("2026-06-01T00:00:00Z");
+	struct kd_manifest *m = base(), *r;
+	uint8_t *c;
+	size_t n;
+	uint64_t f = 0;
+
+	ck_assert_int_eq(kd_manifest_tcb_floor(m, KD_PRODUCT_MILAN, &f), KD_ENOENT);
+	m->has_min_peer_svn = true;
+	m->min_peer_svn = 2;
+	m->has_min_tcb[KD_PRODUCT_GENOA] = true;
+	m->min_tcb[KD_PRODUCT_GENOA] = 0x1500000000000004ull;
+	ck_assert_int_eq(kd_manifest_canonical(m, &c, &n), 0);
+	ck_assert_ptr_nonnull(memmem(c, n, "\nmin_peer_svn:2\nmin_tcb:genoa:0400000000000015\n", 47));
+	free(c);
+	sign(m, priv[0]);
+	r = reparse(m);
+	ck_assert(r->has_min_peer_svn && r->min_peer_svn == 2);
+	ck_assert_int_eq(kd_manifest_tcb_floor(r, KD_PRODUCT_GENOA, &f), 0);
+	ck_assert_uint_eq(f, 0x1500000000000004ull);
+	ck_assert_int_eq(kd_manifest_tcb_floor(r, KD_PRODUCT_MILAN, &f), KD_ENOENT);
+	ck_assert_int_eq(kd_manifest_verify(r, ks, now, NULL), 0);
+	/* Each floor is signed: lowering or dropping one breaks the signature. */
+	r->min_peer_svn = 1;
+	ck_assert_int_eq(kd_manifest_verify(r, ks, now, NULL), KD_EVERIFY);
+	r->min_peer_svn = 2;
+	r->has_min_tcb[KD_PRODUCT_GENOA] = false;
+	ck_assert_int_eq(kd_manifest_verify(r, ks, now, NULL), KD_EVERIFY);
+	r->has_min_tcb[KD_PRODUCT_GENOA] = true;
+	r->min_tcb[KD_PRODUCT_GENOA]--;
+	ck_assert_int_eq(kd_manifest_verify(r, ks, now, NULL), KD_EVERIFY);
+	kd_manifest_free(r);
+	kd_manifest_free(m);
+	kd_release_keys_free(ks);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES ",\"min_peer_svn\":-1}"),
+			 KD_EMALFORMED);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES ",\"min_peer_svn\":\"1\"}"),
+			 KD_EMALFORMED);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES
+					",\"min_tcb\":{\"zen9\":\"0000000000000000\"}}"),
+			 KD_EMALFORMED);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES
+					",\"min_tcb\":{\"milan\":\"00\"}}"),
+			 KD_EMALFORMED);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES ",\"min_tcb\":{}}"),
+			 KD_EMALFORMED);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES
+					",\"min_peer_svn\":3,\"min_tcb\":{\"turin\":\"0100000000000000\"}}"),
+			 0);
+}
+END_TEST
+
 START_TEST(release_keys_config)
 {
 	struct kd_release_keys *ks = NULL;
@@ -311,6 +366,7 @@ int main(void)
 	tcase_add_test(tc, strict_parse);
 	tcase_add_test(tc, release_keys_config);
 	tcase_add_test(tc, has_measurement);
+	tcase_add_test(tc, floors);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -13,6 +13,10 @@
  *   retire.before-kill     retire.after-kill
  *   recover.after-keyslot  recover.after-token
  *   escrow.after-keyslot   escrow.after-token      escrow.after-old-token
+ *
+ * Two more names are test hooks of the handoff's verifier child (privsep.c),
+ * not kill points: handoff.child-escape (open a socket under the seccomp
+ * filter) and handoff.child-lies (answer "accepted" without verifying).
  */
 #ifndef KEYD_FAILPOINT_H
 #define KEYD_FAILPOINT_H

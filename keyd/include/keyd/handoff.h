@@ -82,6 +82,22 @@ int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret);
 int kd_tls_new(int server, struct kd_tls **ret);
 int kd_tls_accept_on(struct kd_tls *t, int listen_fd, int timeout_ms);
 int kd_tls_connect_on(struct kd_tls *t, const char *addr, int timeout_ms);
+/*
+ * O's listening socket with a bounded set of unauthenticated connections.
+ * kd_tls_listener_accept() waits until `deadline` (kd_now_ms clock) for a
+ * connection that has sent something (N's ClientHello) and runs the TLS
+ * handshake on the fresh server context t within handshake_ms. Connections
+ * that stay silent are held, at most KD_HANDOFF_MAX_PENDING (the oldest is
+ * dropped for a newcomer), and dropped after handshake_ms: a stray or
+ * hostile connection costs only its own timeout. On failure the caller
+ * closes t and may call again with a new context.
+ */
+#define KD_HANDOFF_MAX_PENDING 8
+struct kd_tls_listener;
+int kd_tls_listener_new(const char *addr, struct kd_tls_listener **ret);
+int kd_tls_listener_accept(struct kd_tls_listener *l, struct kd_tls *t, int64_t deadline,
+			   int handshake_ms);
+void kd_tls_listener_free(struct kd_tls_listener *l);
 /* Exporter E (48 bytes, label KD_HANDOFF_EXPORTER_LABEL, no context). */
 int kd_tls_exporter(struct kd_tls *t, uint8_t out[KD_HANDOFF_EXPORTER_LEN]);
 /* Frame I/O over the TLS stream (poll on the socket, SSL_pending aware). */
@@ -112,10 +128,25 @@ struct kd_handoff_trust {
 	const struct kd_release_keys *keys;
 	const uint8_t *ark; /* simulator root; NULL = the built-in AMD roots */
 	size_t ark_len;
-	bool has_tcb_floor;
+	bool has_tcb_floor; /* pinned floor; else the own manifest's min_tcb */
 	uint64_t tcb_floor;
-	time_t at; /* 0 = now */
+	bool no_tcb_floor;  /* explicit opt-out: judge no TCB at all */
+	time_t at; /* 0 = now; the guest clock is the host's: never a revocation */
 };
+
+/*
+ * Before a side listens or connects it judges its own release: its
+ * manifest (handed over by the host) must be signed by k of the n pinned
+ * release keys, inside its window, list this launch's own measurement, and
+ * have an svn not below its own revocation floor; its own CHIP_ID must not
+ * be all zero (a masked chip ID makes "same chip" meaningless). It also
+ * settles the TCB floor: trust->tcb_floor when pinned, else the manifest's
+ * min_tcb for this chip's product, else refused unless trust->no_tcb_floor.
+ * *ret_trust is trust with that floor. KD_EVERIFY / KD_EPOLICY otherwise.
+ */
+int kd_handoff_check_self(char my_role, const struct kd_manifest *own,
+			  const struct kd_report *own_report, const struct kd_handoff_trust *trust,
+			  struct kd_handoff_trust *ret_trust);
 
 /*
  * Verify a peer's HELLO (step 3). own_report is this side's own (already
@@ -132,13 +163,29 @@ int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
 			   struct kd_manifest **ret_manifest);
 
 /*
- * The same checks, run in a forked, unprivileged child without key material
- * (privilege separation, see privsep.c); the parent gets a fixed-format
- * verdict. *ret_manifest then carries only the peer's label and SVN.
- * Errors: as kd_handoff_verify_peer, plus KD_ETIMEOUT / KD_EIO / KD_EPROTO
- * if the child does not answer, dies or answers garbage.
+ * This chip's own VCEK, from this side's certificate table (own_certs, as
+ * the backend returns it with a report), its chain verified to the pinned
+ * root (trust->ark or the AMD roots). KD_EVERIFY "own VCEK: ..." otherwise.
+ */
+struct kd_verifier;
+int kd_handoff_own_verifier(const uint8_t *own_certs, size_t own_certs_len,
+			    const struct kd_handoff_trust *trust, struct kd_verifier **ret);
+
+/*
+ * The same checks, run in a forked, unprivileged, seccomp-confined child
+ * without key material (privilege separation, see privsep.c), and then
+ * re-checked by the caller itself: the report signature under this chip's
+ * own VCEK (own_vek, from kd_handoff_own_verifier; the peer must be on this
+ * chip at this reported TCB) and every policy check on the report and on
+ * the manifest fields the child returns. *ret_manifest carries those fields
+ * (label, svn, window, floors, measurements, signatures).
+ * Errors: as kd_handoff_verify_peer, plus KD_ETIMEOUT / KD_EVERIFY /
+ * KD_EPROTO if the child does not answer, dies (a seccomp kill included) or
+ * answers garbage, and "parent re-check: ..." when the child's verdict does
+ * not hold.
  */
 int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
+				    struct kd_verifier *own_vek,
 				    const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
 				    const struct kd_report *own_report,
 				    const struct kd_manifest *own_manifest,

@@ -38,7 +38,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <time.h>
+
+#include "keyd/report.h"
 
 #define KD_MANIFEST_FORMAT "keyd-manifest-v1"
 #define KD_MANIFEST_MAX_MEAS 64u
@@ -62,6 +65,10 @@ struct kd_manifest {
 	time_t not_after;
 	struct kd_manifest_sig *sigs;
 	size_t n_sigs;
+	bool has_min_peer_svn;
+	uint32_t min_peer_svn;
+	bool has_min_tcb[KD_PRODUCT_TURIN + 1]; /* indexed by enum kd_product */
+	uint64_t min_tcb[KD_PRODUCT_TURIN + 1];
 };
 
 struct kd_release_keys {
@@ -107,6 +114,12 @@ void kd_release_keys_free(struct kd_release_keys *k);
  */
 int kd_manifest_verify(const struct kd_manifest *m, const struct kd_release_keys *keys, time_t at,
 		       unsigned *ret_valid);
+
+/*
+ * The TCB floor this manifest gives for product p: 0 and *ret set, or
+ * KD_ENOENT when it gives none.
+ */
+int kd_manifest_tcb_floor(const struct kd_manifest *m, enum kd_product p, uint64_t *ret);
 
 /* 0 if meas is listed, else KD_EPOLICY "measurement 9a3f... not in manifest for version X". */
 int kd_manifest_has_measurement(const struct kd_manifest *m, const uint8_t meas[48]);

@@ -71,7 +71,7 @@ void kd_recover_list_print(struct json_object *st, FILE *out);
 
 /*
  * Stable reason codes for a launch that cannot unlock (launch.reason):
- * "no-backend", "header-refused", "no-keyd-slot", "other-measurement",
+ * "no-backend", "header-refused", "header-needs-repair", "no-keyd-slot", "other-measurement",
  * "other-policy", "debug-launch", "other-chip", "tcb-rollback".
  */
 

@@ -202,6 +202,40 @@ int kd_volume_retire(struct kd_volume *v, int keyslot, bool force);
 int kd_volume_rekey(struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
 		    const struct kd_secret *vk, const struct kd_token *used, bool *ret_done);
 
+/* ---------------------------------------------------------------- checked libcryptsetup handles */
+
+struct crypt_device;
+struct json_object;
+
+/* What a libcryptsetup handle on a volume is for. */
+enum kd_cd_mode {
+	KD_CD_READ_HEADER,   /* metadata only, on a private copy */
+	KD_CD_READ_KEYSLOTS, /* opening a keyslot, on a private copy with the areas */
+	KD_CD_WRITE,         /* writing or activating: the device itself */
+};
+
+/* A libcryptsetup handle whose metadata passed the allow-list. */
+struct kd_checked_cd {
+	struct crypt_device *cd;
+	struct json_object *meta; /* the allow-listed metadata cd holds */
+	int snap_fd;              /* the private copy behind cd, or -1 */
+};
+
+/*
+ * The one way keyd hands a volume to libcryptsetup. The header is read
+ * again (a private copy for the READ modes, see kd_header_snapshot: the
+ * device is never written, repaired or locked; the device itself for
+ * KD_CD_WRITE, which also requires both header copies to agree), put
+ * through the allow-list, required to carry v's UUID, loaded by
+ * libcryptsetup, and libcryptsetup's view of the metadata must equal what
+ * the allow-list passed: the host could swap the header between the check
+ * and the use. Errors: the allow-list's (KD_ETAMPER, KD_EPOLICY),
+ * KD_EREFUSED (copies disagree, WRITE), KD_ETAMPER (header changed),
+ * KD_ELUKS, KD_EIO.
+ */
+int kd_volume_checked_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_checked_cd *ret);
+void kd_checked_cd_free(struct kd_checked_cd *c);
+
 /* ---------------------------------------------------------------- enroll */
 
 struct kd_enroll_opts {

@@ -11,6 +11,7 @@
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/header.h"
+#include "keyd/luks2json.h"
 
 /* Prefix the current detail (copied first: kd_fail writes the same buffer). */
 static int kd_fail_prefixed(int r, const char *what)
@@ -23,21 +24,37 @@ static int kd_fail_prefixed(int r, const char *what)
 
 int kd_admin_header_backup(struct kd_volume *v, const char *file)
 {
+	struct kd_header_snap s;
 	struct crypt_device *cd = NULL;
+	const struct kd_header_health *h;
 	int r;
 
 	if (!access(file, F_OK))
 		return kd_fail(KD_EEXIST, "%.200s exists; refusing to overwrite it", file);
-	if ((r = crypt_init(&cd, kd_volume_path(v))) < 0)
-		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", kd_volume_path(v), strerror(-r));
+	/* From a private copy of the metadata: libcryptsetup's load may repair
+	 * a damaged copy, and the device must stay as the admin found it. */
+	if ((r = kd_header_snapshot(kd_volume_path(v), KD_SNAP_METADATA, &s)))
+		return r;
+	h = &s.health;
+	if (strcmp(h->used ? h->secondary.uuid : h->primary.uuid, kd_volume_uuid(v))) {
+		kd_header_snap_free(&s);
+		return kd_fail(KD_ETAMPER, "LUKS2 header UUID changed since the volume was opened");
+	}
+	if ((r = crypt_init(&cd, s.path)) < 0) {
+		kd_header_snap_free(&s);
+		return kd_fail(KD_ELUKS, "cannot open the header copy of %.200s: %s",
+			       kd_volume_path(v), strerror(-r));
+	}
 	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0 ||
 	    strcmp(crypt_get_uuid(cd) ? crypt_get_uuid(cd) : "", kd_volume_uuid(v))) {
 		crypt_free(cd);
+		kd_header_snap_free(&s);
 		return kd_fail(KD_ELUKS, "libcryptsetup cannot load the LUKS2 header of %.200s",
 			       kd_volume_path(v));
 	}
 	r = crypt_header_backup(cd, CRYPT_LUKS2, file);
 	crypt_free(cd);
+	kd_header_snap_free(&s);
 	return r < 0 ? kd_fail(KD_ELUKS, "header backup to %.200s failed: %s", file, strerror(-r)) : 0;
 }
 
@@ -92,12 +109,18 @@ int kd_admin_header_restore(const char *device, const char *file, bool force,
 			goto out;
 		}
 		/* Keyslots written since the backup would be lost with it. */
-		json_object_object_get_ex(bmeta, "keyslots", &bslots);
-		json_object_object_get_ex(dmeta, "keyslots", &dslots);
+		/* Both passed kd_header_read; the device's may fail the allow-list. */
+		if (kd_lj_obj(bmeta, "backup", "keyslots", &bslots) ||
+		    kd_lj_obj(dmeta, "device", "keyslots", &dslots)) {
+			r = kd_fail_prefixed(KD_EREFUSED, "cannot compare the keyslots of the backup "
+							  "and the device");
+			goto out;
+		}
 		json_object_object_foreach(dslots, id, ks) {
 			json_object *b = NULL;
 
-			if (!json_object_object_get_ex(bslots, id, &b) || !json_object_equal(b, ks))
+			if (kd_lj_opt(bslots, "backup keyslots", id, json_type_object, &b) || !b ||
+			    !json_object_equal(b, ks))
 				snprintf(lost + strlen(lost), sizeof(lost) - strlen(lost), "%s%s",
 					 lost[0] ? "," : "", id);
 		}
@@ -166,29 +189,35 @@ int kd_admin_wipe(const char *device, size_t *ret_n)
 
 int kd_admin_kill_untokened(struct kd_volume *v, int keyslot)
 {
-	struct crypt_device *cd = NULL;
-	json_object *meta = NULL, *tokens, *slots;
+	struct kd_checked_cd c;
+	json_object *meta, *tokens, *slots;
 	char id[12];
 	int r, live = 0;
 
-	if ((r = escrow_checked_cd(v, &cd, &meta)))
+	if ((r = kd_volume_checked_cd(v, KD_CD_WRITE, &c)))
 		return r;
+	meta = c.meta;
 	snprintf(id, sizeof(id), "%d", keyslot);
-	json_object_object_get_ex(meta, "tokens", &tokens);
-	json_object_object_get_ex(meta, "keyslots", &slots);
-	if (!json_object_object_get_ex(slots, id, NULL)) {
+	/* meta passed the allow-list: these are objects and id arrays. */
+	if ((r = kd_lj_obj(meta, "LUKS2 metadata", "tokens", &tokens)) ||
+	    (r = kd_lj_obj(meta, "LUKS2 metadata", "keyslots", &slots)))
+		goto out;
+	if (keyslot < 0 || keyslot >= (int)KD_LJ_MAX_ID ||
+	    !kd_lj_has(slots, id)) {
 		r = kd_fail(KD_ENOENT, "keyslot %d does not exist", keyslot);
 		goto out;
 	}
 	json_object_object_foreach(tokens, tid, tok) {
-		json_object *ks = json_object_object_get(tok, "keyslots");
+		char where[24];
+		uint32_t m = 0;
 
-		(void)tid;
-		for (size_t i = 0; i < json_object_array_length(ks); i++)
-			if (!strcmp(json_object_get_string(json_object_array_get_idx(ks, i)), id)) {
-				r = kd_fail(KD_EREFUSED, "keyslot %d is described by a token", keyslot);
-				goto out;
-			}
+		if ((r = kd_lj_id_set(tok, kd_lj_where(where, sizeof(where), "token", tid),
+				      "keyslots", &m)))
+			goto out;
+		if (m & (1u << keyslot)) {
+			r = kd_fail(KD_EREFUSED, "keyslot %d is described by a token", keyslot);
+			goto out;
+		}
 		live++;
 	}
 	if (!live) {
@@ -196,10 +225,9 @@ int kd_admin_kill_untokened(struct kd_volume *v, int keyslot)
 					 "describes any keyslot); refusing to kill it", keyslot);
 		goto out;
 	}
-	r = crypt_keyslot_destroy(cd, keyslot);
+	r = crypt_keyslot_destroy(c.cd, keyslot);
 	r = r < 0 ? kd_fail(KD_ELUKS, "cannot kill keyslot %d: %s", keyslot, strerror(-r)) : 0;
 out:
-	json_object_put(meta);
-	crypt_free(cd);
+	kd_checked_cd_free(&c);
 	return r;
 }

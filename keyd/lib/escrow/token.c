@@ -14,8 +14,8 @@
 
 #include "keyd/error.h"
 #include "keyd/escrow.h"
+#include "keyd/luks2json.h"
 #include "keyd/util.h"
-
 
 static const char *const top_keys[] = {"type", "keyslots", "version", "threshold", "commitment",
 				       "created", "shares"};
@@ -58,17 +58,27 @@ static int only_keys(json_object *o, const char *const *keys, size_t n, const ch
 			return token_fail(KD_EMALFORMED, "unknown key \"%.32s\" in %s", key, what);
 	}
 	for (size_t i = 0; i < n; i++)
-		if (!json_object_object_get_ex(o, keys[i], NULL))
+		if (!kd_lj_has(o, keys[i]))
 			return token_fail(KD_EMALFORMED, "missing \"%s\" in %s", keys[i], what);
 	return 0;
 }
 
+/* A typed getter's refusal (luks2json.h) as a token parse error, detail kept. */
+static int malformed(int r)
+{
+	char d[200];
+
+	snprintf(d, sizeof(d), "%s", kd_err_detail(r));
+	return kd_fail(KD_EMALFORMED, "%s", d);
+}
+
 static int get_str(json_object *o, const char *key, size_t max, const char **ret)
 {
-	json_object *v = json_object_object_get(o, key);
+	json_object *v;
+	int r;
 
-	if (!json_object_is_type(v, json_type_string))
-		return token_fail(KD_EMALFORMED, "\"%s\" is not a string", key);
+	if ((r = kd_lj_get(o, "keyd-escrow token", key, json_type_string, &v)))
+		return malformed(r);
 	if ((size_t)json_object_get_string_len(v) > max ||
 	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
 		return token_fail(KD_EMALFORMED, "\"%s\" is too long or has a NUL", key);
@@ -78,11 +88,12 @@ static int get_str(json_object *o, const char *key, size_t max, const char **ret
 
 static int get_uint(json_object *o, const char *key, unsigned lo, unsigned hi, unsigned *ret)
 {
-	json_object *v = json_object_object_get(o, key);
+	json_object *v;
 	int64_t n;
+	int r;
 
-	if (!json_object_is_type(v, json_type_int))
-		return token_fail(KD_EMALFORMED, "\"%s\" is not an integer", key);
+	if ((r = kd_lj_get(o, "keyd-escrow token", key, json_type_int, &v)))
+		return malformed(r);
 	n = json_object_get_int64(v);
 	if (n < lo || n > hi)
 		return token_fail(KD_EMALFORMED, "\"%s\" is out of range %u..%u", key, lo, hi);
@@ -155,9 +166,9 @@ static int get_b64(json_object *o, const char *key, uint8_t **ret, size_t *ret_l
 static int parse_obj(json_object *o, struct kd_escrow_token *t)
 {
 	const char *s;
-	json_object *ks, *v, *arr;
+	json_object *ks, *arr;
 	unsigned u, seen = 0;
-	uint64_t slot;
+	uint32_t slot_mask;
 	int r;
 
 	if ((r = only_keys(o, top_keys, KD_ARRAY_SIZE(top_keys), "the token")))
@@ -171,15 +182,11 @@ static int parse_obj(json_object *o, struct kd_escrow_token *t)
 	if (u != KD_ESCROW_VERSION)
 		return token_fail(KD_EUNSUPP, "version %u is not supported", u);
 	t->version = u;
-	ks = json_object_object_get(o, "keyslots");
-	if (!json_object_is_type(ks, json_type_array) || json_object_array_length(ks) != 1)
+	if (kd_lj_arr(o, "keyd-escrow token", "keyslots", &ks) || json_object_array_length(ks) != 1)
 		return token_fail(KD_ETAMPER, "must reference exactly one keyslot");
-	v = json_object_array_get_idx(ks, 0);
-	s = json_object_get_string(v);
-	if (!json_object_is_type(v, json_type_string) || !s[0] || strspn(s, "0123456789") != strlen(s) ||
-	    (s[0] == '0' && s[1]) || kd_parse_u64(s, 31, &slot))
-		return token_fail(KD_EMALFORMED, "keyslot is not a decimal number 0..31");
-	t->keyslot = (int)slot;
+	if ((r = kd_lj_id_set(o, "keyd-escrow token", "keyslots", &slot_mask)))
+		return malformed(r);
+	t->keyslot = __builtin_ctz(slot_mask);
 	if ((r = get_uint(o, "threshold", 1, KD_ESCROW_MAX_SHARES, &t->threshold)) ||
 	    (r = get_hex(o, "commitment", t->commitment, sizeof(t->commitment))) ||
 	    (r = get_str(o, "created", sizeof(t->created) - 1, &s)))
@@ -187,8 +194,7 @@ static int parse_obj(json_object *o, struct kd_escrow_token *t)
 	if (strlen(s) != 20 || s[4] != '-' || s[10] != 'T' || s[19] != 'Z' || !printable(s))
 		return token_fail(KD_EMALFORMED, "created is not RFC 3339 UTC");
 	strcpy(t->created, s);
-	arr = json_object_object_get(o, "shares");
-	if (!json_object_is_type(arr, json_type_array) || json_object_array_length(arr) < 1 ||
+	if (kd_lj_arr(o, "keyd-escrow token", "shares", &arr) || json_object_array_length(arr) < 1 ||
 	    json_object_array_length(arr) > KD_ESCROW_MAX_SHARES)
 		return token_fail(KD_EMALFORMED, "\"shares\" must be an array of 1..%u shares",
 			       KD_ESCROW_MAX_SHARES);

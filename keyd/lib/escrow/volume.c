@@ -16,6 +16,7 @@
 #include "keyd/escrow.h"
 #include "keyd/failpoint.h"
 #include "keyd/header.h"
+#include "keyd/luks2json.h"
 
 /* Prefix the current detail (copied first: kd_fail writes the same buffer). */
 static int kd_fail_prefixed(int r, const char *what)
@@ -58,45 +59,6 @@ int escrow_set_pbkdf(struct crypt_device *cd)
 	return r < 0 ? kd_fail(KD_ELUKS, "cannot set PBKDF2-SHA512/1000: %s", strerror(-r)) : 0;
 }
 
-int escrow_checked_cd(struct kd_volume *v, struct crypt_device **ret, json_object **ret_meta)
-{
-	const struct kd_header_health *vh = kd_volume_health(v);
-	struct kd_header_health h;
-	struct crypt_device *cd = NULL;
-	json_object *meta = NULL, *now = NULL;
-	const char *json = NULL;
-	int r;
-
-	if (vh->allow_err)
-		return kd_fail(vh->allow_err, "header refused: %s", vh->allow_detail);
-	if ((r = read_meta(kd_volume_path(v), &h, &meta)))
-		return r;
-	if (h.allow_err) {
-		json_object_put(meta);
-		return kd_fail(h.allow_err, "header refused: %s", h.allow_detail);
-	}
-	if (strcmp(h.used ? h.secondary.uuid : h.primary.uuid, kd_volume_uuid(v))) {
-		json_object_put(meta);
-		return kd_fail(KD_ETAMPER, "LUKS2 header UUID changed since the volume was opened");
-	}
-	if ((r = crypt_init(&cd, kd_volume_path(v))) < 0) {
-		json_object_put(meta);
-		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", kd_volume_path(v), strerror(-r));
-	}
-	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0 || crypt_dump_json(cd, &json, 0) < 0 ||
-	    !json || !(now = json_tokener_parse(json)) || !json_object_equal(now, meta) ||
-	    strcmp(crypt_get_uuid(cd) ? crypt_get_uuid(cd) : "", kd_volume_uuid(v))) {
-		json_object_put(now);
-		json_object_put(meta);
-		crypt_free(cd);
-		return kd_fail(KD_ETAMPER, "LUKS2 header changed between the allow-list and its use");
-	}
-	json_object_put(now);
-	*ret = cd;
-	*ret_meta = meta;
-	return 0;
-}
-
 /* Every keyd-escrow token in meta, newest first. */
 static int find_all(json_object *meta, struct kd_escrow_token *out, size_t max, size_t *ret_n)
 {
@@ -104,16 +66,16 @@ static int find_all(json_object *meta, struct kd_escrow_token *out, size_t max, 
 	size_t n = 0;
 	int r;
 
-	if (!json_object_object_get_ex(meta, "tokens", &tokens) ||
-	    !json_object_object_get_ex(meta, "keyslots", &slots))
-		return kd_fail(KD_EMALFORMED, "LUKS2 metadata without tokens or keyslots");
+	if ((r = kd_lj_obj(meta, "LUKS2 metadata", "tokens", &tokens)) ||
+	    (r = kd_lj_obj(meta, "LUKS2 metadata", "keyslots", &slots)))
+		return r;
 	json_object_object_foreach(tokens, id, tok) {
-		json_object *type;
-		const char *txt;
-		char ks[12];
+		const char *type, *txt;
+		char ks[12], where[24];
 
-		if (!json_object_object_get_ex(tok, "type", &type) ||
-		    strcmp(json_object_get_string(type), KD_ESCROW_TOKEN_TYPE))
+		kd_lj_where(where, sizeof(where), "token", id);
+		if (kd_lj_id(id, "LUKS2 tokens", "token") < 0 || kd_lj_str(tok, where, "type", &type) ||
+		    strcmp(type, KD_ESCROW_TOKEN_TYPE))
 			continue;
 		if (n == max) {
 			for (size_t i = 0; i < n; i++)
@@ -128,7 +90,7 @@ static int find_all(json_object *meta, struct kd_escrow_token *out, size_t max, 
 		}
 		out[n].token_id = atoi(id);
 		snprintf(ks, sizeof(ks), "%d", out[n].keyslot);
-		if (!json_object_object_get_ex(slots, ks, NULL)) {
+		if (!kd_lj_has(slots, ks)) {
 			for (size_t i = 0; i <= n; i++)
 				kd_escrow_token_clear(&out[i]);
 			return kd_fail(KD_ETAMPER, "keyd-escrow token %s names keyslot %s, which does "
@@ -218,8 +180,8 @@ int kd_escrow_add(struct kd_volume *v, const struct kd_secret *vk, unsigned k, X
 {
 	_kd_secret_ struct kd_secret *key = NULL, *pass = NULL;
 	struct kd_escrow_token old[MAX_ESCROWS], t;
-	struct crypt_device *cd = NULL;
-	json_object *meta = NULL;
+	struct kd_checked_cd c;
+	struct crypt_device *cd;
 	size_t n_old = 0;
 	char *json = NULL;
 	int slot = -1, r;
@@ -227,11 +189,10 @@ int kd_escrow_add(struct kd_volume *v, const struct kd_secret *vk, unsigned k, X
 	memset(&t, 0, sizeof(t));
 	if (!vk || vk->len != kd_volume_key_size(v))
 		return kd_fail(KD_EINVAL, "escrow: the volume key is needed");
-	if ((r = escrow_checked_cd(v, &cd, &meta)))
+	if ((r = kd_volume_checked_cd(v, KD_CD_WRITE, &c)))
 		return r;
-	r = find_all(meta, old, MAX_ESCROWS, &n_old);
-	json_object_put(meta);
-	if (r)
+	cd = c.cd;
+	if ((r = find_all(c.meta, old, MAX_ESCROWS, &n_old)))
 		goto out;
 	if (n_old && !replace) {
 		r = kd_fail(KD_EEXIST, "volume already has a %u-of-%zu escrow on keyslot %d; rotate it "
@@ -284,7 +245,7 @@ out:
 	for (size_t i = 0; i < n_old; i++)
 		kd_escrow_token_clear(&old[i]);
 	kd_escrow_token_clear(&t);
-	crypt_free(cd);
+	kd_checked_cd_free(&c);
 	return r;
 }
 
@@ -295,8 +256,7 @@ int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], 
 	struct kd_escrow_token all[MAX_ESCROWS];
 	struct kd_escrow_share_info info;
 	const struct kd_escrow_token *t = NULL;
-	struct crypt_device *cd = NULL;
-	json_object *meta = NULL;
+	struct kd_checked_cd c;
 	size_t n_all = 0, vk_len = kd_volume_key_size(v);
 	int r;
 
@@ -304,12 +264,11 @@ int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], 
 		return kd_fail(KD_EINVAL, "no shares given");
 	if ((r = kd_escrow_share_parse(shares[0], &info)))
 		return r;
-	if ((r = escrow_checked_cd(v, &cd, &meta)))
+	/* Only reads: a private copy of the header and keyslot areas. */
+	if ((r = kd_volume_checked_cd(v, KD_CD_READ_KEYSLOTS, &c)))
 		return r;
-	r = find_all(meta, all, MAX_ESCROWS, &n_all);
-	json_object_put(meta);
-	if (r) {
-		crypt_free(cd);
+	if ((r = find_all(c.meta, all, MAX_ESCROWS, &n_all))) {
+		kd_checked_cd_free(&c);
 		return r;
 	}
 	/* The shares name their escrow generation: pick that token. */
@@ -327,7 +286,7 @@ int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], 
 	if (!r)
 		r = kd_escrow_combine(shares, n, kd_volume_uuid(v), t->commitment, &key);
 	if (!r && !(r = hex_pass(key, &pass)) && !(r = kd_secret_new(kd_volume_key_size(v), &vk))) {
-		int got = crypt_volume_key_get(cd, t->keyslot, (char *)vk->data, &vk_len,
+		int got = crypt_volume_key_get(c.cd, t->keyslot, (char *)vk->data, &vk_len,
 					       (const char *)pass->data, pass->len);
 
 		if (got != t->keyslot || vk_len != kd_volume_key_size(v))
@@ -336,7 +295,7 @@ int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], 
 	}
 	for (size_t i = 0; i < n_all; i++)
 		kd_escrow_token_clear(&all[i]);
-	crypt_free(cd);
+	kd_checked_cd_free(&c);
 	if (r)
 		return r;
 	*ret_vk = kd_secret_take(&vk);
@@ -346,8 +305,7 @@ int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], 
 int kd_escrow_remove(struct kd_volume *v, bool force)
 {
 	struct kd_escrow_token all[MAX_ESCROWS];
-	struct crypt_device *cd = NULL;
-	json_object *meta = NULL;
+	struct kd_checked_cd c;
 	const struct kd_token *toks;
 	size_t n_all = 0, n_tok = 0, live = 0;
 	int r;
@@ -358,17 +316,16 @@ int kd_escrow_remove(struct kd_volume *v, bool force)
 	if (!live && !force)
 		return kd_fail(KD_EREFUSED, "the escrow is the only way into this volume (no "
 					    "active keyd slot); refusing to remove it");
-	if ((r = escrow_checked_cd(v, &cd, &meta)))
+	if ((r = kd_volume_checked_cd(v, KD_CD_WRITE, &c)))
 		return r;
-	r = find_all(meta, all, MAX_ESCROWS, &n_all);
-	json_object_put(meta);
+	r = find_all(c.meta, all, MAX_ESCROWS, &n_all);
 	if (!r && !n_all)
 		r = kd_fail(KD_ENOENT, "volume has no escrow");
 	for (size_t i = 0; !r && i < n_all; i++)
-		r = drop(cd, &all[i], "escrow.after-old-token");
+		r = drop(c.cd, &all[i], "escrow.after-old-token");
 	for (size_t i = 0; i < n_all; i++)
 		kd_escrow_token_clear(&all[i]);
-	crypt_free(cd);
+	kd_checked_cd_free(&c);
 	return r;
 }
 

@@ -350,6 +350,108 @@ again:
 	return tls_start(t, fd, (int)(deadline - kd_now_ms() > 0 ? deadline - kd_now_ms() : 1));
 }
 
+/* ---------------------------------------------------------------- listener */
+
+struct kd_tls_listener {
+	int fd;
+	size_t n;
+	int pending[KD_HANDOFF_MAX_PENDING];
+	int64_t since[KD_HANDOFF_MAX_PENDING];
+};
+
+int kd_tls_listener_new(const char *addr, struct kd_tls_listener **ret)
+{
+	struct kd_tls_listener *l = calloc(1, sizeof(*l));
+	int r;
+
+	if (!l)
+		return KD_ENOMEM;
+	l->fd = -1;
+	r = kd_tls_listen(addr, &l->fd);
+	if (!r)
+		r = set_nonblock(l->fd);
+	if (r) {
+		if (l->fd >= 0)
+			close(l->fd);
+		free(l);
+		return r;
+	}
+	*ret = l;
+	return 0;
+}
+
+void kd_tls_listener_free(struct kd_tls_listener *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		close(l->pending[i]);
+	close(l->fd);
+	free(l);
+}
+
+static int take_pending(struct kd_tls_listener *l, size_t i)
+{
+	int fd = l->pending[i];
+
+	memmove(&l->pending[i], &l->pending[i + 1], (l->n - i - 1) * sizeof(l->pending[0]));
+	memmove(&l->since[i], &l->since[i + 1], (l->n - i - 1) * sizeof(l->since[0]));
+	l->n--;
+	return fd;
+}
+
+int kd_tls_listener_accept(struct kd_tls_listener *l, struct kd_tls *t, int64_t deadline,
+			   int handshake_ms)
+{
+	int r;
+
+	if ((r = check_unused(t, 1)))
+		return r;
+	for (;;) {
+		struct pollfd p[KD_HANDOFF_MAX_PENDING + 1];
+		int64_t now = kd_now_ms(), wake = deadline;
+		int n;
+
+		/* A connection that stays silent costs only its own timeout. */
+		for (size_t i = 0; i < l->n;) {
+			if (now - l->since[i] >= handshake_ms) {
+				close(take_pending(l, i));
+				continue;
+			}
+			if (l->since[i] + handshake_ms < wake)
+				wake = l->since[i] + handshake_ms;
+			i++;
+		}
+		if (now >= deadline)
+			return kd_fail(KD_ETIMEOUT, "no peer connected before the deadline");
+		p[0] = (struct pollfd){.fd = l->fd, .events = POLLIN};
+		for (size_t i = 0; i < l->n; i++)
+			p[i + 1] = (struct pollfd){.fd = l->pending[i], .events = POLLIN};
+		n = poll(p, l->n + 1, (int)(wake - now));
+		if (n < 0 && errno != EINTR)
+			return kd_fail(KD_EIO, "poll on the listening socket failed: %s",
+				       strerror(errno));
+		if (n <= 0)
+			continue;
+		/* The first connection with something to say gets the handshake. */
+		for (size_t i = 0; i < l->n; i++)
+			if (p[i + 1].revents)
+				return tls_start(t, take_pending(l, i), handshake_ms);
+		if (p[0].revents & POLLIN) {
+			int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+			if (fd < 0)
+				continue;
+			/* At most KD_HANDOFF_MAX_PENDING wait; the oldest makes room. */
+			if (l->n == KD_HANDOFF_MAX_PENDING)
+				close(take_pending(l, 0));
+			l->pending[l->n] = fd;
+			l->since[l->n] = kd_now_ms();
+			l->n++;
+		}
+	}
+}
+
 int kd_tls_accept(int listen_fd, int timeout_ms, struct kd_tls **ret)
 {
 	struct kd_tls *t = NULL;

@@ -22,6 +22,7 @@
 #include "keyd/error.h"
 #include "keyd/failpoint.h"
 #include "keyd/handoff.h"
+#include "keyd/verify.h"
 #include "keyd/volume.h"
 #include "handoff/internal.h"
 
@@ -32,6 +33,8 @@ struct side {
 	struct kd_io io;
 	struct kd_launch launch;
 	struct kd_manifest *own_manifest;
+	struct kd_handoff_trust trust; /* o->trust with the floor settled */
+	struct kd_verifier *own_vek;   /* this chip's VCEK, to re-check the peer */
 	struct kd_manifest *peer_manifest;
 	struct kd_report peer_report;
 	uint8_t exporter[KD_HANDOFF_EXPORTER_LEN];
@@ -95,19 +98,39 @@ static int setup_common(struct side *s, const struct kd_handoff_opts *o, char ro
 	s->t_mark = now_us();
 	if (!o->backend || !o->manifest || !o->trust.keys)
 		return kd_fail(KD_EINVAL, "handoff needs a backend, a manifest and release keys");
-	/*
-	 * Our own manifest is parsed for its label and SVN, but not judged here:
-	 * it is part of our own measured image, and the peer, not we, must
-	 * refuse a bad one (an impostor would skip any self-check anyway).
-	 */
 	r = kd_manifest_parse(o->manifest, o->manifest_len, &s->own_manifest);
 	if (r)
 		return kd_fail_prefix(r, "own manifest");
-	return kd_launch_get(o->backend, &s->launch);
+	r = kd_launch_get(o->backend, &s->launch);
+	/* Our own release is judged before we listen or connect. */
+	if (!r)
+		r = kd_handoff_check_self(role, s->own_manifest, &s->launch.report, &o->trust,
+					  &s->trust);
+	return r;
+}
+
+/*
+ * This chip's own VCEK, prepared while nobody waits on it (O: before its
+ * first accept; N: before it connects), for re-checking the peer.
+ */
+static int prepare_own_vek(struct side *s)
+{
+	static const uint8_t zero[64];
+	uint8_t *report = NULL, *certs = NULL;
+	size_t report_len = 0, certs_len = 0;
+	int r;
+
+	r = kd_backend_report(s->o->backend, zero, 0, &report, &report_len, &certs, &certs_len);
+	if (!r)
+		r = kd_handoff_own_verifier(certs, certs_len, &s->trust, &s->own_vek);
+	free(report);
+	free(certs);
+	return r;
 }
 
 static void teardown(struct side *s)
 {
+	kd_verifier_free(s->own_vek);
 	kd_tls_close(s->tls);
 	kd_manifest_free(s->own_manifest);
 	kd_manifest_free(s->peer_manifest);
@@ -149,8 +172,8 @@ static int hello_exchange(struct side *s)
 		r = kd_hello_parse(in, in_len, &peer);
 	/* The untrusted HELLO is parsed and judged in a child without keys. */
 	if (!r)
-		r = kd_handoff_verify_peer_isolated(s->role, &peer, s->exporter, &s->launch.report,
-						    s->own_manifest, &s->o->trust,
+		r = kd_handoff_verify_peer_isolated(s->role, &peer, s->own_vek, s->exporter,
+						    &s->launch.report, s->own_manifest, &s->trust,
 						    s->o->read_timeout_ms, &s->peer_report,
 						    &s->peer_manifest);
 	if (tm)
@@ -249,22 +272,91 @@ static int enrol_one(struct side *s, struct o_volume *ov, const struct kd_handof
 				     "handoff.after-keyslot", "handoff.after-token", ret_slot);
 }
 
+/*
+ * Steps 2 to 4 with the peer on s->tls. *ret_final is set when enrolment
+ * fails: that error is about O's volumes, not about the peer, and ends the
+ * serving.
+ */
+static int serve_one(struct side *s, struct o_volume *vols, char (*uuids)[KD_UUID_LEN + 1],
+		     size_t nv, bool *ret_final)
+{
+	const struct kd_handoff_opts *o = s->o;
+	struct kd_handoff_key keys[KD_HANDOFF_MAX_VOLUMES];
+	uint32_t slots[KD_HANDOFF_MAX_VOLUMES];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	memset(keys, 0, sizeof(keys));
+	*ret_final = false;
+	r = hello_exchange(s);
+	if (!r)
+		r = kd_volumes_encode((const char(*)[KD_UUID_LEN + 1])uuids, nv, &buf, &len);
+	if (!r)
+		r = kd_frame_send(&s->io, KD_MSG_VOLUMES, buf, len);
+	free(buf);
+	buf = NULL;
+	if (!r)
+		r = stall(s, KD_STALL_VOLUMES);
+	if (!r)
+		r = kd_frame_recv(&s->io, KD_MSG_KEYS, &buf, &len);
+	if (!r)
+		r = kd_keys_parse(buf, len, (const char(*)[KD_UUID_LEN + 1])uuids, nv, keys);
+	if (buf) {
+		kd_wipe(buf, len);
+		free(buf);
+		buf = NULL;
+	}
+	if (o->timings)
+		o->timings->keys_ms = lap(s);
+	if (!r)
+		r = stall(s, KD_STALL_KEYS);
+	if (!r)
+		*ret_final = true;
+	for (size_t i = 0; !r && i < nv; i++) {
+		int slot = -1;
+
+		r = enrol_one(s, &vols[i], &keys[i], &slot);
+		if (r)
+			r = kd_fail_prefix(r, o->devices[i]);
+		slots[i] = (uint32_t)slot;
+	}
+	/* Enrolled: a lost DONE is the connection's fault, and N's retry
+	 * replaces the pending slot. */
+	if (!r)
+		*ret_final = false;
+	if (o->timings)
+		o->timings->enrol_ms = lap(s);
+	if (!r)
+		r = kd_done_encode((const char(*)[KD_UUID_LEN + 1])uuids, slots, nv, &buf, &len);
+	if (!r)
+		r = kd_frame_send(&s->io, KD_MSG_DONE, buf, len);
+	free(buf);
+	kd_handoff_keys_wipe(keys, nv);
+	return r;
+}
+
+/*
+ * O serves until a verified peer completes or its deadline passes. Each
+ * connection that fails before enrolment (a stray, a hostile or a refused
+ * peer) is told why and closed, and O waits for the next: nobody but a
+ * verified N can end the serving early.
+ */
 int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 {
 	struct o_volume vols[KD_HANDOFF_MAX_VOLUMES];
 	char uuids[KD_HANDOFF_MAX_VOLUMES][KD_UUID_LEN + 1];
-	struct kd_handoff_key keys[KD_HANDOFF_MAX_VOLUMES];
-	uint32_t slots[KD_HANDOFF_MAX_VOLUMES];
-	uint8_t *buf = NULL;
-	size_t len = 0, nv = o->n_devices;
+	char last[400] = "";
+	size_t nv = o->n_devices;
 	struct kd_token used;
+	struct kd_tls_listener *l = NULL;
 	struct kd_tls *pre = NULL;
 	struct side s;
-	int lfd = -1, r;
-	int64_t t0 = now_us();
+	int r, last_r = 0, attempts = 0;
+	int64_t t0 = now_us(), deadline;
+	bool final = false;
 
 	memset(vols, 0, sizeof(vols));
-	memset(keys, 0, sizeof(keys));
 	if (nv == 0 || nv > KD_HANDOFF_MAX_VOLUMES)
 		return kd_fail(KD_EINVAL, "serve needs 1..%u devices", KD_HANDOFF_MAX_VOLUMES);
 	r = setup_common(&s, o, KD_ROLE_OLD);
@@ -285,72 +377,65 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 					    o->devices[i]);
 	}
 	if (!r)
-		r = kd_tls_listen(listen_addr, &lfd);
-	/* Our TLS credentials are made while nobody waits on them. */
+		r = kd_tls_listener_new(listen_addr, &l);
 	if (!r)
-		r = kd_tls_new(1, &pre);
-	if (r) {
-		if (lfd >= 0)
-			close(lfd);
-		goto out;
-	}
-	/* The handoff clock starts at accept: waiting for N is not the peer's fault. */
-	r = kd_tls_accept_on(pre, lfd, o->total_timeout_ms);
-	close(lfd);
-	if (r) {
-		kd_tls_close(pre);
-		goto out;
-	}
-	s.tls = pre;
-	t0 = s.t_mark = now_us();
-	kd_tls_io(s.tls, &s.io);
-	s.io.read_timeout_ms = o->read_timeout_ms;
-	s.io.deadline_ms = kd_now_ms() + o->total_timeout_ms;
-	if (o->timings)
-		o->timings->tls_ms = 0;
-	r = hello_exchange(&s);
-	if (!r)
-		r = kd_volumes_encode((const char(*)[KD_UUID_LEN + 1])uuids, nv, &buf, &len);
-	if (!r)
-		r = kd_frame_send(&s.io, KD_MSG_VOLUMES, buf, len);
-	free(buf);
-	buf = NULL;
-	if (!r)
-		r = stall(&s, KD_STALL_VOLUMES);
-	if (!r)
-		r = kd_frame_recv(&s.io, KD_MSG_KEYS, &buf, &len);
-	if (!r)
-		r = kd_keys_parse(buf, len, (const char(*)[KD_UUID_LEN + 1])uuids, nv, keys);
-	if (buf) {
-		kd_wipe(buf, len);
-		free(buf);
-		buf = NULL;
-	}
-	if (o->timings)
-		o->timings->keys_ms = lap(&s);
-	if (!r)
-		r = stall(&s, KD_STALL_KEYS);
-	for (size_t i = 0; !r && i < nv; i++) {
-		int slot = -1;
+		r = prepare_own_vek(&s);
+	deadline = kd_now_ms() + o->total_timeout_ms;
+	while (!r) {
+		bool ok;
 
-		r = enrol_one(&s, &vols[i], &keys[i], &slot);
-		if (r)
-			r = kd_fail_prefix(r, o->devices[i]);
-		slots[i] = (uint32_t)slot;
+		/* Our TLS credentials are made while nobody waits on them. */
+		if (!pre && (r = kd_tls_new(1, &pre)))
+			break;
+		r = kd_tls_listener_accept(l, pre, deadline, o->read_timeout_ms);
+		if (r && kd_now_ms() >= deadline)
+			break;
+		if (r) {
+			/* Not even TLS: nothing to tell this one. */
+			snprintf(last, sizeof(last), "%s", kd_err_detail(r));
+			last_r = r;
+			attempts++;
+			kd_tls_close(pre);
+			pre = NULL;
+			r = 0;
+			continue;
+		}
+		s.tls = pre;
+		pre = NULL;
+		t0 = s.t_mark = now_us();
+		kd_tls_io(s.tls, &s.io);
+		s.io.read_timeout_ms = o->read_timeout_ms;
+		/* Each handoff has its own deadline from its accept: waiting for
+		 * N (a VM that may still be booting) is not the peer's fault. */
+		s.io.deadline_ms = kd_now_ms() + o->total_timeout_ms;
+		if (o->timings)
+			o->timings->tls_ms = 0;
+		r = serve_one(&s, vols, uuids, nv, &final);
+		ok = !r;
+		if (r) {
+			r = send_error(&s, r);
+			snprintf(last, sizeof(last), "%s", kd_err_detail(r));
+			last_r = r;
+			attempts++;
+		}
+		kd_tls_close(s.tls);
+		s.tls = NULL;
+		kd_manifest_free(s.peer_manifest);
+		s.peer_manifest = NULL;
+		/* A test peer that stops talking (--stall-after) serves once. */
+		if (ok || final || o->stall != KD_STALL_NONE)
+			break;
+		r = 0;
 	}
-	if (o->timings)
-		o->timings->enrol_ms = lap(&s);
-	if (!r)
-		r = kd_done_encode((const char(*)[KD_UUID_LEN + 1])uuids, slots, nv, &buf, &len);
-	if (!r)
-		r = kd_frame_send(&s.io, KD_MSG_DONE, buf, len);
-	free(buf);
-out:
-	if (r)
-		r = send_error(&s, r);
+	if (r && !final && attempts && kd_now_ms() >= deadline && o->stall == KD_STALL_NONE)
+		r = kd_fail(last_r, "no new version completed the handoff before the deadline "
+				    "(%d attempt(s)); last: %s", attempts, last);
+	else if (r && !final && !attempts && r == KD_ETIMEOUT)
+		r = kd_fail(r, "no peer connected within %d ms", o->total_timeout_ms);
 	if (o->timings)
 		o->timings->total_ms = (double)(now_us() - t0) / 1000.0;
-	kd_handoff_keys_wipe(keys, nv);
+	kd_tls_close(pre);
+	kd_tls_listener_free(l);
 	for (size_t i = 0; i < nv; i++) {
 		kd_secret_free(vols[i].vk);
 		kd_volume_close(vols[i].v);
@@ -361,7 +446,18 @@ out:
 
 /* ---------------------------------------------------------------- N */
 
-int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr)
+/* One connection attempt may take a read timeout, never past the deadline. */
+static int connect_ms(const struct kd_handoff_opts *o, int64_t deadline)
+{
+	int64_t left = deadline - kd_now_ms();
+
+	if (left < 1)
+		left = 1;
+	return left < o->read_timeout_ms ? (int)left : o->read_timeout_ms;
+}
+
+static int receive_once(const struct kd_handoff_opts *o, const char *connect_addr,
+			int64_t deadline)
 {
 	char uuids[KD_HANDOFF_MAX_VOLUMES][KD_UUID_LEN + 1];
 	struct kd_handoff_key keys[KD_HANDOFF_MAX_VOLUMES];
@@ -379,13 +475,16 @@ int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr
 	if (!r)
 		r = kd_token_for_launch(&s.launch, s.own_manifest->version, s.own_manifest->svn,
 					KD_TOKEN_PENDING, &tok);
-	/* Like O, N makes its TLS credentials before it talks to anyone. */
+	/* Like O, N makes its TLS credentials and its own VCEK before it talks
+	 * to anyone. */
+	if (!r)
+		r = prepare_own_vek(&s);
 	if (!r)
 		r = kd_tls_new(0, &pre);
 	if (r)
 		goto out;
 	t0 = s.t_mark = now_us();
-	r = kd_tls_connect_on(pre, connect_addr, o->read_timeout_ms);
+	r = kd_tls_connect_on(pre, connect_addr, connect_ms(o, deadline));
 	if (o->timings)
 		o->timings->tls_ms = lap(&s);
 	if (r) {
@@ -395,7 +494,7 @@ int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr
 	s.tls = pre;
 	kd_tls_io(s.tls, &s.io);
 	s.io.read_timeout_ms = o->read_timeout_ms;
-	s.io.deadline_ms = kd_now_ms() + o->total_timeout_ms;
+	s.io.deadline_ms = deadline;
 	r = hello_exchange(&s);
 	if (!r)
 		r = kd_frame_recv(&s.io, KD_MSG_VOLUMES, &buf, &len);
@@ -436,5 +535,43 @@ out:
 	if (o->timings)
 		o->timings->total_ms = (double)(now_us() - t0) / 1000.0;
 	teardown(&s);
+	return r;
+}
+
+/* What N retries: the connection failed, not a verdict. */
+static bool retryable(int r)
+{
+	return r == KD_EIO || r == KD_ETIMEOUT || r == KD_EPROTO;
+}
+
+/*
+ * N tries until its deadline while O is unreachable, slow, busy with a
+ * stray connection or drops the connection; a refusal (a verdict about O,
+ * about N's own release, or O's ERROR) is final.
+ */
+int kd_handoff_receive(const struct kd_handoff_opts *o, const char *connect_addr)
+{
+	int64_t deadline = kd_now_ms() + o->total_timeout_ms;
+	char first[200] = "";
+	int r, attempts = 0;
+
+	for (;;) {
+		r = receive_once(o, connect_addr, deadline);
+		attempts++;
+		/* A test peer that stops talking (--stall-after) tries once. */
+		if (!r || !retryable(r) || o->stall != KD_STALL_NONE ||
+		    kd_now_ms() + 100 >= deadline)
+			break;
+		if (!first[0])
+			snprintf(first, sizeof(first), "%s", kd_err_detail(r));
+		usleep(100000);
+	}
+	if (r && attempts > 1 && retryable(r)) {
+		char last[250];
+
+		snprintf(last, sizeof(last), "%s", kd_err_detail(r));
+		r = kd_fail(r, "no handoff before the deadline (%d attempts); first: %s; last: %s",
+			    attempts, first, last);
+	}
 	return r;
 }

@@ -1,41 +1,56 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Privilege separation of the peer verification (issue 8, after OpenSSH's
- * privsep): the peer's HELLO -- certificates (X.509/ASN.1), the report and
- * the manifest JSON, i.e. all of the untrusted parsing -- is handled in a
+ * Privilege separation of the peer verification (after OpenSSH's privsep):
+ * the peer's HELLO -- certificates (X.509/ASN.1), the report and the
+ * manifest JSON, i.e. all of the untrusted parsing -- is handled in a
  * forked child that holds no key material: every kd_secret is
  * MADV_WIPEONFORK, so the child sees the volume keys as zeros, and it
  * closes every descriptor but its result pipe (no TLS socket, no disk, no
- * simulator), drops to nobody when run as root, sets no_new_privs and may
- * not fork or write files.
+ * simulator), drops to nobody when run as root, sets no_new_privs, may not
+ * fork or write files, and runs under a seccomp filter (libseccomp) that
+ * allows only memory management, read/write/close on what it holds, time
+ * and exit: a socket, an open or an exec kills it.
  *
- * The interface back is one fixed message, parsed by the parent with the
- * cursor:
+ * The child's verdict is not trusted either. The interface back is one
+ * fixed message, parsed by the parent with the cursor:
  *   i32 result (0 or KD_E*), u16 n + detail (printable, n <= 400)
- *   and on success: u32 manifest svn, u8 n + manifest label (1..64)
- * On success the parent parses the report bytes it already holds (the very
- * bytes the child verified) for the fields it records in N's token.
+ *   and on success the peer manifest's signed fields:
+ *   u32 svn, u8 n + label (1..64), u64 not_before, u64 not_after,
+ *   u8 has_min_peer_svn, u32 min_peer_svn,
+ *   u8 min_tcb mask (bit p = product p), 3 x u64 min_tcb (Milan, Genoa, Turin),
+ *   u16 n + n x 48-byte measurement (1..64), u8 n + n x {32-byte key id, 64-byte sig}
+ * While the child works, the parent verifies its own chain (this chip's
+ * VCEK) and the peer report's signature and policy under it; then it
+ * re-verifies the k-of-n signatures over the returned manifest fields and
+ * every remaining check (kd_handoff_recheck_manifest). A lying child can
+ * only make it refuse.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <grp.h>
 #include <poll.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "keyd/cursor.h"
 #include "keyd/error.h"
+#include "keyd/failpoint.h"
 #include "keyd/handoff.h"
 #include "keyd/manifest.h"
+#include "keyd/verify.h"
+#include "handoff/internal.h"
 
-#define RESULT_MAX 512u
+#define RESULT_MAX 8192u
 #define DETAIL_MAX 400u
 #define NOBODY 65534
 
@@ -61,13 +76,43 @@ static void child_harden(int keep_fd)
 	}
 	/* After the uid change: no further processes for a compromised child. */
 	setrlimit(RLIMIT_NPROC, &zero);
+	if (kd_handoff_confine())
+		_exit(123);
 }
+
+int kd_handoff_confine(void)
+{
+	/* What verification needs once OpenSSL is initialised: nothing that
+	 * names a file, a socket or a program. */
+	static const int allowed[] = {
+		SCMP_SYS(read),		 SCMP_SYS(write),	    SCMP_SYS(close),
+		SCMP_SYS(exit),		 SCMP_SYS(exit_group),	    SCMP_SYS(brk),
+		SCMP_SYS(mmap),		 SCMP_SYS(munmap),	    SCMP_SYS(mremap),
+		SCMP_SYS(mprotect),	 SCMP_SYS(madvise),	    SCMP_SYS(futex),
+		SCMP_SYS(rt_sigreturn),	 SCMP_SYS(rt_sigprocmask),  SCMP_SYS(clock_gettime),
+		SCMP_SYS(gettimeofday),	 SCMP_SYS(time),	    SCMP_SYS(getrandom),
+		SCMP_SYS(getpid),	 SCMP_SYS(gettid),	    SCMP_SYS(fstat),
+		SCMP_SYS(newfstatat),	 SCMP_SYS(lseek),		    SCMP_SYS(sigaltstack),
+	};
+	scmp_filter_ctx f = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	int r = f ? 0 : -1;
+
+	for (size_t i = 0; !r && i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		r = seccomp_rule_add(f, SCMP_ACT_ALLOW, allowed[i], 0);
+	if (!r)
+		r = seccomp_load(f);
+	seccomp_release(f);
+	return r ? kd_fail(KD_EIO, "cannot load the seccomp filter (%d)", r) : 0;
+}
+
+
 
 static void put_result(int fd, int r, const struct kd_manifest *m)
 {
-	uint8_t buf[RESULT_MAX];
+	static uint8_t buf[RESULT_MAX];
 	const char *d = r ? kd_err_detail(r) : "";
 	size_t dl = strlen(d), off = 0, ll;
+	uint8_t mask = 0;
 
 	if (dl > DETAIL_MAX)
 		dl = DETAIL_MAX;
@@ -81,6 +126,26 @@ static void put_result(int fd, int r, const struct kd_manifest *m)
 		buf[off + 4] = (uint8_t)ll;
 		memcpy(buf + off + 5, m->version, ll);
 		off += 5 + ll;
+		kd_put_le64(buf + off, (uint64_t)m->not_before);
+		kd_put_le64(buf + off + 8, (uint64_t)m->not_after);
+		buf[off + 16] = m->has_min_peer_svn;
+		kd_put_le32(buf + off + 17, m->min_peer_svn);
+		off += 21;
+		for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++)
+			if (m->has_min_tcb[p])
+				mask |= (uint8_t)(1u << p);
+		buf[off++] = mask;
+		for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++, off += 8)
+			kd_put_le64(buf + off, m->min_tcb[p]);
+		kd_put_le16(buf + off, (uint16_t)m->n_measurements);
+		off += 2;
+		memcpy(buf + off, m->measurements, m->n_measurements * 48);
+		off += m->n_measurements * 48;
+		buf[off++] = (uint8_t)m->n_sigs;
+		for (size_t i = 0; i < m->n_sigs; i++, off += 96) {
+			memcpy(buf + off, m->sigs[i].key_id, 32);
+			memcpy(buf + off + 32, m->sigs[i].sig, 64);
+		}
 	}
 	if (write(fd, buf, off) != (ssize_t)off)
 		_exit(124);
@@ -119,15 +184,57 @@ static int read_result(int fd, int timeout_ms, uint8_t *buf, size_t *len)
 	return 0;
 }
 
-static int parse_result(const uint8_t *buf, size_t len, char peer_role, uint32_t *svn,
-			char label[KD_MANIFEST_LABEL_MAX + 1])
+/* The peer manifest's fields, as the child sent them: judged again later. */
+static int parse_manifest_fields(struct kd_cursor *c, struct kd_manifest *m)
+{
+	uint64_t nb, na;
+	uint16_t nm;
+	uint8_t ll, has_floor, mask, ns;
+
+	if (kd_cur_u32(c, &m->svn) || kd_cur_u8(c, &ll) || ll == 0 || ll > KD_MANIFEST_LABEL_MAX ||
+	    kd_cur_bytes(c, m->version, ll) || kd_cur_u64(c, &nb) || kd_cur_u64(c, &na) ||
+	    kd_cur_u8(c, &has_floor) || has_floor > 1 || kd_cur_u32(c, &m->min_peer_svn) ||
+	    kd_cur_u8(c, &mask) || (mask & ~0x0eu))
+		return KD_EPROTO;
+	m->version[ll] = '\0';
+	m->not_before = (time_t)(int64_t)nb;
+	m->not_after = (time_t)(int64_t)na;
+	m->has_min_peer_svn = has_floor;
+	for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++) {
+		m->has_min_tcb[p] = mask & (1u << p);
+		if (kd_cur_u64(c, &m->min_tcb[p]))
+			return KD_EPROTO;
+	}
+	if (kd_cur_u16(c, &nm) || nm == 0 || nm > KD_MANIFEST_MAX_MEAS)
+		return KD_EPROTO;
+	for (uint16_t i = 0; i < nm; i++) {
+		uint8_t meas[48];
+
+		if (kd_cur_bytes(c, meas, 48) || kd_manifest_add_measurement(m, meas))
+			return KD_EPROTO;
+	}
+	if (kd_cur_u8(c, &ns) || ns > KD_MANIFEST_MAX_SIGS)
+		return KD_EPROTO;
+	if (ns) {
+		m->sigs = calloc(ns, sizeof(*m->sigs));
+		if (!m->sigs)
+			return KD_ENOMEM;
+		m->n_sigs = ns;
+	}
+	for (uint8_t i = 0; i < ns; i++)
+		if (kd_cur_bytes(c, m->sigs[i].key_id, 32) || kd_cur_bytes(c, m->sigs[i].sig, 64))
+			return KD_EPROTO;
+	return kd_cur_expect_end(c) ? KD_EPROTO : 0;
+}
+
+static int parse_result(const uint8_t *buf, size_t len, char peer_role, struct kd_manifest *m)
 {
 	char detail[DETAIL_MAX + 1];
 	const uint8_t *p;
 	struct kd_cursor c;
 	uint32_t r;
 	uint16_t dl;
-	uint8_t ll;
+	int e;
 
 	kd_cur_init(&c, buf, len);
 	if (kd_cur_u32(&c, &r) || kd_cur_u16(&c, &dl) || dl > DETAIL_MAX || kd_cur_ptr(&c, &p, dl))
@@ -137,21 +244,22 @@ static int parse_result(const uint8_t *buf, size_t len, char peer_role, uint32_t
 		detail[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
 	detail[dl] = '\0';
 	if ((int32_t)r != 0) {
-		int e = (int32_t)r;
-
+		e = (int32_t)r;
 		if (e >= 0 || e <= KD__EMAX)
 			e = KD_EVERIFY;
 		return kd_fail(e, "%s", detail);
 	}
-	if (kd_cur_u32(&c, svn) || kd_cur_u8(&c, &ll) || ll == 0 || ll > KD_MANIFEST_LABEL_MAX ||
-	    kd_cur_bytes(&c, label, ll) || kd_cur_expect_end(&c))
+	e = parse_manifest_fields(&c, m);
+	if (e == KD_ENOMEM)
+		return e;
+	if (e)
 		return kd_fail(KD_EPROTO, "peer %c: verifier child returned a malformed result",
 			       peer_role);
-	label[ll] = '\0';
 	return 0;
 }
 
 int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
+				    struct kd_verifier *own_vek,
 				    const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
 				    const struct kd_report *own_report,
 				    const struct kd_manifest *own_manifest,
@@ -159,15 +267,20 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 				    struct kd_report *ret_report, struct kd_manifest **ret_manifest)
 {
 	char peer_role = my_role == KD_ROLE_OLD ? KD_ROLE_NEW : KD_ROLE_OLD;
-	char label[KD_MANIFEST_LABEL_MAX + 1];
 	uint8_t buf[RESULT_MAX];
+	char rv_detail[400] = "";
 	struct kd_manifest *m = NULL;
 	struct kd_report rep;
 	size_t len = 0;
-	uint32_t svn = 0;
-	int pfd[2], st = 0, r;
+	int pfd[2], st = 0, r, rv;
 	pid_t pid;
 
+	if (!own_vek)
+		return kd_fail(KD_EINVAL, "the parent needs this chip's own VCEK to re-check");
+	/* OpenSSL reads its configuration now, not in the confined child. */
+	OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG | OPENSSL_INIT_ADD_ALL_CIPHERS |
+				    OPENSSL_INIT_ADD_ALL_DIGESTS,
+			    NULL);
 	if (pipe2(pfd, O_CLOEXEC))
 		return kd_fail(KD_EIO, "pipe: %s", strerror(errno));
 	pid = fork();
@@ -181,12 +294,33 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 		struct kd_report pr;
 
 		child_harden(pfd[1]);
+#ifdef KEYD_FAILPOINTS
+		/* Test aid: a child that breaks out must die, not answer. */
+		{
+			const char *fp = getenv("KEYD_FAILPOINT");
+
+			if (fp && !strcmp(fp, "handoff.child-escape"))
+				(void)socket(AF_INET, SOCK_STREAM, 0);
+			if (fp && !strcmp(fp, "handoff.child-lies")) {
+				struct kd_manifest *lie = NULL;
+
+				if (!kd_manifest_parse(peer->manifest, peer->manifest_len, &lie))
+					put_result(pfd[1], 0, lie);
+				_exit(0);
+			}
+		}
+#endif
 		r = kd_handoff_verify_peer(my_role, peer, exporter, own_report, own_manifest,
 					   trust, &pr, &pm);
 		put_result(pfd[1], r, pm);
 		_exit(0);
 	}
 	close(pfd[1]);
+	/* Meanwhile the parent checks the report itself, under this chip's own VCEK. */
+	rv = kd_handoff_recheck_report(my_role, peer->report, peer->report_len, exporter, own_report,
+				       trust, own_vek, &rep);
+	if (rv)
+		snprintf(rv_detail, sizeof(rv_detail), "%s", kd_err_detail(rv));
 	r = read_result(pfd[0], timeout_ms > 0 ? timeout_ms : 30000, buf, &len);
 	close(pfd[0]);
 	if (r) {
@@ -196,19 +330,28 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 	}
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return kd_fail(KD_EIO, "peer %c: verifier child died (status 0x%x)", peer_role, st);
-	r = parse_result(buf, len, peer_role, &svn, label);
-	if (r)
-		return r;
-	/* Verified by the child: these are AMD-signed bytes. */
-	r = kd_report_parse(peer->report, peer->report_len, &rep);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		/* Fail closed: a verifier that dies has verified nothing. */
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
+			return kd_fail(KD_EVERIFY, "peer %c: verifier child broke its seccomp filter "
+						   "and was killed", peer_role);
+		return kd_fail(KD_EVERIFY, "peer %c: verifier child died (status 0x%x)", peer_role,
+			       st);
+	}
+	r = kd_manifest_new(&m);
 	if (!r)
-		r = kd_manifest_new(&m);
-	if (r)
+		r = parse_result(buf, len, peer_role, m);
+	/* The child's verdict is only a first opinion: the parent's own decides. */
+	if (!r && rv)
+		r = kd_fail(rv, "%s", rv_detail);
+	if (!r)
+		r = kd_handoff_recheck_manifest(my_role, &rep, m, exporter, own_report, own_manifest,
+						trust);
+	kd_wipe(buf, len);
+	if (r) {
+		kd_manifest_free(m);
 		return r;
-	memcpy(m->version, label, sizeof(label));
-	m->svn = svn;
+	}
 	*ret_report = rep;
 	*ret_manifest = m;
 	return 0;

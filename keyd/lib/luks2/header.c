@@ -14,12 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <blkid/blkid.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
 #include "keyd/cursor.h"
 #include "keyd/error.h"
 #include "keyd/header.h"
+#include "keyd/luks2json.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
 
@@ -32,7 +34,7 @@
 #define VOL_INTEGRITY_KEY_BYTES 32u
 #define VOL_SECTOR 4096u
 #define PBKDF_FLOOR 1000u
-#define MAX_SLOTS 32u
+#define KEYSLOTS_SIZE_MAX (128u * 1024u * 1024u) /* libcryptsetup's limit */
 #define AREA_TRUNC "header area truncated"
 
 static const uint8_t magic1[6] = {'L', 'U', 'K', 'S', 0xba, 0xbe};
@@ -91,7 +93,7 @@ int kd_luks2_parse_copy(const uint8_t *buf, size_t len, uint64_t offset,
 	unsigned dlen = 0;
 	EVP_MD_CTX *md;
 	static const uint8_t zero64[64];
-	const char *json;
+	const char *json, *nul;
 	size_t json_max;
 	char *out;
 	int ok;
@@ -113,6 +115,9 @@ int kd_luks2_parse_copy(const uint8_t *buf, size_t len, uint64_t offset,
 	/* Cheap sanity before anything is hashed (cf. hdr_disk_sanity_check_pre). */
 	if (!legal_hdr_size(ret->hdr_size))
 		return copy_fail(ret, KD_EMALFORMED, "illegal hdr_size");
+	/* The secondary sits right after a primary of its own size. */
+	if (offset && ret->hdr_size != offset)
+		return copy_fail(ret, KD_EMALFORMED, "secondary hdr_size does not match its offset");
 	if (fixed_str(&c, KD_LUKS2_LABEL_MAX, ret->label, sizeof(ret->label)) ||
 	    fixed_str(&c, 32, alg, sizeof(alg)) || kd_cur_skip(&c, 64) ||
 	    fixed_str(&c, KD_LUKS2_UUID_MAX, ret->uuid, sizeof(ret->uuid)) ||
@@ -144,8 +149,19 @@ int kd_luks2_parse_copy(const uint8_t *buf, size_t len, uint64_t offset,
 	memcpy(ret->csum, csum, 32);
 	json = (const char *)buf + KD_LUKS2_BIN_SIZE;
 	json_max = ret->hdr_size - KD_LUKS2_BIN_SIZE;
-	if (!memchr(json, 0, json_max))
+	/*
+	 * Framing as libcryptsetup checks it (validate_json_area): the JSON
+	 * starts at the first byte of the area and only NUL bytes follow its
+	 * terminator. A copy that fails this is one libcryptsetup ignores (and
+	 * would overwrite from the other copy), so keyd treats it as damaged.
+	 */
+	if (!(nul = memchr(json, 0, json_max)))
 		return copy_fail(ret, KD_EMALFORMED, "JSON area not terminated");
+	if (json[0] != '{')
+		return copy_fail(ret, KD_EMALFORMED, "JSON area does not start with '{'");
+	for (const char *p = nul; p < json + json_max; p++)
+		if (*p)
+			return copy_fail(ret, KD_EMALFORMED, "non-NUL bytes after the JSON text");
 	if (ret_json) {
 		out = strdup(json);
 		if (!out)
@@ -189,16 +205,75 @@ static int read_copy(int fd, uint64_t off, struct kd_luks2_copy *ret, char **ret
 const char *kd_header_health_summary(const struct kd_header_health *h)
 {
 	if (h->used < 0)
-		return "no valid LUKS2 header copy";
+		return "no valid LUKS2 header copy: libcryptsetup cannot load this device either";
 	if (h->agree)
 		return "both header copies valid and identical";
+	/*
+	 * What libcryptsetup does with it (LUKS2_disk_hdr_read): it rewrites a
+	 * damaged or older copy from the good one on its next load, unless the
+	 * device also carries another signature; then it refuses to load at all
+	 * ("ambiguous signatures") until an explicit repair. Copies that are
+	 * both valid at the same seqid are not repaired: it uses the primary.
+	 */
+	if (h->ambiguous)
+		return h->primary.ok && h->secondary.ok
+			       ? "one header copy is older and the device carries another "
+				 "signature: libcryptsetup refuses to load it (ambiguous "
+				 "signatures); needs keyd-recover repair"
+			       : "one header copy is damaged and the device carries another "
+				 "signature: libcryptsetup refuses to load it (ambiguous "
+				 "signatures); needs keyd-recover repair";
 	if (!h->primary.ok)
-		return "primary header damaged, secondary intact: needs repair "
-		       "(libcryptsetup restores it from the secondary on the next load)";
+		return "primary header damaged, secondary intact: needs keyd-recover repair "
+		       "(keyd refuses to unlock until then; a libcryptsetup load would rewrite "
+		       "the primary from the secondary)";
 	if (!h->secondary.ok)
-		return "secondary header damaged, primary intact: needs repair "
-		       "(libcryptsetup restores it from the primary on the next load)";
-	return "header copies differ (interrupted write): needs repair from the newer copy";
+		return "secondary header damaged, primary intact: needs keyd-recover repair "
+		       "(keyd refuses to unlock until then; a libcryptsetup load would rewrite "
+		       "the secondary from the primary)";
+	if (h->primary.seqid != h->secondary.seqid)
+		return h->used ? "primary header is older than the secondary (interrupted write): "
+				 "needs keyd-recover repair (a libcryptsetup load would rewrite it "
+				 "from the secondary)"
+			       : "secondary header is older than the primary (interrupted write): "
+				 "needs keyd-recover repair (a libcryptsetup load would rewrite it "
+				 "from the primary)";
+	return "header copies differ at the same seqid: libcryptsetup uses the primary and "
+	       "repairs nothing; needs keyd-recover repair";
+}
+
+const char *kd_header_damaged_copy(const struct kd_header_health *h)
+{
+	if (h->used < 0 || h->agree)
+		return NULL;
+	return h->used ? "primary" : "secondary";
+}
+
+/*
+ * libcryptsetup probes the device for other signatures before it recovers a
+ * copy (detect_device_signatures): any superblock or partition table but
+ * LUKS makes it refuse. Same probe here, on the same fd.
+ */
+static bool other_signature(int fd)
+{
+	blkid_probe pr = blkid_new_probe();
+	char *luks[] = {(char *)"crypto_LUKS", NULL};
+	bool other = true;
+	int r;
+
+	if (!pr)
+		return true;
+	if (!blkid_probe_set_device(pr, fd, 0, 0)) {
+		blkid_probe_enable_partitions(pr, 1);
+		blkid_probe_set_partitions_flags(pr, 0);
+		blkid_probe_enable_superblocks(pr, 1);
+		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+		blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_NOTIN, luks);
+		r = blkid_do_safeprobe(pr);
+		other = r != 1; /* 1: nothing found; 0 found, -2 ambiguous, -1 error */
+	}
+	blkid_free_probe(pr);
+	return other;
 }
 
 int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_object **ret_meta)
@@ -216,9 +291,14 @@ int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_obje
 	r = read_copy(fd, 0, &h.primary, &j1);
 	if (r == KD_ENOMEM || r == KD_ECRYPTO)
 		return r;
-	if (h.primary.ok) {
+	/* The secondary follows a primary of its size; libcryptsetup searches
+	 * every legal offset only when the primary's size is unknown. */
+	if (legal_hdr_size(h.primary.hdr_size))
 		read_copy(fd, h.primary.hdr_size, &h.secondary, &j2);
-	} else {
+	if (!h.primary.ok && !h.secondary.ok) {
+		struct kd_luks2_copy first = h.secondary;
+		bool tried = legal_hdr_size(h.primary.hdr_size);
+
 		/* libcryptsetup looks for the secondary at every legal offset. */
 		for (size_t i = 0; i < KD_ARRAY_SIZE(offsets); i++) {
 			free(j2);
@@ -226,7 +306,9 @@ int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_obje
 			if (!read_copy(fd, offsets[i], &h.secondary, &j2))
 				break;
 		}
-		if (!h.secondary.ok) {
+		if (!h.secondary.ok && tried) {
+			h.secondary = first; /* say why the expected one is not valid */
+		} else if (!h.secondary.ok) {
 			h.secondary.hdr_offset = 0;
 			snprintf(h.secondary.err, sizeof(h.secondary.err), "not found");
 		}
@@ -240,6 +322,8 @@ int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_obje
 	} else {
 		h.used = h.primary.ok ? 0 : h.secondary.ok ? 1 : -1;
 	}
+	if (h.used >= 0 && !h.agree)
+		h.ambiguous = other_signature(fd);
 	if (h.used < 0) {
 		free(j1);
 		free(j2);
@@ -283,100 +367,121 @@ int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_obje
 
 int kd_luks2_u64(struct json_object *o, const char *key, uint64_t *ret)
 {
-	json_object *v;
-	const char *s;
-	uint64_t n = 0;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata: \"%s\" missing or not a string", key);
-	s = json_object_get_string(v);
-	if (!*s || strlen(s) > 20 || (s[0] == '0' && s[1]))
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata: \"%s\" is not a decimal number", key);
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || n > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
-			return kd_fail(KD_ETAMPER, "LUKS2 metadata: \"%s\" is not a decimal number", key);
-		n = n * 10 + (uint64_t)(*s - '0');
-	}
-	*ret = n;
-	return 0;
+	return kd_lj_u64(o, "LUKS2 metadata", key, ret);
 }
 
-static json_object *get(json_object *o, const char *key, json_type type)
-{
-	json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
-		return NULL;
-	return v;
-}
-
-static const char *get_s(json_object *o, const char *key)
-{
-	json_object *v = get(o, key, json_type_string);
-
-	return v ? json_object_get_string(v) : NULL;
-}
-
-static int64_t get_i(json_object *o, const char *key)
-{
-	json_object *v = get(o, key, json_type_int);
-
-	return v ? json_object_get_int64(v) : -1;
-}
+/*
+ * The allow-list is a table of checks, one concern each, in the manner of
+ * libcryptsetup's LUKS2_hdr_validate: every header libcryptsetup's own
+ * validation refuses is refused here too (type of every member, references
+ * between sections, flags arrays, area intervals), and on top keyd admits
+ * only its own profile. What the checks learn is carried in struct allow.
+ */
+struct allow {
+	json_object *meta, *keyslots, *segments, *digests, *tokens, *config, *seg;
+	uint64_t hdr_size, json_size, ks_size, seg_off;
+	uint32_t slots;       /* keyslot ids present */
+	uint32_t keyd_slots;  /* keyslots a keyd token owns */
+	uint32_t token_slots; /* keyslots any token names */
+	uint32_t vk_bytes;    /* volume key size segment 0 implies */
+};
 
 static bool str_eq(const char *a, const char *b)
 {
 	return a && !strcmp(a, b);
 }
 
-/* Object keys of keyslots/segments/digests/tokens are decimal 0..31. */
-static int slot_id(const char *key, const char *what)
+/* Only the five LUKS2 sections, each an object; keyslot ids collected. */
+static int allow_sections(struct allow *a)
 {
-	uint64_t n = 0;
+	static const char *const names[] = {"keyslots", "segments", "digests", "tokens", "config"};
+	json_object **dst[] = {&a->keyslots, &a->segments, &a->digests, &a->tokens, &a->config};
+	int r;
 
-	if (!*key || strlen(key) > 2 || (key[0] == '0' && key[1]))
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata: bad %s id \"%.8s\"", what, key);
-	for (const char *p = key; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return kd_fail(KD_ETAMPER, "LUKS2 metadata: bad %s id \"%.8s\"", what, key);
-		n = n * 10 + (uint64_t)(*p - '0');
+	if (!json_object_is_type(a->meta, json_type_object))
+		return kd_fail(KD_ETAMPER, "LUKS2 metadata is not an object");
+	json_object_object_foreach(a->meta, top, topv) {
+		bool known = false;
+
+		(void)topv;
+		for (size_t i = 0; i < KD_ARRAY_SIZE(names); i++)
+			known |= !strcmp(top, names[i]);
+		if (!known)
+			return kd_fail(KD_ETAMPER, "LUKS2 metadata: unexpected section \"%.32s\"", top);
 	}
-	if (n >= MAX_SLOTS)
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata: %s id %llu out of range", what,
-			       (unsigned long long)n);
-	return (int)n;
-}
+	for (size_t i = 0; i < KD_ARRAY_SIZE(names); i++)
+		if ((r = kd_lj_obj(a->meta, "LUKS2 metadata", names[i], dst[i])))
+			return r;
+	json_object_object_foreach(a->keyslots, kid, ks) {
+		int id = kd_lj_id(kid, "LUKS2 keyslots", "keyslot");
 
-/* Array of decimal-string ids -> bitmask. */
-static int id_set(json_object *arr, const char *what, uint32_t *ret)
-{
-	uint32_t m = 0;
-	size_t n;
-
-	if (!arr || !json_object_is_type(arr, json_type_array))
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata: %s list missing", what);
-	n = json_object_array_length(arr);
-	for (size_t i = 0; i < n; i++) {
-		json_object *e = json_object_array_get_idx(arr, i);
-		int id;
-
-		if (!json_object_is_type(e, json_type_string))
-			return kd_fail(KD_ETAMPER, "LUKS2 metadata: %s reference is not a string", what);
-		id = slot_id(json_object_get_string(e), what);
 		if (id < 0)
 			return id;
-		if (m & (1u << id))
-			return kd_fail(KD_ETAMPER, "LUKS2 metadata: duplicate %s reference", what);
-		m |= 1u << id;
+		if (!json_object_is_type(ks, json_type_object))
+			return kd_fail(KD_ETAMPER, "keyslot %d is not an object", id);
+		a->slots |= 1u << id;
 	}
-	*ret = m;
 	return 0;
 }
 
-struct range {
-	uint64_t off, len;
-	int slot;
-};
+/* Only members in `allowed` (a NULL-terminated list). */
+static int only_members(json_object *o, const char *where, const char *const *allowed)
+{
+	json_object_object_foreach(o, key, val) {
+		bool known = false;
+
+		(void)val;
+		for (size_t i = 0; allowed[i]; i++)
+			known |= !strcmp(key, allowed[i]);
+		if (!known)
+			return kd_fail(KD_ETAMPER, "%s: unexpected member \"%.32s\"", where, key);
+	}
+	return 0;
+}
+
+/*
+ * config: sizes consistent with the binary header and libcryptsetup's
+ * limits; flags an array of strings keyd knows; no requirements (online
+ * reencryption and other features keyd never sets up).
+ */
+static int allow_config(struct allow *a)
+{
+	static const char *const members[] = {"json_size", "keyslots_size", "flags", "requirements",
+					      NULL};
+	json_object *flags, *req, *mand;
+	int r;
+
+	if ((r = only_members(a->config, "config", members)) ||
+	    (r = kd_lj_u64(a->config, "config", "json_size", &a->json_size)) ||
+	    (r = kd_lj_u64(a->config, "config", "keyslots_size", &a->ks_size)))
+		return r;
+	if (a->json_size != a->hdr_size - KD_LUKS2_BIN_SIZE)
+		return kd_fail(KD_ETAMPER, "LUKS2 metadata: json_size does not match the header size");
+	if (a->ks_size % VOL_SECTOR || a->ks_size > KEYSLOTS_SIZE_MAX)
+		return kd_fail(KD_ETAMPER, "LUKS2 metadata: keyslots_size is not sane");
+	if ((r = kd_lj_opt(a->config, "config", "requirements", json_type_object, &req)))
+		return r;
+	if (req) {
+		if ((r = only_members(req, "config requirements", (const char *const[]){"mandatory",
+											   NULL})) ||
+		    (r = kd_lj_str_array(req, "config requirements", "mandatory", &mand)))
+			return r;
+		if (mand && json_object_array_length(mand))
+			return kd_fail(KD_ETAMPER, "LUKS2 metadata: header carries requirements "
+						   "(reencryption?); refused");
+	}
+	if ((r = kd_lj_str_array(a->config, "config", "flags", &flags)))
+		return r;
+	for (size_t i = 0; flags && i < json_object_array_length(flags); i++) {
+		const char *f = kd_lj_elem_str(flags, i);
+
+		if (!str_eq(f, "allow-discards") && !str_eq(f, "no-read-workqueue") &&
+		    !str_eq(f, "no-write-workqueue"))
+			return kd_fail(KD_ETAMPER, "LUKS2 metadata: unexpected persistent flag \"%.32s\"",
+				       f);
+	}
+	return 0;
+}
 
 /*
  * Segment integrity, when present, must be exactly keyd's profile: HMAC-SHA256
@@ -384,219 +489,308 @@ struct range {
  * nothing, a different MAC, an encrypted journal keyd never set up) is
  * refused, like any other cipher the host might pick.
  */
-static int integrity_profile(json_object *io)
+static int integrity_profile(json_object *seg)
 {
-	if (!json_object_is_type(io, json_type_object) || json_object_object_length(io) != 3 ||
-	    !str_eq(get_s(io, "type"), VOL_INTEGRITY) ||
-	    !str_eq(get_s(io, "journal_encryption"), "none") ||
-	    !str_eq(get_s(io, "journal_integrity"), "none"))
+	json_object *io;
+	const char *t, *je, *ji;
+	int r;
+
+	if ((r = kd_lj_obj(seg, "segment 0", "integrity", &io)) ||
+	    (r = kd_lj_str(io, "segment 0 integrity", "type", &t)) ||
+	    (r = kd_lj_str(io, "segment 0 integrity", "journal_encryption", &je)) ||
+	    (r = kd_lj_str(io, "segment 0 integrity", "journal_integrity", &ji)))
+		return r;
+	if (json_object_object_length(io) != 3 || strcmp(t, VOL_INTEGRITY) || strcmp(je, "none") ||
+	    strcmp(ji, "none"))
 		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 integrity is not keyd's " VOL_INTEGRITY
 					   " profile; refused");
 	return 0;
 }
 
-int kd_header_allow(struct json_object *meta, uint64_t hdr_size)
+/* Exactly one segment: crypt, aes-xts-plain64, 4096-byte sectors, no flags. */
+static int allow_segments(struct allow *a)
 {
-	json_object *keyslots, *segments, *digests, *tokens, *config, *seg, *flags, *req;
-	uint64_t json_size, ks_size, seg_off = 0, seg_size = 0, u;
-	struct range areas[MAX_SLOTS];
-	size_t n_areas = 0;
-	uint32_t slots = 0, keyd_slots = 0, token_slots = 0, dig_slots = 0, dig_segs;
-	json_object *integ = NULL;
-	uint32_t vk_bytes = VOL_KEY_BYTES;
-	int n, r;
+	static const char *const members[] = {"type",	     "offset",	    "size",	 "iv_tweak",
+					      "encryption", "sector_size", "integrity", "flags",
+					      NULL};
+	json_object *flags, *integ;
+	const char *type, *enc, *size;
+	int64_t sector;
+	uint64_t u, seg_size;
+	int r;
 
-	if (!json_object_is_type(meta, json_type_object))
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata is not an object");
-	json_object_object_foreach(meta, top, topv) {
-		(void)topv;
-		if (strcmp(top, "keyslots") && strcmp(top, "segments") && strcmp(top, "digests") &&
-		    strcmp(top, "tokens") && strcmp(top, "config"))
-			return kd_fail(KD_ETAMPER, "LUKS2 metadata: unexpected section \"%.32s\"", top);
-	}
-	keyslots = get(meta, "keyslots", json_type_object);
-	segments = get(meta, "segments", json_type_object);
-	digests = get(meta, "digests", json_type_object);
-	tokens = get(meta, "tokens", json_type_object);
-	config = get(meta, "config", json_type_object);
-	if (!keyslots || !segments || !digests || !tokens || !config)
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata: a mandatory section is missing");
-
-	/* config: sizes consistent with the binary header; no requirements
-	 * (online reencryption and other features keyd never sets up). */
-	if ((r = kd_luks2_u64(config, "json_size", &json_size)) ||
-	    (r = kd_luks2_u64(config, "keyslots_size", &ks_size)))
-		return r;
-	if (json_size != hdr_size - KD_LUKS2_BIN_SIZE)
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata: json_size does not match the header size");
-	if (ks_size % VOL_SECTOR || ks_size > (1ull << 30))
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata: keyslots_size is not sane");
-	req = get(config, "requirements", json_type_object);
-	if (json_object_object_get_ex(config, "requirements", NULL) &&
-	    (!req || json_object_object_length(req) != 0)) {
-		json_object *mand = get(req, "mandatory", json_type_array);
-
-		if (!req || json_object_object_length(req) != 1 || !mand ||
-		    json_object_array_length(mand) != 0)
-			return kd_fail(KD_ETAMPER, "LUKS2 metadata: header carries requirements "
-						   "(reencryption?); refused");
-	}
-	flags = get(config, "flags", json_type_array);
-	if (flags) {
-		for (size_t i = 0; i < json_object_array_length(flags); i++) {
-			const char *f = json_object_get_string(json_object_array_get_idx(flags, i));
-
-			if (!f || (strcmp(f, "allow-discards") && strcmp(f, "no-read-workqueue") &&
-				   strcmp(f, "no-write-workqueue")))
-				return kd_fail(KD_ETAMPER, "LUKS2 metadata: unexpected persistent flag");
-		}
-	}
-
-	/* Exactly one segment: crypt, aes-xts-plain64, 4096-byte sectors. */
-	if (json_object_object_length(segments) != 1 || !(seg = get(segments, "0", json_type_object)))
+	if (json_object_object_length(a->segments) != 1)
 		return kd_fail(KD_ETAMPER, "LUKS2 header has %d segments; exactly segment 0 is allowed",
-			       json_object_object_length(segments));
-	if (!str_eq(get_s(seg, "type"), "crypt"))
-		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 is not of type crypt");
-	if (!str_eq(get_s(seg, "encryption"), VOL_CIPHER))
-		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 cipher \"%.32s\" is not " VOL_CIPHER
-					   " (cipher_null header attack?)",
-			       get_s(seg, "encryption") ? get_s(seg, "encryption") : "?");
-	if (get_i(seg, "sector_size") != VOL_SECTOR)
-		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 sector size is not 4096");
-	if (json_object_object_get_ex(seg, "integrity", &integ)) {
-		if ((r = integrity_profile(integ)))
-			return r;
-		vk_bytes = VOL_KEY_BYTES + VOL_INTEGRITY_KEY_BYTES;
-	}
-	if ((flags = get(seg, "flags", json_type_array)) && json_object_array_length(flags))
-		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 has flags; refused");
-	if ((r = kd_luks2_u64(seg, "iv_tweak", &u)))
+			       json_object_object_length(a->segments));
+	if ((r = kd_lj_obj(a->segments, "LUKS2 segments", "0", &a->seg)) ||
+	    (r = only_members(a->seg, "segment 0", members)) ||
+	    (r = kd_lj_str(a->seg, "segment 0", "type", &type)) ||
+	    (r = kd_lj_str(a->seg, "segment 0", "encryption", &enc)) ||
+	    (r = kd_lj_int(a->seg, "segment 0", "sector_size", 0, UINT32_MAX, &sector)) ||
+	    (r = kd_lj_u64(a->seg, "segment 0", "iv_tweak", &u)) ||
+	    (r = kd_lj_u64(a->seg, "segment 0", "offset", &a->seg_off)) ||
+	    (r = kd_lj_str(a->seg, "segment 0", "size", &size)) ||
+	    (r = kd_lj_str_array(a->seg, "segment 0", "flags", &flags)) ||
+	    (r = kd_lj_opt(a->seg, "segment 0", "integrity", json_type_object, &integ)))
 		return r;
+	if (strcmp(type, "crypt"))
+		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 is not of type crypt");
+	if (strcmp(enc, VOL_CIPHER))
+		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 cipher \"%.32s\" is not " VOL_CIPHER
+					   " (cipher_null header attack?)", enc);
+	if (sector != VOL_SECTOR)
+		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 sector size is not 4096");
+	a->vk_bytes = VOL_KEY_BYTES;
+	if (integ) {
+		if ((r = integrity_profile(a->seg)))
+			return r;
+		a->vk_bytes = VOL_KEY_BYTES + VOL_INTEGRITY_KEY_BYTES;
+	}
+	if (flags && json_object_array_length(flags))
+		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 has flags; refused");
 	if (u != 0)
 		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 iv_tweak is not 0");
-	if ((r = kd_luks2_u64(seg, "offset", &seg_off)))
-		return r;
-	if (seg_off % VOL_SECTOR || seg_off < 2 * hdr_size + ks_size)
+	if (a->seg_off % VOL_SECTOR || a->seg_off < 2 * a->hdr_size + a->ks_size)
 		return kd_fail(KD_ETAMPER, "LUKS2 segment 0 offset overlaps the metadata");
-	if (!str_eq(get_s(seg, "size"), "dynamic")) {
-		if ((r = kd_luks2_u64(seg, "size", &seg_size)))
+	if (strcmp(size, "dynamic")) {
+		if ((r = kd_lj_u64(a->seg, "segment 0", "size", &seg_size)))
 			return r;
 		if (!seg_size || seg_size % VOL_SECTOR)
 			return kd_fail(KD_ETAMPER, "LUKS2 segment 0 size is not sane");
 	}
+	return 0;
+}
 
-	/* Tokens: which keyslots are keyd's, and that nothing else claims them. */
-	json_object_object_foreach(tokens, tid, tok) {
-		uint32_t m;
+/*
+ * Every token, keyd's or not, as libcryptsetup validates it (a non-empty
+ * type, keyslots an array naming keyslots that exist: libcryptsetup refuses
+ * the whole header otherwise). Then: which keyslots are keyd's, and that no
+ * other token claims them.
+ */
+static int allow_tokens(struct allow *a)
+{
+	char where[24];
+	int r;
+
+	json_object_object_foreach(a->tokens, tid, tok) {
 		const char *type;
+		uint32_t m;
 
-		if ((r = slot_id(tid, "token")) < 0)
+		kd_lj_where(where, sizeof(where), "token", tid);
+		if ((r = kd_lj_id(tid, "LUKS2 tokens", "token")) < 0)
 			return r;
-		if (!json_object_is_type(tok, json_type_object) || !(type = get_s(tok, "type")))
-			return kd_fail(KD_ETAMPER, "LUKS2 token %s has no type", tid);
-		if ((r = id_set(get(tok, "keyslots", json_type_array), "token keyslot", &m)))
+		if (!json_object_is_type(tok, json_type_object))
+			return kd_fail(KD_ETAMPER, "%s is not an object", where);
+		if ((r = kd_lj_str(tok, where, "type", &type)) ||
+		    (r = kd_lj_id_set(tok, where, "keyslots", &m)))
 			return r;
+		if (m & ~a->slots)
+			return kd_fail(KD_ETAMPER, "%s (type %.32s) names a keyslot that does not exist",
+				       where, type);
 		if (!strcmp(type, KD_TOKEN_TYPE)) {
 			if (__builtin_popcount(m) != 1)
 				return kd_fail(KD_ETAMPER, "keyd token %s must reference exactly one keyslot",
 					       tid);
-			if (keyd_slots & m)
+			if (a->keyd_slots & m)
 				return kd_fail(KD_ETAMPER, "two keyd tokens reference the same keyslot");
-			keyd_slots |= m;
+			a->keyd_slots |= m;
 		}
-		if (token_slots & m & keyd_slots)
-			return kd_fail(KD_ETAMPER, "LUKS2 token %s shares a keyd keyslot", tid);
-		token_slots |= m;
 	}
-	/* A foreign token listed before the keyd token on the same slot. */
-	json_object_object_foreach(tokens, tid2, tok2) {
+	/* Second pass: a foreign token may be listed before the keyd token. */
+	json_object_object_foreach(a->tokens, tid2, tok2) {
+		const char *type = NULL;
 		uint32_t m = 0;
 
-		if (str_eq(get_s(tok2, "type"), KD_TOKEN_TYPE))
-			continue;
-		id_set(get(tok2, "keyslots", json_type_array), "token keyslot", &m);
-		if (m & keyd_slots)
+		kd_lj_where(where, sizeof(where), "token", tid2);
+		if ((r = kd_lj_str(tok2, where, "type", &type)) ||
+		    (r = kd_lj_id_set(tok2, where, "keyslots", &m)))
+			return r;
+		if (strcmp(type, KD_TOKEN_TYPE) && (m & a->keyd_slots))
 			return kd_fail(KD_ETAMPER, "foreign token %s (type %.32s) is assigned to a keyd "
-						   "keyslot", tid2, get_s(tok2, "type"));
+						   "keyslot", tid2, type);
+		a->token_slots |= m;
 	}
+	return 0;
+}
 
-	/* Keyslots: luks2, AES-XTS areas inside the keyslots area, no overlap. */
-	json_object_object_foreach(keyslots, kid, ks) {
-		json_object *area, *af, *kdf;
-		struct range a;
-		int id;
+/* The kdf object of a keyslot as libcryptsetup validates it; *ret_type. */
+static int keyslot_kdf(json_object *kdf, const char *where, const char **ret_type,
+		       const char **ret_hash, int64_t *ret_iter)
+{
+	const char *type, *s;
+	int64_t n;
+	int r;
 
-		if ((id = slot_id(kid, "keyslot")) < 0)
+	*ret_hash = NULL;
+	*ret_iter = -1;
+	if ((r = kd_lj_str(kdf, where, "type", &type)) || (r = kd_lj_str(kdf, where, "salt", &s)))
+		return r;
+	if (!strcmp(type, "pbkdf2")) {
+		if ((r = kd_lj_str(kdf, where, "hash", ret_hash)) ||
+		    (r = kd_lj_int(kdf, where, "iterations", 1, UINT32_MAX, ret_iter)))
+			return r;
+		if (json_object_object_length(kdf) != 4)
+			return kd_fail(KD_ETAMPER, "%s: unexpected PBKDF2 parameters", where);
+	} else if (!strcmp(type, "argon2i") || !strcmp(type, "argon2id")) {
+		if ((r = kd_lj_int(kdf, where, "time", 1, UINT32_MAX, &n)) ||
+		    (r = kd_lj_int(kdf, where, "memory", 1, UINT32_MAX, &n)) ||
+		    (r = kd_lj_int(kdf, where, "cpus", 1, UINT32_MAX, &n)))
+			return r;
+		if (json_object_object_length(kdf) != 5)
+			return kd_fail(KD_ETAMPER, "%s: unexpected Argon2 parameters", where);
+	} else {
+		return kd_fail(KD_ETAMPER, "%s: unknown KDF \"%.16s\"", where, type);
+	}
+	*ret_type = type;
+	return 0;
+}
+
+/*
+ * Keyslots: luks2 with the members libcryptsetup requires, AES-XTS areas
+ * inside the keyslots area that do not overlap, and the PBKDF profile keyd
+ * sets on its own slots.
+ */
+static int allow_keyslots(struct allow *a)
+{
+	static const char *const members[] = {"type", "key_size", "area", "af", "kdf", "priority",
+					      NULL};
+	struct {
+		uint64_t off, len;
+		int slot;
+	} areas[KD_LJ_MAX_ID];
+	size_t n_areas = 0;
+	char where[40];
+	int r;
+
+	json_object_object_foreach(a->keyslots, kid, ks) {
+		json_object *area, *af, *kdf, *prio;
+		const char *type, *atype, *aenc, *aftype, *afhash, *kdft = NULL, *kdfh = NULL;
+		int64_t key_size, akey, stripes, iter, p;
+		uint64_t off, len;
+		int id = kd_lj_id(kid, "LUKS2 keyslots", "keyslot");
+
+		if (id < 0)
 			return id;
-		slots |= 1u << id;
-		if (!json_object_is_type(ks, json_type_object) || !str_eq(get_s(ks, "type"), "luks2"))
+		kd_lj_where(where, sizeof(where), "keyslot", kid);
+		if ((r = only_members(ks, where, members)) ||
+		    (r = kd_lj_str(ks, where, "type", &type)) ||
+		    (r = kd_lj_int(ks, where, "key_size", 0, UINT32_MAX, &key_size)) ||
+		    (r = kd_lj_obj(ks, where, "area", &area)) || (r = kd_lj_obj(ks, where, "af", &af)) ||
+		    (r = kd_lj_obj(ks, where, "kdf", &kdf)) ||
+		    (r = kd_lj_opt(ks, where, "priority", json_type_int, &prio)))
+			return r;
+		if (prio && (r = kd_lj_int(ks, where, "priority", 0, 2, &p)))
+			return r;
+		if (strcmp(type, "luks2"))
 			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d is not of type luks2", id);
-		if (get_i(ks, "key_size") != (int64_t)vk_bytes)
+		if (key_size != (int64_t)a->vk_bytes)
 			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d key size is not %u bits", id,
-				       8 * vk_bytes);
-		area = get(ks, "area", json_type_object);
-		af = get(ks, "af", json_type_object);
-		kdf = get(ks, "kdf", json_type_object);
-		if (!area || !af || !kdf)
-			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d is incomplete", id);
-		if (!str_eq(get_s(area, "type"), "raw") || !str_eq(get_s(area, "encryption"), VOL_CIPHER))
+				       8 * a->vk_bytes);
+		kd_lj_where(where, sizeof(where), "keyslot area", kid);
+		if ((r = kd_lj_str(area, where, "type", &atype)) ||
+		    (r = kd_lj_str(area, where, "encryption", &aenc)) ||
+		    (r = kd_lj_int(area, where, "key_size", 0, UINT32_MAX, &akey)) ||
+		    (r = kd_lj_u64(area, where, "offset", &off)) ||
+		    (r = kd_lj_u64(area, where, "size", &len)))
+			return r;
+		if (strcmp(atype, "raw") || strcmp(aenc, VOL_CIPHER))
 			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d area cipher \"%.32s\" is not " VOL_CIPHER
-						   " (cipher_null header attack?)",
-				       id, get_s(area, "encryption") ? get_s(area, "encryption") : "?");
-		if (get_i(area, "key_size") != VOL_KEY_BYTES)
+						   " (cipher_null header attack?)", id, aenc);
+		if (akey != VOL_KEY_BYTES || json_object_object_length(area) != 5)
 			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d area key size is not 512 bits", id);
-		if (!str_eq(get_s(af, "type"), "luks1") || get_i(af, "stripes") != 4000)
+		kd_lj_where(where, sizeof(where), "keyslot af", kid);
+		if ((r = kd_lj_str(af, where, "type", &aftype)) ||
+		    (r = kd_lj_str(af, where, "hash", &afhash)) ||
+		    (r = kd_lj_int(af, where, "stripes", 0, UINT32_MAX, &stripes)))
+			return r;
+		if (strcmp(aftype, "luks1") || stripes != 4000 || json_object_object_length(af) != 3)
 			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d anti-forensic splitter is not luks1/4000",
 				       id);
-		if ((r = kd_luks2_u64(area, "offset", &a.off)) || (r = kd_luks2_u64(area, "size", &a.len)))
+		kd_lj_where(where, sizeof(where), "keyslot kdf", kid);
+		if ((r = keyslot_kdf(kdf, where, &kdft, &kdfh, &iter)))
 			return r;
-		if (a.off < 2 * hdr_size || a.len == 0 || a.len > ks_size ||
-		    a.off - 2 * hdr_size > ks_size - a.len || a.off + a.len > seg_off)
+		if (off < 2 * a->hdr_size || len == 0 || len > a->ks_size ||
+		    off - 2 * a->hdr_size > a->ks_size - len || off + len > a->seg_off)
 			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d area lies outside the keyslots area", id);
-		a.slot = id;
 		for (size_t i = 0; i < n_areas; i++)
-			if (a.off < areas[i].off + areas[i].len && areas[i].off < a.off + a.len)
+			if (off < areas[i].off + areas[i].len && areas[i].off < off + len)
 				return kd_fail(KD_ETAMPER, "LUKS2 keyslot areas %d and %d overlap", id,
 					       areas[i].slot);
-		areas[n_areas++] = a;
+		areas[n_areas].off = off;
+		areas[n_areas].len = len;
+		areas[n_areas++].slot = id;
 		/* A keyslot no token describes was added outside keyd, or is the
 		 * remnant of an enrollment interrupted between keyslot and token
 		 * writes. Only the latter (the exact keyd profile) is tolerated,
 		 * so such a crash never leaves a volume that cannot open. */
-		if (!(token_slots & (1u << id)) &&
-		    (!str_eq(get_s(kdf, "type"), "pbkdf2") || !str_eq(get_s(kdf, "hash"), "sha512") ||
-		     get_i(kdf, "iterations") != PBKDF_FLOOR))
+		if (!(a->token_slots & (1u << id)) &&
+		    (!str_eq(kdft, "pbkdf2") || !str_eq(kdfh, "sha512") || iter != PBKDF_FLOOR))
 			return kd_fail(KD_ETAMPER, "LUKS2 keyslot %d is not described by any token "
 						   "(added outside keyd?)", id);
-		if (keyd_slots & (1u << id)) {
+		if (a->keyd_slots & (1u << id)) {
 			/* The keyd secret is high-entropy, but a floor stops a header
 			 * that makes the slot trivially brute-forceable offline. */
-			if (!str_eq(get_s(kdf, "type"), "pbkdf2") || !str_eq(get_s(kdf, "hash"), "sha512"))
+			if (!str_eq(kdft, "pbkdf2") || !str_eq(kdfh, "sha512"))
 				return kd_fail(KD_ETAMPER, "keyd keyslot %d PBKDF is not PBKDF2-SHA512", id);
-			if (get_i(kdf, "iterations") < (int64_t)PBKDF_FLOOR)
+			if (iter < (int64_t)PBKDF_FLOOR)
 				return kd_fail(KD_ETAMPER, "keyd keyslot %d PBKDF2 iterations below the floor "
 							   "of %u (downgraded header)", id, PBKDF_FLOOR);
 		}
 	}
-	if ((keyd_slots & slots) != keyd_slots)
-		return kd_fail(KD_ETAMPER, "a keyd token references a keyslot that does not exist");
+	return 0;
+}
 
-	/* One digest binding every keyslot to segment 0. */
-	n = json_object_object_length(digests);
+/* One pbkdf2 digest binding every keyslot to segment 0. */
+static int allow_digests(struct allow *a)
+{
+	static const char *const members[] = {"type", "keyslots", "segments", "hash", "iterations",
+					      "salt", "digest", NULL};
+	char where[24];
+	int n = json_object_object_length(a->digests), r;
+
 	if (n != 1)
 		return kd_fail(KD_ETAMPER, "LUKS2 header has %d digests; exactly one is allowed", n);
-	json_object_object_foreach(digests, did, dig) {
-		if (slot_id(did, "digest") < 0)
-			return KD_ETAMPER;
-		if (!str_eq(get_s(dig, "type"), "pbkdf2"))
-			return kd_fail(KD_ETAMPER, "LUKS2 digest is not pbkdf2");
-		if ((r = id_set(get(dig, "keyslots", json_type_array), "digest keyslot", &dig_slots)) ||
-		    (r = id_set(get(dig, "segments", json_type_array), "digest segment", &dig_segs)))
+	json_object_object_foreach(a->digests, did, dig) {
+		const char *type, *s;
+		uint32_t dslots, dsegs;
+		int64_t iter;
+
+		kd_lj_where(where, sizeof(where), "digest", did);
+		if ((r = kd_lj_id(did, "LUKS2 digests", "digest")) < 0)
 			return r;
-		if (dig_segs != 1u || dig_slots != slots)
+		if (!json_object_is_type(dig, json_type_object))
+			return kd_fail(KD_ETAMPER, "%s is not an object", where);
+		if ((r = only_members(dig, where, members)) ||
+		    (r = kd_lj_str(dig, where, "type", &type)) ||
+		    (r = kd_lj_id_set(dig, where, "keyslots", &dslots)) ||
+		    (r = kd_lj_id_set(dig, where, "segments", &dsegs)) ||
+		    (r = kd_lj_str(dig, where, "hash", &s)) ||
+		    (r = kd_lj_int(dig, where, "iterations", 1, UINT32_MAX, &iter)) ||
+		    (r = kd_lj_str(dig, where, "salt", &s)) || (r = kd_lj_str(dig, where, "digest", &s)))
+			return r;
+		if (strcmp(type, "pbkdf2"))
+			return kd_fail(KD_ETAMPER, "LUKS2 digest is not pbkdf2");
+		if (dslots & ~a->slots)
+			return kd_fail(KD_ETAMPER, "%s names a keyslot that does not exist", where);
+		if (dsegs != 1u || dslots != a->slots)
 			return kd_fail(KD_ETAMPER, "LUKS2 digest does not bind every keyslot to segment 0");
 	}
+	return 0;
+}
+
+/* In order: later checks rely on what earlier ones established. */
+static int (*const allow_checks[])(struct allow *) = {
+	allow_sections, allow_config, allow_segments, allow_tokens, allow_keyslots, allow_digests,
+};
+
+int kd_header_allow(struct json_object *meta, uint64_t hdr_size)
+{
+	struct allow a = {.meta = meta, .hdr_size = hdr_size};
+	int r;
+
+	for (size_t i = 0; i < KD_ARRAY_SIZE(allow_checks); i++)
+		if ((r = allow_checks[i](&a)))
+			return r;
 	return 0;
 }
 
@@ -638,36 +832,55 @@ static void put_u64(struct enc *e, uint64_t v)
 int kd_header_pin_params(struct json_object *meta, const char *uuid, int keyslot,
 			 uint8_t **ret, size_t *ret_len)
 {
-	json_object *seg = get(get(meta, "segments", json_type_object), "0", json_type_object);
-	json_object *ks, *kdf;
+	json_object *segs, *seg, *slots, *ks, *kdf, *integ;
+	const char *enc, *size_s, *kdf_type, *kdf_hash, *integ_type = "";
 	char id[12];
+	int64_t key_size, sector, iter;
 	uint64_t off, size = UINT64_MAX;
 	struct enc e = {.len = 0};
 	uint8_t *out;
+	int r;
 
 	snprintf(id, sizeof(id), "%d", keyslot);
-	ks = get(get(meta, "keyslots", json_type_object), id, json_type_object);
-	kdf = get(ks, "kdf", json_type_object);
-	if (!seg || !ks || !kdf || kd_luks2_u64(seg, "offset", &off) || !get_s(seg, "encryption") ||
-	    !get_s(kdf, "type") || !get_s(kdf, "hash"))
-		return kd_fail(KD_ETAMPER, "LUKS2 metadata lacks the parameters the pin covers");
-	if (!str_eq(get_s(seg, "size"), "dynamic") && kd_luks2_u64(seg, "size", &size))
-		return KD_ETAMPER;
+	if ((r = kd_lj_obj(meta, "LUKS2 metadata", "segments", &segs)) ||
+	    (r = kd_lj_obj(segs, "LUKS2 segments", "0", &seg)) ||
+	    (r = kd_lj_obj(meta, "LUKS2 metadata", "keyslots", &slots)) ||
+	    (r = kd_lj_obj(slots, "LUKS2 keyslots", id, &ks)) ||
+	    (r = kd_lj_obj(ks, "keyslot", "kdf", &kdf)) ||
+	    (r = kd_lj_u64(seg, "segment 0", "offset", &off)) ||
+	    (r = kd_lj_str(seg, "segment 0", "encryption", &enc)) ||
+	    (r = kd_lj_str(seg, "segment 0", "size", &size_s)) ||
+	    (r = kd_lj_int(seg, "segment 0", "sector_size", 0, UINT32_MAX, &sector)) ||
+	    (r = kd_lj_int(ks, "keyslot", "key_size", 0, UINT32_MAX, &key_size)) ||
+	    (r = kd_lj_str(kdf, "keyslot kdf", "type", &kdf_type)) ||
+	    (r = kd_lj_str(kdf, "keyslot kdf", "hash", &kdf_hash)) ||
+	    (r = kd_lj_int(kdf, "keyslot kdf", "iterations", 0, UINT32_MAX, &iter)) ||
+	    (r = kd_lj_opt(seg, "segment 0", "integrity", json_type_object, &integ)))
+	{
+		char d[200];
+
+		snprintf(d, sizeof(d), "%s", kd_err_detail(r));
+		return kd_fail(r, "LUKS2 metadata lacks the parameters the pin covers: %s", d);
+	}
+	if (strcmp(size_s, "dynamic") && (r = kd_lj_u64(seg, "segment 0", "size", &size)))
+		return r;
+	if (integ && kd_lj_str(integ, "segment 0 integrity", "type", &integ_type))
+		integ_type = "";
 	/* Length-prefixed fields: no two parameter sets encode the same bytes. */
 	put_str(&e, "keyd-pin-v1");
 	put_str(&e, uuid);
-	put_str(&e, get_s(seg, "encryption"));
-	put_u64(&e, (uint64_t)get_i(ks, "key_size"));
-	put_u64(&e, (uint64_t)get_i(seg, "sector_size"));
+	put_str(&e, enc);
+	put_u64(&e, (uint64_t)key_size);
+	put_u64(&e, (uint64_t)sector);
 	put_u64(&e, off);
 	put_u64(&e, size);
 	put_u64(&e, (uint64_t)keyslot);
-	put_str(&e, get_s(kdf, "type"));
-	put_str(&e, get_s(kdf, "hash"));
-	put_u64(&e, (uint64_t)get_i(kdf, "iterations"));
+	put_str(&e, kdf_type);
+	put_str(&e, kdf_hash);
+	put_u64(&e, (uint64_t)iter);
 	/* Only present on --integrity volumes, so plain volumes keep their pins. */
-	if (json_object_object_get_ex(seg, "integrity", NULL))
-		put_str(&e, get_s(get(seg, "integrity", json_type_object), "type") ?: "");
+	if (integ)
+		put_str(&e, integ_type);
 	if (e.overflow)
 		return kd_fail(KD_ETAMPER, "LUKS2 pin parameters too long");
 	out = malloc(e.len);

@@ -18,7 +18,8 @@
 int kd_volume_reclaim_untokened(struct kd_volume *v, const struct kd_secret *pass,
 				size_t *ret_n)
 {
-	struct crypt_device *cd = NULL;
+	struct kd_checked_cd c;
+	struct crypt_device *cd;
 	const struct kd_token *t;
 	size_t n_tok = 0, n = 0;
 	int max, r;
@@ -32,18 +33,15 @@ int kd_volume_reclaim_untokened(struct kd_volume *v, const struct kd_secret *pas
 	 * and no libcryptsetup load (a header read and parse) on the handoff's
 	 * critical path. A slot added behind v's back since it was read is only
 	 * housekeeping left for the next run; any write still goes through the
-	 * allow-list comparison of volume_cd and libcryptsetup's seqid check.
+	 * allow-list comparison of kd_volume_checked_cd and libcryptsetup's seqid
+	 * check.
 	 */
 	if (kd_volume_untokened_keyslots(v) == 0)
 		return 0;
 	t = kd_volume_tokens(v, &n_tok);
-	if ((r = crypt_init(&cd, kd_volume_path(v))) < 0)
-		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", kd_volume_path(v), strerror(-r));
-	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0 ||
-	    strcmp(crypt_get_uuid(cd) ? crypt_get_uuid(cd) : "", kd_volume_uuid(v))) {
-		crypt_free(cd);
-		return kd_fail(KD_ETAMPER, "LUKS2 header changed since it was checked");
-	}
+	if ((r = kd_volume_checked_cd(v, KD_CD_WRITE, &c)))
+		return r;
+	cd = c.cd;
 	max = crypt_keyslot_max(CRYPT_LUKS2);
 	for (int slot = 0; slot < max; slot++) {
 		bool described = false;
@@ -60,12 +58,12 @@ int kd_volume_reclaim_untokened(struct kd_volume *v, const struct kd_secret *pas
 			continue;
 		r = crypt_keyslot_destroy(cd, slot);
 		if (r < 0) {
-			crypt_free(cd);
+			kd_checked_cd_free(&c);
 			return kd_fail(KD_ELUKS, "cannot reclaim keyslot %d: %s", slot, strerror(-r));
 		}
 		n++;
 	}
-	crypt_free(cd);
+	kd_checked_cd_free(&c);
 	if (ret_n)
 		*ret_n = n;
 	return 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The "keyd" LUKS2 token: strict JSON parse and format (token.h). */
+#include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -7,6 +8,7 @@
 
 #include "keyd/error.h"
 #include "keyd/keyreq.h"
+#include "keyd/luks2json.h"
 #include "keyd/report.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
@@ -43,15 +45,25 @@ static const char *const token_keys[] = {
 	"measurement", "policy", "chip", "label", "state", "svn", "created", "pin",
 };
 
+#define WHERE "keyd token"
+
+/* A typed getter's refusal (luks2json.h) as a token parse error, detail kept. */
+static int malformed(int r)
+{
+	char d[200];
+
+	snprintf(d, sizeof(d), "%s", kd_err_detail(r));
+	return kd_fail(KD_EMALFORMED, "%s", d);
+}
+
 static int get_str(json_object *o, const char *key, size_t max, const char **ret)
 {
 	json_object *v;
 	const char *s;
+	int r;
 
-	if (!json_object_object_get_ex(o, key, &v))
-		return kd_fail(KD_EMALFORMED, "keyd token: missing \"%s\"", key);
-	if (!json_object_is_type(v, json_type_string))
-		return kd_fail(KD_EMALFORMED, "keyd token: \"%s\" is not a string", key);
+	if ((r = kd_lj_get(o, WHERE, key, json_type_string, &v)))
+		return malformed(r);
 	s = json_object_get_string(v);
 	if ((size_t)json_object_get_string_len(v) > max || strlen(s) != (size_t)json_object_get_string_len(v))
 		return kd_fail(KD_EMALFORMED, "keyd token: \"%s\" is too long", key);
@@ -61,16 +73,11 @@ static int get_str(json_object *o, const char *key, size_t max, const char **ret
 
 static int get_u32(json_object *o, const char *key, uint32_t max, uint32_t *ret)
 {
-	json_object *v;
 	int64_t n;
+	int r;
 
-	if (!json_object_object_get_ex(o, key, &v))
-		return kd_fail(KD_EMALFORMED, "keyd token: missing \"%s\"", key);
-	if (!json_object_is_type(v, json_type_int))
-		return kd_fail(KD_EMALFORMED, "keyd token: \"%s\" is not an integer", key);
-	n = json_object_get_int64(v);
-	if (n < 0 || (uint64_t)n > max)
-		return kd_fail(KD_EMALFORMED, "keyd token: \"%s\" out of range", key);
+	if ((r = kd_lj_int(o, WHERE, key, 0, max, &n)))
+		return malformed(r);
 	*ret = (uint32_t)n;
 	return 0;
 }
@@ -103,8 +110,8 @@ static bool is_rfc3339_utc(const char *s)
 static int parse_obj(json_object *o, struct kd_token *t)
 {
 	const char *s;
-	json_object *v, *ks;
-	uint64_t u;
+	json_object *ks;
+	uint32_t m;
 	int r;
 
 	if (!json_object_is_type(o, json_type_object))
@@ -128,18 +135,11 @@ static int parse_obj(json_object *o, struct kd_token *t)
 		return kd_fail(KD_EUNSUPP, "keyd token: version %u is not supported", t->version);
 
 	/* Exactly one keyslot, as a decimal string (LUKS2 convention). */
-	json_object_object_get_ex(o, "keyslots", &ks);
-	if (!json_object_is_type(ks, json_type_array) || json_object_array_length(ks) != 1)
+	if ((r = kd_lj_arr(o, WHERE, "keyslots", &ks)) || json_object_array_length(ks) != 1)
 		return kd_fail(KD_ETAMPER, "keyd token: must reference exactly one keyslot");
-	v = json_object_array_get_idx(ks, 0);
-	if (!json_object_is_type(v, json_type_string) ||
-	    kd_parse_u64(json_object_get_string(v), 31, &u) ||
-	    (json_object_get_string(v)[0] == '0' && json_object_get_string(v)[1]))
-		return kd_fail(KD_EMALFORMED, "keyd token: keyslot is not a number 0..31");
-	for (const char *p = json_object_get_string(v); *p; p++)
-		if (*p < '0' || *p > '9')
-			return kd_fail(KD_EMALFORMED, "keyd token: keyslot is not decimal");
-	t->keyslot = (int)u;
+	if ((r = kd_lj_id_set(o, WHERE, "keyslots", &m)))
+		return malformed(r);
+	t->keyslot = __builtin_ctz(m);
 
 	if ((r = get_str(o, "backend", sizeof(t->backend) - 1, &s)))
 		return r;

@@ -24,6 +24,7 @@
 
 #include "keyd/error.h"
 #include "keyd/failpoint.h"
+#include "keyd/luks2json.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
@@ -214,6 +215,8 @@ static void volume_clear(struct kd_volume *v)
 	v->n_toks = 0;
 }
 
+static int volume_tokens(struct kd_volume *v);
+
 /* (Re)read both header copies and the keyd tokens; never writes. */
 static int volume_load(struct kd_volume *v)
 {
@@ -243,18 +246,30 @@ static int volume_load(struct kd_volume *v)
 	}
 	if (!v->meta)
 		return 0;
-	json_object *tokens;
+	return volume_tokens(v);
+}
 
-	if (!json_object_object_get_ex(v->meta, "tokens", &tokens) ||
-	    !json_object_is_type(tokens, json_type_object))
+/*
+ * The keyd tokens of v->meta. A header the allow-list refused may hold any
+ * JSON here; a token that is not even well-formed is skipped (status shows
+ * the allow-list's refusal), a keyd token that does not parse is recorded
+ * as the refusal if there is none yet.
+ */
+static int volume_tokens(struct kd_volume *v)
+{
+	json_object *tokens;
+	char where[24];
+	int r;
+
+	if (kd_lj_obj(v->meta, "LUKS2 metadata", "tokens", &tokens))
 		return 0;
 	json_object_object_foreach(tokens, id, tok) {
-		json_object *type;
-		const char *txt;
+		const char *type, *txt;
 		struct kd_token t;
+		int tid = kd_lj_id(id, "LUKS2 tokens", "token");
 
-		if (!json_object_object_get_ex(tok, "type", &type) ||
-		    strcmp(json_object_get_string(type), KD_TOKEN_TYPE))
+		kd_lj_where(where, sizeof(where), "token", id);
+		if (tid < 0 || kd_lj_str(tok, where, "type", &type) || strcmp(type, KD_TOKEN_TYPE))
 			continue;
 		txt = json_object_to_json_string_ext(tok, JSON_C_TO_STRING_PLAIN);
 		r = kd_token_parse(txt, strlen(txt), &t);
@@ -266,7 +281,7 @@ static int volume_load(struct kd_volume *v)
 			}
 			continue;
 		}
-		t.token_id = atoi(id);
+		t.token_id = tid;
 		if (v->n_toks < MAX_TOKENS)
 			v->toks[v->n_toks++] = t;
 	}
@@ -321,14 +336,23 @@ const struct kd_header_health *kd_volume_health(const struct kd_volume *v)
 	return &v->health;
 }
 
-size_t kd_volume_key_size(const struct kd_volume *v)
+/* Segment 0 of v's metadata, or NULL. */
+static json_object *volume_seg0(const struct kd_volume *v)
 {
 	json_object *segs, *seg;
 
+	if (!v->meta || kd_lj_obj(v->meta, "LUKS2 metadata", "segments", &segs) ||
+	    kd_lj_obj(segs, "LUKS2 segments", "0", &seg))
+		return NULL;
+	return seg;
+}
+
+size_t kd_volume_key_size(const struct kd_volume *v)
+{
+	json_object *integ = NULL;
+
 	/* The allow-list admits integrity on segment 0 only in keyd's profile. */
-	return v->meta && json_object_object_get_ex(v->meta, "segments", &segs) &&
-			       json_object_object_get_ex(segs, "0", &seg) &&
-			       json_object_object_get_ex(seg, "integrity", NULL)
+	return !kd_lj_opt(volume_seg0(v), "segment 0", "integrity", json_type_object, &integ) && integ
 		       ? KD_VOLUME_KEY_SIZE_MAX
 		       : KD_VOLUME_KEY_SIZE;
 }
@@ -344,8 +368,7 @@ size_t kd_volume_untokened_keyslots(const struct kd_volume *v)
 	json_object *slots;
 	size_t n = 0;
 
-	if (!v->meta || !json_object_object_get_ex(v->meta, "keyslots", &slots) ||
-	    !json_object_is_type(slots, json_type_object))
+	if (!v->meta || kd_lj_obj(v->meta, "LUKS2 metadata", "keyslots", &slots))
 		return (size_t)-1;
 	json_object_object_foreach(slots, id, slot) {
 		bool described = false;
@@ -465,36 +488,98 @@ int kd_volume_match(const struct kd_volume *v, const struct kd_launch *l, size_t
 
 /* ---------------------------------------------------------------- libcryptsetup */
 
-/*
- * crypt_init + crypt_load, then prove that the metadata libcryptsetup holds
- * is the metadata the allow-list passed: the host could swap the header
- * between our read and libcryptsetup's.
- */
-static int volume_cd(struct kd_volume *v, struct crypt_device **ret)
+static int checked_fail(struct kd_checked_cd *c, int r)
 {
-	struct crypt_device *cd = NULL;
-	const char *json = NULL;
+	kd_checked_cd_free(c);
+	return r;
+}
+
+void kd_checked_cd_free(struct kd_checked_cd *c)
+{
+	if (!c)
+		return;
+	crypt_free(c->cd);
+	c->cd = NULL;
+	json_object_put(c->meta);
+	c->meta = NULL;
+	if (c->snap_fd >= 0)
+		close(c->snap_fd);
+	c->snap_fd = -1;
+}
+
+int kd_volume_checked_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_checked_cd *ret)
+{
+	struct kd_checked_cd c = {.snap_fd = -1};
+	struct kd_header_snap s; /* s.path names the copy until crypt_init */
+	struct kd_header_health h;
+	const char *json = NULL, *dev = v->path, *uuid;
 	json_object *now;
+	int r, fd;
+
+	if (v->health.allow_err)
+		return kd_fail(v->health.allow_err, "header refused: %s", v->health.allow_detail);
+	if (mode == KD_CD_WRITE) {
+		struct stat st;
+
+		fd = open(v->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return kd_fail(KD_EIO, "cannot open %.200s: %s", v->path, strerror(errno));
+		/* As in volume_load: never read a half-written header. */
+		if (!fstat(fd, &st) && S_ISREG(st.st_mode))
+			(void)flock(fd, LOCK_SH);
+		r = kd_header_read(fd, &h, &c.meta);
+		close(fd);
+		if (r)
+			return checked_fail(&c, r);
+		if (!h.allow_err && (r = kd_header_require_agree(&h)))
+			return checked_fail(&c, r);
+	} else {
+		if ((r = kd_header_snapshot(v->path, mode == KD_CD_READ_KEYSLOTS ? KD_SNAP_KEYSLOTS
+										  : KD_SNAP_HEADER,
+					    &s)))
+			return r;
+		h = s.health;
+		c.meta = s.meta;
+		c.snap_fd = s.fd;
+		dev = s.path;
+	}
+	if (h.allow_err)
+		return checked_fail(&c, kd_fail(h.allow_err, "header refused: %s", h.allow_detail));
+	uuid = h.used ? h.secondary.uuid : h.primary.uuid;
+	if (strcmp(uuid, v->uuid))
+		return checked_fail(&c, kd_fail(KD_ETAMPER, "LUKS2 header UUID changed since the "
+							    "volume was opened"));
+	if ((r = crypt_init(&c.cd, dev)) < 0)
+		return checked_fail(&c, kd_fail(KD_ELUKS, "cannot open %.200s: %s", v->path,
+						strerror(-r)));
+	if ((r = crypt_load(c.cd, CRYPT_LUKS2, NULL)) < 0)
+		return checked_fail(&c, kd_fail(KD_ELUKS, "libcryptsetup cannot load the LUKS2 "
+							  "header: %s", strerror(-r)));
+	if (crypt_dump_json(c.cd, &json, 0) < 0 || !json)
+		return checked_fail(&c, kd_fail(KD_ELUKS, "libcryptsetup cannot dump the LUKS2 "
+							  "metadata"));
+	now = json_tokener_parse(json);
+	r = now && json_object_equal(now, c.meta) && !strcmp(crypt_get_uuid(c.cd) ?: "", v->uuid);
+	json_object_put(now);
+	if (!r)
+		return checked_fail(&c, kd_fail(KD_ETAMPER, "LUKS2 header changed between the "
+							    "allow-list and its use"));
+	*ret = c;
+	return 0;
+}
+
+/* As kd_volume_checked_cd, and the metadata is still what v was opened with. */
+static int volume_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_checked_cd *ret)
+{
+	struct kd_checked_cd c;
 	int r;
 
-	if ((r = crypt_init(&cd, v->path)) < 0)
-		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", v->path, strerror(-r));
-	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0) {
-		crypt_free(cd);
-		return kd_fail(KD_ELUKS, "libcryptsetup cannot load the LUKS2 header: %s", strerror(-r));
-	}
-	if (crypt_dump_json(cd, &json, 0) < 0 || !json) {
-		crypt_free(cd);
-		return kd_fail(KD_ELUKS, "libcryptsetup cannot dump the LUKS2 metadata");
-	}
-	now = json_tokener_parse(json);
-	r = now && json_object_equal(now, v->meta) && !strcmp(crypt_get_uuid(cd) ?: "", v->uuid);
-	json_object_put(now);
-	if (!r) {
-		crypt_free(cd);
-		return kd_fail(KD_ETAMPER, "LUKS2 header changed between the allow-list and its use");
-	}
-	*ret = cd;
+	if ((r = kd_volume_checked_cd(v, mode, &c)))
+		return r;
+	if (!json_object_equal(c.meta, v->meta))
+		return checked_fail(&c, kd_fail(KD_ETAMPER, "LUKS2 header changed between the "
+							    "allow-list and its use"));
+	*ret = c;
 	return 0;
 }
 
@@ -503,7 +588,7 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 			     struct kd_token *ret_tok)
 {
 	_kd_secret_ struct kd_secret *pass = NULL, *pin_key = NULL, *vk = NULL;
-	struct crypt_device *cd = NULL;
+	struct kd_checked_cd c;
 	const struct kd_token *t;
 	uint8_t pin[KD_PIN_SIZE];
 	size_t idx, vk_want = kd_volume_key_size(v), vk_len = vk_want;
@@ -517,12 +602,13 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 		return r;
 	if ((r = kd_secret_new(vk_want, &vk)))
 		return r;
-	/* 3: the volume key, without activating anything. */
-	if ((r = volume_cd(v, &cd)))
+	/* 3: the volume key, without activating anything, from a private copy
+	 * of the header and keyslot areas: nothing here may write the device. */
+	if ((r = volume_cd(v, KD_CD_READ_KEYSLOTS, &c)))
 		return r;
-	r = crypt_volume_key_get(cd, t->keyslot, (char *)vk->data, &vk_len, (const char *)pass->data,
-				 pass->len);
-	crypt_free(cd);
+	r = crypt_volume_key_get(c.cd, t->keyslot, (char *)vk->data, &vk_len,
+				 (const char *)pass->data, pass->len);
+	kd_checked_cd_free(&c);
 	if (r < 0 || vk_len != vk_want)
 		return kd_fail(KD_ETAMPER, "keyd keyslot %d does not open with this launch's key (label "
 					   "%s): header replaced or keyslot damaged", t->keyslot, t->label);
@@ -604,7 +690,7 @@ static bool dm_integrity_is(const char *devfield, const char *path, uint64_t seg
 	return ok;
 }
 
-static int dm_check(const char *name, const char *path, json_object *meta)
+static int dm_check(const char *name, const char *path, const struct kd_volume *v)
 {
 	struct dm_task *dmt;
 	uint64_t start, length, seg_off = 0;
@@ -624,9 +710,10 @@ static int dm_check(const char *name, const char *path, json_object *meta)
 		return kd_fail(KD_EIO, "libdevmapper: cannot read the table of %.64s", name);
 	}
 	dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
-	json_object_object_get_ex(json_object_object_get(meta, "segments"), "0", &seg);
-	kd_luks2_u64(seg, "offset", &seg_off);
-	integ = json_object_object_get_ex(seg, "integrity", NULL);
+	seg = volume_seg0(v);
+	integ = kd_lj_has(seg, "integrity");
+	if (kd_lj_u64(seg, "segment 0", "offset", &seg_off))
+		seg_off = UINT64_MAX; /* matches no table */
 	if (type && params && !strcmp(type, "crypt") &&
 	    sscanf(params, "%63s %7s%*s %llu %31s %llu%n", cipher, key, &iv, devf, &off, &n) == 5 &&
 	    iv == 0 && strstr(params + n, "sector_size:4096") &&
@@ -646,26 +733,28 @@ static int dm_check(const char *name, const char *path, json_object *meta)
 int kd_volume_activate(struct kd_volume *v, const char *name, const struct kd_secret *vk,
 		       uint32_t extra_flags)
 {
-	struct crypt_device *cd = NULL;
+	struct kd_checked_cd c;
+	struct crypt_device *cd;
 	int r;
 
-	if ((r = volume_usable(v)) || (r = volume_cd(v, &cd)))
+	if ((r = volume_usable(v)) || (r = volume_cd(v, KD_CD_WRITE, &c)))
 		return r;
+	cd = c.cd;
 	r = crypt_activate_by_volume_key(cd, name, (const char *)vk->data, vk->len,
 					 CRYPT_ACTIVATE_NO_READ_WORKQUEUE |
 						 CRYPT_ACTIVATE_NO_WRITE_WORKQUEUE | extra_flags);
 	if (r < 0) {
-		crypt_free(cd);
+		kd_checked_cd_free(&c);
 		return kd_fail(KD_ELUKS, "activation of %.64s failed: %s", name, strerror(-r));
 	}
-	if ((r = dm_check(name, v->path, v->meta))) {
+	if ((r = dm_check(name, v->path, v))) {
 		int e = r;
 
 		crypt_deactivate(cd, name);
-		crypt_free(cd);
+		kd_checked_cd_free(&c);
 		return e;
 	}
-	crypt_free(cd);
+	kd_checked_cd_free(&c);
 	return 0;
 }
 
@@ -743,26 +832,26 @@ static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 	return 0;
 }
 
-static int write_cd(struct kd_volume *v, struct crypt_device **ret)
+static int write_cd(struct kd_volume *v, struct kd_checked_cd *ret)
 {
 	int r = volume_usable(v);
 
-	return r ? r : volume_cd(v, ret);
+	return r ? r : volume_cd(v, KD_CD_WRITE, ret);
 }
 
 static int add_slot(struct kd_volume *v, const struct kd_secret *vk, const struct kd_secret *pass,
 		    const struct kd_secret *pin_key, const struct kd_token *meta, const char *fp_slot,
 		    const char *fp_token, int *ret_keyslot)
 {
-	struct crypt_device *cd = NULL;
+	struct kd_checked_cd c;
 	int r, r2;
 
 	if (!vk || vk->len != kd_volume_key_size(v) || !pass || !pin_key || !meta)
 		return kd_fail(KD_EINVAL, "add slot: volume key, passphrase, pin key and token needed");
-	if ((r = write_cd(v, &cd)))
+	if ((r = write_cd(v, &c)))
 		return r;
-	r = add_slot_cd(cd, vk, pass, pin_key, meta, fp_slot, fp_token, ret_keyslot);
-	crypt_free(cd);
+	r = add_slot_cd(c.cd, vk, pass, pin_key, meta, fp_slot, fp_token, ret_keyslot);
+	kd_checked_cd_free(&c);
 	r2 = volume_load(v);
 	return r ? r : r2;
 }
@@ -785,7 +874,7 @@ static struct kd_token *token_by_slot(struct kd_volume *v, int keyslot)
 
 int kd_volume_set_state(struct kd_volume *v, int keyslot, enum kd_token_state state)
 {
-	struct crypt_device *cd = NULL;
+	struct kd_checked_cd c;
 	struct kd_token *t = token_by_slot(v, keyslot), n;
 	char *json = NULL;
 	int r;
@@ -796,13 +885,13 @@ int kd_volume_set_state(struct kd_volume *v, int keyslot, enum kd_token_state st
 	n.state = state;
 	if ((r = kd_token_format(&n, &json)))
 		return r;
-	if ((r = write_cd(v, &cd))) {
+	if ((r = write_cd(v, &c))) {
 		free(json);
 		return r;
 	}
-	r = crypt_token_json_set(cd, n.token_id, json);
+	r = crypt_token_json_set(c.cd, n.token_id, json);
 	free(json);
-	crypt_free(cd);
+	kd_checked_cd_free(&c);
 	if (r < 0)
 		return kd_fail(KD_ELUKS, "cannot update keyd token %d: %s", n.token_id, strerror(-r));
 	return volume_load(v);
@@ -811,7 +900,7 @@ int kd_volume_set_state(struct kd_volume *v, int keyslot, enum kd_token_state st
 static int retire_fp(struct kd_volume *v, int keyslot, bool force, const char *fp_before,
 		     const char *fp_after)
 {
-	struct crypt_device *cd = NULL;
+	struct kd_checked_cd c;
 	struct kd_token *t = token_by_slot(v, keyslot);
 	size_t others = 0;
 	int r;
@@ -829,18 +918,18 @@ static int retire_fp(struct kd_volume *v, int keyslot, bool force, const char *f
 	if (!others && !force)
 		return kd_fail(KD_EREFUSED, "keyslot %d is the last active keyd slot that opens this "
 					    "volume; refusing to retire it", keyslot);
-	if ((r = write_cd(v, &cd)))
+	if ((r = write_cd(v, &c)))
 		return r;
 	/* Token first, keyslot after: a crash in between leaves a keyslot with
 	 * no token (harmless), never a token naming a missing keyslot, which
 	 * the allow-list would refuse. */
-	r = crypt_token_json_set(cd, t->token_id, NULL);
+	r = crypt_token_json_set(c.cd, t->token_id, NULL);
 	if (r >= 0) {
 		kd_failpoint(fp_before);
-		r = crypt_keyslot_destroy(cd, keyslot);
+		r = crypt_keyslot_destroy(c.cd, keyslot);
 		kd_failpoint(fp_after);
 	}
-	crypt_free(cd);
+	kd_checked_cd_free(&c);
 	if (r < 0)
 		return kd_fail(KD_ELUKS, "cannot retire keyslot %d: %s", keyslot, strerror(-r));
 	return volume_load(v);

@@ -120,10 +120,55 @@ static int parse_sig(struct json_object *s, struct kd_manifest_sig *out)
 	return 0;
 }
 
+/* The products a manifest may name a TCB floor for, in canonical order. */
+static const struct {
+	const char *name;
+	enum kd_product p;
+} tcb_products[] = {
+	{"milan", KD_PRODUCT_MILAN},
+	{"genoa", KD_PRODUCT_GENOA},
+	{"turin", KD_PRODUCT_TURIN},
+};
+
+static int parse_min_tcb(struct json_object *v, struct kd_manifest *m)
+{
+	if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) == 0)
+		return kd_fail(KD_EMALFORMED,
+			       "manifest: \"min_tcb\" must be {\"milan\": \"<16 hex>\", ...}");
+	json_object_object_foreach(v, k, val)
+	{
+		size_t i;
+		uint64_t raw;
+
+		for (i = 0; i < KD_ARRAY_SIZE(tcb_products); i++)
+			if (!strcmp(k, tcb_products[i].name))
+				break;
+		if (i == KD_ARRAY_SIZE(tcb_products))
+			return kd_fail(KD_EMALFORMED, "manifest: min_tcb names unknown product \"%.20s\"",
+				       k);
+		if (!json_object_is_type(val, json_type_string) ||
+		    kd_tcb_parse_hex(json_object_get_string(val), &raw))
+			return kd_fail(KD_EMALFORMED, "manifest: min_tcb of %s is not 16 hex digits",
+				       k);
+		m->has_min_tcb[tcb_products[i].p] = true;
+		m->min_tcb[tcb_products[i].p] = raw;
+	}
+	return 0;
+}
+
+int kd_manifest_tcb_floor(const struct kd_manifest *m, enum kd_product p, uint64_t *ret)
+{
+	if (p <= KD_PRODUCT_UNKNOWN || p > KD_PRODUCT_TURIN || !m->has_min_tcb[p])
+		return KD_ENOENT;
+	*ret = m->min_tcb[p];
+	return 0;
+}
+
 static int parse_obj(struct json_object *o, struct kd_manifest *m)
 {
-	static const char *const allowed[] = {"format", "version", "svn", "measurements",
-					      "not_before", "not_after", "signatures"};
+	static const char *const allowed[] = {"format",	 "version",	 "svn",
+					      "measurements", "not_before",  "not_after",
+					      "signatures",   "min_peer_svn", "min_tcb"};
 	struct json_object *v;
 	const char *s;
 	int64_t svn;
@@ -181,6 +226,18 @@ static int parse_obj(struct json_object *o, struct kd_manifest *m)
 		if ((r = kd_manifest_add_measurement(m, meas)))
 			return r;
 	}
+
+	if (json_object_object_get_ex(o, "min_peer_svn", &v)) {
+		if (!json_object_is_type(v, json_type_int))
+			return kd_fail(KD_EMALFORMED, "manifest: \"min_peer_svn\" is not an integer");
+		svn = json_object_get_int64(v);
+		if (svn < 0 || svn > UINT32_MAX)
+			return kd_fail(KD_EMALFORMED, "manifest: min_peer_svn out of range");
+		m->has_min_peer_svn = true;
+		m->min_peer_svn = (uint32_t)svn;
+	}
+	if (json_object_object_get_ex(o, "min_tcb", &v) && (r = parse_min_tcb(v, m)))
+		return r;
 
 	if (!json_object_object_get_ex(o, "signatures", &v))
 		return 0;
@@ -246,7 +303,7 @@ int kd_manifest_parse(const uint8_t *buf, size_t len, struct kd_manifest **ret)
 
 int kd_manifest_to_json(const struct kd_manifest *m, char **ret)
 {
-	struct json_object *o = json_object_new_object(), *a, *sigs;
+	struct json_object *o = json_object_new_object(), *a, *sigs, *mt = NULL;
 	char t[32], hex[129];
 	char *s;
 
@@ -265,6 +322,20 @@ int kd_manifest_to_json(const struct kd_manifest *m, char **ret)
 	json_object_object_add(o, "not_before", json_object_new_string(t));
 	kd_manifest_format_time(m->not_after, t);
 	json_object_object_add(o, "not_after", json_object_new_string(t));
+	if (m->has_min_peer_svn)
+		json_object_object_add(o, "min_peer_svn", json_object_new_int64(m->min_peer_svn));
+	for (size_t i = 0; i < KD_ARRAY_SIZE(tcb_products); i++) {
+		char th[KD_TCB_HEX_LEN];
+
+		if (!m->has_min_tcb[tcb_products[i].p])
+			continue;
+		if (!mt) {
+			mt = json_object_new_object();
+			json_object_object_add(o, "min_tcb", mt);
+		}
+		kd_tcb_hex(m->min_tcb[tcb_products[i].p], th);
+		json_object_object_add(mt, tcb_products[i].name, json_object_new_string(th));
+	}
 	sigs = json_object_new_array();
 	for (size_t i = 0; i < m->n_sigs; i++) {
 		struct json_object *e = json_object_new_object();
@@ -289,7 +360,7 @@ int kd_manifest_to_json(const struct kd_manifest *m, char **ret)
 
 int kd_manifest_canonical(const struct kd_manifest *m, uint8_t **ret, size_t *ret_len)
 {
-	size_t cap = 256 + KD_MANIFEST_LABEL_MAX + m->n_measurements * 98;
+	size_t cap = 512 + KD_MANIFEST_LABEL_MAX + m->n_measurements * 98;
 	char *buf, hex[97];
 	int n;
 	size_t off;
@@ -310,6 +381,19 @@ int kd_manifest_canonical(const struct kd_manifest *m, uint8_t **ret, size_t *re
 		memcpy(buf + off, hex, 96);
 		buf[off + 96] = '\n';
 		off += 97;
+	}
+	/* Optional fields are signed only when present: older manifests keep
+	 * their canonical bytes and signatures. */
+	if (m->has_min_peer_svn)
+		off += (size_t)snprintf(buf + off, cap - off, "min_peer_svn:%u\n", m->min_peer_svn);
+	for (size_t i = 0; i < KD_ARRAY_SIZE(tcb_products); i++) {
+		char th[KD_TCB_HEX_LEN];
+
+		if (!m->has_min_tcb[tcb_products[i].p])
+			continue;
+		kd_tcb_hex(m->min_tcb[tcb_products[i].p], th);
+		off += (size_t)snprintf(buf + off, cap - off, "min_tcb:%s:%s\n", tcb_products[i].name,
+					th);
 	}
 	*ret = (uint8_t *)buf;
 	*ret_len = off;

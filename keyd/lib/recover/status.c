@@ -13,6 +13,7 @@
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/header.h"
+#include "keyd/luks2json.h"
 #include "keyd/recover.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
@@ -92,29 +93,39 @@ static json_object *escrow_json(const struct kd_escrow_token *e, size_t generati
 }
 
 /* "pbkdf2-sha512/1000", "argon2id/t4,m32768KiB,p1". */
-static void pbkdf_text(json_object *kdf, char *buf, size_t len)
+/* An integer member of host-written JSON, or 0 when it is not one. */
+static int64_t kdf_int(json_object *kdf, const char *key)
 {
-	const char *type = json_object_get_string(json_object_object_get(kdf, "type"));
+	int64_t v;
 
-	if (type && !strncmp(type, "argon2", 6))
-		snprintf(buf, len, "%s/t%d,m%dKiB,p%d", type,
-			 json_object_get_int(json_object_object_get(kdf, "time")),
-			 json_object_get_int(json_object_object_get(kdf, "memory")),
-			 json_object_get_int(json_object_object_get(kdf, "cpus")));
-	else
-		snprintf(buf, len, "%s-%s/%d", type ? type : "?",
-			 json_object_get_string(json_object_object_get(kdf, "hash")) ?: "?",
-			 json_object_get_int(json_object_object_get(kdf, "iterations")));
+	return kd_lj_int(kdf, "keyslot kdf", key, 0, UINT32_MAX, &v) ? 0 : v;
 }
 
-static bool token_names_slot(json_object *tok, const char *id)
+static void pbkdf_text(json_object *kdf, char *buf, size_t len)
 {
-	json_object *tks = json_object_object_get(tok, "keyslots");
+	const char *type = NULL, *hash = NULL;
 
-	for (size_t j = 0; j < json_object_array_length(tks); j++)
-		if (!strcmp(json_object_get_string(json_object_array_get_idx(tks, j)) ?: "", id))
-			return true;
-	return false;
+	/* kdf is whatever the host wrote: typed getters only. */
+	if (!kdf || kd_lj_str(kdf, "keyslot kdf", "type", &type))
+		type = NULL;
+	if (type && !strncmp(type, "argon2", 6))
+		snprintf(buf, len, "%.32s/t%lld,m%lldKiB,p%lld", type, (long long)kdf_int(kdf, "time"),
+			 (long long)kdf_int(kdf, "memory"), (long long)kdf_int(kdf, "cpus"));
+	else
+		snprintf(buf, len, "%.32s-%.32s/%lld", type ? type : "?",
+			 kdf && !kd_lj_str(kdf, "keyslot kdf", "hash", &hash) ? hash : "?",
+			 kdf ? (long long)kdf_int(kdf, "iterations") : 0LL);
+}
+
+/* A malformed foreign token describes nothing (the allow-list says why). */
+static bool token_names_slot(json_object *tok, const char *tid, int slot)
+{
+	char where[24];
+	uint32_t m = 0;
+
+	return kd_lj_id(tid, "LUKS2 tokens", "token") >= 0 &&
+	       !kd_lj_id_set(tok, kd_lj_where(where, sizeof(where), "token", tid), "keyslots", &m) &&
+	       (m & (1u << slot));
 }
 
 /* Every keyslot in the metadata, with what describes it. */
@@ -124,16 +135,17 @@ static json_object *keyslots_json(json_object *meta, const struct kd_token *toks
 	json_object *slots = json_object_new_array(), *ks = NULL, *jt = NULL;
 	char buf[128], id[12];
 
-	if (!meta || !json_object_object_get_ex(meta, "keyslots", &ks) ||
-	    !json_object_object_get_ex(meta, "tokens", &jt))
+	/* meta may be any JSON the host wrote: typed getters only. */
+	if (!meta || kd_lj_obj(meta, "LUKS2 metadata", "keyslots", &ks) ||
+	    kd_lj_obj(meta, "LUKS2 metadata", "tokens", &jt))
 		return slots;
 	for (int s = 0; s < 32; s++) {
 		const char *kind = "untokened", *state = "no token (interrupted enrollment?)";
-		json_object *k, *so;
+		json_object *k, *so, *kdf;
 		int token = -1;
 
 		snprintf(id, sizeof(id), "%d", s);
-		if (!json_object_object_get_ex(ks, id, &k))
+		if (kd_lj_opt(ks, "LUKS2 keyslots", id, json_type_object, &k) || !k)
 			continue;
 		for (size_t i = 0; i < n; i++)
 			if (toks[i].keyslot == s) {
@@ -150,14 +162,16 @@ static json_object *keyslots_json(json_object *meta, const struct kd_token *toks
 		if (!strcmp(kind, "untokened")) {
 			/* A token of another type (not keyd's) may still describe it. */
 			json_object_object_foreach(jt, tid, tok) {
-				if (token_names_slot(tok, id)) {
+				if (token_names_slot(tok, tid, s)) {
 					kind = "foreign";
 					state = "foreign token";
 					token = atoi(tid);
 				}
 			}
 		}
-		pbkdf_text(json_object_object_get(k, "kdf"), buf, sizeof(buf));
+		if (kd_lj_obj(k, "keyslot", "kdf", &kdf))
+			kdf = NULL;
+		pbkdf_text(kdf, buf, sizeof(buf));
 		so = json_object_new_object();
 		json_object_object_add(so, "keyslot", json_object_new_int(s));
 		json_object_object_add(so, "kind", jstr(kind));
@@ -218,6 +232,8 @@ static const char *cannot_reason(const struct kd_volume *v, const struct launch_
 
 	if (kd_volume_health(v)->allow_err)
 		return "header-refused";
+	if (!kd_volume_health(v)->agree)
+		return "header-needs-repair";
 	toks = kd_volume_tokens(v, &n);
 	if (!n)
 		return "no-keyd-slot";
@@ -303,6 +319,10 @@ static void can_open(json_object *can, const struct kd_volume *v, const struct l
 		say(can, "nothing: the header fails the allow-list (%s)", h->allow_detail);
 		return;
 	}
+	if (!h->agree) {
+		say(can, "nothing until the header is repaired (%s)", kd_header_health_summary(h));
+		return;
+	}
 	toks = kd_volume_tokens(v, &n);
 	if (lv->ok)
 		say(can, "this launch, through keyslot %d", toks[lv->idx].keyslot);
@@ -337,9 +357,16 @@ static void next_steps(json_object *next, const struct kd_volume *v, const struc
 	toks = kd_volume_tokens(v, &n);
 	if (h->allow_err)
 		say(next, "do not unlock; restore a known-good header with keyd-recover header-restore");
-	if (!h->agree && h->used >= 0)
-		say(next, "the header copies disagree (%s): take a header-backup now; the next write "
-			  "by libcryptsetup repairs the damaged copy", kd_header_health_summary(h));
+	/* keyd unlocks and writes nothing while the copies disagree. */
+	if (!h->agree && h->used >= 0 && !h->allow_err)
+		say(next, "the header copies disagree (the %s copy is not the one in use): keyd "
+			  "refuses to unlock or write until keyd-recover repair DEVICE BACKUP, which "
+			  "saves both copies and then rewrites the %s one",
+		    kd_header_damaged_copy(h), kd_header_damaged_copy(h));
+	else if (!h->agree && h->used >= 0)
+		say(next, "the header copies disagree and the copy in use fails the allow-list: do "
+			  "not repair from it; restore a known-good header with keyd-recover "
+			  "header-restore");
 	if (pending)
 		say(next, "a handoff is pending: boot the new version and run keyd commit, or roll back "
 			  "with keyd-recover retire DEVICE SLOT on the pending slot");
@@ -364,10 +391,10 @@ static void next_steps(json_object *next, const struct kd_volume *v, const struc
 		    json_object_get_int(json_object_object_get(so, "keyslot")), kd_volume_path(v),
 		    json_object_get_int(json_object_object_get(so, "keyslot")));
 	}
-	if (!h->allow_err && !lv->ok && lv->l && n_esc && !esc_err)
+	if (!h->allow_err && h->agree && !lv->ok && lv->l && n_esc && !esc_err)
 		say(next, "this launch cannot open the volume: recover with %u admins (export-shares, "
 			  "decrypt-share, unlock --share)", esc[0].threshold);
-	if (!h->allow_err && !lv->ok && lv->l && !n_esc)
+	if (!h->allow_err && h->agree && !lv->ok && lv->l && !n_esc)
 		say(next, "this launch cannot open the volume and there is no escrow: boot a launch "
 			  "that can (see the tokens), or restore a header backup");
 	if (lv->ok && toks[lv->idx].tcb != lv->l->report.committed_tcb)
@@ -379,7 +406,7 @@ static void next_steps(json_object *next, const struct kd_volume *v, const struc
 	if (esc_err && esc_err != KD_ENOENT)
 		say(next, "the escrow token is damaged (%s): rotate it from a launch that can unlock",
 		    kd_err_detail(esc_err));
-	if (!openable)
+	if (!openable && h->agree)
 		say(next, "no key this host knows of opens the volume: restore a header backup");
 	if (!json_object_array_length(next))
 		say(next, "nothing to do");
@@ -404,8 +431,13 @@ static void launch_view_init(const struct kd_volume *v, const struct kd_launch *
 		lv->has_chip = false;
 	toks = kd_volume_tokens(v, &n);
 	lv->err = kd_volume_match(v, l, &lv->idx);
-	lv->ok = !lv->err;
-	if (lv->ok)
+	lv->ok = !lv->err && kd_volume_health(v)->agree;
+	if (!lv->err && !lv->ok)
+		/* The key would derive, but a real unlock refuses until repair. */
+		snprintf(lv->detail, sizeof(lv->detail), "keyslot %d (label %s) matches this launch, "
+			 "but the header copies disagree: run keyd-recover repair first",
+			 toks[lv->idx].keyslot, toks[lv->idx].label);
+	else if (lv->ok)
 		snprintf(lv->detail, sizeof(lv->detail), "keyslot %d (label %s, %s)%s",
 			 toks[lv->idx].keyslot, toks[lv->idx].label,
 			 kd_token_state_name(toks[lv->idx].state),
@@ -472,7 +504,8 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 	json_object_object_add(o, "launch", launch_json(v, &lv, no_launch));
 
 	/* The verdict in words. */
-	openable = !h->allow_err && (lv.ok || live || n_esc);
+	/* keyd unlocks nothing while the copies disagree (kd_header_require_agree). */
+	openable = !h->allow_err && h->agree && (lv.ok || live || n_esc);
 	verdict = json_object_new_object();
 	can = json_object_new_array();
 	next = json_object_new_array();

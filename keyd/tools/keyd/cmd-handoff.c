@@ -19,7 +19,9 @@
 	"  --manifest FILE        this image's signed release manifest (required)\n"         \
 	"  --release-keys FILE    pinned release keys (default " KD_RELEASE_KEYS_DEFAULT ")\n" \
 	"  --tcb-floor HEX        refuse a peer whose reported TCB is below this\n"          \
-	"                         (16 hex digits, report byte order)\n"                      \
+	"                         (16 hex digits, report byte order); default: the\n"       \
+	"                         manifest's min_tcb for this chip's product\n"              \
+	"  --no-tcb-floor         judge no TCB (refused without a floor otherwise)\n"       \
 	"  --ark FILE             trust this ARK instead of the AMD roots (simulator)\n"    \
 	"  --timeout S            whole-handoff deadline in seconds (default 60)\n"          \
 	"  --read-timeout S       per-read timeout in seconds (default 10)\n"                \
@@ -30,7 +32,7 @@
 
 enum {
 	O_LISTEN = 256, O_CONNECT, O_DEVICE, O_MANIFEST, O_KEYS, O_FLOOR, O_ARK, O_TIMEOUT,
-	O_RTIMEOUT, O_TIMINGS, O_JSON, O_STALL,
+	O_RTIMEOUT, O_TIMINGS, O_JSON, O_STALL, O_NOFLOOR,
 };
 
 struct args {
@@ -62,6 +64,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 		{"manifest", required_argument, NULL, O_MANIFEST},
 		{"release-keys", required_argument, NULL, O_KEYS},
 		{"tcb-floor", required_argument, NULL, O_FLOOR},
+		{"no-tcb-floor", no_argument, NULL, O_NOFLOOR},
 		{"ark", required_argument, NULL, O_ARK},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"read-timeout", required_argument, NULL, O_RTIMEOUT},
@@ -102,6 +105,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 				return cli_usage_error("--tcb-floor needs 16 hex digits");
 			a->ho.trust.has_tcb_floor = true;
 			break;
+		case O_NOFLOOR: a->ho.trust.no_tcb_floor = true; break;
 		case O_ARK: a->ark = optarg; break;
 		case O_TIMEOUT:
 			if (parse_seconds(optarg, &a->ho.total_timeout_ms))
@@ -134,6 +138,8 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 		return cli_usage_error("handoff serve needs --device DEV");
 	if (!a->manifest)
 		return cli_usage_error("--manifest FILE is required");
+	if (a->ho.trust.has_tcb_floor && a->ho.trust.no_tcb_floor)
+		return cli_usage_error("--tcb-floor and --no-tcb-floor exclude each other");
 	a->ho.devices = a->devices;
 	a->ho.n_devices = a->n_devices;
 	return 0;
@@ -233,11 +239,14 @@ const struct kd_cmd cmd_handoff_serve = {
 	"Usage: keyd handoff serve --listen ADDR:PORT --device DEV [--device DEV ...]\n"
 	"                          --manifest FILE [options]\n"
 	"\n"
-	"Run on the old version O, which can open DEV. Accepts one new version N over\n"
-	"TLS 1.3, verifies N's attestation report (chain, binding to this session,\n"
-	"same chip, no debug, VMPL 0, TCB floor, measurement in N's k-of-n signed\n"
-	"manifest, no SVN downgrade) and adds a pending keyslot + token for N on\n"
-	"every DEV. The volume key never leaves O. See keyd-handoff(8).\n"
+	"Run on the old version O, which can open DEV. First checks its own manifest\n"
+	"(k-of-n signed, lists this launch, svn >= its own floor), CHIP_ID and TCB\n"
+	"floor. Then serves until one new version N completes or --timeout passes\n"
+	"(stray or refused connections do not end it): verifies N's attestation\n"
+	"report (chain, binding to this session, same chip, no debug, VMPL 0, TCB\n"
+	"floor, measurement in N's k-of-n signed manifest, no SVN downgrade, svn >=\n"
+	"the revocation floor) and adds a pending keyslot + token for N on every\n"
+	"DEV. The volume key never leaves O. See keyd-handoff(8).\n"
 	"\n" HANDOFF_COMMON_HELP,
 };
 
@@ -245,8 +254,10 @@ const struct kd_cmd cmd_handoff_receive = {
 	"handoff receive", run_receive, "new version: get enrolled by an attested old version",
 	"Usage: keyd handoff receive --connect ADDR:PORT --manifest FILE [options]\n"
 	"\n"
-	"Run on the new version N, booted in upgrade mode (no disk needed). Verifies\n"
-	"O the same way O verifies N, derives its own keyslot passphrase and pin key\n"
-	"for each volume O offers, sends them and waits for O's DONE.\n"
+	"Run on the new version N, booted in upgrade mode (no disk needed). Checks\n"
+	"its own release first, then verifies O the same way O verifies N, derives\n"
+	"its own keyslot passphrase and pin key for each volume O offers, sends them\n"
+	"and waits for O's DONE. Connection failures are retried until --timeout;\n"
+	"refusals are final.\n"
 	"\n" HANDOFF_COMMON_HELP,
 };

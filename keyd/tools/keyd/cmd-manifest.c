@@ -158,10 +158,13 @@ static int run_create(int argc, char **argv)
 		{"measurement", required_argument, NULL, 'm'},
 		{"not-before", required_argument, NULL, 'b'},
 		{"not-after", required_argument, NULL, 'a'},
+		{"min-peer-svn", required_argument, NULL, 'f'},
+		{"min-tcb", required_argument, NULL, 't'},
 		{"out", required_argument, NULL, 'o'},
 		{0},
 	};
 	const char *out = NULL, *label = NULL, *nb = NULL, *na = NULL;
+	uint64_t floor_svn = 0;
 	struct kd_manifest *m = NULL;
 	uint64_t svn = 0;
 	bool have_svn = false;
@@ -194,6 +197,36 @@ static int run_create(int argc, char **argv)
 			break;
 		case 'b': nb = optarg; break;
 		case 'a': na = optarg; break;
+		case 'f':
+			if (kd_parse_u64(optarg, UINT32_MAX, &floor_svn)) {
+				kd_manifest_free(m);
+				return cli_usage_error("--min-peer-svn must be 0..4294967295");
+			}
+			m->has_min_peer_svn = true;
+			m->min_peer_svn = (uint32_t)floor_svn;
+			break;
+		case 't': {
+			const char *colon = strchr(optarg, ':');
+			char prod[16];
+			enum kd_product p = KD_PRODUCT_UNKNOWN;
+			uint64_t raw;
+
+			if (!colon || (size_t)(colon - optarg) >= sizeof(prod)) {
+				kd_manifest_free(m);
+				return cli_usage_error("--min-tcb needs PRODUCT:HEX (milan|genoa|turin)");
+			}
+			memcpy(prod, optarg, (size_t)(colon - optarg));
+			prod[colon - optarg] = '\0';
+			if (kd_product_from_name(prod, &p) < 0 || p == KD_PRODUCT_UNKNOWN ||
+			    kd_tcb_parse_hex(colon + 1, &raw) < 0) {
+				kd_manifest_free(m);
+				return cli_usage_error("--min-tcb needs PRODUCT:HEX (milan|genoa|turin, "
+						       "16 hex digits)");
+			}
+			m->has_min_tcb[p] = true;
+			m->min_tcb[p] = raw;
+			break;
+		}
 		case 'o': out = optarg; break;
 		default: kd_manifest_free(m); return cli_usage_error("bad option");
 		}
@@ -235,10 +268,17 @@ out:
 const struct kd_cmd cmd_manifest_create = {
 	"manifest create", run_create, "write an unsigned release manifest",
 	"Usage: keyd manifest create --version-label L --svn N --measurement HEX\n"
-	"       [--measurement HEX ...] [--not-before RFC3339] --not-after RFC3339 -o FILE\n"
+	"       [--measurement HEX ...] [--not-before RFC3339] --not-after RFC3339\n"
+	"       [--min-peer-svn N] [--min-tcb PRODUCT:HEX ...] -o FILE\n"
 	"\n"
 	"One --measurement per supported vCPU count (from `keyd measure`).\n"
-	"--not-before defaults to now. Times are UTC: 2026-01-01T00:00:00Z.\n",
+	"--not-before defaults to now. Times are UTC: 2026-01-01T00:00:00Z.\n"
+	"The validity window is a convenience only: the guest clock is the host's.\n"
+	"--min-peer-svn N is the revocation floor: in a handoff this release refuses\n"
+	"any peer (old or new) whose manifest svn is below N, whatever the clock says.\n"
+	"--min-tcb PRODUCT:HEX (milan|genoa|turin, 16 hex digits in report byte order)\n"
+	"is the lowest TCB this release accepts from a handoff peer on that product;\n"
+	"a handoff without a floor is refused unless run with --no-tcb-floor.\n",
 };
 
 /* ---------------------------------------------------------------- sign */
@@ -417,6 +457,16 @@ static int run_show(int argc, char **argv)
 		for (size_t i = 0; i < m->n_measurements; i++) {
 			kd_hex(m->measurements[i], 48, hex);
 			printf("measurement:  %s\n", hex);
+		}
+		if (m->has_min_peer_svn)
+			printf("min peer svn: %u\n", m->min_peer_svn);
+		for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++) {
+			char th[KD_TCB_HEX_LEN];
+
+			if (!m->has_min_tcb[p])
+				continue;
+			kd_tcb_hex(m->min_tcb[p], th);
+			printf("min tcb:      %s %s\n", kd_product_name((enum kd_product)p), th);
 		}
 		for (size_t i = 0; i < m->n_sigs; i++) {
 			kd_hex(m->sigs[i].key_id, 32, hex);

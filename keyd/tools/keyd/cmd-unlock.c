@@ -29,6 +29,10 @@ static const char unlock_usage[] =
 	"check the live table through libdevmapper. When the committed TCB is above\n"
 	"the token's, the volume is re-keyed at the new TCB (not with --dry-run or\n"
 	"--no-rekey). A refused unlock writes nothing; it never offers a reformat.\n"
+	"While the two LUKS2 header copies disagree (one damaged or older) it is\n"
+	"refused and names the copy: run keyd-recover repair DEVICE BACKUP first.\n"
+	"--dry-run and keyd passphrase never write: libcryptsetup only sees a\n"
+	"private copy of the header and keyslot areas.\n"
 	"\n"
 	"DEVICE is a path, an image file, UUID=..., LABEL=... or PARTLABEL=....\n"
 	"  --dry-run              everything except activation (works without dm)\n"
@@ -135,6 +139,12 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 			    kd_volume_health(v)->allow_detail);
 		goto out;
 	}
+	/* A real unlock writes (activation, re-key): not while the header
+	 * copies disagree, which only keyd-recover repair resolves. */
+	if (!dry && !passphrase_mode && (r = kd_header_require_agree(kd_volume_health(v))) < 0)
+		goto out;
+	if (dry && !kd_volume_health(v)->agree)
+		fprintf(stderr, "keyd: note: %s\n", kd_header_health_summary(kd_volume_health(v)));
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0)
 		goto out;
 	if ((r = kd_volume_unlock_secrets(v, b, &l, &vk, passphrase_mode ? &pass : NULL, &tok)) < 0)

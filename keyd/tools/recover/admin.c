@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keyd-recover rekey, retire, header-backup, header-restore, wipe. */
+/* keyd-recover rekey, retire, header-backup, header-restore, wipe, repair. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "keyd/error.h"
+#include "keyd/header.h"
 #include "keyd/util.h"
 #include "recover.h"
 
@@ -236,3 +238,68 @@ static int run_wipe(int argc, char **argv)
 
 const struct kd_cmd cmd_wipe = {"wipe", run_wipe, "crypto-erase every keyslot (decommission)",
 				wipe_usage};
+
+/* ---------------------------------------------------------------- repair */
+
+static const char repair_usage[] =
+	"Usage: keyd-recover repair DEVICE BACKUP [--yes]\n"
+	"\n"
+	"Repair a LUKS2 header whose two copies disagree (one damaged, or one\n"
+	"older after an interrupted write). keyd never lets libcryptsetup repair\n"
+	"a header as a side effect: until this runs, keyd unlock and every\n"
+	"keyd write refuse the volume. First both copies are saved, raw, to\n"
+	"BACKUP.primary and BACKUP.secondary (which must not exist); then the\n"
+	"copy libcryptsetup would use (the valid one, the newer one) is written\n"
+	"over the other, and both are read back. Refused when the copies agree,\n"
+	"when no copy is valid, or when the good copy fails keyd's allow-list\n"
+	"(restore a known-good backup with header-restore instead).\n"
+	"Asks for the volume's UUID to be typed (on stdin) unless --yes is given.\n"
+	"\nExit status: 0 repaired, 1 refused or not confirmed, 2 usage.\n";
+
+static int run_repair(int argc, char **argv)
+{
+	static const struct option opts[] = {{"yes", no_argument, NULL, 'y'}, {0}};
+	struct kd_header_health h;
+	const char *which = NULL;
+	char line[256], uuid[KD_LUKS2_UUID_MAX + 1];
+	bool yes = false;
+	int c, r, fd;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'y')
+			return EXIT_USAGE;
+		yes = true;
+	}
+	if (argc - optind != 2)
+		return cli_usage_error("usage: keyd-recover repair DEVICE BACKUP [--yes]");
+	fd = open(argv[optind], O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cli_refuse(kd_fail(KD_EIO, "cannot open %.200s", argv[optind]));
+	r = kd_header_read(fd, &h, NULL);
+	close(fd);
+	if (r)
+		return cli_refuse(r);
+	snprintf(uuid, sizeof(uuid), "%s", h.used == 1 ? h.secondary.uuid : h.primary.uuid);
+	fprintf(stderr, "%s (volume %s): %s\n", argv[optind], uuid, kd_header_health_summary(&h));
+	if (!yes && !h.agree) {
+		fprintf(stderr, "This rewrites the %s header copy from the %s one.\n",
+			h.used ? "primary" : "secondary", h.used ? "secondary" : "primary");
+		if (isatty(0))
+			fprintf(stderr, "Type the volume UUID to confirm: ");
+		if (!fgets(line, sizeof(line), stdin))
+			line[0] = 0;
+		line[strcspn(line, "\r\n")] = 0;
+		if (strcasecmp(line, uuid))
+			return cli_refuse(kd_fail(KD_EREFUSED, "confirmation does not match the volume "
+								"UUID; nothing was written"));
+	}
+	if ((r = kd_header_repair(argv[optind], argv[optind + 1], &which)))
+		return cli_refuse(r);
+	printf("%s: %s header copy rewritten; both copies saved to %s.primary and %s.secondary\n",
+	       argv[optind], which, argv[optind + 1], argv[optind + 1]);
+	return 0;
+}
+
+const struct kd_cmd cmd_repair = {"repair", run_repair,
+				  "rewrite a damaged header copy (after saving both)", repair_usage};
