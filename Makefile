@@ -68,6 +68,9 @@ endif
 override CPPFLAGS := -D_GNU_SOURCE -DKEYD_VERSION=\"$(KEYD_VERSION)\" -Ikeyd/include -Ikeyd/lib \
 	-Ikeyd/tools/common $(CPPFLAGS)
 override CFLAGS := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) $(EXTRA_CFLAGS) $(CFLAGS)
+# assert() marks programmer errors (a broken internal contract, never bad
+# input): it stays on in every build, whatever NDEBUG a packager passes.
+override CFLAGS += -UNDEBUG
 override LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDSAN) $(LDFLAGS)
 
 # ---------------------------------------------------------------- sources
@@ -109,7 +112,7 @@ TEST_HELPERS := $(sort $(wildcard tests/unit/helpers/*.c))
 
 DEPFLAGS = -MMD -MP
 # Tests find the real AMD vectors in the tree unless $KEYD_VECTORS says otherwise.
-TEST_CPPFLAGS = -DKD_TEST_VECTORS=\"$(abspath tests/vectors)\"
+TEST_CPPFLAGS = -DKD_TEST_VECTORS=\"$(abspath tests/vectors)\" -DKD_TEST_SRC=\"$(abspath .)\"
 
 .PHONY: all
 all: $(LIBKEYD) $(BINS) $(PLUGIN)

@@ -247,7 +247,7 @@ static int make_ca(const char *cn, long serial, X509 *issuer, EVP_PKEY *issuer_k
 	X509_NAME *name = amd_name(cn);
 	X509 *x = NULL;
 	char crl[128];
-	int r = KD_ECRYPTO;
+	int r;
 
 	if (!key || !name) {
 		r = ossl_fail("RSA-4096 key generation");
@@ -311,33 +311,30 @@ static int make_vcek(struct kd_sim_chip *c, uint64_t tcb, EVP_PKEY **ret_key, X5
 	}
 	kd_sim_tcb_spl(tcb, c->product, &spl);
 	/* Extension set and order as in AMD's KDS VCEKs (docs/snp-facts.md §3.2). */
-	r = add_int_ext(x, "1.3.6.1.4.1.3704.1.1", turin ? 1 : 0);
-	if (!r)
-		r = add_ia5_ext(x, "1.3.6.1.4.1.3704.1.2", products[pi].vcek_name);
-	if (!r && turin)
-		r = add_int_ext(x, "1.3.6.1.4.1.3704.1.3.9", spl.fmc);
-	if (!r)
-		r = add_int_ext(x, "1.3.6.1.4.1.3704.1.3.1", spl.bl);
-	if (!r)
-		r = add_int_ext(x, "1.3.6.1.4.1.3704.1.3.2", spl.tee);
-	if (!r)
-		r = add_int_ext(x, "1.3.6.1.4.1.3704.1.3.3", spl.snp);
-	if (!r && !turin)
-		r = add_int_ext(x, "1.3.6.1.4.1.3704.1.3.4", 0);
-	if (!r)
-		r = add_int_ext(x, "1.3.6.1.4.1.3704.1.3.5", 0);
-	if (!r)
-		r = add_int_ext(x, "1.3.6.1.4.1.3704.1.3.6", 0);
-	if (!r)
-		r = add_int_ext(x, "1.3.6.1.4.1.3704.1.3.7", 0);
-	if (!r)
-		r = add_int_ext(x, "1.3.6.1.4.1.3704.1.3.8", spl.ucode);
+	if ((r = add_int_ext(x, "1.3.6.1.4.1.3704.1.1", turin ? 1 : 0)) < 0 ||
+	    (r = add_ia5_ext(x, "1.3.6.1.4.1.3704.1.2", products[pi].vcek_name)) < 0)
+		goto out;
+	{
+		/* The SPL extensions, in KDS order; Turin adds fmc and drops 1.3.4. */
+		const struct {
+			const char *oid;
+			long v;
+			bool on;
+		} spls[] = {
+			{"1.3.6.1.4.1.3704.1.3.9", spl.fmc, turin}, {"1.3.6.1.4.1.3704.1.3.1", spl.bl, true},
+			{"1.3.6.1.4.1.3704.1.3.2", spl.tee, true},  {"1.3.6.1.4.1.3704.1.3.3", spl.snp, true},
+			{"1.3.6.1.4.1.3704.1.3.4", 0, !turin},      {"1.3.6.1.4.1.3704.1.3.5", 0, true},
+			{"1.3.6.1.4.1.3704.1.3.6", 0, true},        {"1.3.6.1.4.1.3704.1.3.7", 0, true},
+			{"1.3.6.1.4.1.3704.1.3.8", spl.ucode, true},
+		};
+
+		for (size_t i = 0; i < KD_ARRAY_SIZE(spls); i++)
+			if (spls[i].on && (r = add_int_ext(x, spls[i].oid, spls[i].v)) < 0)
+				goto out;
+	}
 	/* hwID: the raw chip-id bytes, no OCTET STRING tag; 8 bytes on Turin. */
-	if (!r)
-		r = add_raw_ext(x, "1.3.6.1.4.1.3704.1.4", c->chip_id, turin ? 8 : 64);
-	if (!r)
-		r = pss_sign(x, c->ask_key);
-	if (r < 0)
+	if ((r = add_raw_ext(x, "1.3.6.1.4.1.3704.1.4", c->chip_id, turin ? 8 : 64)) < 0 ||
+	    (r = pss_sign(x, c->ask_key)) < 0)
 		goto out;
 	*ret_key = key;
 	*ret_cert = x;
@@ -394,7 +391,7 @@ static int write_pem_key(const char *path, EVP_PKEY *k, X509 *also_cert, bool ex
 	 */
 	if (snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= (int)sizeof(tmp)) {
 		BIO_free(b);
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "path is too long: %s", path);
 	}
 	fd = mkstemp(tmp);
 	if (fd < 0) {
@@ -406,8 +403,8 @@ static int write_pem_key(const char *path, EVP_PKEY *k, X509 *also_cert, bool ex
 	close(fd);
 	BIO_free(b);
 	if (!r && link(tmp, path) < 0)
-		r = errno == EEXIST ? KD_EEXIST : kd_fail(KD_EIO, "cannot link %s: %s", path,
-							  strerror(errno));
+		r = errno == EEXIST ? kd_fail(KD_EEXIST, "%s was published by another process", path)
+				    : kd_fail(KD_EIO, "cannot link %s: %s", path, strerror(errno));
 	unlink(tmp);
 	return r;
 }
@@ -444,7 +441,7 @@ static int save_json(const struct kd_sim_chip *c)
 	int r;
 
 	if (!o)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (chip.json)");
 	kd_hex(c->chip_id, 64, hex);
 	tcb_hex(c->current_tcb, cur);
 	tcb_hex(c->committed_tcb, com);
@@ -454,8 +451,7 @@ static int save_json(const struct kd_sim_chip *c)
 	json_object_object_add(o, "current_tcb", json_object_new_string(cur));
 	json_object_object_add(o, "committed_tcb", json_object_new_string(com));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	r = path_of(c, NULL, "chip.json", path);
-	if (!r)
+	if ((r = path_of(c, NULL, "chip.json", path)) == 0)
 		r = kd_write_file(path, s, strlen(s), 0644);
 	json_object_put(o);
 	return r;
@@ -491,14 +487,13 @@ static int load_json(struct kd_sim_chip *c)
 		json_object_put(o);
 		return kd_fail(KD_EMALFORMED, "chip.json is not a JSON object");
 	}
-	r = KD_EMALFORMED;
 	c->product = KD_PRODUCT_UNKNOWN;
 	if (json_object_object_get_ex(o, "product", &v) && json_object_is_type(v, json_type_string))
 		for (size_t i = 0; i < KD_ARRAY_SIZE(products); i++)
 			if (!strcmp(json_object_get_string(v), products[i].name))
 				c->product = products[i].p;
 	if (c->product == KD_PRODUCT_UNKNOWN) {
-		kd_fail(r, "chip.json: bad or missing product");
+		r = kd_fail(KD_EMALFORMED, "chip.json: bad or missing product");
 		goto out;
 	}
 	if ((r = json_hex(o, "chip_id", c->chip_id, 64)) < 0)
@@ -607,7 +602,7 @@ int kd_sim_chip_init(const char *dir, const struct kd_sim_init_opts *opts)
 	close(fd);
 
 	if (!(c.dir = strdup(dir)))
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (chip directory)");
 	snprintf(cn, sizeof(cn), "ARK-%s", products[pi].name);
 	r = make_ca(cn, 0x10000, NULL, NULL, products[pi].name, &ark_key, &c.ark);
 	if (r < 0)
@@ -642,7 +637,7 @@ int kd_sim_chip_load(const char *dir, struct kd_sim_chip **ret)
 
 	if (!c || !(c->dir = strdup(dir))) {
 		free(c);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (chip)");
 	}
 	if ((r = load_json(c)) < 0 || (r = load_secret(c)) < 0)
 		goto fail;
@@ -775,7 +770,7 @@ static int cert_of(struct kd_sim_chip *c, enum kd_sim_cert which, uint64_t tcb, 
 	case KD_SIM_CERT_VCEK:
 		return kd_sim_chip_vcek(c, tcb, &k, ret);
 	}
-	return KD_EINVAL;
+	return kd_fail(KD_EINVAL, "no simulated certificate of kind %d", (int)which);
 }
 
 int kd_sim_chip_cert_der(struct kd_sim_chip *c, enum kd_sim_cert which, uint64_t tcb,
@@ -794,7 +789,7 @@ int kd_sim_chip_cert_der(struct kd_sim_chip *c, enum kd_sim_cert which, uint64_t
 	out = malloc((size_t)n);
 	if (!out) {
 		OPENSSL_free(der);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (certificate)");
 	}
 	memcpy(out, der, (size_t)n);
 	OPENSSL_free(der);
@@ -822,7 +817,7 @@ int kd_sim_chip_cert_pem(struct kd_sim_chip *c, enum kd_sim_cert which, uint64_t
 	out = malloc((size_t)n + 1);
 	if (!out) {
 		BIO_free(b);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (certificate)");
 	}
 	memcpy(out, p, (size_t)n);
 	out[n] = '\0';

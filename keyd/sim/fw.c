@@ -65,7 +65,7 @@ int kd_sim_fw_new(struct kd_sim_chip *chip, const struct kd_sim_launch *l, struc
 		return kd_fail(KD_EINVAL, "launch VMPL %u is above 3", l->vmpl);
 	fw = calloc(1, sizeof(*fw));
 	if (!fw)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (simulated firmware)");
 	fw->l = *l;
 	fw->debug_key_fd = -1;
 	pthread_mutex_init(&fw->lock, NULL);
@@ -325,11 +325,12 @@ int kd_sim_cert_table(struct kd_sim_fw *fw, uint8_t **ret, size_t *ret_len)
 	size_t len[3];
 	static const enum kd_sim_cert order[3] = {KD_SIM_CERT_VCEK, KD_SIM_CERT_ASK,
 						  KD_SIM_CERT_ARK};
-	int r = 0;
+	int r;
 
-	for (int i = 0; i < 3 && !r; i++)
-		r = kd_sim_chip_cert_der(fw->chip, order[i], tcb, &der[i], &len[i]);
-	if (!r) {
+	for (int i = 0; i < 3; i++)
+		if ((r = kd_sim_chip_cert_der(fw->chip, order[i], tcb, &der[i], &len[i])) < 0)
+			goto out;
+	{
 		struct kd_cert_entry e[3] = {
 			{.kind = KD_CERT_VCEK, .der = der[0], .len = len[0]},
 			{.kind = KD_CERT_ASK, .der = der[1], .len = len[1]},
@@ -338,6 +339,7 @@ int kd_sim_cert_table(struct kd_sim_fw *fw, uint8_t **ret, size_t *ret_len)
 
 		r = kd_certtable_build(e, 3, ret, ret_len);
 	}
+out:
 	for (int i = 0; i < 3; i++)
 		free(der[i]);
 	return r;
@@ -359,7 +361,7 @@ int kd_sim_handle(struct kd_sim_fw *fw, const struct kd_sim_hdr *h, const uint8_
 	case KD_SIM_REQ_DERIVE:
 		n = KD_KEY_RSP_SIZE;
 		if (!(out = malloc(n)))
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (firmware response)");
 		r = kd_sim_derive(fw, payload, h->len, out, &st);
 		break;
 	case KD_SIM_REQ_REPORT:
@@ -369,7 +371,7 @@ int kd_sim_handle(struct kd_sim_fw *fw, const struct kd_sim_hdr *h, const uint8_
 			return kd_fail(r, "REPORT request is not report_data[64] + vmpl");
 		n = KD_SIM_REPORT_RSP_SIZE;
 		if (!(out = malloc(n)))
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (firmware response)");
 		r = kd_sim_report(fw, data, vmpl, out, &st);
 		break;
 	case KD_SIM_REQ_CERTS:

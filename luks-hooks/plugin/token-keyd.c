@@ -69,12 +69,13 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 		goto fail;
 	if (tok.token_id != token) {
 		/* Another keyd token is this launch's; let libcryptsetup try it. */
-		r = KD_ENOKEY;
+		r = kd_fail(KD_ENOKEY, "this launch opens keyd token %d, not token %d", tok.token_id,
+			    token);
 		goto fail;
 	}
 	out = malloc(pass->len);
 	if (!out) {
-		r = KD_ENOMEM;
+		r = kd_fail(KD_ENOMEM, "out of memory (passphrase buffer)");
 		goto fail;
 	}
 	(void)mlock(out, pass->len);

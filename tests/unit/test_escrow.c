@@ -346,6 +346,8 @@ START_TEST(token_strict)
 	ck_assert_int_eq(parse_edit("\"threshold\":2", "\"threshold\":0"), KD_EMALFORMED);
 	ck_assert_int_eq(parse_edit("\"threshold\":2", "\"threshold\":\"2\""), KD_EMALFORMED);
 	ck_assert_int_eq(parse_edit("\"version\":1", "\"version\":2"), KD_EUNSUPP);
+	/* A refusal names the token it is about. */
+	ck_assert_str_eq(kd_err_detail(KD_EUNSUPP), "keyd-escrow token: version 2 is not supported");
 	ck_assert_int_eq(parse_edit("\"version\":1", "\"version\":1,\"x\":1"), KD_EMALFORMED);
 	ck_assert_int_eq(parse_edit("\"version\":1,", ""), KD_EMALFORMED);
 	ck_assert_int_eq(parse_edit("\"keyslots\":[\"4\"]", "\"keyslots\":[\"4\",\"5\"]"), KD_ETAMPER);

@@ -7,6 +7,19 @@
  * that failed ("report signature does not verify under VCEK"); callers print
  * kd_err_detail() once, where they handle the failure. The detail is
  * thread-local and never contains key material.
+ *
+ * Every failure a function originates leaves through kd_fail(), never as a
+ * bare "return KD_EIO;": kd_err_detail() matches the detail on its code
+ * alone, so a bare code would surface the detail of an earlier, unrelated
+ * failure with the same code. A code passed up from a callee is returned
+ * as is (the callee recorded its detail). tests/unit/test_errors.c scans
+ * the sources for bare failures; a caller prints kd_err_detail(r) of the
+ * code it got, never of a code it assumes.
+ *
+ * A NULL argument that a public function documents as KD_EINVAL is a
+ * refusal like any other. A broken internal contract (a NULL that no
+ * caller may pass, an impossible state) is a programmer error: assert(),
+ * which stays on in every build (the Makefile undefines NDEBUG).
  */
 #ifndef KEYD_ERROR_H
 #define KEYD_ERROR_H

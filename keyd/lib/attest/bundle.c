@@ -205,7 +205,7 @@ static int http_exchange(BIO *io, const char *host, const char *target, size_t m
 	int n, status = 0;
 
 	if (!buf)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (HTTP response)");
 	n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: */*\r\n"
 		     "User-Agent: keyd\r\nConnection: close\r\n\r\n", target, host);
 	if (n < 0 || n >= (int)sizeof(req) || BIO_write(io, req, n) != n || BIO_flush(io) != 1) {
@@ -275,7 +275,7 @@ int kd_http_get(const char *base_url, const char *path, size_t max, int timeout,
 	snprintf(hostport, sizeof(hostport), "%s:%s", host, port);
 	conn = BIO_new_connect(hostport);
 	if (!conn) {
-		r = KD_ENOMEM;
+		r = kd_fail(KD_ENOMEM, "out of memory (connection to %s)", hostport);
 		goto out;
 	}
 	BIO_set_nbio(conn, 1);
@@ -354,7 +354,7 @@ int kd_certbundle_build(const uint8_t *vek, size_t vek_len, const uint8_t *chain
 		goto out;
 	}
 	if (!(in = BIO_new_mem_buf(chain, (int)chain_len)) || PEM_write_bio_X509(out, v) != 1) {
-		r = KD_ENOMEM;
+		r = kd_fail(KD_ENOMEM, "out of memory (certificate bundle)");
 		goto out;
 	}
 	while ((x = PEM_read_bio_X509(in, NULL, NULL, NULL))) {
@@ -372,7 +372,7 @@ int kd_certbundle_build(const uint8_t *vek, size_t vek_len, const uint8_t *chain
 	}
 	BIO_get_mem_ptr(out, &mem);
 	if (!mem || !(buf = malloc(mem->length))) {
-		r = KD_ENOMEM;
+		r = kd_fail(KD_ENOMEM, "out of memory (certificate bundle)");
 		goto out;
 	}
 	memcpy(buf, mem->data, mem->length);

@@ -17,6 +17,7 @@
  * one SHA-384, one ECDSA P-384 verification and compares. Validity periods
  * are checked on every report against the caller's time.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -58,6 +59,7 @@ __attribute__((format(printf, 4, 5))) static int ck(struct checker *c, const cha
 	char buf[DETAIL_MAX];
 	va_list ap;
 
+	assert(c && name && fmt);
 	if (!c->out && (!err || c->first_err))
 		return err;
 	va_start(ap, fmt);
@@ -115,7 +117,7 @@ static int sha256_hex(X509 *x, char out[65])
 	unsigned mdlen = 0;
 
 	if (X509_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32)
-		return KD_ECRYPTO;
+		return kd_fail(KD_ECRYPTO, "SHA-256 of a certificate failed");
 	kd_hex(md, 32, out);
 	return 0;
 }
@@ -141,7 +143,7 @@ static int check_pss_params(X509 *x, char *why, size_t whylen)
 	if (nid != NID_rsassaPss) {
 		snprintf(why, whylen, "is signed with %s, not RSASSA-PSS",
 			 nid != NID_undef ? OBJ_nid2ln(nid) : "an unknown algorithm");
-		return KD_EVERIFY;
+		return kd_fail(KD_EVERIFY, "certificate %s", why);
 	}
 	if (ptype == V_ASN1_SEQUENCE) {
 		const ASN1_STRING *seq = pval;
@@ -180,7 +182,7 @@ out:
 	X509_ALGOR_free(mgfhash);
 	RSA_PSS_PARAMS_free(pss);
 	ERR_clear_error();
-	return ok ? 0 : KD_EVERIFY;
+	return ok ? 0 : kd_fail(KD_EVERIFY, "certificate %s", why);
 }
 
 /* basicConstraints CA:TRUE and keyUsage keyCertSign (docs/snp-facts.md §3.1). */
@@ -212,7 +214,7 @@ static int pem_bundle(const uint8_t *buf, size_t len, X509 **out, size_t max, si
 		return kd_fail(KD_EMALFORMED, "certificate chain is larger than 256 KiB");
 	bio = BIO_new_mem_buf(buf, (int)len);
 	if (!bio)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (certificate chain)");
 	for (;;) {
 		X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 
@@ -573,19 +575,22 @@ static void x509_path_check(struct kd_verifier *v, struct checker *c)
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	STACK_OF(X509) *untrusted = sk_X509_new_null();
-	int r = KD_ENOMEM, e = 0;
+	int e = 0;
 
 	if (!store || !ctx || !untrusted || !X509_STORE_add_cert(store, v->cert[C_ARK]) ||
 	    !sk_X509_push(untrusted, v->cert[C_ASK]) ||
-	    !X509_STORE_CTX_init(ctx, store, v->cert[C_VEK], untrusted))
+	    !X509_STORE_CTX_init(ctx, store, v->cert[C_VEK], untrusted)) {
+		ck(c, "x509-path", KD_ENOMEM, "out of memory");
 		goto out;
+	}
 	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CHECK_SS_SIGNATURE | X509_V_FLAG_NO_CHECK_TIME);
-	r = X509_verify_cert(ctx) == 1 ? 0 : KD_EVERIFY;
-	if (r)
+	if (X509_verify_cert(ctx) == 1) {
+		ck(c, "x509-path", 0, "ARK -> ASK -> VEK path validates");
+	} else {
 		e = X509_STORE_CTX_get_error(ctx);
+		ck(c, "x509-path", KD_EVERIFY, "X.509 path validation: %s", X509_verify_cert_error_string(e));
+	}
 out:
-	ck(c, "x509-path", r, r == KD_ENOMEM ? "out of memory" : r ? "X.509 path validation: %s" : "%s",
-	   r && r != KD_ENOMEM ? X509_verify_cert_error_string(e) : "ARK -> ASK -> VEK path validates");
 	sk_X509_free(untrusted);
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
@@ -630,7 +635,7 @@ static int verifier_build(const struct kd_cert_inputs *in, struct kd_verifier **
 		return kd_fail(KD_EINVAL, "no certificates given");
 	v = calloc(1, sizeof(*v));
 	if (!v)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (verifier)");
 	c = (struct checker){.out = v->checks, .n = &v->n_checks};
 	r = collect(in, &o);
 	if (r < 0) {
@@ -704,11 +709,10 @@ static void validity_checks(const struct kd_verifier *v, time_t at, struct check
 	for (int i = 0; i < C_N; i++) {
 		const char *role = i == C_VEK ? vek_kind(v) : i == C_ASK ? ask_kind(v) : role_name[i];
 		char a[32], b[32], t[32];
-		int r = 0;
+		bool valid = v->not_before[i] != (time_t)-1 && v->not_after[i] != (time_t)-1 &&
+			     now >= v->not_before[i] && now <= v->not_after[i];
+		int r = valid ? 0 : KD_EVERIFY; /* a verdict for ck(), which records its detail */
 
-		if (v->not_before[i] == (time_t)-1 || v->not_after[i] == (time_t)-1 || now < v->not_before[i] ||
-		    now > v->not_after[i])
-			r = KD_EVERIFY;
 		if (!c->out && !r)
 			continue;
 		fmt_time(v->not_before[i], a, sizeof(a));
@@ -747,7 +751,7 @@ static int report_signature(struct kd_verifier *v, const uint8_t *report)
 out:
 	ECDSA_SIG_free(sig);
 	ERR_clear_error();
-	return ok ? 0 : KD_EVERIFY;
+	return ok ? 0 : kd_fail(KD_EVERIFY, "report signature does not verify under the %s", vek_kind(v));
 }
 
 static void hex_prefix(const uint8_t *b, size_t len, char *out)
@@ -1024,7 +1028,7 @@ int kd_parse_rfc3339(const char *s, time_t *ret)
 	time_t t;
 
 	if (!s)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "no time given");
 	memset(&tm, 0, sizeof(tm));
 	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (!p || strlen(s) < 19 || s[4] != '-' || s[10] != 'T')

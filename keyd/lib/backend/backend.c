@@ -10,6 +10,7 @@
  * explicit choice made by whoever controls the environment (the test
  * harness, or the VM image's own unit files).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ int kd_backend_open(const struct kd_backend_opts *opts, struct kd_backend **ret)
 	const char *sev = opts && opts->sev_guest_path ? opts->sev_guest_path : SEV_GUEST_PATH;
 	const char *tsm = opts && opts->tsm_path ? opts->tsm_path : TSM_REPORT_PATH;
 
+	assert(ret);
 	if (sim && !*sim)
 		sim = NULL;
 	if (!name && sim)
@@ -61,6 +63,7 @@ void kd_backend_close(struct kd_backend *b)
 
 int kd_backend_derive(struct kd_backend *b, const struct kd_key_req *req, struct kd_secret **ret_key)
 {
+	assert(b && b->ops && req && ret_key);
 	if (!(b->caps & KD_CAP_DERIVE) || !b->ops->derive)
 		return kd_fail(KD_ENOTSUP, "backend %s has no derived keys", b->ops->name);
 	return b->ops->derive(b, req, ret_key);
@@ -69,6 +72,7 @@ int kd_backend_derive(struct kd_backend *b, const struct kd_key_req *req, struct
 int kd_backend_report(struct kd_backend *b, const uint8_t report_data[64], uint32_t vmpl,
 		      uint8_t **ret_report, size_t *ret_len, uint8_t **ret_certs, size_t *ret_certs_len)
 {
+	assert(b && b->ops && report_data && ret_report && ret_len);
 	if (!(b->caps & KD_CAP_REPORT) || !b->ops->report)
 		return kd_fail(KD_ENOTSUP, "backend %s has no attestation reports", b->ops->name);
 	if (ret_certs && !(b->caps & KD_CAP_CERTS))

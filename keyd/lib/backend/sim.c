@@ -199,7 +199,7 @@ int kd_backend_sim_open(const char *addr, struct kd_backend **ret)
 	if (!b || !p) {
 		free(b);
 		free(p);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (simulator backend)");
 	}
 	if ((r = sim_connect(addr, p)) < 0) {
 		free(b);

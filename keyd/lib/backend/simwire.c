@@ -101,7 +101,7 @@ int kd_sim_read_frame(int fd, int first_ms, int step_ms, bool resync, struct kd_
 	if (h.len) {
 		payload = malloc(h.len);
 		if (!payload)
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (simulator frame)");
 		r = read_exact(fd, payload, h.len, first_ms, step_ms, &started);
 		if (r < 0) {
 			free(payload);
@@ -152,7 +152,7 @@ int kd_sim_write_frame(int fd, int step_ms, uint16_t type, uint32_t id, const vo
 	/* One buffer, so a frame is written in as few pieces as possible. */
 	frame = malloc(sizeof(hdr) + len);
 	if (!frame)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (simulator frame)");
 	kd_sim_hdr_encode(&h, hdr);
 	memcpy(frame, hdr, sizeof(hdr));
 	if (len)

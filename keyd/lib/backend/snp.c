@@ -185,7 +185,7 @@ static int snp_report(struct kd_backend *b, const uint8_t report_data[64], uint3
 		return r;
 	resp = calloc(1, sizeof(*resp));
 	if (!resp)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (report response)");
 	memset(&ext, 0, sizeof(ext));
 	memcpy(ext.data.user_data, report_data, 64);
 	ext.data.vmpl = vmpl;
@@ -202,7 +202,7 @@ static int snp_report(struct kd_backend *b, const uint8_t report_data[64], uint3
 			goto out;
 		if (!invalid_len) {
 			if (!(certs = malloc(SNP_CERTS_LEN))) {
-				r = KD_ENOMEM;
+				r = kd_fail(KD_ENOMEM, "out of memory (certificate table)");
 				goto out;
 			}
 			memcpy(certs, map, SNP_CERTS_LEN);
@@ -294,7 +294,7 @@ int kd_snp_backend_open_at(const char *path, const char *vmpck_id_path, kd_snp_i
 	if (!b || !p) {
 		free(b);
 		free(p);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (sev-guest backend)");
 	}
 	if (!vmpck_id_path)
 		vmpck_id_path = SNP_VMPCK_ID_PATH;

@@ -257,7 +257,7 @@ int kd_tsm_backend_open_with(const char *root, kd_tsm_hook_fn hook, void *ctx,
 	if (!b || !p || !(p->root = strdup(root))) {
 		free(b);
 		free(p);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (configfs-tsm backend)");
 	}
 	p->hook = hook;
 	p->hook_ctx = ctx;

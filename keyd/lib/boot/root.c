@@ -260,10 +260,12 @@ int kd_root_check_boot(const char *cmdline_path, const char *root_dm, const char
 	if (!f)
 		return kd_fail(KD_EIO, "cannot read %s: %m", cmdline_path);
 	n = fread(buf, 1, sizeof(buf) - 1, f);
-	r = ferror(f) ? kd_fail(KD_EIO, "cannot read %s", cmdline_path) : 0;
-	if (!r && !feof(f))
-		r = kd_fail(KD_EMALFORMED, "%s is longer than %d bytes", cmdline_path,
-			    CMDLINE_MAX - 1);
+	if (ferror(f))
+		r = kd_fail(KD_EIO, "cannot read %s", cmdline_path);
+	else if (!feof(f))
+		r = kd_fail(KD_EMALFORMED, "%s is longer than %d bytes", cmdline_path, CMDLINE_MAX - 1);
+	else
+		r = 0;
 	fclose(f);
 	if (r < 0)
 		return r;

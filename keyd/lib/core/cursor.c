@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <string.h>
 
 #include "keyd/cursor.h"
@@ -6,6 +7,7 @@
 
 void kd_cur_init(struct kd_cursor *c, const void *buf, size_t len)
 {
+	assert(c);
 	c->buf = buf;
 	c->len = buf ? len : 0;
 	c->off = 0;
@@ -13,13 +15,17 @@ void kd_cur_init(struct kd_cursor *c, const void *buf, size_t len)
 
 size_t kd_cur_remaining(const struct kd_cursor *c)
 {
+	/* A cursor never points past its buffer: every move checks first. */
+	assert(c && c->off <= c->len);
 	return c->len - c->off;
 }
 
 int kd_cur_ptr(struct kd_cursor *c, const uint8_t **ret, size_t n)
 {
+	assert(ret);
 	if (n > kd_cur_remaining(c))
-		return KD_ETRUNC;
+		return kd_fail(KD_ETRUNC, "input truncated: %zu bytes needed at offset %zu, %zu left", n,
+			       c->off, kd_cur_remaining(c));
 	*ret = c->buf + c->off;
 	c->off += n;
 	return 0;
@@ -28,9 +34,10 @@ int kd_cur_ptr(struct kd_cursor *c, const uint8_t **ret, size_t n)
 int kd_cur_bytes(struct kd_cursor *c, void *ret, size_t n)
 {
 	const uint8_t *p;
-	int r = kd_cur_ptr(c, &p, n);
+	int r;
 
-	if (r < 0)
+	assert(ret || !n);
+	if ((r = kd_cur_ptr(c, &p, n)) < 0)
 		return r;
 	if (n)
 		memcpy(ret, p, n);
@@ -56,6 +63,7 @@ int kd_cur_u8(struct kd_cursor *c, uint8_t *ret)
 	uint64_t v;
 	int r = get_le(c, 1, &v);
 
+	assert(ret);
 	if (r == 0)
 		*ret = (uint8_t)v;
 	return r;
@@ -66,6 +74,7 @@ int kd_cur_u16(struct kd_cursor *c, uint16_t *ret)
 	uint64_t v;
 	int r = get_le(c, 2, &v);
 
+	assert(ret);
 	if (r == 0)
 		*ret = (uint16_t)v;
 	return r;
@@ -76,6 +85,7 @@ int kd_cur_u32(struct kd_cursor *c, uint32_t *ret)
 	uint64_t v;
 	int r = get_le(c, 4, &v);
 
+	assert(ret);
 	if (r == 0)
 		*ret = (uint32_t)v;
 	return r;
@@ -83,6 +93,7 @@ int kd_cur_u32(struct kd_cursor *c, uint32_t *ret)
 
 int kd_cur_u64(struct kd_cursor *c, uint64_t *ret)
 {
+	assert(ret);
 	return get_le(c, 8, ret);
 }
 
@@ -96,10 +107,11 @@ int kd_cur_skip(struct kd_cursor *c, size_t n)
 int kd_cur_zero(struct kd_cursor *c, size_t n)
 {
 	if (n > kd_cur_remaining(c))
-		return KD_ETRUNC;
+		return kd_fail(KD_ETRUNC, "input truncated: %zu reserved bytes needed at offset %zu, %zu left",
+			       n, c->off, kd_cur_remaining(c));
 	for (size_t i = 0; i < n; i++)
 		if (c->buf[c->off + i] != 0)
-			return KD_ERESERVED;
+			return kd_fail(KD_ERESERVED, "reserved byte at offset 0x%zx is not zero", c->off + i);
 	c->off += n;
 	return 0;
 }
@@ -107,12 +119,14 @@ int kd_cur_zero(struct kd_cursor *c, size_t n)
 int kd_cur_seek(struct kd_cursor *c, size_t off)
 {
 	if (off > c->len)
-		return KD_ETRUNC;
+		return kd_fail(KD_ETRUNC, "input truncated: offset %zu is past its end (%zu bytes)", off, c->len);
 	c->off = off;
 	return 0;
 }
 
 int kd_cur_expect_end(const struct kd_cursor *c)
 {
-	return kd_cur_remaining(c) == 0 ? 0 : KD_EMALFORMED;
+	if (kd_cur_remaining(c))
+		return kd_fail(KD_EMALFORMED, "%zu trailing bytes after the input", kd_cur_remaining(c));
+	return 0;
 }

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,17 +24,18 @@ int kd_secret_new(size_t len, struct kd_secret **ret)
 	size_t map_len;
 	void *m;
 
+	assert(ret);
 	if (len == 0 || len > (1u << 20))
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "secret size %zu is not in 1..1 MiB", len);
 	map_len = (len + page - 1) / page * page;
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (secret)");
 	m = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED) {
 		free(s);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "cannot map secret memory: %s", strerror(errno));
 	}
 	/* A key that could be swapped out or dumped is not kept: fail. */
 	if (mlock(m, map_len) < 0 || madvise(m, map_len, MADV_DONTDUMP) < 0) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +16,7 @@ void kd_hex(const uint8_t *buf, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 
+	assert(out && (buf || !len));
 	for (size_t i = 0; i < len; i++) {
 		out[2 * i] = digits[buf[i] >> 4];
 		out[2 * i + 1] = digits[buf[i] & 15];
@@ -37,18 +39,21 @@ int kd_unhex_var(const char *s, uint8_t *out, size_t max, size_t *ret_len)
 {
 	size_t n;
 
+	assert(ret_len && (out || !max));
 	if (!s)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "no hex string given");
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 		s += 2;
 	n = strlen(s);
-	if (n % 2 || n / 2 > max)
-		return KD_EMALFORMED;
+	if (n % 2)
+		return kd_fail(KD_EMALFORMED, "hex string has an odd number of digits (%zu)", n);
+	if (n / 2 > max)
+		return kd_fail(KD_EMALFORMED, "hex string is %zu bytes, at most %zu expected", n / 2, max);
 	for (size_t i = 0; i < n / 2; i++) {
 		int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
-			return KD_EMALFORMED;
+			return kd_fail(KD_EMALFORMED, "not a hex digit at position %zu", 2 * i + (hi < 0 ? 0 : 1));
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	*ret_len = n / 2;
@@ -62,7 +67,9 @@ int kd_unhex(const char *s, uint8_t *out, size_t len)
 
 	if (r < 0)
 		return r;
-	return n == len ? 0 : KD_EMALFORMED;
+	if (n != len)
+		return kd_fail(KD_EMALFORMED, "hex string is %zu bytes, %zu expected", n, len);
+	return 0;
 }
 
 int kd_parse_u64(const char *s, uint64_t max, uint64_t *ret)
@@ -70,12 +77,15 @@ int kd_parse_u64(const char *s, uint64_t max, uint64_t *ret)
 	unsigned long long v;
 	char *end;
 
+	assert(ret);
 	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		return KD_EMALFORMED;
+		return kd_fail(KD_EMALFORMED, "\"%s\" is not an unsigned number", s ? s : "");
 	errno = 0;
 	v = strtoull(s, &end, 0);
-	if (errno || *end || v > max)
-		return KD_EMALFORMED;
+	if (errno || *end)
+		return kd_fail(KD_EMALFORMED, "\"%s\" is not an unsigned number", s);
+	if (v > max)
+		return kd_fail(KD_EMALFORMED, "%s is larger than %llu", s, (unsigned long long)max);
 	*ret = v;
 	return 0;
 }
@@ -84,9 +94,10 @@ int kd_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0, cap = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd;
 
-	if (fd < 0)
+	assert(path && ret && ret_len);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return kd_fail(errno == ENOENT ? KD_ENOENT : KD_EIO, "cannot open %s: %s",
 			       path, strerror(errno));
 	for (;;) {
@@ -102,7 +113,7 @@ int kd_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 			if (!nb) {
 				free(buf);
 				close(fd);
-				return KD_ENOMEM;
+				return kd_fail(KD_ENOMEM, "out of memory (reading %s)", path);
 			}
 			buf = nb;
 			cap = ncap;
@@ -125,7 +136,7 @@ int kd_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 		return kd_fail(KD_EMALFORMED, "%s is larger than %zu bytes", path, max);
 	}
 	if (!buf && !(buf = malloc(1)))
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (reading %s)", path);
 	buf[len] = '\0';
 	*ret = buf;
 	*ret_len = len;
@@ -138,8 +149,9 @@ int kd_write_file(const char *path, const void *buf, size_t len, unsigned mode)
 	const uint8_t *p = buf;
 	int fd;
 
+	assert(path && (buf || !len));
 	if (snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= (int)sizeof(tmp))
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "path is too long: %s", path);
 	fd = mkstemp(tmp);
 	if (fd < 0)
 		return kd_fail(KD_EIO, "cannot create %s: %s", path, strerror(errno));

@@ -144,7 +144,8 @@ int kd_escrow_encrypt(const struct kd_secret *share, X509 *cert, uint8_t **ret_d
 	bool rsa = pub && EVP_PKEY_is_a(pub, "RSA");
 	unsigned char *der = NULL;
 	BIO *in = NULL;
-	int len = 0, r = KD_ECRYPTO;
+	bool ok = false;
+	int len = 0;
 
 	if (!pub)
 		return kd_fail(KD_EMALFORMED, "certificate has no usable public key");
@@ -171,13 +172,13 @@ int kd_escrow_encrypt(const struct kd_secret *share, X509 *cert, uint8_t **ret_d
 	*ret_der = der;
 	*ret_len = (size_t)len;
 	der = NULL;
-	r = 0;
+	ok = true;
 out:
 	OPENSSL_free(der);
 	BIO_free(in);
 	CMS_ContentInfo_free(cms);
 	ERR_clear_error();
-	return r ? kd_fail(r, "CMS encryption of a share failed") : 0;
+	return ok ? 0 : kd_fail(KD_ECRYPTO, "CMS encryption of a share failed");
 }
 
 int kd_escrow_decrypt(const uint8_t *der, size_t len, EVP_PKEY *key, X509 *cert,
@@ -203,7 +204,7 @@ int kd_escrow_decrypt(const uint8_t *der, size_t len, EVP_PKEY *key, X509 *cert,
 	}
 	if (!(out = BIO_new(BIO_s_mem()))) {
 		CMS_ContentInfo_free(cms);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (decrypting a share)");
 	}
 	/* Offline tool, no decryption oracle: report a wrong key as such
 	 * instead of OpenSSL's random-key countermeasure. */

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The "keyd-escrow" LUKS2 token (escrow.h): strict parse, format, build. */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +17,23 @@
 #include "keyd/luks2json.h"
 #include "keyd/util.h"
 
-#define E "keyd-escrow token: "
-
 static const char *const top_keys[] = {"type", "keyslots", "version", "threshold", "commitment",
 				       "created", "shares"};
 static const char *const share_keys[] = {"index", "admin", "subject", "digest", "cms"};
+
+/* A refusal of the token, named as such: "keyd-escrow token: <what>". */
+static int token_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int token_fail(int err, const char *fmt, ...)
+{
+	char what[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return kd_fail(err, "keyd-escrow token: %s", what);
+}
 
 void kd_escrow_token_clear(struct kd_escrow_token *t)
 {
@@ -32,7 +47,7 @@ void kd_escrow_token_clear(struct kd_escrow_token *t)
 static int only_keys(json_object *o, const char *const *keys, size_t n, const char *what)
 {
 	if (!json_object_is_type(o, json_type_object))
-		return kd_fail(KD_EMALFORMED, E "%s is not a JSON object", what);
+		return token_fail(KD_EMALFORMED, "%s is not a JSON object", what);
 	json_object_object_foreach(o, key, val) {
 		bool known = false;
 
@@ -40,11 +55,11 @@ static int only_keys(json_object *o, const char *const *keys, size_t n, const ch
 		for (size_t i = 0; i < n; i++)
 			known |= !strcmp(key, keys[i]);
 		if (!known)
-			return kd_fail(KD_EMALFORMED, E "unknown key \"%.32s\" in %s", key, what);
+			return token_fail(KD_EMALFORMED, "unknown key \"%.32s\" in %s", key, what);
 	}
 	for (size_t i = 0; i < n; i++)
 		if (!kd_lj_has(o, keys[i]))
-			return kd_fail(KD_EMALFORMED, E "missing \"%s\" in %s", keys[i], what);
+			return token_fail(KD_EMALFORMED, "missing \"%s\" in %s", keys[i], what);
 	return 0;
 }
 
@@ -66,7 +81,7 @@ static int get_str(json_object *o, const char *key, size_t max, const char **ret
 		return malformed(r);
 	if ((size_t)json_object_get_string_len(v) > max ||
 	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
-		return kd_fail(KD_EMALFORMED, E "\"%s\" is too long or has a NUL", key);
+		return token_fail(KD_EMALFORMED, "\"%s\" is too long or has a NUL", key);
 	*ret = json_object_get_string(v);
 	return 0;
 }
@@ -81,7 +96,7 @@ static int get_uint(json_object *o, const char *key, unsigned lo, unsigned hi, u
 		return malformed(r);
 	n = json_object_get_int64(v);
 	if (n < lo || n > hi)
-		return kd_fail(KD_EMALFORMED, E "\"%s\" is out of range %u..%u", key, lo, hi);
+		return token_fail(KD_EMALFORMED, "\"%s\" is out of range %u..%u", key, lo, hi);
 	*ret = (unsigned)n;
 	return 0;
 }
@@ -94,7 +109,7 @@ static int get_hex(json_object *o, const char *key, uint8_t *out, size_t n)
 	if (r)
 		return r;
 	if (strlen(s) != 2 * n || !strncmp(s, "0x", 2) || kd_unhex(s, out, n))
-		return kd_fail(KD_EMALFORMED, E "\"%s\" is not %zu hex bytes", key, n);
+		return token_fail(KD_EMALFORMED, "\"%s\" is not %zu hex bytes", key, n);
 	return 0;
 }
 
@@ -119,7 +134,7 @@ static int get_b64(json_object *o, const char *key, uint8_t **ret, size_t *ret_l
 		return r;
 	tl = strlen(s);
 	if (!tl || tl % 4)
-		return kd_fail(KD_EMALFORMED, E "\"%s\" is not base64", key);
+		return token_fail(KD_EMALFORMED, "\"%s\" is not base64", key);
 	for (size_t i = 0; i < tl; i++) {
 		char c = s[i];
 
@@ -129,18 +144,18 @@ static int get_b64(json_object *o, const char *key, uint8_t **ret, size_t *ret_l
 		}
 		if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 			     c == '+' || c == '/'))
-			return kd_fail(KD_EMALFORMED, E "\"%s\" is not base64", key);
+			return token_fail(KD_EMALFORMED, "\"%s\" is not base64", key);
 	}
 	if (!(buf = malloc(tl / 4 * 3)) || !(back = malloc(tl + 1))) {
 		free(buf);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (escrow token)");
 	}
 	n = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)tl);
 	if (n < 0 || (size_t)n < pad ||
 	    EVP_EncodeBlock((unsigned char *)back, buf, n - (int)pad) != (int)tl || strcmp(back, s)) {
 		free(buf);
 		free(back);
-		return kd_fail(KD_EMALFORMED, E "\"%s\" is not canonical base64", key);
+		return token_fail(KD_EMALFORMED, "\"%s\" is not canonical base64", key);
 	}
 	free(back);
 	*ret = buf;
@@ -161,14 +176,14 @@ static int parse_obj(json_object *o, struct kd_escrow_token *t)
 	if ((r = get_str(o, "type", 16, &s)))
 		return r;
 	if (strcmp(s, KD_ESCROW_TOKEN_TYPE))
-		return kd_fail(KD_EMALFORMED, E "type is not \"" KD_ESCROW_TOKEN_TYPE "\"");
+		return token_fail(KD_EMALFORMED, "type is not \"" KD_ESCROW_TOKEN_TYPE "\"");
 	if ((r = get_uint(o, "version", 0, 1000, &u)))
 		return r;
 	if (u != KD_ESCROW_VERSION)
-		return kd_fail(KD_EUNSUPP, E "version %u is not supported", u);
+		return token_fail(KD_EUNSUPP, "version %u is not supported", u);
 	t->version = u;
 	if (kd_lj_arr(o, "keyd-escrow token", "keyslots", &ks) || json_object_array_length(ks) != 1)
-		return kd_fail(KD_ETAMPER, E "must reference exactly one keyslot");
+		return token_fail(KD_ETAMPER, "must reference exactly one keyslot");
 	if ((r = kd_lj_id_set(o, "keyd-escrow token", "keyslots", &slot_mask)))
 		return malformed(r);
 	t->keyslot = __builtin_ctz(slot_mask);
@@ -177,15 +192,15 @@ static int parse_obj(json_object *o, struct kd_escrow_token *t)
 	    (r = get_str(o, "created", sizeof(t->created) - 1, &s)))
 		return r;
 	if (strlen(s) != 20 || s[4] != '-' || s[10] != 'T' || s[19] != 'Z' || !printable(s))
-		return kd_fail(KD_EMALFORMED, E "created is not RFC 3339 UTC");
+		return token_fail(KD_EMALFORMED, "created is not RFC 3339 UTC");
 	strcpy(t->created, s);
 	if (kd_lj_arr(o, "keyd-escrow token", "shares", &arr) || json_object_array_length(arr) < 1 ||
 	    json_object_array_length(arr) > KD_ESCROW_MAX_SHARES)
-		return kd_fail(KD_EMALFORMED, E "\"shares\" must be an array of 1..%u shares",
+		return token_fail(KD_EMALFORMED, "\"shares\" must be an array of 1..%u shares",
 			       KD_ESCROW_MAX_SHARES);
 	t->n = json_object_array_length(arr);
 	if (t->threshold > t->n)
-		return kd_fail(KD_EMALFORMED, E "threshold %u is above the %zu shares", t->threshold,
+		return token_fail(KD_EMALFORMED, "threshold %u is above the %zu shares", t->threshold,
 			       t->n);
 	for (size_t i = 0; i < t->n; i++) {
 		struct kd_escrow_slot *sh = &t->shares[i];
@@ -198,10 +213,10 @@ static int parse_obj(json_object *o, struct kd_escrow_token *t)
 		    (r = get_str(so, "subject", KD_ESCROW_SUBJECT_MAX, &s)))
 			return r;
 		if (!printable(s))
-			return kd_fail(KD_EMALFORMED, E "subject is not printable ASCII");
+			return token_fail(KD_EMALFORMED, "subject is not printable ASCII");
 		strcpy(sh->subject, s);
 		if (seen & (1u << sh->index))
-			return kd_fail(KD_EMALFORMED, E "share index %u appears twice", sh->index);
+			return token_fail(KD_EMALFORMED, "share index %u appears twice", sh->index);
 		seen |= 1u << sh->index;
 		if ((r = get_b64(so, "cms", &sh->cms, &sh->cms_len)))
 			return r;
@@ -217,16 +232,16 @@ int kd_escrow_token_parse(const char *json, size_t len, struct kd_escrow_token *
 	int r;
 
 	if (!json || !len || len > KD_ESCROW_JSON_MAX || memchr(json, 0, len))
-		return kd_fail(KD_EMALFORMED, E "empty, too long or embedded NUL");
+		return token_fail(KD_EMALFORMED, "empty, too long or embedded NUL");
 	if (!(tok = json_tokener_new_ex(8)))
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (escrow token JSON)");
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, json, (int)len);
 	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
 		json_object_put(o);
 		json_tokener_free(tok);
-		return kd_fail(KD_EMALFORMED, E "not valid JSON");
+		return token_fail(KD_EMALFORMED, "not valid JSON");
 	}
 	json_tokener_free(tok);
 	memset(&t, 0, sizeof(t));
@@ -241,19 +256,21 @@ int kd_escrow_token_parse(const char *json, size_t len, struct kd_escrow_token *
 	return 0;
 }
 
-static int add(json_object *o, const char *key, json_object *v)
+/* Adds v (owned) under key; false only when out of memory. */
+static bool add(json_object *o, const char *key, json_object *v)
 {
 	if (!v || json_object_object_add(o, key, v)) {
 		json_object_put(v);
-		return KD_ENOMEM;
+		return false;
 	}
-	return 0;
+	return true;
 }
 
-static int add_hex(json_object *o, const char *key, const uint8_t *b, size_t n)
+static bool add_hex(json_object *o, const char *key, const uint8_t *b, size_t n)
 {
 	char hex[2 * KD_ESCROW_COMMIT_SIZE + 1];
 
+	assert(n <= KD_ESCROW_COMMIT_SIZE);
 	kd_hex(b, n, hex);
 	return add(o, key, json_object_new_string(hex));
 }
@@ -264,23 +281,25 @@ int kd_escrow_token_format(const struct kd_escrow_token *t, char **ret)
 		    *arr = json_object_new_array();
 	char slot[12];
 	char *out = NULL;
-	int r = 0;
+	bool ok = true;
 
+	assert(t && ret);
 	if (!o || !ks || !arr || t->n < 1 || t->n > KD_ESCROW_MAX_SHARES || t->keyslot < 0) {
 		json_object_put(o);
 		json_object_put(ks);
 		json_object_put(arr);
-		return o && ks && arr ? kd_fail(KD_EINVAL, E "incomplete record") : KD_ENOMEM;
+		return o && ks && arr ? token_fail(KD_EINVAL, "incomplete record")
+				      : kd_fail(KD_ENOMEM, "out of memory (escrow token JSON)");
 	}
 	snprintf(slot, sizeof(slot), "%d", t->keyslot);
-	r |= json_object_array_add(ks, json_object_new_string(slot)) ? KD_ENOMEM : 0;
-	r |= add(o, "type", json_object_new_string(KD_ESCROW_TOKEN_TYPE));
-	r |= add(o, "keyslots", ks);
-	r |= add(o, "version", json_object_new_int((int)t->version));
-	r |= add(o, "threshold", json_object_new_int((int)t->threshold));
-	r |= add_hex(o, "commitment", t->commitment, sizeof(t->commitment));
-	r |= add(o, "created", json_object_new_string(t->created));
-	for (size_t i = 0; i < t->n && !r; i++) {
+	ok &= !json_object_array_add(ks, json_object_new_string(slot));
+	ok &= add(o, "type", json_object_new_string(KD_ESCROW_TOKEN_TYPE));
+	ok &= add(o, "keyslots", ks);
+	ok &= add(o, "version", json_object_new_int((int)t->version));
+	ok &= add(o, "threshold", json_object_new_int((int)t->threshold));
+	ok &= add_hex(o, "commitment", t->commitment, sizeof(t->commitment));
+	ok &= add(o, "created", json_object_new_string(t->created));
+	for (size_t i = 0; i < t->n && ok; i++) {
 		const struct kd_escrow_slot *sh = &t->shares[i];
 		json_object *so = json_object_new_object();
 		char *b64 = malloc(4 * ((sh->cms_len + 2) / 3) + 1);
@@ -288,27 +307,27 @@ int kd_escrow_token_format(const struct kd_escrow_token *t, char **ret)
 		if (!so || !b64) {
 			json_object_put(so);
 			free(b64);
-			r = KD_ENOMEM;
+			ok = false;
 			break;
 		}
 		EVP_EncodeBlock((unsigned char *)b64, sh->cms, (int)sh->cms_len);
-		r |= add(so, "index", json_object_new_int((int)sh->index));
-		r |= add_hex(so, "admin", sh->admin, sizeof(sh->admin));
-		r |= add(so, "subject", json_object_new_string(sh->subject));
-		r |= add_hex(so, "digest", sh->digest, sizeof(sh->digest));
-		r |= add(so, "cms", json_object_new_string(b64));
+		ok &= add(so, "index", json_object_new_int((int)sh->index));
+		ok &= add_hex(so, "admin", sh->admin, sizeof(sh->admin));
+		ok &= add(so, "subject", json_object_new_string(sh->subject));
+		ok &= add_hex(so, "digest", sh->digest, sizeof(sh->digest));
+		ok &= add(so, "cms", json_object_new_string(b64));
 		free(b64);
 		if (json_object_array_add(arr, so)) {
 			json_object_put(so);
-			r = KD_ENOMEM;
+			ok = false;
 		}
 	}
-	r |= add(o, "shares", arr);
-	if (!r && !(out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN))))
-		r = KD_ENOMEM;
+	ok &= add(o, "shares", arr);
+	if (ok && !(out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN))))
+		ok = false;
 	json_object_put(o);
-	if (r)
-		return r < 0 ? KD_ENOMEM : r;
+	if (!ok)
+		return kd_fail(KD_ENOMEM, "out of memory (escrow token JSON)");
 	*ret = out;
 	return 0;
 }

@@ -153,7 +153,7 @@ static int sha256_file(const char *path, uint8_t out[32])
 	buf = malloc(STREAM_CHUNK);
 	ctx = EVP_MD_CTX_new();
 	if (!buf || !ctx) {
-		err = KD_ENOMEM;
+		err = kd_fail(KD_ENOMEM, "out of memory (hashing %s)", path);
 		goto out;
 	}
 	if (EVP_DigestInit_ex2(ctx, EVP_sha256(), NULL) != 1) {
@@ -213,7 +213,9 @@ static int build_hashes_page(const struct kd_measure_params *p, const struct kd_
 	if (p->initrd_path)
 		err = sha256_file(p->initrd_path, ih);
 	else
-		err = EVP_Digest("", 0, ih, NULL, EVP_sha256(), NULL) == 1 ? 0 : KD_ECRYPTO;
+		err = EVP_Digest("", 0, ih, NULL, EVP_sha256(), NULL) == 1
+			      ? 0
+			      : kd_fail(KD_ECRYPTO, "SHA-256 of the empty initrd failed");
 	if (err < 0)
 		return err;
 	/* QEMU hashes the command line with its terminating NUL. */
@@ -395,37 +397,40 @@ int kd_measure_traced(const struct kd_measure_params *p, uint8_t out[KD_LD_SIZE]
 	if (p->kernel_path) {
 		hpage = malloc(KD_PAGE_SIZE);
 		if (!hpage)
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (hashes page)");
 		err = build_hashes_page(p, &ovmf, hpage);
 		if (err < 0)
 			return err;
 	}
 	vmsa = malloc(KD_PAGE_SIZE);
 	if (!vmsa)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (VMSA page)");
 
 	err = gctx_init(&g, p->ovmf_hash, trace, arg);
 	if (err < 0)
 		return err;
-	if (!p->ovmf_hash)
-		err = measure_ovmf_pages(&g, img, len, ovmf.gpa);
-	for (unsigned i = 0; err == 0 && i < ovmf.n_sections; i++)
-		err = measure_section(&g, &ovmf.sections[i], p, hpage);
-	for (unsigned i = 0; err == 0 && p->vmm == KD_VMM_EC2 && i < ovmf.n_sections; i++)
-		if (ovmf.sections[i].type == KD_OVMF_CPUID)
-			err = gctx_empty_pages(&g, PT_CPUID, ovmf.sections[i].gpa, KD_PAGE_SIZE);
-	for (unsigned i = 0; err == 0 && i < p->vcpus; i++) {
+	if (!p->ovmf_hash && (err = measure_ovmf_pages(&g, img, len, ovmf.gpa)) < 0)
+		goto out;
+	for (unsigned i = 0; i < ovmf.n_sections; i++)
+		if ((err = measure_section(&g, &ovmf.sections[i], p, hpage)) < 0)
+			goto out;
+	for (unsigned i = 0; p->vmm == KD_VMM_EC2 && i < ovmf.n_sections; i++)
+		if (ovmf.sections[i].type == KD_OVMF_CPUID &&
+		    (err = gctx_empty_pages(&g, PT_CPUID, ovmf.sections[i].gpa, KD_PAGE_SIZE)) < 0)
+			goto out;
+	for (unsigned i = 0; i < p->vcpus; i++) {
 		uint8_t h[KD_LD_SIZE];
 
 		/* The BSP starts at the reset vector; APs at OVMF's SEV-ES AP entry. */
 		if (i <= 1)
 			build_vmsa(vmsa, i == 0 ? BSP_EIP : ovmf.reset_eip, p);
-		err = sha384(&g, vmsa, KD_PAGE_SIZE, h);
-		if (err == 0)
-			err = gctx_update(&g, PT_VMSA, VMSA_GPA, h);
+		if ((err = sha384(&g, vmsa, KD_PAGE_SIZE, h)) < 0 ||
+		    (err = gctx_update(&g, PT_VMSA, VMSA_GPA, h)) < 0)
+			goto out;
 	}
-	if (err == 0)
-		memcpy(out, g.ld, KD_LD_SIZE);
+	memcpy(out, g.ld, KD_LD_SIZE);
+	err = 0;
+out:
 	gctx_free(&g);
 	return err;
 }

@@ -14,7 +14,7 @@ int kd_recover_rekey(const char *device, struct kd_backend *b, const struct kd_l
 
 	if ((r = kd_volume_open(device, &v)))
 		return r;
-	if (!(r = kd_volume_get_key(v, b, l, &vk, &tok)))
+	if ((r = kd_volume_get_key(v, b, l, &vk, &tok)) == 0)
 		r = kd_volume_rekey(v, b, l, vk, &tok, &done);
 	kd_volume_close(v);
 	if (r)

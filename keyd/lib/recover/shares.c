@@ -163,13 +163,17 @@ int kd_recover_volume_key(struct kd_volume *v, const char *const files[],
 	if (!n_all)
 		return kd_fail(KD_ENOENT, "%.200s has no keyd-escrow token (no recovery escrow)",
 			       kd_volume_path(v));
-	if ((r = kd_escrow_share_parse(shares[0], &first)))
+	if ((r = kd_escrow_share_parse(shares[0], &first))) {
 		r = fail_prefixed(r, files[0]);
-	for (size_t i = 0; !r && i < n; i++)
-		r = identify(v, all, n_all, files, shares, i, &first, seen_from);
-	if (!r && n < first.threshold)
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((r = identify(v, all, n_all, files, shares, i, &first, seen_from)))
+			goto out;
+	if (n < first.threshold)
 		r = kd_fail(KD_EREFUSED, "%zu share%s given; this escrow needs %u of %u", n,
 			    n == 1 ? "" : "s", first.threshold, first.count);
+out:
 	for (size_t i = 0; i < n_all; i++)
 		kd_escrow_token_clear(&all[i]);
 	return r ? r : kd_escrow_volume_key(v, shares, n, ret_vk);

@@ -549,7 +549,10 @@ int kd_recover_status_device(const char *device, const struct kd_backend_opts *o
 
 	if ((r = kd_volume_open(device, &v)))
 		return r;
-	have_launch = !(r = kd_backend_open(o, &b)) && !(r = kd_launch_get(b, &l));
+	r = kd_backend_open(o, &b);
+	if (r == 0)
+		r = kd_launch_get(b, &l);
+	have_launch = r == 0;
 	if (!have_launch)
 		snprintf(why, sizeof(why), "no trust backend answered (%.250s)", kd_err_detail(r));
 	r = kd_recover_status(v, have_launch ? &l : NULL, why, ret);

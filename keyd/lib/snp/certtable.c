@@ -85,7 +85,7 @@ int kd_certtable_parse(const uint8_t *blob, size_t len, struct kd_certtable *ret
 	int r;
 
 	if ((!blob && len) || !ret)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_certtable_parse: NULL argument");
 	memset(&t, 0, sizeof(t));
 	if (len == 0) {
 		*ret = t;
@@ -183,7 +183,7 @@ int kd_certtable_build(const struct kd_cert_entry *in, size_t n, uint8_t **ret, 
 	uint8_t *b;
 
 	if ((!in && n) || !ret || !ret_len)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_certtable_build: NULL argument");
 	if (n > KD_CERTTABLE_MAX)
 		return kd_fail(KD_EINVAL, "more than %u certificates for one table",
 			       KD_CERTTABLE_MAX);
@@ -210,7 +210,7 @@ int kd_certtable_build(const struct kd_cert_entry *in, size_t n, uint8_t **ret, 
 
 	b = calloc(1, total);
 	if (!b)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (certificate table)");
 	off = (n + 1) * KD_CERTTABLE_ENTRY_SIZE;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *e = b + i * KD_CERTTABLE_ENTRY_SIZE;

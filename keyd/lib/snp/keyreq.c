@@ -21,7 +21,7 @@ int kd_key_req_validate(const struct kd_key_req *req)
 	uint32_t sel;
 
 	if (!req)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_key_req_validate: NULL argument");
 	if (req->root_key_select & ~ROOT_KEY_VALID_MASK)
 		return kd_fail(KD_EINVAL, "key request root_key_select 0x%x has reserved bits 31:3 set",
 			       req->root_key_select);
@@ -84,7 +84,7 @@ int kd_key_req_decode(const uint8_t *buf, size_t len, struct kd_key_req *ret)
 	int e;
 
 	if ((!buf && len) || !ret)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_key_req_decode: NULL argument");
 	if (len < KD_KEY_REQ_SIZE)
 		return kd_fail(KD_ETRUNC, "key request is %zu bytes, expected %u", len,
 			       KD_KEY_REQ_SIZE);
@@ -128,7 +128,7 @@ int kd_key_rsp_parse(const uint8_t *buf, size_t len, struct kd_secret **ret)
 	int e;
 
 	if ((!buf && len) || !ret)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_key_rsp_parse: NULL argument");
 	if (len < KD_KEY_RSP_SIZE)
 		return kd_fail(KD_ETRUNC, "key response is %zu bytes, expected %u", len,
 			       KD_KEY_RSP_SIZE);
@@ -186,7 +186,7 @@ int kd_fields_parse(const char *list, uint64_t *ret)
 	const char *p;
 
 	if (!list || !ret)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_fields_parse: NULL argument");
 	/* "none" is what kd_fields_format prints for 0: an explicit choice. */
 	if (!strcmp(list, "none")) {
 		*ret = 0;

@@ -39,7 +39,7 @@ int kd_product_from_name(const char *s, enum kd_product *ret)
 					      KD_PRODUCT_TURIN};
 
 	if (!s || !ret)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_product_from_name: NULL argument");
 	for (size_t i = 0; i < KD_ARRAY_SIZE(all); i++) {
 		const char *n = kd_product_name(all[i]);
 		size_t l = strlen(n);
@@ -167,7 +167,7 @@ int kd_tcb_parse_hex(const char *s, uint64_t *ret)
 	uint8_t b[8];
 
 	if (!s || !ret)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_tcb_parse_hex: NULL argument");
 	if (kd_unhex(s, b, sizeof(b)) < 0)
 		return kd_fail(KD_EMALFORMED,
 			       "TCB '%s' is not 16 hex digits in report byte order", s);
@@ -241,7 +241,7 @@ int kd_report_parse(const uint8_t *buf, size_t len, struct kd_report *ret)
 	int e = 0;
 
 	if ((!buf && len) || !ret)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_report_parse: NULL argument");
 	/* Cheap sanity first: size and version before any field work. */
 	if (len < KD_REPORT_SIZE)
 		return kd_fail(KD_ETRUNC, "attestation report is %zu bytes, expected %u", len,
@@ -334,7 +334,7 @@ int kd_report_encode(const struct kd_report *r, uint8_t out[KD_REPORT_SIZE])
 	int e;
 
 	if (!r || !out)
-		return KD_EINVAL;
+		return kd_fail(KD_EINVAL, "kd_report_encode: NULL argument");
 	if ((e = check_version(r->version, KD_EINVAL)) < 0 || (e = check_bits(r, KD_EINVAL)) < 0)
 		return e;
 	if (r->version < 3 && (r->cpuid_fam_id || r->cpuid_mod_id || r->cpuid_step))

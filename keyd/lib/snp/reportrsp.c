@@ -33,7 +33,7 @@ int kd_report_rsp_parse(const uint8_t *buf, size_t len, uint8_t **ret)
 		return kd_fail(r, "MSG_REPORT_RSP shorter than its report_size");
 	out = malloc(KD_REPORT_SIZE);
 	if (!out)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (report)");
 	memcpy(out, rep, KD_REPORT_SIZE);
 	*ret = out;
 	return 0;

@@ -271,8 +271,8 @@ int main(int argc, char **argv)
 			port = optarg;
 			break;
 		case 'k':
-			if (sg_abi_parse(optarg, &abi) < 0) {
-				fprintf(stderr, "keyd-sevguest: %s\n", kd_err_detail(KD_EINVAL));
+			if ((r = sg_abi_parse(optarg, &abi)) < 0) {
+				fprintf(stderr, "keyd-sevguest: %s\n", kd_err_detail(r));
 				return 2;
 			}
 			break;

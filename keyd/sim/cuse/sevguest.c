@@ -111,7 +111,7 @@ static int fw_message(struct sg_dev *d, uint8_t msg_type, const void *msg, uint8
 				uint8_t *rsp = calloc(1, KD_SIM_REPORT_RSP_SIZE);
 
 				if (!rsp)
-					return KD_ENOMEM;
+					return kd_fail(KD_ENOMEM, "out of memory (report response)");
 				kd_put_le32(rsp, KD_FW_INVALID_PARAMS);
 				*ret = rsp;
 				*ret_len = KD_SIM_REPORT_RSP_SIZE;

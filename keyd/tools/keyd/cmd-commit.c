@@ -54,8 +54,7 @@ static int run_commit(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("commit needs DEVICE");
-	r = kd_backend_open(&bo, &b);
-	if (!r)
+	if ((r = kd_backend_open(&bo, &b)) == 0)
 		r = kd_handoff_commit(argv[optind], b, pol, &res);
 	/* --rotate: right after the commit, re-encrypt under a fresh volume key,
 	 * so the previous version's keys (and any header copy holding them)

@@ -76,8 +76,8 @@ static int run_derive(int argc, char **argv)
 			purpose = optarg;
 			break;
 		case 'f':
-			if (kd_fields_parse(optarg, &req.guest_field_select) < 0)
-				return cli_usage_error("--fields: %s", kd_err_detail(KD_EINVAL));
+			if ((r = kd_fields_parse(optarg, &req.guest_field_select)) < 0)
+				return cli_usage_error("--fields: %s", kd_err_detail(r));
 			break;
 		case 't':
 			if (kd_tcb_parse_hex(optarg, &req.tcb_version) < 0)

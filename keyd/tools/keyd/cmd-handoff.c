@@ -195,26 +195,25 @@ static int run(int argc, char **argv, bool serve)
 		return r;
 	/* A peer that hangs up must give an error return, not kill us mid-write. */
 	signal(SIGPIPE, SIG_IGN);
-	r = kd_read_file(a.manifest, KD_MANIFEST_MAX_BYTES, &manifest, &a.ho.manifest_len);
-	if (r)
+	if ((r = kd_read_file(a.manifest, KD_MANIFEST_MAX_BYTES, &manifest, &a.ho.manifest_len))) {
 		r = kd_fail(r, "cannot read manifest %s", a.manifest);
-	if (!r)
-		r = kd_release_keys_load(a.keys, &ks);
-	if (!r && a.ark) {
-		r = kd_read_file(a.ark, 65536, &ark, &a.ho.trust.ark_len);
-		if (r)
-			r = kd_fail(r, "cannot read ARK %s", a.ark);
+		goto out;
 	}
-	if (!r)
-		r = kd_backend_open(&a.bo, &b);
-	if (!r) {
-		a.ho.backend = b;
-		a.ho.manifest = manifest;
-		a.ho.trust.keys = ks;
-		a.ho.trust.ark = ark;
-		a.ho.timings = &tm;
-		r = serve ? kd_handoff_serve(&a.ho, a.addr) : kd_handoff_receive(&a.ho, a.addr);
+	if ((r = kd_release_keys_load(a.keys, &ks)))
+		goto out;
+	if (a.ark && (r = kd_read_file(a.ark, 65536, &ark, &a.ho.trust.ark_len))) {
+		r = kd_fail(r, "cannot read ARK %s", a.ark);
+		goto out;
 	}
+	if ((r = kd_backend_open(&a.bo, &b)))
+		goto out;
+	a.ho.backend = b;
+	a.ho.manifest = manifest;
+	a.ho.trust.keys = ks;
+	a.ho.trust.ark = ark;
+	a.ho.timings = &tm;
+	r = serve ? kd_handoff_serve(&a.ho, a.addr) : kd_handoff_receive(&a.ho, a.addr);
+out:
 	kd_backend_close(b);
 	kd_release_keys_free(ks);
 	free(manifest);

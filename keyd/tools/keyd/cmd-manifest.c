@@ -63,13 +63,15 @@ static int run_keygen(int argc, char **argv)
 	r = kd_manifest_keygen(&priv_pem, &pub_pem);
 	if (r)
 		return cli_refuse(r);
-	r = kd_write_file(out, priv_pem, strlen(priv_pem), 0600);
-	if (!r && pub)
+	if ((r = kd_write_file(out, priv_pem, strlen(priv_pem), 0600)) < 0)
+		goto out;
+	if (pub)
 		r = kd_write_file(pub, pub_pem, strlen(pub_pem), 0644);
+	else
+		fputs(pub_pem, stdout);
+out:
 	kd_wipe(priv_pem, strlen(priv_pem));
 	free(priv_pem);
-	if (!r && !pub)
-		fputs(pub_pem, stdout);
 	free(pub_pem);
 	return r ? cli_refuse(kd_fail(r, "cannot write the key files")) : 0;
 }
@@ -114,25 +116,24 @@ static int run_keys(int argc, char **argv)
 	a = json_object_new_array();
 	json_object_object_add(o, "threshold", json_object_new_int((int)k));
 	json_object_object_add(o, "keys", a);
-	for (int i = optind; !r && i < argc; i++) {
+	for (int i = optind; i < argc; i++) {
 		uint8_t *pem = NULL;
 		size_t len = 0;
 
-		r = kd_read_file(argv[i], 16384, &pem, &len);
-		if (r) {
+		if ((r = kd_read_file(argv[i], 16384, &pem, &len))) {
 			r = kd_fail(r, "cannot read %s", argv[i]);
-			break;
+			goto out;
 		}
 		json_object_array_add(a, json_object_new_string_len((const char *)pem, (int)len));
 		free(pem);
 	}
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	/* Refuse to write a config that would not load. */
-	if (!r)
-		r = kd_release_keys_parse((const uint8_t *)s, strlen(s), &ks);
+	if ((r = kd_release_keys_parse((const uint8_t *)s, strlen(s), &ks)))
+		goto out;
+	r = kd_write_file(out, s, strlen(s), 0644);
+out:
 	kd_release_keys_free(ks);
-	if (!r)
-		r = kd_write_file(out, s, strlen(s), 0644);
 	json_object_put(o);
 	return r ? cli_refuse(r) : 0;
 }
@@ -239,24 +240,27 @@ static int run_create(int argc, char **argv)
 	strcpy(m->version, label);
 	m->svn = (uint32_t)svn;
 	m->not_before = time(NULL);
-	r = nb ? kd_manifest_parse_time(nb, &m->not_before) : 0;
-	if (!r)
-		r = kd_manifest_parse_time(na, &m->not_after);
-	if (!r && m->not_after < m->not_before)
+	if ((nb && (r = kd_manifest_parse_time(nb, &m->not_before))) ||
+	    (r = kd_manifest_parse_time(na, &m->not_after)))
+		goto out;
+	if (m->not_after < m->not_before) {
 		r = kd_fail(KD_EINVAL, "--not-after precedes --not-before");
+		goto out;
+	}
 	/* Round trip through the parser so we never write what we would refuse. */
-	if (!r) {
-		char *j = NULL;
+	{
+		_kd_free_ char *j = NULL;
 		struct kd_manifest *chk = NULL;
 
-		r = kd_manifest_to_json(m, &j);
-		if (!r)
-			r = kd_manifest_parse((const uint8_t *)j, strlen(j), &chk);
+		if ((r = kd_manifest_to_json(m, &j)))
+			goto out;
+		r = kd_manifest_parse((const uint8_t *)j, strlen(j), &chk);
 		kd_manifest_free(chk);
-		free(j);
+		if (r)
+			goto out;
 	}
-	if (!r)
-		r = save_manifest(m, out);
+	r = save_manifest(m, out);
+out:
 	kd_manifest_free(m);
 	return r ? cli_refuse(r) : 0;
 }
@@ -305,19 +309,18 @@ static int run_sign(int argc, char **argv)
 	r = load_manifest(argv[optind], &m);
 	if (r)
 		return cli_refuse(r);
-	r = kd_read_file(key, 16384, &raw, &len);
-	if (r)
+	if ((r = kd_read_file(key, 16384, &raw, &len))) {
 		r = kd_fail(r, "cannot read key %s", key);
-	if (!r) {
-		r = kd_secret_dup(raw, len, &pem);
-		kd_wipe(raw, len);
+		goto out;
 	}
+	r = kd_secret_dup(raw, len, &pem);
+	kd_wipe(raw, len);
+	if (r || (r = kd_manifest_sign(m, pem->data, pem->len)))
+		goto out;
+	r = save_manifest(m, out ? out : argv[optind]);
+out:
 	free(raw);
-	if (!r)
-		r = kd_manifest_sign(m, pem->data, pem->len);
 	kd_secret_free(pem);
-	if (!r)
-		r = save_manifest(m, out ? out : argv[optind]);
 	kd_manifest_free(m);
 	return r ? cli_refuse(r) : 0;
 }
@@ -376,33 +379,32 @@ static int run_verify(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("manifest verify needs FILE");
-	r = load_manifest(argv[optind], &m);
-	if (!r)
-		r = kd_release_keys_load(keys_path, &ks);
-	if (!r)
-		r = kd_manifest_verify(m, ks, at, &valid);
-	if (!r && meas_hex) {
+	if ((r = load_manifest(argv[optind], &m)) || (r = kd_release_keys_load(keys_path, &ks)) ||
+	    (r = kd_manifest_verify(m, ks, at, &valid)))
+		goto out;
+	if (meas_hex) {
 		uint8_t meas[48];
 
 		r = kd_unhex(meas_hex, meas, 48) ? kd_fail(KD_EINVAL, "--measurement must be 96 hex digits")
 						 : kd_manifest_has_measurement(m, meas);
+		if (r)
+			goto out;
 	}
-	if (!r) {
-		if (json) {
-			struct json_object *o = json_object_new_object();
+	if (json) {
+		struct json_object *o = json_object_new_object();
 
-			json_object_object_add(o, "ok", json_object_new_boolean(1));
-			json_object_object_add(o, "version", json_object_new_string(m->version));
-			json_object_object_add(o, "svn", json_object_new_int64(m->svn));
-			json_object_object_add(o, "valid_signatures", json_object_new_int((int)valid));
-			json_object_object_add(o, "threshold", json_object_new_int((int)ks->threshold));
-			puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-			json_object_put(o);
-		} else {
-			printf("manifest %s (svn %u): OK, %u of %u required signatures\n", m->version,
-			       m->svn, valid, ks->threshold);
-		}
+		json_object_object_add(o, "ok", json_object_new_boolean(1));
+		json_object_object_add(o, "version", json_object_new_string(m->version));
+		json_object_object_add(o, "svn", json_object_new_int64(m->svn));
+		json_object_object_add(o, "valid_signatures", json_object_new_int((int)valid));
+		json_object_object_add(o, "threshold", json_object_new_int((int)ks->threshold));
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		json_object_put(o);
+	} else {
+		printf("manifest %s (svn %u): OK, %u of %u required signatures\n", m->version,
+		       m->svn, valid, ks->threshold);
 	}
+out:
 	kd_manifest_free(m);
 	kd_release_keys_free(ks);
 	return r ? cli_refuse(r) : 0;

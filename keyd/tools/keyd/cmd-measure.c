@@ -77,7 +77,7 @@ static int print_digest(const uint8_t ld[KD_LD_SIZE], int json, const struct kd_
 	}
 	o = json_object_new_object();
 	if (!o)
-		return cli_refuse(KD_ENOMEM);
+		return cli_refuse(kd_fail(KD_ENOMEM, "out of memory (JSON output)"));
 	json_object_object_add(o, hash_only ? "ovmf_hash" : "measurement",
 			       json_object_new_string(hex));
 	if (!hash_only) {

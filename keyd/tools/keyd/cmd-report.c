@@ -189,7 +189,7 @@ static int run_report_show(int argc, char **argv)
 		struct json_object *o = kd_report_to_json(&r);
 
 		if (!o)
-			return cli_refuse(KD_ENOMEM);
+			return cli_refuse(kd_fail(KD_ENOMEM, "out of memory (JSON output)"));
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 								     JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);

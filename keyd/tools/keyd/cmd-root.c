@@ -44,7 +44,8 @@ static int read_verity_output(const char *path, char ret[KD_ROOTHASH_HEX_MAX + 1
 {
 	char line[512];
 	FILE *f = fopen(path, "re");
-	int r = KD_ENOENT;
+	bool found = false;
+	int r = 0;
 
 	if (!f)
 		return kd_fail(KD_EIO, "cannot read %s: %m", path);
@@ -65,11 +66,11 @@ static int read_verity_output(const char *path, char ret[KD_ROOTHASH_HEX_MAX + 1
 		}
 		memcpy(ret, p, n);
 		ret[n] = '\0';
-		r = 0;
+		found = true;
 		break;
 	}
 	fclose(f);
-	if (r == KD_ENOENT)
+	if (!r && !found)
 		r = kd_fail(KD_ENOENT, "%s has no \"Root hash:\" line (veritysetup format output)",
 			    path);
 	return r;

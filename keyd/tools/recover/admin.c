@@ -38,10 +38,12 @@ static int run_rekey(int argc, char **argv)
 			return EXIT_USAGE;
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd-recover rekey DEVICE");
-	if (!(r = get_launch(&bopts, &b, &l)) && !(r = kd_recover_rekey(argv[optind], b, &l, &done)))
-		printf("%s: %s\n", argv[optind],
-		       done ? "re-keyed at the committed TCB; the old slot is retired"
-			    : "already sealed at the committed TCB; nothing to do");
+	if ((r = get_launch(&bopts, &b, &l)) || (r = kd_recover_rekey(argv[optind], b, &l, &done)))
+		goto out;
+	printf("%s: %s\n", argv[optind],
+	       done ? "re-keyed at the committed TCB; the old slot is retired"
+		    : "already sealed at the committed TCB; nothing to do");
+out:
 	kd_backend_close(b);
 	return r ? cli_refuse(r) : 0;
 }
@@ -91,8 +93,8 @@ static int run_retire(int argc, char **argv)
 	if ((r = kd_volume_open(argv[optind], &v)))
 		return cli_refuse(r);
 	have_launch = !get_launch(&bopts, &b, &l);
-	if (!(r = kd_recover_retire_plan(v, have_launch ? b : NULL, have_launch ? &l : NULL,
-					 (int)slot, force, &p)))
+	if ((r = kd_recover_retire_plan(v, have_launch ? b : NULL, have_launch ? &l : NULL, (int)slot,
+					force, &p)) == 0)
 		r = kd_recover_retire(v, &p, force);
 	kd_volume_close(v);
 	kd_backend_close(b);
@@ -126,9 +128,11 @@ static int run_backup(int argc, char **argv)
 
 	if (argc != 3)
 		return cli_usage_error("usage: keyd-recover header-backup DEVICE FILE");
-	if (!(r = kd_volume_open(argv[1], &v)) && !(r = kd_admin_header_backup(v, argv[2])))
-		printf("%s: header of volume %s written to %s\n", kd_volume_path(v), kd_volume_uuid(v),
-		       argv[2]);
+	if ((r = kd_volume_open(argv[1], &v)) || (r = kd_admin_header_backup(v, argv[2])))
+		goto out;
+	printf("%s: header of volume %s written to %s\n", kd_volume_path(v), kd_volume_uuid(v),
+	       argv[2]);
+out:
 	kd_volume_close(v);
 	return r ? cli_refuse(r) : 0;
 }

@@ -293,8 +293,8 @@ static int run_decrypt(int argc, char **argv)
 	if (argc - optind != 1 || !key || !cert || !to || !out)
 		return cli_usage_error("usage: keyd-recover decrypt-share SHARE --key K --cert C --to "
 				       "OPERATOR_CERT --out FILE");
-	if (expect && kd_recover_commitment_parse(expect, want))
-		return cli_usage_error("--expect-commitment: %s", kd_err_detail(KD_EINVAL));
+	if (expect && (r = kd_recover_commitment_parse(expect, want)))
+		return cli_usage_error("--expect-commitment: %s", kd_err_detail(r));
 	if (!access(out, F_OK))
 		return cli_refuse(kd_fail(KD_EEXIST, "%.200s exists; refusing to overwrite it", out));
 	if ((r = kd_escrow_load_cert(to, &op)) ||

@@ -127,10 +127,10 @@ static int run_dump(int argc, char **argv)
 	free(path);
 	r = kd_header_read(fd, &h, &meta);
 	close(fd);
-	if (!r && !meta)
-		r = kd_fail(KD_EMALFORMED, "no readable LUKS2 metadata");
 	if (r)
 		return cli_refuse(r);
+	if (!meta)
+		return cli_refuse(kd_fail(KD_EMALFORMED, "no readable LUKS2 metadata"));
 	printf("%s\n", json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PRETTY |
 								   JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(meta);

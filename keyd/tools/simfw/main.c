@@ -469,8 +469,8 @@ static int run_serve(int argc, char **argv)
 		return cli_usage_error("--ovmf needs --vcpus N");
 	if (!print_only && !listen_addr)
 		return cli_usage_error("--listen unix:PATH|serial:PATH is required");
-	if (listen_addr && kd_sim_addr_parse(listen_addr, &kind, &path) < 0)
-		return cli_usage_error("%s", kd_err_detail(KD_EINVAL));
+	if (listen_addr && (r = kd_sim_addr_parse(listen_addr, &kind, &path)) < 0)
+		return cli_usage_error("%s", kd_err_detail(r));
 	if (mp.ovmf_path) {
 		if (kd_vcpu_sig_from_name(vcpu_type, &mp.vcpu_sig) < 0)
 			return cli_usage_error("unknown --vcpu-type '%s'", vcpu_type);
