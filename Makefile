@@ -158,7 +158,7 @@ $(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEY
 	$(CC) $(CPPFLAGS) $(SIM_CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) -Itests/unit -Ikeyd/sim/cuse $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
 		$(filter %/sevguest.o,$^) $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
 
-# VM scenario 11 runs this raw-ioctl probe of /dev/sev-guest inside the guest.
+# VM scenario 17 runs this raw-ioctl probe of /dev/sev-guest inside the guest.
 SEVGUEST_PROBE := $(B)/tests/sevguest-probe
 $(SEVGUEST_PROBE): tests/vm/sevguest-probe.c
 	@mkdir -p $(@D)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sevguest-probe: raw ioctls against a /dev/sev-guest, checking the Linux
- * guest driver's ABI corner cases one by one (VM scenario 11, inside the
+ * guest driver's ABI corner cases one by one (VM scenario 17, inside the
  * guest, against the emulated device keyd-sevguest-cuse). The last cases
  * make a request fail on purpose, which wipes the VMPCK: run it last.
  *

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Scenario 11: the guest driver's ioctl ABI through the real CUSE path in
+# Scenario 17: the guest driver's ioctl ABI through the real CUSE path in
 # the guest. tests/vm/sevguest-probe.c runs raw ioctls against the emulated
 # /dev/sev-guest (msg_version, exitinfo2 copy-back, the 16 KiB certificate
 # cap, INVALID_LEN, many processes at once) and last makes a request fail,
@@ -34,7 +34,7 @@ for variant in running 6.1.0; do
 		fail "cannot build the probe initramfs"
 	disk=$VM_WORK/probe-$variant.img
 	vm_blank_disk "$disk" 64
-	vm_launch "11-sevguest-abi-$variant" "$img" "$VM_APPEND_BASE" "$disk" || fail "probe boot did not power off"
+	vm_launch "17-sevguest-abi-$variant" "$img" "$VM_APPEND_BASE" "$disk" || fail "probe boot did not power off"
 	if grep -a 'SEVGUEST-PROBE: case=.* result=FAIL' "$VM_LOG" >&2; then
 		fail "ABI cases failed ($variant)"
 	fi
