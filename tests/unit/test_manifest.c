@@ -296,6 +296,9 @@ START_TEST(floors)
 	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES
 					",\"min_peer_svn\":3,\"min_tcb\":{\"turin\":\"0100000000000000\"}}"),
 			 0);
+}
+END_TEST
+
 /*
  * A parsed manifest's own JSON form parses again to the same manifest: a
  * year below 1000 once formatted as "440-..." and did not (the fuzz target
