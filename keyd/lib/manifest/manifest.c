@@ -90,7 +90,7 @@ int kd_manifest_new(struct kd_manifest **ret)
 	struct kd_manifest *m = calloc(1, sizeof(*m));
 
 	if (!m)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 	*ret = m;
 	return 0;
 }
@@ -115,7 +115,7 @@ int kd_manifest_add_measurement(struct kd_manifest *m, const uint8_t meas[48])
 			return kd_fail(KD_EMALFORMED, "measurement listed twice");
 	n = realloc(m->measurements, (m->n_measurements + 1) * sizeof(*n));
 	if (!n)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 	memcpy(n[m->n_measurements], meas, 48);
 	m->measurements = n;
 	m->n_measurements++;
@@ -202,7 +202,7 @@ static int parse_min_tcb(struct json_object *v, struct kd_manifest *m)
 int kd_manifest_tcb_floor(const struct kd_manifest *m, enum kd_product p, uint64_t *ret)
 {
 	if (p <= KD_PRODUCT_UNKNOWN || p > KD_PRODUCT_TURIN || !m->has_min_tcb[p])
-		return KD_ENOENT;
+		return kd_fail(KD_ENOENT, "the manifest sets no TCB floor for this product");
 	*ret = m->min_tcb[p];
 	return 0;
 }
@@ -292,7 +292,7 @@ static int parse_obj(struct json_object *o, struct kd_manifest *m)
 	if (m->n_sigs) {
 		m->sigs = calloc(m->n_sigs, sizeof(*m->sigs));
 		if (!m->sigs)
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 	}
 	for (size_t i = 0; i < m->n_sigs; i++)
 		if ((r = parse_sig(json_object_array_get_idx(v, i), &m->sigs[i])))
@@ -314,7 +314,7 @@ int kd_manifest_parse(const uint8_t *buf, size_t len, struct kd_manifest **ret)
 		return kd_fail(KD_EMALFORMED, "manifest: NUL byte in JSON");
 	tok = json_tokener_new_ex(16);
 	if (!tok)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, (const char *)buf, (int)len);
 	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
@@ -351,7 +351,7 @@ int kd_manifest_to_json(const struct kd_manifest *m, char **ret)
 	char *s;
 
 	if (!o)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 	json_object_object_add(o, "format", json_object_new_string(KD_MANIFEST_FORMAT));
 	json_object_object_add(o, "version", json_object_new_string(m->version));
 	json_object_object_add(o, "svn", json_object_new_int64(m->svn));
@@ -394,7 +394,7 @@ int kd_manifest_to_json(const struct kd_manifest *m, char **ret)
 							 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	if (!s)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 	*ret = s;
 	return 0;
 }
@@ -412,7 +412,7 @@ int kd_manifest_canonical(const struct kd_manifest *m, uint8_t **ret, size_t *re
 		return kd_fail(KD_EINVAL, "manifest needs a version label and a measurement");
 	buf = malloc(cap);
 	if (!buf)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 	n = snprintf(buf, cap,
 		     KD_MANIFEST_FORMAT "\nversion:%zu:%s\nsvn:%u\nnot_before:%lld\nnot_after:%lld\n"
 				       "measurements:%zu\n",
@@ -499,7 +499,7 @@ int kd_manifest_sign(struct kd_manifest *m, const uint8_t *key_pem, size_t key_l
 				       KD_MANIFEST_MAX_SIGS);
 		n = realloc(m->sigs, (m->n_sigs + 1) * sizeof(*n));
 		if (!n)
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 		m->sigs = n;
 		m->n_sigs++;
 	}
@@ -554,13 +554,13 @@ int kd_release_keys_parse(const uint8_t *buf, size_t len, struct kd_release_keys
 		return kd_fail(KD_EMALFORMED, "release keys: bad size or NUL byte");
 	tok = json_tokener_new();
 	if (!tok)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 	o = json_tokener_parse_ex(tok, (const char *)buf, (int)len);
 	json_tokener_free(tok);
 	k = calloc(1, sizeof(*k));
 	if (!k) {
 		json_object_put(o);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (release manifest)");
 	}
 	if (!o || !json_object_is_type(o, json_type_object) ||
 	    !json_object_object_get_ex(o, "threshold", &t) || !json_object_is_type(t, json_type_int) ||
