@@ -91,6 +91,9 @@ const char *kd_header_damaged_copy(const struct kd_header_health *h);
 struct json_object *kd_luks2_copy_status_json(const struct kd_luks2_copy *c);
 
 int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_object **ret_meta);
+/* The same on the device or image file path, read-only (a shared lock on image files). */
+int kd_header_read_file(const char *path, struct kd_header_health *ret_health,
+			struct json_object **ret_meta);
 
 /*
  * The allow-list on parsed LUKS2 JSON metadata with header size hdr_size.

@@ -79,4 +79,14 @@ int kd_lj_len(json_object *o);
 /* A "where" prefix for item id of a section ("token 7"), into buf. */
 const char *kd_lj_where(char *buf, size_t len, const char *what, const char *id);
 
+/*
+ * Parse untrusted JSON text strictly (json-c's strict mode, nesting at most
+ * depth, every one of len bytes consumed). KD_ENOMEM, or KD_EMALFORMED
+ * without a detail: the caller names what did not parse. *ret on success.
+ */
+int kd_lj_parse(const char *json, size_t len, int depth, json_object **ret);
+
+/* Add v (owned, may be NULL from a failed allocation) to o under key; false when out of memory. */
+bool kd_lj_add(json_object *o, const char *key, json_object *v);
+
 #endif

@@ -234,6 +234,19 @@ struct kd_checked_cd {
  * KD_ELUKS, KD_EIO.
  */
 int kd_volume_checked_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_checked_cd *ret);
+
+/*
+ * keyd's keyslot PBKDF on cd: PBKDF2-SHA512 at KD_KEYSLOT_PBKDF_ITER, no
+ * benchmark. keyd's passphrases are 256-bit derived or random secrets, so a
+ * slow KDF adds nothing, and Argon2id's default 1 GiB does not fit an
+ * initramfs. Every keyslot keyd writes uses it.
+ */
+int kd_volume_set_pbkdf(struct crypt_device *cd);
+
+/* The volume-key pin of keyslot: HMAC-SHA384(pin key, volume key || header parameters). */
+int kd_volume_pin(const struct kd_secret *pin_key, const struct kd_secret *vk,
+		  struct json_object *meta, const char *uuid, int keyslot,
+		  uint8_t out[KD_PIN_SIZE]);
 void kd_checked_cd_free(struct kd_checked_cd *c);
 
 /* ---------------------------------------------------------------- enroll */

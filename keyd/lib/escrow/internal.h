@@ -9,6 +9,5 @@
 #include "keyd/volume.h"
 
 /* PBKDF2-SHA512, 1000 iterations, no benchmark, on every keyslot write. */
-int escrow_set_pbkdf(struct crypt_device *cd);
 
 #endif

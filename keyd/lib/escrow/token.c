@@ -227,23 +227,13 @@ static int parse_obj(json_object *o, struct kd_escrow_token *t)
 int kd_escrow_token_parse(const char *json, size_t len, struct kd_escrow_token *ret)
 {
 	struct kd_escrow_token t;
-	struct json_tokener *tok;
 	json_object *o;
 	int r;
 
 	if (!json || !len || len > KD_ESCROW_JSON_MAX || memchr(json, 0, len))
 		return token_fail(KD_EMALFORMED, "empty, too long or embedded NUL");
-	if (!(tok = json_tokener_new_ex(8)))
-		return kd_fail(KD_ENOMEM, "out of memory (escrow token JSON)");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	o = json_tokener_parse_ex(tok, json, (int)len);
-	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len) {
-		json_object_put(o);
-		json_tokener_free(tok);
-		return token_fail(KD_EMALFORMED, "not valid JSON");
-	}
-	json_tokener_free(tok);
+	if ((r = kd_lj_parse(json, len, 8, &o)))
+		return r == KD_EMALFORMED ? token_fail(r, "not valid JSON") : r;
 	memset(&t, 0, sizeof(t));
 	r = parse_obj(o, &t);
 	json_object_put(o);
@@ -256,23 +246,13 @@ int kd_escrow_token_parse(const char *json, size_t len, struct kd_escrow_token *
 	return 0;
 }
 
-/* Adds v (owned) under key; false only when out of memory. */
-static bool add(json_object *o, const char *key, json_object *v)
-{
-	if (!v || json_object_object_add(o, key, v)) {
-		json_object_put(v);
-		return false;
-	}
-	return true;
-}
-
 static bool add_hex(json_object *o, const char *key, const uint8_t *b, size_t n)
 {
 	char hex[2 * KD_ESCROW_COMMIT_SIZE + 1];
 
 	assert(n <= KD_ESCROW_COMMIT_SIZE);
 	kd_hex(b, n, hex);
-	return add(o, key, json_object_new_string(hex));
+	return kd_lj_add(o, key, json_object_new_string(hex));
 }
 
 int kd_escrow_token_format(const struct kd_escrow_token *t, char **ret)
@@ -293,12 +273,12 @@ int kd_escrow_token_format(const struct kd_escrow_token *t, char **ret)
 	}
 	snprintf(slot, sizeof(slot), "%d", t->keyslot);
 	ok &= !json_object_array_add(ks, json_object_new_string(slot));
-	ok &= add(o, "type", json_object_new_string(KD_ESCROW_TOKEN_TYPE));
-	ok &= add(o, "keyslots", ks);
-	ok &= add(o, "version", json_object_new_int((int)t->version));
-	ok &= add(o, "threshold", json_object_new_int((int)t->threshold));
+	ok &= kd_lj_add(o, "type", json_object_new_string(KD_ESCROW_TOKEN_TYPE));
+	ok &= kd_lj_add(o, "keyslots", ks);
+	ok &= kd_lj_add(o, "version", json_object_new_int((int)t->version));
+	ok &= kd_lj_add(o, "threshold", json_object_new_int((int)t->threshold));
 	ok &= add_hex(o, "commitment", t->commitment, sizeof(t->commitment));
-	ok &= add(o, "created", json_object_new_string(t->created));
+	ok &= kd_lj_add(o, "created", json_object_new_string(t->created));
 	for (size_t i = 0; i < t->n && ok; i++) {
 		const struct kd_escrow_slot *sh = &t->shares[i];
 		json_object *so = json_object_new_object();
@@ -311,18 +291,18 @@ int kd_escrow_token_format(const struct kd_escrow_token *t, char **ret)
 			break;
 		}
 		EVP_EncodeBlock((unsigned char *)b64, sh->cms, (int)sh->cms_len);
-		ok &= add(so, "index", json_object_new_int((int)sh->index));
+		ok &= kd_lj_add(so, "index", json_object_new_int((int)sh->index));
 		ok &= add_hex(so, "admin", sh->admin, sizeof(sh->admin));
-		ok &= add(so, "subject", json_object_new_string(sh->subject));
+		ok &= kd_lj_add(so, "subject", json_object_new_string(sh->subject));
 		ok &= add_hex(so, "digest", sh->digest, sizeof(sh->digest));
-		ok &= add(so, "cms", json_object_new_string(b64));
+		ok &= kd_lj_add(so, "cms", json_object_new_string(b64));
 		free(b64);
 		if (json_object_array_add(arr, so)) {
 			json_object_put(so);
 			ok = false;
 		}
 	}
-	ok &= add(o, "shares", arr);
+	ok &= kd_lj_add(o, "shares", arr);
 	if (ok && !(out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN))))
 		ok = false;
 	json_object_put(o);

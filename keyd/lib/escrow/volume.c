@@ -30,35 +30,6 @@ static int kd_fail_prefixed(int r, const char *what)
 
 #define MAX_ESCROWS 4u
 
-static int read_meta(const char *path, struct kd_header_health *h, json_object **ret)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
-
-	if (fd < 0)
-		return kd_fail(KD_EIO, "cannot open %.200s: %s", path, strerror(errno));
-	if (!fstat(fd, &st) && S_ISREG(st.st_mode))
-		(void)flock(fd, LOCK_SH);
-	r = kd_header_read(fd, h, ret);
-	close(fd);
-	return r;
-}
-
-int escrow_set_pbkdf(struct crypt_device *cd)
-{
-	/* The recovery key is 256 random bits: a slow KDF adds nothing, and
-	 * Argon2id's default 1 GiB does not fit an initramfs (docs/formats.md §1). */
-	const struct crypt_pbkdf_type pbkdf = {
-		.type = CRYPT_KDF_PBKDF2,
-		.hash = "sha512",
-		.iterations = KD_KEYSLOT_PBKDF_ITER,
-		.flags = CRYPT_PBKDF_NO_BENCHMARK,
-	};
-	int r = crypt_set_pbkdf_type(cd, &pbkdf);
-
-	return r < 0 ? kd_fail(KD_ELUKS, "cannot set PBKDF2-SHA512/1000: %s", strerror(-r)) : 0;
-}
-
 /* Every keyd-escrow token in meta, newest first. */
 static int find_all(json_object *meta, struct kd_escrow_token *out, size_t max, size_t *ret_n)
 {
@@ -116,7 +87,7 @@ int kd_escrow_find_all(struct kd_volume *v, struct kd_escrow_token *ret, size_t 
 	json_object *meta = NULL;
 	int r;
 
-	if ((r = read_meta(kd_volume_path(v), &h, &meta)))
+	if ((r = kd_header_read_file(kd_volume_path(v), &h, &meta)))
 		return r;
 	if (!meta)
 		return kd_fail(KD_EMALFORMED, "no LUKS2 metadata");
@@ -211,7 +182,7 @@ int kd_escrow_add(struct kd_volume *v, const struct kd_secret *vk, unsigned k, X
 	}
 	if ((r = hex_pass(key, &pass)) ||
 	    (r = kd_escrow_build(key, kd_volume_uuid(v), k, certs, n, &t)) ||
-	    (r = escrow_set_pbkdf(cd)))
+	    (r = kd_volume_set_pbkdf(cd)))
 		goto out;
 	slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)vk->data, vk->len,
 					       (const char *)pass->data, pass->len);

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/file.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <blkid/blkid.h>
@@ -285,7 +288,6 @@ int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_obje
 	char *j1 = NULL, *j2 = NULL;
 	const char *use;
 	json_object *meta;
-	struct json_tokener *tok;
 	int r;
 
 	memset(&h, 0, sizeof(h));
@@ -333,22 +335,13 @@ int kd_header_read(int fd, struct kd_header_health *ret_health, struct json_obje
 			       h.primary.err, h.secondary.err);
 	}
 	use = h.used ? j2 : j1;
-	tok = json_tokener_new_ex(12);
-	if (!tok) {
-		free(j1);
-		free(j2);
-		return KD_ENOMEM;
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	meta = json_tokener_parse_ex(tok, use, (int)strlen(use));
-	if (!meta || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != strlen(use)) {
-		json_object_put(meta);
-		meta = NULL;
-	}
-	json_tokener_free(tok);
+	r = kd_lj_parse(use, strlen(use), 12, &meta);
 	free(j1);
 	free(j2);
+	if (r == KD_ENOMEM)
+		return r;
+	if (r)
+		meta = NULL;
 	if (!meta) {
 		h.allow_err = kd_fail(KD_ETAMPER, "LUKS2 JSON metadata does not parse");
 	} else {
@@ -930,4 +923,19 @@ json_object *kd_luks2_copy_status_json(const struct kd_luks2_copy *c)
 	else
 		json_object_object_add(o, "error", json_object_new_string(c->err));
 	return o;
+}
+
+int kd_header_read_file(const char *path, struct kd_header_health *ret_health,
+			struct json_object **ret_meta)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return kd_fail(KD_EIO, "cannot open %.200s: %s", path, strerror(errno));
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode))
+		(void)flock(fd, LOCK_SH);
+	r = kd_header_read(fd, ret_health, ret_meta);
+	close(fd);
+	return r;
 }

@@ -211,3 +211,33 @@ const char *kd_lj_where(char *buf, size_t len, const char *what, const char *id)
 	snprintf(buf, len, "%s %.8s", what, id);
 	return buf;
 }
+
+int kd_lj_parse(const char *json, size_t len, int depth, json_object **ret)
+{
+	struct json_tokener *tok = json_tokener_new_ex(depth);
+	json_object *o;
+	bool whole;
+
+	if (!tok)
+		return kd_fail(KD_ENOMEM, "out of memory (JSON parser)");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, json, (int)len);
+	whole = o && json_tokener_get_error(tok) == json_tokener_success &&
+		json_tokener_get_parse_end(tok) == len;
+	json_tokener_free(tok);
+	if (!whole) {
+		json_object_put(o);
+		return KD_EMALFORMED;
+	}
+	*ret = o;
+	return 0;
+}
+
+bool kd_lj_add(json_object *o, const char *key, json_object *v)
+{
+	if (!v || json_object_object_add(o, key, v)) {
+		json_object_put(v);
+		return false;
+	}
+	return true;
+}

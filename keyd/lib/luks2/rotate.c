@@ -483,28 +483,13 @@ int kd_rotate_status_of(json_object *meta, const char *path, struct kd_rotate_st
 	return 0;
 }
 
-/* Read the header of path read-only (shared lock on image files). */
-static int read_meta(const char *path, struct kd_header_health *h, json_object **ret)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
-
-	if (fd < 0)
-		return kd_fail(KD_EIO, "cannot open %.200s: %s", path, strerror(errno));
-	if (!fstat(fd, &st) && S_ISREG(st.st_mode))
-		(void)flock(fd, LOCK_SH);
-	r = kd_header_read(fd, h, ret);
-	close(fd);
-	return r;
-}
-
 int kd_rotate_status(struct kd_volume *v, struct kd_rotate_status *ret)
 {
 	struct kd_header_health h;
 	json_object *meta = NULL;
 	int r;
 
-	if ((r = read_meta(kd_volume_path(v), &h, &meta)))
+	if ((r = kd_header_read_file(kd_volume_path(v), &h, &meta)))
 		return r;
 	r = kd_rotate_status_of(meta, kd_volume_path(v), ret);
 	json_object_put(meta);
@@ -533,81 +518,28 @@ json_object *kd_rotate_status_json(const struct kd_rotate_status *s)
  * and proof that libcryptsetup holds that very metadata (the host could
  * swap the header in between).
  */
+/*
+ * A writable handle on path through the one checked-header path
+ * (kd_volume_checked_cd, KD_CD_WRITE): allow-listed (a header in rotation as
+ * the header it leads to), both copies agreeing, and what libcryptsetup
+ * loaded equal to what passed.
+ */
 static int checked_cd(const char *path, struct crypt_device **ret_cd, json_object **ret_meta)
 {
-	struct kd_header_health h;
-	struct crypt_device *cd = NULL;
-	json_object *meta = NULL, *now;
-	const char *json = NULL;
+	struct kd_volume *v = NULL;
+	struct kd_checked_cd c;
 	int r;
 
-	if ((r = read_meta(path, &h, &meta)))
+	if ((r = kd_volume_open(path, &v)))
 		return r;
-	if (h.allow_err) {
-		json_object_put(meta);
-		return kd_fail(h.allow_err, "header refused: %s", h.allow_detail);
-	}
-	if ((r = crypt_init(&cd, path)) < 0) {
-		json_object_put(meta);
-		return kd_fail(KD_ELUKS, "cannot open %.200s: %s", path, strerror(-r));
-	}
-	if ((r = crypt_load(cd, CRYPT_LUKS2, NULL)) < 0 || crypt_dump_json(cd, &json, 0) < 0 ||
-	    !json) {
-		crypt_free(cd);
-		json_object_put(meta);
-		return kd_fail(KD_ELUKS, "libcryptsetup cannot load the LUKS2 header");
-	}
-	now = json_tokener_parse(json);
-	r = now && json_object_equal(now, meta);
-	json_object_put(now);
-	if (!r) {
-		crypt_free(cd);
-		json_object_put(meta);
-		return kd_fail(KD_ETAMPER, "LUKS2 header changed between the allow-list and its use");
-	}
-	*ret_cd = cd;
-	*ret_meta = meta;
+	r = kd_volume_checked_cd(v, KD_CD_WRITE, &c);
+	kd_volume_close(v);
+	if (r)
+		return r;
+	/* KD_CD_WRITE works on the device itself: no private copy to keep. */
+	*ret_cd = c.cd;
+	*ret_meta = c.meta;
 	return 0;
-}
-
-static int set_pbkdf(struct crypt_device *cd)
-{
-	const struct crypt_pbkdf_type pbkdf = {
-		.type = CRYPT_KDF_PBKDF2,
-		.hash = "sha512",
-		.iterations = KD_KEYSLOT_PBKDF_ITER,
-		.flags = CRYPT_PBKDF_NO_BENCHMARK,
-	};
-	int r = crypt_set_pbkdf_type(cd, &pbkdf);
-
-	return r < 0 ? kd_fail(KD_ELUKS, "cannot set PBKDF2-SHA512/1000: %s", strerror(-r)) : 0;
-}
-
-/* The keyd pin (volume.h): HMAC-SHA384(pin key, volume key || header parameters). */
-static int pin_of(const struct kd_secret *pin_key, const struct kd_secret *vk, json_object *meta,
-		  const char *uuid, int keyslot, uint8_t out[KD_PIN_SIZE])
-{
-	uint8_t *params = NULL;
-	size_t plen = 0, olen = 0;
-	EVP_MAC *mac = NULL;
-	EVP_MAC_CTX *ctx = NULL;
-	OSSL_PARAM p[2];
-	int r;
-
-	if ((r = kd_header_pin_params(meta, uuid, keyslot, &params, &plen)))
-		return r;
-	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA384", 0);
-	p[1] = OSSL_PARAM_construct_end();
-	r = KD_ECRYPTO;
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (mac && (ctx = EVP_MAC_CTX_new(mac)) && EVP_MAC_init(ctx, pin_key->data, pin_key->len, p) &&
-	    EVP_MAC_update(ctx, vk->data, vk->len) && EVP_MAC_update(ctx, params, plen) &&
-	    EVP_MAC_final(ctx, out, &olen, KD_PIN_SIZE) && olen == KD_PIN_SIZE)
-		r = 0;
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	free(params);
-	return r ? kd_fail(r, "HMAC-SHA384 of the volume-key pin failed") : 0;
 }
 
 /* Keyslots of the digest with no segment (prepared) or bound to the final segment. */
@@ -1022,7 +954,7 @@ static int prepare(const char *path, const char *name, const struct kd_secret *p
 			r = kd_fail(KD_ECRYPTO, "no randomness for the new volume key");
 			goto out;
 		}
-		if ((r = set_pbkdf(cd)))
+		if ((r = kd_volume_set_pbkdf(cd)))
 			goto out;
 		slot = crypt_keyslot_add_by_key(cd, CRYPT_ANY_SLOT, (const char *)nvk->data, nvk->len,
 						(const char *)pass->data, pass->len,
@@ -1046,7 +978,7 @@ static int prepare(const char *path, const char *name, const struct kd_secret *p
 		t.state = KD_TOKEN_ACTIVE;
 		gmtime_r(&now, &tm);
 		strftime(t.created, sizeof(t.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		if ((r = pin_of(pin_key, nvk, m2, crypt_get_uuid(cd), slot, t.pin)) ||
+		if ((r = kd_volume_pin(pin_key, nvk, m2, crypt_get_uuid(cd), slot, t.pin)) ||
 		    (r = kd_token_format(&t, &json)))
 			goto undo;
 		if ((r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0) {
@@ -1154,7 +1086,7 @@ static int check_prepared(const char *path, struct kd_volume *v, const struct kd
 			    toks[slot].keyslot);
 		goto out;
 	}
-	if ((r = pin_of(pin_key, nvk, meta, kd_volume_uuid(v), toks[slot].keyslot, pin)))
+	if ((r = kd_volume_pin(pin_key, nvk, meta, kd_volume_uuid(v), toks[slot].keyslot, pin)))
 		goto out;
 	if (!kd_ct_equal(pin, toks[slot].pin, sizeof(pin))) {
 		r = kd_fail(KD_ETAMPER, "volume-key pin of the new-key token %d does not verify",

@@ -191,25 +191,14 @@ static int parse_obj(json_object *o, struct kd_token *t)
 
 int kd_token_parse(const char *json, size_t len, struct kd_token *ret)
 {
-	struct json_tokener *tok;
 	json_object *o;
 	struct kd_token t;
 	int r;
 
 	if (!json || len == 0 || len > KD_TOKEN_JSON_MAX || memchr(json, 0, len))
 		return kd_fail(KD_EMALFORMED, "keyd token: empty, too long or embedded NUL");
-	tok = json_tokener_new_ex(8);
-	if (!tok)
-		return KD_ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	o = json_tokener_parse_ex(tok, json, (int)len);
-	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len) {
-		json_object_put(o);
-		json_tokener_free(tok);
-		return kd_fail(KD_EMALFORMED, "keyd token: not valid JSON");
-	}
-	json_tokener_free(tok);
+	if ((r = kd_lj_parse(json, len, 8, &o)))
+		return r == KD_EMALFORMED ? kd_fail(r, "keyd token: not valid JSON") : r;
 	memset(&t, 0, sizeof(t));
 	r = parse_obj(o, &t);
 	json_object_put(o);
@@ -222,11 +211,7 @@ int kd_token_parse(const char *json, size_t len, struct kd_token *ret)
 
 static int add(json_object *o, const char *key, json_object *v)
 {
-	if (!v || json_object_object_add(o, key, v)) {
-		json_object_put(v);
-		return KD_ENOMEM;
-	}
-	return 0;
+	return kd_lj_add(o, key, v) ? 0 : kd_fail(KD_ENOMEM, "out of memory (keyd token)");
 }
 
 int kd_token_format(const struct kd_token *t, char **ret)

@@ -180,8 +180,8 @@ int kd_seal_keys_for_token(struct kd_backend *b, const struct kd_token *t, const
 }
 
 /* HMAC-SHA384(pin key, volume key || header parameters). */
-static int pin_compute(const struct kd_secret *pin_key, const struct kd_secret *vk,
-		       json_object *meta, const char *uuid, int keyslot, uint8_t out[KD_PIN_SIZE])
+int kd_volume_pin(const struct kd_secret *pin_key, const struct kd_secret *vk, json_object *meta,
+		  const char *uuid, int keyslot, uint8_t out[KD_PIN_SIZE])
 {
 	uint8_t *params = NULL;
 	size_t plen = 0, olen = 0;
@@ -613,7 +613,7 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 		return kd_fail(KD_ETAMPER, "keyd keyslot %d does not open with this launch's key (label "
 					   "%s): header replaced or keyslot damaged", t->keyslot, t->label);
 	/* 4: the pin, in constant time, before anything uses the key. */
-	if ((r = pin_compute(pin_key, vk, v->meta, v->uuid, t->keyslot, pin)))
+	if ((r = kd_volume_pin(pin_key, vk, v->meta, v->uuid, t->keyslot, pin)))
 		return r;
 	if (!kd_ct_equal(pin, t->pin, sizeof(pin))) {
 		kd_wipe(pin, sizeof(pin));
@@ -760,7 +760,7 @@ int kd_volume_activate(struct kd_volume *v, const char *name, const struct kd_se
 
 /* ---------------------------------------------------------------- writing */
 
-static int set_pbkdf(struct crypt_device *cd)
+int kd_volume_set_pbkdf(struct crypt_device *cd)
 {
 	/* Explicit on every keyslot operation: the default is Argon2id with up
 	 * to 1 GiB, which an initramfs cannot afford (docs/formats.md §1). */
@@ -802,7 +802,7 @@ static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 		return kd_fail(KD_ELUKS, "volume has no UUID");
 	if (crypt_volume_key_verify(cd, (const char *)vk->data, vk->len) < 0)
 		return kd_fail(KD_EINVAL, "the key given is not this volume's key");
-	if ((r = set_pbkdf(cd)))
+	if ((r = kd_volume_set_pbkdf(cd)))
 		return r;
 	slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)vk->data, vk->len,
 					       (const char *)pass->data, pass->len);
@@ -814,7 +814,7 @@ static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 		return r;
 	t.keyslot = slot;
 	t.token_id = -1;
-	r = pin_compute(pin_key, vk, m, uuid, slot, t.pin);
+	r = kd_volume_pin(pin_key, vk, m, uuid, slot, t.pin);
 	json_object_put(m);
 	if (r || (r = kd_token_format(&t, &json)))
 		return r;
@@ -1118,7 +1118,7 @@ int kd_volume_enroll(const char *device, struct kd_backend *b, const struct kd_l
 		r = kd_fail(KD_ELUKS, "cannot open %.200s: %s", path, strerror(-r));
 		goto out;
 	}
-	if ((r = set_pbkdf(cd)))
+	if ((r = kd_volume_set_pbkdf(cd)))
 		goto out;
 	r = crypt_format(cd, CRYPT_LUKS2, KD_VOLUME_CIPHER, KD_VOLUME_CIPHER_MODE, NULL,
 			 (const char *)vk->data, vk->len, &params);
