@@ -120,7 +120,7 @@ for name in "${!CASES[@]}"; do
 	run "$name" "$img" K passphrase "$img" || true
 	run "$name" "$img" R status "$img" || true
 	run "$name" "$img" R status "$img" --json || true
-	run "$name" "$img" R unlock "$img" --shares op1.der op2.der --key op.key --cert op.crt \
+	run "$name" "$img" R unlock "$img" --share op1.der --share op2.der --key op.key --cert op.crt \
 		--check || true
 	run "$name" "$img" R header-backup "$img" bk.hdr || true
 	run "$name" "$img" R export-shares "$img" --out ex || true

@@ -125,7 +125,7 @@ cmd_argv() {
 	r-rekey) ARGV=("$B/keyd-recover" rekey "$img") ;;
 	r-retire) ARGV=("$B/keyd-recover" retire "$img" 1) ;;
 	r-escrow-add) ARGV=("$B/keyd-recover" escrow add "$img" --admin alice.crt --admin bob.crt --threshold 2) ;;
-	r-header-restore) ARGV=("$B/keyd-recover" header-restore "$img" "$T/$BASE.backup") ;;
+	r-header-restore) ARGV=("$B/keyd-recover" header-restore "$img" "$T/$BASE.backup" --yes) ;;
 	r-wipe) ARGV=("$B/keyd-recover" wipe "$img" --yes) ;;
 	*) fail "no command $n" ;;
 	esac

@@ -34,12 +34,6 @@ struct json_object;
 
 /* ---------------------------------------------------------------- logging */
 
-/*
- * Route libcryptsetup's own log lines away from the admin's terminal (they
- * are low-level, e.g. "Block device required", and keyd reports the failure
- * itself in one line). With $KEYD_DEBUG set they go to stderr, prefixed.
- */
-void kd_recover_quiet_libcryptsetup(void);
 
 /* ---------------------------------------------------------------- status */
 

@@ -276,4 +276,12 @@ int kd_volume_enroll(const char *device, struct kd_backend *b, const struct kd_l
 /* Resolve UUID=/LABEL=/PARTLABEL= or return a copy of a path (malloc'ed). */
 int kd_device_resolve(const char *spec, char **ret_path);
 
+/*
+ * keyd reports every failure itself, in one line naming the check:
+ * libcryptsetup's own log lines ("Device contains ambiguous signatures")
+ * would add lines to it. The executables call this once; $KEYD_DEBUG shows
+ * them again. Not for the token plugin (libcryptsetup's host owns its log).
+ */
+void kd_volume_quiet_libcryptsetup(void);
+
 #endif

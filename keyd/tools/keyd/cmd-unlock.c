@@ -145,8 +145,6 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	 * copies disagree, which only keyd-recover repair resolves. */
 	if (!dry && !passphrase_mode && (r = kd_header_require_agree(kd_volume_health(v))) < 0)
 		goto out;
-	if (dry && !kd_volume_health(v)->agree)
-		fprintf(stderr, "keyd: note: %s\n", kd_header_health_summary(kd_volume_health(v)));
 	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0)
 		goto out;
 	if ((r = kd_volume_unlock_secrets(v, b, &l, &vk, &pass, &tok)) < 0)
@@ -187,8 +185,11 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 		json_object_put(o);
 	} else if (dry) {
 		printf("%s: keyslot %d (label %s, %s) opens with this launch; pin verified; "
-		       "dry run, not activated\n", kd_volume_path(v), tok.keyslot, tok.label,
-		       kd_token_state_name(tok.state));
+		       "dry run, not activated%s%s\n", kd_volume_path(v), tok.keyslot, tok.label,
+		       kd_token_state_name(tok.state),
+		       kd_volume_health(v)->agree ? "" : "; but a real unlock refuses until keyd-recover "
+							"repair: ",
+		       kd_volume_health(v)->agree ? "" : kd_header_health_summary(kd_volume_health(v)));
 	} else {
 		printf("%s: unlocked as /dev/mapper/%s with keyslot %d (label %s, %s)%s\n",
 		       kd_volume_path(v), name, tok.keyslot, tok.label, kd_token_state_name(tok.state),

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "commands.h"
+#include "keyd/volume.h"
 
 static int run_version(int argc, char **argv)
 {
@@ -38,5 +39,6 @@ int main(int argc, char **argv)
 		{0},
 	};
 
+	kd_volume_quiet_libcryptsetup();
 	return cli_dispatch("keyd", cmds, argc, argv);
 }

@@ -12,6 +12,7 @@
 
 #include "keyd/error.h"
 #include "keyd/util.h"
+#include "keyd/volume.h"
 #include "recover.h"
 
 int add_file(const char *opt, const char *path, const char **list, size_t *n)
@@ -66,6 +67,6 @@ int main(int argc, char **argv)
 		{0},
 	};
 
-	kd_recover_quiet_libcryptsetup();
+	kd_volume_quiet_libcryptsetup();
 	return cli_dispatch("keyd-recover", cmds, argc, argv);
 }

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libcryptsetup's own log lines, kept off the admin's terminal (recover.h). */
+/* libcryptsetup's own log lines, kept off the terminal (volume.h). */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <libcryptsetup.h>
 
-#include "keyd/recover.h"
+#include "keyd/volume.h"
 
 static void log_cb(int level, const char *msg, void *usrptr)
 {
@@ -17,7 +17,7 @@ static void log_cb(int level, const char *msg, void *usrptr)
 		fprintf(stderr, "libcryptsetup[%d]: %s", level, msg);
 }
 
-void kd_recover_quiet_libcryptsetup(void)
+void kd_volume_quiet_libcryptsetup(void)
 {
 	crypt_set_log_callback(NULL, log_cb, NULL);
 }
