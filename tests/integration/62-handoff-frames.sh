@@ -110,7 +110,7 @@ serve_bg --read-timeout 2
 receive --stall-after keys --timeout 2
 wait_o
 [ "$ORC" = 0 ] || fail "N stalls after keys: O: $(cat "$T/o.err")"
-"$KEYD" unlock "$T/disk.img" --dry-run $(sim o) >/dev/null || fail "O lost access"
+"$KEYD" unlock "$T/disk.img" --dry-run $(RK) $(sim o) >/dev/null || fail "O lost access"
 serve_bg
 receive
 wait_o

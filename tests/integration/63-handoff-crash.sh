@@ -22,8 +22,8 @@ n_keyslots() {
 	cryptsetup luksDump --dump-json-metadata "$T/disk.img" |
 		python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keyslots"]))'
 }
-o_opens() { "$KEYD" unlock "$T/disk.img" --dry-run $(sim o) >/dev/null || fail "$1: O's key no longer opens"; }
-n_opens() { "$KEYD" unlock "$T/disk.img" --dry-run $(sim n) >/dev/null || fail "$1: N's key does not open"; }
+o_opens() { "$KEYD" unlock "$T/disk.img" --dry-run $(RK) $(sim o) >/dev/null || fail "$1: O's key no longer opens"; }
+n_opens() { "$KEYD" unlock "$T/disk.img" --dry-run $(RK) $(sim n) >/dev/null || fail "$1: N's key does not open"; }
 
 for fp in handoff.before-keyslot handoff.after-keyslot handoff.after-token; do
 	KEYD=$FP KEYD_FAILPOINT=$fp serve_bg
@@ -47,10 +47,10 @@ done
 # commit: killed at each failpoint, N still opens, a rerun finishes the job.
 for fp in commit.before-activate commit.after-activate commit.after-retire; do
 	rc=0
-	KEYD_FAILPOINT=$fp "$FP" commit "$T/disk.img" $(sim n) >/dev/null 2>&1 || rc=$?
+	KEYD_FAILPOINT=$fp "$FP" commit "$T/disk.img" $(RK) $(sim n) >/dev/null 2>&1 || rc=$?
 	[ "$rc" = 137 ] || fail "$fp: commit was not killed (exit $rc)"
 	n_opens "$fp"
-	"$KEYD" commit "$T/disk.img" $(sim n) >/dev/null || fail "$fp: commit rerun failed"
+	"$KEYD" commit "$T/disk.img" $(RK) $(sim n) >/dev/null || fail "$fp: commit rerun failed"
 	n_opens "$fp rerun"
 	"$KEYD" status "$T/disk.img" --json $(sim n) >"$T/st.json" || true
 	python3 - "$T/st.json" "$MO" "$MN" <<'EOF' || fail "$fp: states after rerun: $(cat "$T/st.json")"
@@ -61,7 +61,7 @@ EOF
 	echo "ok: commit killed at $fp; rerun completed"
 	# Back to "O active, N pending" for the next failpoint.
 	if [ "$fp" != commit.after-retire ]; then
-		"$KEYD" commit "$T/disk.img" --retire-previous $(sim n) >/dev/null
+		"$KEYD" commit "$T/disk.img" --retire-previous $(RK) $(sim n) >/dev/null
 		truncate -s 0 "$T/disk.img"
 		truncate -s 32M "$T/disk.img"
 		"$KEYD" enroll "$T/disk.img" --format --force --label 1.0 $(sim o) >/dev/null

@@ -177,6 +177,44 @@ int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
 			  int *ret_keyslot);
 
 /*
+ * Called by kd_volume_add_slot_sealed after the keyslot is written and the
+ * token's keyslot and pin are filled in, before the token is written: a
+ * handoff wraps the slot secrets and attaches its evidence here (pending.h).
+ * uuid is the volume's LUKS2 UUID. An error destroys the new keyslot again.
+ */
+typedef int (*kd_slot_seal_fn)(void *ctx, const char *uuid, struct kd_token *t);
+
+int kd_volume_add_slot_sealed(struct kd_volume *v, const struct kd_secret *vk,
+			      const struct kd_secret *pass, const struct kd_secret *pin_key,
+			      const struct kd_token *meta, const char *fp_slot, const char *fp_token,
+			      kd_slot_seal_fn seal, void *seal_ctx, int *ret_keyslot);
+
+/*
+ * The release keys that judge the evidence of a pending handoff slot at
+ * unlock (pending.h); borrowed, must outlive v. Unset: the image's pinned
+ * keys from KD_RELEASE_KEYS_DEFAULT, loaded when a pending slot is used.
+ */
+struct kd_release_keys;
+void kd_volume_set_release_keys(struct kd_volume *v, const struct kd_release_keys *keys);
+
+/*
+ * Kill every keyslot that no LUKS2 token of any type names. The allow-list
+ * tolerates such a slot only as the remnant of a keyd write interrupted
+ * between keyslot and token (or between token removal and keyslot kill),
+ * and no unlock path ever uses one, so killing it never costs a way in; a
+ * remnant of a handoff holds one-time secrets nobody keeps. fp_after (may be
+ * NULL) is the failpoint after each kill. *ret_n optional: slots killed.
+ */
+int kd_volume_reclaim_orphans(struct kd_volume *v, const char *fp_after, size_t *ret_n);
+
+/*
+ * kd_volume_retire (never forced) with the caller's failpoint names around
+ * the keyslot kill (the token is removed first).
+ */
+int kd_volume_retire_fp(struct kd_volume *v, int keyslot, const char *fp_before,
+			const char *fp_after);
+
+/*
  * Kill keyslots that no keyd token describes and that open with pass (the
  * caller's own passphrase): what a crash between keyslot and token write
  * leaves behind. Never the last active keyslot. The caller reopens v after

@@ -24,6 +24,7 @@
 
 #include "keyd/error.h"
 #include "keyd/failpoint.h"
+#include "keyd/pending.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
@@ -37,7 +38,13 @@ struct kd_volume {
 	char uuid[KD_LUKS2_UUID_MAX + 1];
 	struct kd_token toks[MAX_TOKENS];
 	size_t n_toks;
+	const struct kd_release_keys *release_keys; /* borrowed; NULL = the image's */
 };
+
+void kd_volume_set_release_keys(struct kd_volume *v, const struct kd_release_keys *keys)
+{
+	v->release_keys = keys;
+}
 
 /* ---------------------------------------------------------------- discovery */
 
@@ -513,7 +520,16 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 	if ((r = kd_volume_match(v, l, &idx)))
 		return r;
 	t = &v->toks[idx];
-	if ((r = kd_seal_keys_for_token(b, t, v->uuid, &pass, &pin_key)))
+	/*
+	 * A pending slot from a handoff holds secrets O made: unwrap them with
+	 * this launch's key-agreement key, after checking O's evidence
+	 * (pending.h). Any other slot is sealed to this launch.
+	 */
+	if (t->state == KD_TOKEN_PENDING)
+		r = kd_pending_open(b, &l->report, v->release_keys, v->uuid, t, &pass, &pin_key);
+	else
+		r = kd_seal_keys_for_token(b, t, v->uuid, &pass, &pin_key);
+	if (r)
 		return r;
 	if ((r = kd_secret_new(vk_want, &vk)))
 		return r;
@@ -701,7 +717,7 @@ static int cd_meta(struct crypt_device *cd, json_object **ret)
 static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 		       const struct kd_secret *pass, const struct kd_secret *pin_key,
 		       const struct kd_token *meta, const char *fp_slot, const char *fp_token,
-		       int *ret_keyslot)
+		       kd_slot_seal_fn seal, void *seal_ctx, int *ret_keyslot)
 {
 	struct kd_token t = *meta;
 	json_object *m = NULL;
@@ -727,8 +743,15 @@ static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 	t.token_id = -1;
 	r = pin_compute(pin_key, vk, m, uuid, slot, t.pin);
 	json_object_put(m);
-	if (r || (r = kd_token_format(&t, &json)))
+	if (!r && seal)
+		r = seal(seal_ctx, uuid, &t);
+	if (!r)
+		r = kd_token_format(&t, &json);
+	if (r) {
+		/* Undo the slot: a keyslot nobody describes helps no one. */
+		crypt_keyslot_destroy(cd, slot);
 		return r;
+	}
 	r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
 	free(json);
 	if (r < 0) {
@@ -752,7 +775,7 @@ static int write_cd(struct kd_volume *v, struct crypt_device **ret)
 
 static int add_slot(struct kd_volume *v, const struct kd_secret *vk, const struct kd_secret *pass,
 		    const struct kd_secret *pin_key, const struct kd_token *meta, const char *fp_slot,
-		    const char *fp_token, int *ret_keyslot)
+		    const char *fp_token, kd_slot_seal_fn seal, void *seal_ctx, int *ret_keyslot)
 {
 	struct crypt_device *cd = NULL;
 	int r, r2;
@@ -761,7 +784,7 @@ static int add_slot(struct kd_volume *v, const struct kd_secret *vk, const struc
 		return kd_fail(KD_EINVAL, "add slot: volume key, passphrase, pin key and token needed");
 	if ((r = write_cd(v, &cd)))
 		return r;
-	r = add_slot_cd(cd, vk, pass, pin_key, meta, fp_slot, fp_token, ret_keyslot);
+	r = add_slot_cd(cd, vk, pass, pin_key, meta, fp_slot, fp_token, seal, seal_ctx, ret_keyslot);
 	crypt_free(cd);
 	r2 = volume_load(v);
 	return r ? r : r2;
@@ -771,7 +794,7 @@ int kd_volume_add_slot(struct kd_volume *v, const struct kd_secret *vk,
 		       const struct kd_secret *pass, const struct kd_secret *pin_key,
 		       const struct kd_token *meta, int *ret_keyslot)
 {
-	return add_slot(v, vk, pass, pin_key, meta, NULL, NULL, ret_keyslot);
+	return add_slot(v, vk, pass, pin_key, meta, NULL, NULL, NULL, NULL, ret_keyslot);
 }
 
 int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
@@ -779,7 +802,15 @@ int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
 			  const struct kd_token *meta, const char *fp_slot, const char *fp_token,
 			  int *ret_keyslot)
 {
-	return add_slot(v, vk, pass, pin_key, meta, fp_slot, fp_token, ret_keyslot);
+	return add_slot(v, vk, pass, pin_key, meta, fp_slot, fp_token, NULL, NULL, ret_keyslot);
+}
+
+int kd_volume_add_slot_sealed(struct kd_volume *v, const struct kd_secret *vk,
+			      const struct kd_secret *pass, const struct kd_secret *pin_key,
+			      const struct kd_token *meta, const char *fp_slot, const char *fp_token,
+			      kd_slot_seal_fn seal, void *seal_ctx, int *ret_keyslot)
+{
+	return add_slot(v, vk, pass, pin_key, meta, fp_slot, fp_token, seal, seal_ctx, ret_keyslot);
 }
 
 static struct kd_token *token_by_slot(struct kd_volume *v, int keyslot)
@@ -858,6 +889,71 @@ int kd_volume_retire(struct kd_volume *v, int keyslot, bool force)
 	return retire_fp(v, keyslot, force, "retire.before-kill", "retire.after-kill");
 }
 
+int kd_volume_retire_fp(struct kd_volume *v, int keyslot, const char *fp_before,
+			const char *fp_after)
+{
+	return retire_fp(v, keyslot, false, fp_before, fp_after);
+}
+
+int kd_volume_reclaim_orphans(struct kd_volume *v, const char *fp_after, size_t *ret_n)
+{
+	struct crypt_device *cd = NULL;
+	json_object *slots, *tokens;
+	uint64_t used = 0;
+	size_t n = 0;
+	int r;
+
+	if (!v->meta || !json_object_object_get_ex(v->meta, "keyslots", &slots) ||
+	    !json_object_object_get_ex(v->meta, "tokens", &tokens))
+		return kd_fail(KD_EINVAL, "reclaim: no parsed metadata");
+	json_object_object_foreach(tokens, tid, tok) {
+		json_object *ks;
+
+		(void)tid;
+		if (!json_object_object_get_ex(tok, "keyslots", &ks))
+			continue;
+		for (size_t i = 0; i < json_object_array_length(ks); i++)
+			used |= 1ull << (atoi(json_object_get_string(json_object_array_get_idx(ks, i))) & 63);
+	}
+	{
+		bool any = false;
+
+		json_object_object_foreach(slots, kid, ks) {
+			(void)ks;
+			any |= !(used & (1ull << (atoi(kid) & 63)));
+		}
+		if (!any) {
+			if (ret_n)
+				*ret_n = 0;
+			return 0;
+		}
+	}
+	if ((r = write_cd(v, &cd)))
+		return r;
+	json_object_object_foreach(slots, kid2, ks2) {
+		int slot = atoi(kid2);
+
+		(void)ks2;
+		if (used & (1ull << (slot & 63)) || crypt_keyslot_status(cd, slot) != CRYPT_SLOT_ACTIVE)
+			continue;
+		r = crypt_keyslot_destroy(cd, slot);
+		if (r < 0) {
+			crypt_free(cd);
+			return kd_fail(KD_ELUKS, "cannot kill orphaned keyslot %d: %s", slot,
+				       strerror(-r));
+		}
+		if (fp_after)
+			kd_failpoint(fp_after);
+		n++;
+	}
+	crypt_free(cd);
+	if ((r = volume_load(v)))
+		return r;
+	if (ret_n)
+		*ret_n = n;
+	return 0;
+}
+
 int kd_volume_rekey(struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
 		    const struct kd_secret *vk, const struct kd_token *used, bool *ret_done)
 {
@@ -868,6 +964,13 @@ int kd_volume_rekey(struct kd_volume *v, struct kd_backend *b, const struct kd_l
 	int slot = -1, r;
 	bool done = false;
 
+	/* A pending handoff slot holds O's secrets: `keyd commit` replaces it
+	 * with a sealed slot at the committed TCB; nothing to re-key here. */
+	if (used->has_wrap) {
+		if (ret_done)
+			*ret_done = false;
+		return 0;
+	}
 	if (used->tcb != l->report.committed_tcb &&
 	    kd_tcb_ge(l->report.committed_tcb, used->tcb, l->report.product)) {
 		n.tcb = l->report.committed_tcb;
@@ -875,7 +978,7 @@ int kd_volume_rekey(struct kd_volume *v, struct kd_backend *b, const struct kd_l
 		strftime(n.created, sizeof(n.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		if ((r = kd_seal_keys_for_token(b, &n, v->uuid, &pass, &pin_key)) ||
 		    (r = add_slot(v, vk, pass, pin_key, &n, "rekey.after-keyslot", "rekey.after-token",
-				  &slot)))
+				  NULL, NULL, &slot)))
 			return r;
 		done = true;
 	} else {
@@ -1047,7 +1150,7 @@ int kd_volume_enroll(const char *device, struct kd_backend *b, const struct kd_l
 	kd_failpoint("enroll.after-format");
 	if ((r = kd_seal_keys_for_token(b, &tok, crypt_get_uuid(cd), &pass, &pin_key)) ||
 	    (r = add_slot_cd(cd, vk, pass, pin_key, &tok, "enroll.after-keyslot", "enroll.after-token",
-			     NULL)))
+			     NULL, NULL, NULL)))
 		goto out;
 	/* Before the label is cleared: an interrupted wipe is redone as an
 	 * unfinished provisioning. */

@@ -25,7 +25,7 @@
 	"  --read-timeout S       per-read timeout in seconds (default 10)\n"                \
 	"  --timings              print per-phase timings (ms) on stdout\n"                  \
 	"  --json                 machine-readable result (with --timings: the phases)\n"   \
-	"  --stall-after STEP     test aid: stop talking after tls|hello|volumes|keys\n"    \
+	"  --stall-after STEP     test aid: stop talking after tls|hello|volumes|accept\n"    \
 	BACKEND_OPTS_HELP
 
 enum {
@@ -115,7 +115,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 		case O_JSON: a->json = true; break;
 		case O_STALL:
 			if (kd_handoff_stall_parse(optarg, &a->ho.stall))
-				return cli_usage_error("--stall-after: tls, hello, volumes or keys");
+				return cli_usage_error("--stall-after: tls, hello, volumes or accept");
 			break;
 		default:
 			r = backend_opts_handle(c, optarg, &a->bo);
@@ -238,7 +238,9 @@ const struct kd_cmd cmd_handoff_serve = {
 	"TLS 1.3, verifies N's attestation report (chain, binding to this session,\n"
 	"same chip, no debug, VMPL 0, TCB floor, measurement in N's k-of-n signed\n"
 	"manifest, no SVN downgrade) and adds a pending keyslot + token for N on\n"
-	"every DEV. The volume key never leaves O. See keyd-handoff(8).\n"
+	"every DEV: fresh slot secrets wrapped to the public key N's report vouches\n"
+	"for, and this launch's report as evidence. The volume key never leaves O.\n"
+	"See keyd-handoff(8).\n"
 	"\n" HANDOFF_COMMON_HELP,
 };
 
@@ -247,7 +249,8 @@ const struct kd_cmd cmd_handoff_receive = {
 	"Usage: keyd handoff receive --connect ADDR:PORT --manifest FILE [options]\n"
 	"\n"
 	"Run on the new version N, booted in upgrade mode (no disk needed). Verifies\n"
-	"O the same way O verifies N, derives its own keyslot passphrase and pin key\n"
-	"for each volume O offers, sends them and waits for O's DONE.\n"
+	"O the same way O verifies N, sends only a public key derived from its\n"
+	"sealing key (bound into its report), accepts the volumes O offers and waits\n"
+	"for O's DONE. Run `keyd commit` at the first real boot.\n"
 	"\n" HANDOFF_COMMON_HELP,
 };

@@ -14,6 +14,7 @@
 #include "backend-opts.h"
 #include "commands.h"
 #include "keyd/error.h"
+#include "keyd/manifest.h"
 #include "keyd/secret.h"
 #include "keyd/volume.h"
 
@@ -32,7 +33,9 @@ static const char unlock_usage[] =
 	"DEVICE is a path, an image file, UUID=..., LABEL=... or PARTLABEL=....\n"
 	"  --dry-run              everything except activation (works without dm)\n"
 	"  --no-rekey             do not re-key after a firmware update\n"
-	"  --json                 print the result as JSON\n" BACKEND_OPTS_HELP
+	"  --json                 print the result as JSON\n"
+	"  --release-keys FILE    keys that judge a pending handoff slot's evidence\n"
+	"                         (default " KD_RELEASE_KEYS_DEFAULT ")\n" BACKEND_OPTS_HELP
 	"\n"
 	"Exit status: 0 unlocked, 1 refused (one line on stderr says why), 2 usage.\n";
 
@@ -42,7 +45,8 @@ static const char pass_usage[] =
 	"Run every check of keyd unlock --dry-run (header allow-list, derive, pin)\n"
 	"and then write the keyslot passphrase of this launch to stdout, for a\n"
 	"crypttab keyscript (luks-hooks/keyscript) that hands it to cryptsetup.\n"
-	"Refuses to write it to a terminal. Nothing is logged.\n" BACKEND_OPTS_HELP;
+	"Refuses to write it to a terminal. Nothing is logged.\n"
+	"  --release-keys FILE    as for keyd unlock\n" BACKEND_OPTS_HELP;
 
 static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 {
@@ -50,6 +54,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 		{"dry-run", no_argument, NULL, 'n'},
 		{"no-rekey", no_argument, NULL, 'R'},
 		{"json", no_argument, NULL, 'j'},
+		{"release-keys", required_argument, NULL, 'K'},
 		BACKEND_LONGOPTS,
 		{0},
 	};
@@ -57,6 +62,8 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	_kd_secret_ struct kd_secret *vk = NULL, *pass = NULL;
 	struct kd_backend *b = NULL;
 	struct kd_volume *v = NULL;
+	struct kd_release_keys *keys = NULL;
+	const char *keys_path = NULL;
 	struct kd_launch l;
 	struct kd_token tok;
 	bool dry = false, norekey = false, json = false, rekeyed = false;
@@ -74,6 +81,9 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'K':
+			keys_path = optarg;
 			break;
 		default:
 			if (backend_opts_handle(c, optarg, &bopts) <= 0)
@@ -94,8 +104,13 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 		name = argv[optind + 1];
 
 	/* Header first: a tampered header is refused before any key exists. */
-	if ((r = kd_volume_open(dev, &v)) < 0)
+	if (keys_path && (r = kd_release_keys_load(keys_path, &keys)) < 0)
 		return cli_refuse(r);
+	if ((r = kd_volume_open(dev, &v)) < 0) {
+		kd_release_keys_free(keys);
+		return cli_refuse(r);
+	}
+	kd_volume_set_release_keys(v, keys);
 	if (kd_volume_health(v)->allow_err) {
 		r = kd_fail(kd_volume_health(v)->allow_err, "header refused: %s",
 			    kd_volume_health(v)->allow_detail);
@@ -143,6 +158,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	r = 0;
 out:
 	kd_volume_close(v);
+	kd_release_keys_free(keys);
 	kd_backend_close(b);
 	return r < 0 ? cli_refuse(r) : 0;
 }
