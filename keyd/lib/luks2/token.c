@@ -407,7 +407,7 @@ int kd_token_format(const struct kd_token *t, char **ret)
 		r = format_pending(o, t);
 	if (r) {
 		json_object_put(o);
-		return KD_ENOMEM;
+		return r < 0 ? r : KD_ENOMEM;
 	}
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
