@@ -73,4 +73,23 @@ forged() { # NAME EVIDENCE-OPTION...
 }
 forged copied --evidence-from "$T/disk.img"
 forged self --evidence-self
+
+# O's report is judged under this chip's VCEK at its current reported TCB: a
+# VCEK the AMD-SP really signs with (a fresh own report must verify under
+# it). After a firmware update before N's first boot, O's report is from
+# another TCB and no longer verifies: the pending slot is refused, and
+# running the handoff again restores it.
+SHA3=$(img_sha)
+"$SIMFW" --state "$T/chip" tcb --current 0300000000000973 >/dev/null
+if "$KEYD" unlock "$T/disk.img" --dry-run $(RK) $(sim n) >"$T/out" 2>"$T/err"; then
+	fail "O's report verified under another TCB's VCEK"
+fi
+grep -q "does not verify under this chip's VCEK" "$T/err" || fail "TCB change: $(cat "$T/err")"
+[ "$(img_sha)" = "$SHA3" ] || fail "refused unlock wrote"
+serve_bg
+receive
+wait_o
+[ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "handoff after the update: $(cat "$T/o.err" "$T/n.err")"
+"$KEYD" unlock "$T/disk.img" --dry-run $(RK) $(sim n) >/dev/null || fail "N after the new handoff"
+echo "ok: O's evidence from another TCB refused; a new handoff restores N's slot"
 echo "PASS: handoff pending slots"

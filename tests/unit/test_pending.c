@@ -277,6 +277,21 @@ START_TEST(session_binding_covers_the_key)
 }
 END_TEST
 
+START_TEST(unwrapped_pending_refused)
+{
+	struct kd_secret *pass = NULL, *pin = NULL;
+	struct kd_token t;
+
+	/* A format-1 pending slot (no wrapped secrets) is refused before
+	 * anything is derived: nothing to unwrap, no evidence. */
+	token(&t);
+	ck_assert_int_eq(kd_pending_open(NULL, NULL, NULL, uuid1, &t, &pass, &pin), KD_ETAMPER);
+	ck_assert_ptr_null(pass);
+	ck_assert_ptr_null(pin);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_ETAMPER), "redo the handoff"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pending");
@@ -290,6 +305,7 @@ int main(void)
 	tcase_add_test(tc, evidence_binds_everything);
 	tcase_add_test(tc, token_fields_roundtrip_and_strict);
 	tcase_add_test(tc, session_binding_covers_the_key);
+	tcase_add_test(tc, unwrapped_pending_refused);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
