@@ -21,8 +21,9 @@
  *       (so it knows DEV's volume key) and nothing of N's but its public
  *       key, writes a pending slot for N on DEV: fresh secrets wrapped to
  *       N's key, with evidence copied from a genuine pending slot on DEV2,
- *       or a report of X's own binding the new slot (X is not a signed
- *       release, so MO does not list it).
+ *       or evidence of X's own: its genuine report binding a key of its own
+ *       that signs the new slot (X is not a signed release, so MO does not
+ *       list it).
  *
  * Exit 0 on success, 1 on failure (one line on stderr).
  */
@@ -104,6 +105,8 @@ static int harvest(int argc, char **argv)
 	bool v1 = proto && !strcmp(proto, "v1");
 	char uuids[1][KD_UUID_LEN + 1];
 	uint8_t e[KD_HANDOFF_EXPORTER_LEN], bind[KD_HANDOFF_EXPORTER_LEN], rd[64];
+	uint8_t skpub[KD_KEX_PUB_LEN];
+	EVP_PKEY *sk = NULL;
 	uint8_t *man = NULL, *rep = NULL, *certs = NULL, *out = NULL, *in = NULL;
 	size_t man_len = 0, rep_len = 0, certs_len = 0, out_len = 0, in_len = 0;
 	struct kd_backend *b = NULL;
@@ -127,7 +130,9 @@ static int harvest(int argc, char **argv)
 	if (v1) {
 		r = v1_report_data(e, rd);
 	} else {
-		r = kd_handoff_binding(e, NULL, 0, bind);
+		r = kd_evidence_key_new(&sk, skpub);
+		if (!r)
+			r = kd_handoff_binding(e, skpub, sizeof(skpub), bind);
 		if (!r)
 			r = kd_handoff_report_data('O', bind, rd);
 	}
@@ -145,7 +150,8 @@ static int harvest(int argc, char **argv)
 		put_blob(out, &off, man, man_len);
 		out_len = off;
 	} else {
-		struct kd_hello h = {'O', rep, rep_len, certs, certs_len, man, man_len, NULL, 0};
+		struct kd_hello h = {'O', rep, rep_len, certs, certs_len, man, man_len, skpub,
+				     sizeof(skpub)};
 
 		if ((r = kd_hello_encode(&h, &out, &out_len)))
 			return die(r, "HELLO");
@@ -181,6 +187,7 @@ static int harvest(int argc, char **argv)
 	free(certs);
 	free(man);
 	kd_backend_close(b);
+	EVP_PKEY_free(sk);
 	printf("captured %zu bytes N sent after HELLO\n", in_len);
 	return 0;
 }
@@ -250,20 +257,32 @@ struct forge_ctx {
 static int forge_seal(void *ctx, const char *uuid, struct kd_token *t)
 {
 	struct forge_ctx *c = ctx;
-	uint8_t rd[64], *rep = NULL;
+	uint8_t rd[64], bind[KD_HANDOFF_EXPORTER_LEN], kp[KD_KEX_PUB_LEN], *rep = NULL;
 	size_t len = 0;
+	EVP_PKEY *k = NULL;
 	int r = kd_pending_wrap(c->pub, uuid, c->pass, c->pin, t);
 
 	if (r)
 		return r;
 	if (c->copy_from) {
 		memcpy(t->ev_report, c->copy_from->ev_report, sizeof(t->ev_report));
+		memcpy(t->ev_exporter, c->copy_from->ev_exporter, sizeof(t->ev_exporter));
+		memcpy(t->ev_key, c->copy_from->ev_key, sizeof(t->ev_key));
+		memcpy(t->ev_sig, c->copy_from->ev_sig, sizeof(t->ev_sig));
 		memcpy(t->ev_manifest, c->copy_from->ev_manifest, sizeof(t->ev_manifest));
 		return 0;
 	}
-	if ((r = kd_pending_evidence_rd(uuid, t, c->pub, rd)) ||
-	    (r = kd_backend_report(c->x, rd, 0, &rep, &len, NULL, NULL)))
+	/* X's own genuine report binding a key of its own, which signs the slot. */
+	memset(t->ev_exporter, 0x77, sizeof(t->ev_exporter));
+	if ((r = kd_evidence_key_new(&k, kp)) ||
+	    (r = kd_pending_evidence_sign(k, uuid, t, c->pub)) ||
+	    (r = kd_handoff_binding(t->ev_exporter, kp, sizeof(kp), bind)) ||
+	    (r = kd_handoff_report_data('O', bind, rd)) ||
+	    (r = kd_backend_report(c->x, rd, 0, &rep, &len, NULL, NULL))) {
+		EVP_PKEY_free(k);
 		return r;
+	}
+	EVP_PKEY_free(k);
 	memcpy(t->ev_report, rep, sizeof(t->ev_report));
 	snprintf(t->ev_manifest, sizeof(t->ev_manifest), "%s", c->manifest);
 	free(rep);

@@ -147,42 +147,61 @@ END_TEST
 
 START_TEST(evidence_binds_everything)
 {
-	uint8_t pub[KD_KEX_PUB_LEN], pub2[KD_KEX_PUB_LEN], base[64], rd[64];
+	uint8_t pub[KD_KEX_PUB_LEN], pub2[KD_KEX_PUB_LEN], base[48], rd[48];
 	EVP_PKEY *k1 = kex(1, pub), *k2 = kex(2, pub2);
 	struct kd_secret *pass, *pin;
 	struct kd_token t, m;
 
 	ck_assert_int_eq(kd_pending_fresh_secrets(&pass, &pin), 0);
 	token(&t);
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid1, &t, pub, base), KD_EINVAL); /* no wrap */
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid1, &t, pub, base), KD_EINVAL); /* no wrap */
 	ck_assert_int_eq(kd_pending_wrap(pub, uuid1, pass, pin, &t), 0);
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid1, &t, pub, base), 0);
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid1, &t, pub, rd), 0);
-	ck_assert_mem_eq(base, rd, 64);
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid2, &t, pub, rd), 0);
-	ck_assert_mem_ne(base, rd, 64);
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid1, &t, pub2, rd), 0);
-	ck_assert_mem_ne(base, rd, 64);
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid1, &t, pub, base), 0);
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid1, &t, pub, rd), 0);
+	ck_assert_mem_eq(base, rd, 48);
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid2, &t, pub, rd), 0);
+	ck_assert_mem_ne(base, rd, 48);
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid1, &t, pub2, rd), 0);
+	ck_assert_mem_ne(base, rd, 48);
 	m = t;
 	m.pin[47] ^= 1;
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid1, &m, pub, rd), 0);
-	ck_assert_mem_ne(base, rd, 64);
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid1, &m, pub, rd), 0);
+	ck_assert_mem_ne(base, rd, 48);
 	m = t;
 	m.wrap_ct[0] ^= 1;
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid1, &m, pub, rd), 0);
-	ck_assert_mem_ne(base, rd, 64);
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid1, &m, pub, rd), 0);
+	ck_assert_mem_ne(base, rd, 48);
 	m = t;
 	m.wrap_epk[0] ^= 1;
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid1, &m, pub, rd), 0);
-	ck_assert_mem_ne(base, rd, 64);
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid1, &m, pub, rd), 0);
+	ck_assert_mem_ne(base, rd, 48);
 	m = t;
 	m.keyslot = 9;
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid1, &m, pub, rd), 0);
-	ck_assert_mem_ne(base, rd, 64);
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid1, &m, pub, rd), 0);
+	ck_assert_mem_ne(base, rd, 48);
 	m = t;
 	m.svn = 1;
-	ck_assert_int_eq(kd_pending_evidence_rd(uuid1, &m, pub, rd), 0);
-	ck_assert_mem_ne(base, rd, 64);
+	ck_assert_int_eq(kd_pending_evidence_digest(uuid1, &m, pub, rd), 0);
+	ck_assert_mem_ne(base, rd, 48);
+	/* O's handoff key signs "keyd-pending-v2/evidence" || D. */
+	{
+		uint8_t kp[KD_KEX_PUB_LEN], msg[64 + 48];
+		size_t n = strlen(KD_PENDING_EVIDENCE_CONTEXT);
+		EVP_PKEY *sk = NULL, *vk;
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+		ck_assert_int_eq(kd_evidence_key_new(&sk, kp), 0);
+		ck_assert_int_eq(kd_pending_evidence_sign(sk, uuid1, &t, pub), 0);
+		ck_assert_mem_eq(t.ev_key, kp, sizeof(kp));
+		memcpy(msg, KD_PENDING_EVIDENCE_CONTEXT, n);
+		memcpy(msg + n, base, 48);
+		vk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, kp, sizeof(kp));
+		ck_assert(EVP_DigestVerifyInit(md, NULL, NULL, NULL, vk) == 1);
+		ck_assert(EVP_DigestVerify(md, t.ev_sig, sizeof(t.ev_sig), msg, n + 48) == 1);
+		EVP_MD_CTX_free(md);
+		EVP_PKEY_free(vk);
+		EVP_PKEY_free(sk);
+	}
 	kd_secret_free(pass);
 	kd_secret_free(pin);
 	EVP_PKEY_free(k1);
@@ -209,6 +228,9 @@ START_TEST(token_fields_roundtrip_and_strict)
 	ck_assert_int_eq(kd_pending_wrap(pub, uuid1, pass, pin, &t), 0);
 	for (size_t i = 0; i < sizeof(t.ev_report); i++)
 		t.ev_report[i] = (uint8_t)(i * 7);
+	memset(t.ev_exporter, 0x31, sizeof(t.ev_exporter));
+	memset(t.ev_key, 0x32, sizeof(t.ev_key));
+	memset(t.ev_sig, 0x33, sizeof(t.ev_sig));
 	strcpy(t.ev_manifest, manifest);
 	ck_assert_int_eq(kd_token_format(&t, &json), 0);
 	ck_assert_int_eq(kd_token_parse(json, strlen(json), &back), 0);
@@ -216,6 +238,9 @@ START_TEST(token_fields_roundtrip_and_strict)
 	ck_assert_mem_eq(back.wrap_epk, t.wrap_epk, sizeof(t.wrap_epk));
 	ck_assert_mem_eq(back.wrap_ct, t.wrap_ct, sizeof(t.wrap_ct));
 	ck_assert_mem_eq(back.ev_report, t.ev_report, sizeof(t.ev_report));
+	ck_assert_mem_eq(back.ev_exporter, t.ev_exporter, sizeof(t.ev_exporter));
+	ck_assert_mem_eq(back.ev_key, t.ev_key, sizeof(t.ev_key));
+	ck_assert_mem_eq(back.ev_sig, t.ev_sig, sizeof(t.ev_sig));
 	ck_assert_str_eq(back.ev_manifest, manifest);
 
 	/* Non-canonical base64 (a changed padding bit) is refused. */

@@ -10,14 +10,15 @@
  *      it gives a private channel and a per-session exporter secret.
  *   2. E = TLS exporter("EXPORTER-keyd-handoff", 48 bytes, no context).
  *      N derives a static X25519 key-agreement key from its sealing key
- *      (pending.h); O has none. Each side's binding is
- *        B = SHA-384("keyd-handoff-v2/bind" || E || u8 len || kex public key)
+ *      (pending.h); O makes a fresh Ed25519 key that will sign the evidence
+ *      of N's pending slots. Each side's binding is
+ *        B = SHA-384("keyd-handoff-v2/bind" || E || u8 32 || its public key)
  *      and report_data = SHA-512("keyd-handoff-v2" || role || B), role 'O'|'N'.
  *      A report from another session carries another E, so it cannot be
  *      replayed; the role byte stops reflecting O's own report back to it;
- *      N's report vouches for its public key.
- *   3. Both send HELLO (report, GHCB cert table, release manifest, kex public
- *      key) and both verify the peer: chain + signature + report_data, same
+ *      each report vouches for its sender's public key.
+ *   3. Both send HELLO (report, GHCB cert table, release manifest, handoff
+ *      public key) and both verify the peer: chain + signature + report_data, same
  *      chip_id as their own report, no debug / migration agent, VMPL 0, TCB
  *      >= floor, peer measurement in the peer's manifest, manifest signed by
  *      k of n pinned release keys and valid now, and N.svn >= O.svn. Both
@@ -30,14 +31,15 @@
  *      per volume, adds a pending keyslot + token (label = N's version,
  *      measurement = N's, svn = N's) with the pin computed from the volume
  *      key O holds, the secrets wrapped to N's public key and O's evidence
- *      (a report of O binding the wrap and the pin), and replies DONE. N
+ *      (O's HELLO report, and a signature over the wrap and the pin by the key
+ *      that report binds), and replies DONE. N
  *      sends nothing derived from its sealing key but its public key; the
  *      volume key never leaves O. docs/handoff-protocol.md has the details.
  *
  * Frame payloads (all integers little-endian, parsed with kd_cursor):
  *   HELLO   u8 role, u8 0 (MBZ), u16 0 (MBZ),
  *           u32 len + report, u32 len + cert table, u32 len + manifest JSON,
- *           u32 len + kex public key (N: 32 bytes X25519, O: 0)
+ *           u32 len + handoff public key (32 bytes: N's X25519, O's Ed25519)
  *   VOLUMES u16 n (1..KD_HANDOFF_MAX_VOLUMES), n x 36-byte UUID text
  *   ACCEPT  u16 n, n x 36-byte UUID text (exactly VOLUMES, in order)
  *   DONE    u16 n, n x { 36-byte UUID, u32 keyslot }
@@ -75,9 +77,10 @@ int kd_handoff_report_data(char role, const uint8_t exporter[KD_HANDOFF_EXPORTER
 			   uint8_t out[64]);
 
 /*
- * B = SHA-384("keyd-handoff-v2/bind" || E || u8 kex_len || kex), kex_len 0
- * (O) or KD_KEX_PUB_LEN (N). B takes E's place in report_data, so a report
- * vouches for both the session and the sender's public key.
+ * B = SHA-384("keyd-handoff-v2/bind" || E || u8 kex_len || kex), kex_len
+ * KD_KEX_PUB_LEN (0 only for callers without a key). B takes E's place in
+ * report_data, so a report vouches for both the session and the sender's
+ * public key.
  */
 int kd_handoff_binding(const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN], const uint8_t *kex,
 		       size_t kex_len, uint8_t out[KD_HANDOFF_EXPORTER_LEN]);
@@ -122,7 +125,7 @@ struct kd_hello {
 	size_t certs_len;
 	const uint8_t *manifest;
 	size_t manifest_len;
-	const uint8_t *kex; /* N: KD_KEX_PUB_LEN bytes; O: none */
+	const uint8_t *kex; /* KD_KEX_PUB_LEN bytes: N's X25519 key, O's Ed25519 key */
 	size_t kex_len;
 };
 

@@ -21,13 +21,18 @@
  *   ct       = AES-256-GCM(k, iv, aad, passphrase (64 hex chars) || pin key (48)) || tag (16)
  *
  * Evidence (O, per volume):
- *   D           = SHA-384(aad || pub || epk || ct || pin)
- *   report_data = SHA-512("keyd-pending-v2/evidence" || D)
- *   The token carries O's report with that report_data and O's signed
+ *   O makes a fresh Ed25519 key for the handoff; its HELLO report binds it
+ *   (report_data = SHA-512("keyd-handoff-v2" || 'O' || SHA-384(
+ *   "keyd-handoff-v2/bind" || E || 32 || key)), handoff.h).
+ *   D   = SHA-384(aad || pub || epk || ct || pin)
+ *   sig = Ed25519(key, "keyd-pending-v2/evidence" || D)
+ *   The token carries O's HELLO report, E, the key, sig and O's signed
  *   manifest. N accepts the slot only if the report verifies under this
- *   chip's own VCEK, O's measurement is in that manifest, the manifest is
- *   signed by k of the release keys pinned in N's image, O's SVN <= N's,
- *   and no debug / migration agent / VMPL above 0.
+ *   chip's own VCEK and binds E and the key, sig verifies, O's measurement
+ *   is in that manifest, the manifest is signed by k of the release keys
+ *   pinned in N's image, O's SVN <= N's, and no debug / migration agent /
+ *   VMPL above 0. (One report per handoff, not per volume: the AMD-SP's
+ *   signature is the slow step.)
  *
  * All of it through OpenSSL EVP. Every function returns 0 or a negative
  * KD_E* code with a kd_fail() detail; ret_ parameters are set on success only.
@@ -82,12 +87,16 @@ int kd_pending_wrap(const uint8_t pub[KD_KEX_PUB_LEN], const char *uuid,
 int kd_pending_unwrap(struct evp_pkey_st *priv, const char *uuid, const struct kd_token *t,
 		      struct kd_secret **ret_pass, struct kd_secret **ret_pin_key);
 
-/*
- * The report_data O's evidence report carries for token t (wrap and pin
- * filled in) and N's public key.
- */
-int kd_pending_evidence_rd(const char *uuid, const struct kd_token *t,
-			   const uint8_t pub[KD_KEX_PUB_LEN], uint8_t out[64]);
+/* D for token t (wrap and pin filled in) and N's public key. */
+int kd_pending_evidence_digest(const char *uuid, const struct kd_token *t,
+			       const uint8_t pub[KD_KEX_PUB_LEN], uint8_t out[48]);
+
+/* O's handoff signing key (Ed25519), made fresh for each handoff. */
+int kd_evidence_key_new(struct evp_pkey_st **ret, uint8_t ret_pub[KD_KEX_PUB_LEN]);
+
+/* O: sign token t's evidence digest; fills t->ev_sig and t->ev_key. */
+int kd_pending_evidence_sign(struct evp_pkey_st *key, const char *uuid, struct kd_token *t,
+			     const uint8_t pub[KD_KEX_PUB_LEN]);
 
 /*
  * This chip's VCEK (DER, malloc'ed), proven to be the key that signs this

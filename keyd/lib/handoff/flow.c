@@ -46,8 +46,10 @@ struct side {
 	struct kd_manifest *peer_manifest;
 	struct kd_report peer_report;
 	uint8_t exporter[KD_HANDOFF_EXPORTER_LEN];
-	uint8_t kex[KD_KEX_PUB_LEN];      /* N: our public key */
+	uint8_t kex[KD_KEX_PUB_LEN];      /* N: key-agreement key; O: evidence signing key */
 	size_t kex_len;
+	EVP_PKEY *sign_key;               /* O: signs the evidence of N's pending slots */
+	uint8_t own_report[KD_REPORT_SIZE]; /* O: its HELLO report, the evidence's anchor */
 	uint8_t peer_kex[KD_KEX_PUB_LEN]; /* O: N's public key, vouched for by N's report */
 	char *own_manifest_compact;       /* O: travels in N's pending tokens */
 	int64_t t_mark;
@@ -161,6 +163,7 @@ static void teardown(struct side *s)
 	kd_manifest_free(s->own_manifest);
 	kd_manifest_free(s->peer_manifest);
 	free(s->own_manifest_compact);
+	EVP_PKEY_free(s->sign_key);
 	kd_wipe(s->exporter, sizeof(s->exporter));
 }
 
@@ -183,8 +186,11 @@ static int hello_exchange(struct side *s)
 		r = kd_backend_report(s->o->backend, rd, 0, &report, &report_len, &certs, &certs_len);
 	if (tm)
 		tm->report_ms = lap(s);
+	if (!r && report_len != KD_REPORT_SIZE)
+		r = kd_fail(KD_EPROTO, "own report is %zu bytes", report_len);
 	if (r)
 		goto out;
+	memcpy(s->own_report, report, KD_REPORT_SIZE);
 	mine = (struct kd_hello){(uint8_t)s->role, report, report_len, certs, certs_len,
 				 s->o->manifest, s->o->manifest_len, s->kex_len ? s->kex : NULL,
 				 s->kex_len};
@@ -255,8 +261,9 @@ static int drop_stale_pending(struct o_volume *ov, const uint8_t meas[48])
 
 /*
  * Step 4 for one volume, called between the keyslot write and the token
- * write: wrap the fresh secrets to N's key and have our AMD-SP sign that we,
- * an attested signed release, made exactly this slot (pending.h).
+ * write: wrap the fresh secrets to N's key, and sign exactly this slot with
+ * the handoff key our HELLO report vouched for: with that report, proof that
+ * an attested signed release made the slot (pending.h).
  */
 struct seal_ctx {
 	struct side *s;
@@ -266,22 +273,16 @@ struct seal_ctx {
 static int seal_pending(void *ctx, const char *uuid, struct kd_token *t)
 {
 	struct seal_ctx *c = ctx;
-	uint8_t rd[64], *rep = NULL;
-	size_t len = 0;
 	int r;
 
 	r = kd_pending_wrap(c->s->peer_kex, uuid, c->pass, c->pin_key, t);
 	if (!r)
-		r = kd_pending_evidence_rd(uuid, t, c->s->peer_kex, rd);
-	if (!r)
-		r = kd_backend_report(c->s->o->backend, rd, 0, &rep, &len, NULL, NULL);
-	if (!r && len != KD_EVIDENCE_REPORT_SIZE)
-		r = kd_fail(KD_EPROTO, "evidence report is %zu bytes", len);
+		r = kd_pending_evidence_sign(c->s->sign_key, uuid, t, c->s->peer_kex);
 	if (!r) {
-		memcpy(t->ev_report, rep, KD_EVIDENCE_REPORT_SIZE);
+		memcpy(t->ev_report, c->s->own_report, KD_EVIDENCE_REPORT_SIZE);
+		memcpy(t->ev_exporter, c->s->exporter, KD_EVIDENCE_EXPORTER_LEN);
 		snprintf(t->ev_manifest, sizeof(t->ev_manifest), "%s", c->s->own_manifest_compact);
 	}
-	free(rep);
 	return r;
 }
 
@@ -350,6 +351,10 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 	r = setup_common(&s, o, KD_ROLE_OLD);
 	if (!r)
 		r = compact_manifest(&s);
+	if (!r)
+		r = kd_evidence_key_new(&s.sign_key, s.kex);
+	if (!r)
+		s.kex_len = KD_KEX_PUB_LEN;
 	/* O proves it can open every volume before anyone connects. */
 	for (size_t i = 0; !r && i < nv; i++) {
 		r = kd_volume_open(o->devices[i], &vols[i].v);

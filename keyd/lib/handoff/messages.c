@@ -128,7 +128,7 @@ int kd_hello_parse(const uint8_t *buf, size_t len, struct kd_hello *ret)
 	if ((r = get_blob(&c, &h.report, &h.report_len, "report")) ||
 	    (r = get_blob(&c, &h.certs, &h.certs_len, "certificate table")) ||
 	    (r = get_blob(&c, &h.manifest, &h.manifest_len, "manifest")) ||
-	    (r = get_blob(&c, &h.kex, &h.kex_len, "key-agreement key")))
+	    (r = get_blob(&c, &h.kex, &h.kex_len, "handoff key")))
 		return r;
 	if (kd_cur_expect_end(&c))
 		return kd_fail(KD_EMALFORMED, "HELLO has %zu trailing bytes", kd_cur_remaining(&c));
@@ -138,12 +138,10 @@ int kd_hello_parse(const uint8_t *buf, size_t len, struct kd_hello *ret)
 	if (h.manifest_len == 0 || h.manifest_len > KD_MANIFEST_MAX_BYTES)
 		return kd_fail(KD_EMALFORMED, "HELLO manifest size %zu outside 1..%u",
 			       h.manifest_len, KD_MANIFEST_MAX_BYTES);
-	/* N vouches for exactly one X25519 key; O has nothing to send. */
-	if (h.kex_len != (h.role == KD_ROLE_NEW ? KD_KEX_PUB_LEN : 0))
-		return kd_fail(KD_EMALFORMED, "HELLO of %c carries a %zu-byte key-agreement key, not %u",
-			       h.role, h.kex_len, h.role == KD_ROLE_NEW ? KD_KEX_PUB_LEN : 0);
-	if (!h.kex_len)
-		h.kex = NULL;
+	/* Each side vouches for exactly one key: N's X25519, O's Ed25519. */
+	if (h.kex_len != KD_KEX_PUB_LEN)
+		return kd_fail(KD_EMALFORMED, "HELLO of %c carries a %zu-byte handoff key, not %u",
+			       h.role, h.kex_len, KD_KEX_PUB_LEN);
 	*ret = h;
 	return 0;
 }

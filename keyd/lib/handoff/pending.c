@@ -23,6 +23,7 @@
 #include "keyd/certtable.h"
 #include "keyd/cursor.h"
 #include "keyd/error.h"
+#include "keyd/handoff.h"
 #include "keyd/pending.h"
 #include "keyd/report.h"
 #include "keyd/util.h"
@@ -237,11 +238,11 @@ int kd_pending_unwrap(EVP_PKEY *priv, const char *uuid, const struct kd_token *t
 	return 0;
 }
 
-int kd_pending_evidence_rd(const char *uuid, const struct kd_token *t,
-			   const uint8_t pub[KD_KEX_PUB_LEN], uint8_t out[64])
+int kd_pending_evidence_digest(const char *uuid, const struct kd_token *t,
+			       const uint8_t pub[KD_KEX_PUB_LEN], uint8_t out[48])
 {
-	uint8_t aad[AAD_LEN], d[48];
-	unsigned dl = 0, ol = 0;
+	uint8_t aad[AAD_LEN];
+	unsigned dl = 0;
 	EVP_MD_CTX *md;
 	int r, ok;
 
@@ -256,14 +257,86 @@ int kd_pending_evidence_rd(const char *uuid, const struct kd_token *t,
 	     EVP_DigestUpdate(md, t->wrap_epk, KD_KEX_PUB_LEN) == 1 &&
 	     EVP_DigestUpdate(md, t->wrap_ct, KD_WRAP_CT_LEN) == 1 &&
 	     EVP_DigestUpdate(md, t->pin, KD_PIN_SIZE) == 1 &&
-	     EVP_DigestFinal_ex(md, d, &dl) == 1 && dl == 48 &&
-	     EVP_DigestInit_ex(md, EVP_sha512(), NULL) == 1 &&
-	     EVP_DigestUpdate(md, KD_PENDING_EVIDENCE_CONTEXT,
-			      strlen(KD_PENDING_EVIDENCE_CONTEXT)) == 1 &&
-	     EVP_DigestUpdate(md, d, sizeof(d)) == 1 && EVP_DigestFinal_ex(md, out, &ol) == 1 &&
-	     ol == 64;
+	     EVP_DigestFinal_ex(md, out, &dl) == 1 && dl == 48;
 	EVP_MD_CTX_free(md);
-	return ok ? 0 : kd_fail(KD_ECRYPTO, "SHA-384/512 of the pending slot evidence failed");
+	return ok ? 0 : kd_fail(KD_ECRYPTO, "SHA-384 of the pending slot evidence failed");
+}
+
+/* "keyd-pending-v2/evidence" || D: what O's handoff key signs. */
+static int evidence_msg(const char *uuid, const struct kd_token *t,
+			const uint8_t pub[KD_KEX_PUB_LEN], uint8_t *msg, size_t *ret_len)
+{
+	size_t n = strlen(KD_PENDING_EVIDENCE_CONTEXT);
+	int r;
+
+	memcpy(msg, KD_PENDING_EVIDENCE_CONTEXT, n);
+	if ((r = kd_pending_evidence_digest(uuid, t, pub, msg + n)))
+		return r;
+	*ret_len = n + 48;
+	return 0;
+}
+
+int kd_evidence_key_new(EVP_PKEY **ret, uint8_t ret_pub[KD_KEX_PUB_LEN])
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
+	EVP_PKEY *k = NULL;
+	size_t n = KD_KEX_PUB_LEN;
+	int ok;
+
+	ok = c && EVP_PKEY_keygen_init(c) == 1 && EVP_PKEY_keygen(c, &k) == 1 &&
+	     EVP_PKEY_get_raw_public_key(k, ret_pub, &n) == 1 && n == KD_KEX_PUB_LEN;
+	EVP_PKEY_CTX_free(c);
+	if (!ok) {
+		EVP_PKEY_free(k);
+		ERR_clear_error();
+		return kd_fail(KD_ECRYPTO, "cannot make the Ed25519 handoff key");
+	}
+	*ret = k;
+	return 0;
+}
+
+int kd_pending_evidence_sign(EVP_PKEY *key, const char *uuid, struct kd_token *t,
+			     const uint8_t pub[KD_KEX_PUB_LEN])
+{
+	uint8_t msg[64 + 48], sig[KD_EVIDENCE_SIG_LEN], kp[KD_KEX_PUB_LEN];
+	size_t ml = 0, sl = sizeof(sig), kl = sizeof(kp);
+	EVP_MD_CTX *md;
+	int r, ok;
+
+	if ((r = evidence_msg(uuid, t, pub, msg, &ml)))
+		return r;
+	md = EVP_MD_CTX_new();
+	ok = md && EVP_PKEY_get_raw_public_key(key, kp, &kl) == 1 && kl == sizeof(kp) &&
+	     EVP_DigestSignInit(md, NULL, NULL, NULL, key) == 1 &&
+	     EVP_DigestSign(md, sig, &sl, msg, ml) == 1 && sl == sizeof(sig);
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	if (!ok)
+		return kd_fail(KD_ECRYPTO, "Ed25519 signature of the pending slot evidence failed");
+	memcpy(t->ev_sig, sig, sizeof(sig));
+	memcpy(t->ev_key, kp, sizeof(kp));
+	return 0;
+}
+
+static bool evidence_sig_ok(const char *uuid, const struct kd_token *t,
+			    const uint8_t pub[KD_KEX_PUB_LEN])
+{
+	uint8_t msg[64 + 48];
+	size_t ml = 0;
+	EVP_PKEY *k;
+	EVP_MD_CTX *md;
+	bool ok;
+
+	if (evidence_msg(uuid, t, pub, msg, &ml))
+		return false;
+	k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, t->ev_key, sizeof(t->ev_key));
+	md = EVP_MD_CTX_new();
+	ok = k && md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, k) == 1 &&
+	     EVP_DigestVerify(md, t->ev_sig, sizeof(t->ev_sig), msg, ml) == 1;
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(k);
+	ERR_clear_error();
+	return ok;
 }
 
 /* ---------------------------------------------------------------- evidence */
@@ -364,7 +437,7 @@ int kd_pending_verify_evidence(struct kd_backend *b, const struct kd_report *own
 {
 	struct kd_manifest *m = NULL;
 	struct kd_report rep;
-	uint8_t rd[64], *vder = NULL;
+	uint8_t rd[64], bind[KD_HANDOFF_EXPORTER_LEN], *vder = NULL;
 	size_t vlen = 0;
 	EVP_PKEY *vk = NULL;
 	int r;
@@ -402,10 +475,18 @@ int kd_pending_verify_evidence(struct kd_backend *b, const struct kd_report *own
 		r = kd_fail(KD_EPOLICY, "pending slot evidence: O's report is from another chip");
 		goto out;
 	}
-	if ((r = kd_pending_evidence_rd(uuid, t, pub, rd)))
+	/* The report vouches for O's handoff key in that session ... */
+	if ((r = kd_handoff_binding(t->ev_exporter, t->ev_key, sizeof(t->ev_key), bind)) ||
+	    (r = kd_handoff_report_data(KD_ROLE_OLD, bind, rd)))
 		goto out;
 	if (!kd_ct_equal(rep.report_data, rd, 64)) {
-		r = kd_fail(KD_EVERIFY, "pending slot evidence: O's report does not bind these "
+		r = kd_fail(KD_EVERIFY, "pending slot evidence: O's report does not bind its "
+					"handoff key");
+		goto out;
+	}
+	/* ... and that key signed exactly these wrapped secrets, pin, volume and slot. */
+	if (!evidence_sig_ok(uuid, t, pub)) {
+		r = kd_fail(KD_EVERIFY, "pending slot evidence: O's signature does not cover these "
 					"wrapped secrets, pin, volume and keyslot");
 		goto out;
 	}

@@ -158,7 +158,7 @@ static int get_b64(json_object *o, const char *key, uint8_t *out, size_t n)
 static int parse_pending(json_object *o, struct kd_token *t)
 {
 	static const char *const wrap_keys[] = {"epk", "ct"};
-	static const char *const ev_keys[] = {"report", "manifest"};
+	static const char *const ev_keys[] = {"report", "exporter", "key", "sig", "manifest"};
 	json_object *w = NULL, *e = NULL, *m;
 	const char *txt;
 	int r;
@@ -176,7 +176,10 @@ static int parse_pending(json_object *o, struct kd_token *t)
 	    (r = get_hex(w, "epk", t->wrap_epk, sizeof(t->wrap_epk))) ||
 	    (r = get_hex(w, "ct", t->wrap_ct, sizeof(t->wrap_ct))) ||
 	    (r = only_keys(e, "evidence", ev_keys, KD_ARRAY_SIZE(ev_keys))) ||
-	    (r = get_b64(e, "report", t->ev_report, sizeof(t->ev_report))))
+	    (r = get_b64(e, "report", t->ev_report, sizeof(t->ev_report))) ||
+	    (r = get_hex(e, "exporter", t->ev_exporter, sizeof(t->ev_exporter))) ||
+	    (r = get_hex(e, "key", t->ev_key, sizeof(t->ev_key))) ||
+	    (r = get_hex(e, "sig", t->ev_sig, sizeof(t->ev_sig))))
 		return r;
 	if (!json_object_object_get_ex(e, "manifest", &m) ||
 	    !json_object_is_type(m, json_type_object))
@@ -352,6 +355,12 @@ static int format_pending(json_object *o, const struct kd_token *t)
 	r |= add(w, "ct", json_object_new_string(hex));
 	EVP_EncodeBlock((unsigned char *)b64, t->ev_report, (int)sizeof(t->ev_report));
 	r |= add(e, "report", json_object_new_string(b64));
+	kd_hex(t->ev_exporter, sizeof(t->ev_exporter), hex);
+	r |= add(e, "exporter", json_object_new_string(hex));
+	kd_hex(t->ev_key, sizeof(t->ev_key), hex);
+	r |= add(e, "key", json_object_new_string(hex));
+	kd_hex(t->ev_sig, sizeof(t->ev_sig), hex);
+	r |= add(e, "sig", json_object_new_string(hex));
 	r |= add(e, "manifest", m);
 	r |= add(o, "wrap", w);
 	r |= add(o, "evidence", e);
