@@ -786,8 +786,16 @@ static int add_slot(struct kd_volume *v, const struct kd_secret *vk, const struc
 		return r;
 	r = add_slot_cd(cd, vk, pass, pin_key, meta, fp_slot, fp_token, seal, seal_ctx, ret_keyslot);
 	crypt_free(cd);
+	if (r) {
+		/* The reload must not overwrite the reason the add failed. */
+		char d[512];
+
+		snprintf(d, sizeof(d), "%s", kd_err_detail(r));
+		(void)volume_load(v);
+		return kd_fail(r, "%s", d);
+	}
 	r2 = volume_load(v);
-	return r ? r : r2;
+	return r2;
 }
 
 int kd_volume_add_slot(struct kd_volume *v, const struct kd_secret *vk,
