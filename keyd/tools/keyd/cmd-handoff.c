@@ -239,7 +239,8 @@ const struct kd_cmd cmd_handoff_serve = {
 	"same chip, no debug, VMPL 0, TCB floor, measurement in N's k-of-n signed\n"
 	"manifest, no SVN downgrade) and adds a pending keyslot + token for N on\n"
 	"every DEV: fresh slot secrets wrapped to the public key N's report vouches\n"
-	"for, and this launch's report as evidence. The volume key never leaves O.\n"
+	"for, with this launch's report and a signature over each slot as\n"
+	"evidence. The volume key never leaves O.\n"
 	"See keyd-handoff(8).\n"
 	"\n" HANDOFF_COMMON_HELP,
 };
