@@ -3,8 +3,9 @@
 # median of RUNS runs, broken down by phase (from `--timings --json` of both
 # sides): TLS (connect + handshake, N's view), own report, HELLO exchange,
 # peer verification (chain, report, manifest), O's wait for N's ACCEPT,
-# keyslot enrolment (O's header writes, wrap and evidence signature), N's total, O's start-up and N's process wall time. Each run starts
-# from the same pristine volume (O active only). Target (issue 6): < 100 ms.
+# keyslot enrolment (O's header writes, wrap and evidence signature), N's
+# total, O's start-up and N's process wall time. Each run starts from the
+# same pristine volume (O active only). Target (issue 6): < 100 ms.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export KEYD_BUILD=${KEYD_BUILD:-$PWD/build}
