@@ -224,8 +224,8 @@ int kd_pending_unwrap(EVP_PKEY *priv, const char *uuid, const struct kd_token *t
 	r = wrap_key(priv, epk, t->wrap_epk, pub, &kiv);
 	EVP_PKEY_free(epk);
 	if (r)
-		return kd_fail(KD_ETAMPER, "pending slot: wrapped secrets do not unwrap (%s)",
-			       kd_err_detail(r));
+		return kd_fail(KD_ETAMPER, "pending slot: wrapped secrets do not unwrap (no key "
+					   "agreement with its ephemeral key)");
 	memcpy(tag, t->wrap_ct + WRAP_PLAIN, WRAP_TAG);
 	if (gcm(false, kiv, aad, sizeof(aad), t->wrap_ct, WRAP_PLAIN, plain->data, tag))
 		return kd_fail(KD_ETAMPER, "pending slot: wrapped secrets do not authenticate for "
