@@ -106,13 +106,14 @@ endif
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/unit/helpers/*.c))
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(sort $(wildcard tests/tools/*.c)))
 
 DEPFLAGS = -MMD -MP
 # Tests find the real AMD vectors in the tree unless $KEYD_VECTORS says otherwise.
 TEST_CPPFLAGS = -DKD_TEST_VECTORS=\"$(abspath tests/vectors)\"
 
 .PHONY: all
-all: $(LIBKEYD) $(BINS) $(PLUGIN)
+all: $(LIBKEYD) $(BINS) $(PLUGIN) $(TEST_TOOLS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -154,6 +155,11 @@ $(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEY
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(SIM_CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) -Itests/unit -Ikeyd/sim/cuse $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
 		$(filter %/sevguest.o,$^) $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
+
+# Test-only tools: tests/tools/<name>.c -> $(B)/tests/tools/<name> (never installed)
+$(B)/tests/tools/%: tests/tools/%.c $(LIBKEYD)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBKEYD) $(PKG_LIBS)
 
 # Benchmark helpers: tests/bench/<name>.c -> $(B)/bench/<name>
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(sort $(wildcard tests/bench/*.c)))

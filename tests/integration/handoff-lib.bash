@@ -75,6 +75,9 @@ setup_world() {
 }
 
 COMMON() { echo "--release-keys $T/keys.json --ark $T/certs/ark.pem"; }
+# What N's unlock and commit judge a pending slot's evidence with (the image's
+# pinned keys; /etc/keyd/release-keys.json in a real image).
+RK() { echo "--release-keys $T/keys.json"; }
 
 # serve_bg [extra serve options...]: O in the background on $PORT; pid in OPID.
 serve_bg() {

@@ -6,6 +6,8 @@
 #include <stdio.h>
 
 #include "commands.h"
+#include "keyd/pending.h"
+#include "keyd/volume.h"
 
 static int run_version(int argc, char **argv)
 {
@@ -38,5 +40,7 @@ int main(int argc, char **argv)
 		{0},
 	};
 
+	/* A pending handoff slot opens after its evidence is judged (pending.h). */
+	kd_volume_default_pending_opener(kd_pending_opener, NULL);
 	return cli_dispatch("keyd", cmds, argc, argv);
 }
