@@ -109,13 +109,14 @@ endif
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/unit/helpers/*.c))
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(sort $(wildcard tests/tools/*.c)))
 
 DEPFLAGS = -MMD -MP
 # Tests find the real AMD vectors in the tree unless $KEYD_VECTORS says otherwise.
 TEST_CPPFLAGS = -DKD_TEST_VECTORS=\"$(abspath tests/vectors)\" -DKD_TEST_SRC=\"$(abspath .)\"
 
 .PHONY: all
-all: $(LIBKEYD) $(BINS) $(PLUGIN)
+all: $(LIBKEYD) $(BINS) $(PLUGIN) $(TEST_TOOLS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -163,6 +164,11 @@ SEVGUEST_PROBE := $(B)/tests/sevguest-probe
 $(SEVGUEST_PROBE): tests/vm/sevguest-probe.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+# Test-only tools: tests/tools/<name>.c -> $(B)/tests/tools/<name> (never installed)
+$(B)/tests/tools/%: tests/tools/%.c $(LIBKEYD)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBKEYD) $(PKG_LIBS)
 
 # Benchmark helpers: tests/bench/<name>.c -> $(B)/bench/<name>
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(sort $(wildcard tests/bench/*.c)))

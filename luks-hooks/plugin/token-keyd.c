@@ -16,6 +16,7 @@
 #include <libcryptsetup.h>
 
 #include "keyd/error.h"
+#include "keyd/pending.h"
 #include "keyd/secret.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
@@ -56,6 +57,8 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 		return -EINVAL;
 	if ((r = kd_volume_open(path, &v)) < 0)
 		goto fail;
+	/* A pending handoff slot opens after its evidence is judged (pending.h). */
+	kd_volume_set_pending_opener(v, kd_pending_opener, NULL);
 	if (strcmp(kd_volume_uuid(v), uuid)) {
 		r = kd_fail(KD_ETAMPER, "header changed under the token plugin");
 		goto fail;

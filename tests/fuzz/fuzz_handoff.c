@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Handoff message payloads (HELLO, VOLUMES, KEYS, DONE), parsed before the
+ * Handoff message payloads (HELLO, VOLUMES, ACCEPT, DONE), parsed before the
  * peer is verified. The first input byte picks the message; the rest is the
- * payload. KEYS and DONE must name the UUIDs that were asked for, which a
+ * payload. ACCEPT and DONE must name the UUIDs that were asked for, which a
  * fuzzer cannot guess, so the harness takes them from where they sit in the
  * input itself (it has to, or the parsers past the UUID check are never
  * reached).
- * Properties: every accepted payload re-encodes to exactly its bytes; KEYS
- * secrets land in locked kd_secrets of the announced lengths.
+ * Properties: every accepted payload re-encodes to exactly its bytes; a
+ * HELLO's handoff key is 32 bytes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +33,7 @@ static void hello(const uint8_t *p, size_t n)
 	FUZZ_ASSERT(h.role == KD_ROLE_OLD || h.role == KD_ROLE_NEW);
 	FUZZ_ASSERT(h.report_len == KD_REPORT_SIZE);
 	FUZZ_ASSERT(h.report >= p && h.manifest + h.manifest_len <= p + n);
+	FUZZ_ASSERT(h.kex_len == KD_KEX_PUB_LEN);
 	FUZZ_ASSERT(kd_hello_encode(&h, &enc, &elen) == 0);
 	FUZZ_ASSERT(elen == n && memcmp(enc, p, n) == 0);
 	free(enc);
@@ -54,8 +55,8 @@ static void volumes(const uint8_t *p, size_t n)
 	free(enc);
 }
 
-/* The UUIDs a KEYS/DONE payload names, read without validation. */
-static size_t peek_uuids(const uint8_t *p, size_t n, int keys,
+/* The UUIDs an ACCEPT/DONE payload names (`extra` bytes after each), unvalidated. */
+static size_t peek_uuids(const uint8_t *p, size_t n, size_t extra,
 			 char uuids[KD_HANDOFF_MAX_VOLUMES][KD_UUID_LEN + 1])
 {
 	size_t cnt, off = 2;
@@ -71,53 +72,30 @@ static size_t peek_uuids(const uint8_t *p, size_t n, int keys,
 		memcpy(uuids[i], p + off, KD_UUID_LEN);
 		uuids[i][KD_UUID_LEN] = 0;
 		off += KD_UUID_LEN;
-		if (!keys) {
-			off += 4;
-		} else {
-			for (int k = 0; k < 2; k++) {
-				size_t l;
-
-				if (n - off < 2)
-					return i + 1;
-				l = (size_t)p[off] | (size_t)p[off + 1] << 8;
-				off += 2;
-				if (n - off < l)
-					return i + 1;
-				off += l;
-			}
-		}
-		if (off > n)
+		if (n - off < extra)
 			return i + 1;
+		off += extra;
 	}
 	return cnt;
 }
 
-static void keys(const uint8_t *p, size_t n)
+static void accept_msg(const uint8_t *p, size_t n)
 {
 	char uuids[KD_HANDOFF_MAX_VOLUMES][KD_UUID_LEN + 1];
-	struct kd_handoff_key k[KD_HANDOFF_MAX_VOLUMES];
 	size_t cnt, elen = 0;
 	uint8_t *enc = NULL;
 
 	memset(uuids, 'a', sizeof(uuids));
 	for (size_t i = 0; i < KD_HANDOFF_MAX_VOLUMES; i++)
 		uuids[i][KD_UUID_LEN] = 0;
-	cnt = peek_uuids(p, n, 1, uuids);
+	cnt = peek_uuids(p, n, 0, uuids);
 	if (cnt == 0)
 		cnt = 1;
-	memset(k, 0, sizeof(k));
-	if (kd_keys_parse(p, n, (const char(*)[KD_UUID_LEN + 1])uuids, cnt, k))
+	if (kd_accept_parse(p, n, (const char(*)[KD_UUID_LEN + 1])uuids, cnt))
 		return;
-	for (size_t i = 0; i < cnt; i++) {
-		FUZZ_ASSERT(strcmp(k[i].uuid, uuids[i]) == 0);
-		FUZZ_ASSERT(k[i].passphrase && kd_secret_is_locked(k[i].passphrase));
-		FUZZ_ASSERT(k[i].pin_key && kd_secret_is_locked(k[i].pin_key));
-	}
-	FUZZ_ASSERT(kd_keys_encode(k, cnt, &enc, &elen) == 0);
+	FUZZ_ASSERT(kd_accept_encode((const char(*)[KD_UUID_LEN + 1])uuids, cnt, &enc, &elen) == 0);
 	FUZZ_ASSERT(elen == n && memcmp(enc, p, n) == 0);
-	kd_wipe(enc, elen);
 	free(enc);
-	kd_handoff_keys_wipe(k, cnt);
 }
 
 static void done(const uint8_t *p, size_t n)
@@ -130,7 +108,7 @@ static void done(const uint8_t *p, size_t n)
 	memset(uuids, 'a', sizeof(uuids));
 	for (size_t i = 0; i < KD_HANDOFF_MAX_VOLUMES; i++)
 		uuids[i][KD_UUID_LEN] = 0;
-	cnt = peek_uuids(p, n, 0, uuids);
+	cnt = peek_uuids(p, n, 4, uuids);
 	if (cnt == 0)
 		cnt = 1;
 	if (kd_done_parse(p, n, (const char(*)[KD_UUID_LEN + 1])uuids, cnt, slots))
@@ -148,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (data[0] % 4) {
 	case 0: hello(data + 1, size - 1); break;
 	case 1: volumes(data + 1, size - 1); break;
-	case 2: keys(data + 1, size - 1); break;
+	case 2: accept_msg(data + 1, size - 1); break;
 	default: done(data + 1, size - 1); break;
 	}
 	kd_err_clear();

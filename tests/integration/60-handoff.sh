@@ -11,7 +11,7 @@ setup_world
 SHA0=$(img_sha)
 
 # N cannot open the volume before the handoff.
-if "$KEYD" unlock "$T/disk.img" --dry-run "${SIM_n[@]}" 2>"$T/err"; then fail "N opened before handoff"; fi
+if "$KEYD" unlock "$T/disk.img" --dry-run "${RK[@]}" --backend sim --sim "unix:$T/n.sock" 2>"$T/err"; then fail "N opened before handoff"; fi
 
 serve_bg --timings
 receive --timings --json
@@ -30,10 +30,10 @@ EOF
 [ "$(img_sha)" != "$SHA0" ] || fail "handoff wrote nothing"
 
 # N now unlocks (dry-run) with its own key; O still does too.
-"$KEYD" unlock "$T/disk.img" --dry-run --state-file "$T/n.slot" "${SIM_n[@]}" >"$T/out" || fail "N cannot unlock after handoff"
+"$KEYD" unlock "$T/disk.img" --dry-run --state-file "$T/n.slot" "${RK[@]}" --backend sim --sim "unix:$T/n.sock" >"$T/out" || fail "N cannot unlock after handoff"
 grep -q "pending" "$T/out" || fail "N unlocked through an unexpected slot: $(cat "$T/out")"
 [ "$(cat "$T/n.slot")" = pending ] || fail "N's --state-file says '$(cat "$T/n.slot")', not pending"
-"$KEYD" unlock "$T/disk.img" --dry-run --state-file "$T/o.slot" "${SIM_o[@]}" >/dev/null || fail "O lost access after handoff"
+"$KEYD" unlock "$T/disk.img" --dry-run --state-file "$T/o.slot" "${RK[@]}" --backend sim --sim "unix:$T/o.sock" >/dev/null || fail "O lost access after handoff"
 [ "$(cat "$T/o.slot")" = active ] || fail "O's --state-file says '$(cat "$T/o.slot")', not active"
 # Retire never removes O while N is only pending (N has not proven it boots).
 "$KEYD" status "$T/disk.img" --json "${SIM_o[@]}" >"$T/st.json" || true
@@ -68,7 +68,7 @@ python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tokens"]; assert le
 	fail "rerun duplicated the pending slot"
 
 # Commit as N: N active, O retired (kept for one rollback).
-"$KEYD" commit "$T/disk.img" --json "${SIM_n[@]}" >"$T/c.json" || fail "commit failed"
+"$KEYD" commit "$T/disk.img" --json "${RK[@]}" --backend sim --sim "unix:$T/n.sock" >"$T/c.json" || fail "commit failed"
 python3 - "$T/c.json" <<'EOF' || fail "commit json: $(cat "$T/c.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -82,9 +82,9 @@ by = {t["measurement"]: t for t in d["tokens"]}
 assert by[sys.argv[3]]["state"] == "active", by
 assert by[sys.argv[2]]["state"] == "retired", by
 EOF
-"$KEYD" unlock "$T/disk.img" --dry-run "${SIM_n[@]}" >/dev/null || fail "N cannot unlock after commit"
+"$KEYD" unlock "$T/disk.img" --dry-run "${RK[@]}" --backend sim --sim "unix:$T/n.sock" >/dev/null || fail "N cannot unlock after commit"
 # Rollback: O's retired slot still opens for O (kept for one rollback).
-"$KEYD" unlock "$T/disk.img" --dry-run "${SIM_o[@]}" >/dev/null || fail "O cannot roll back through its retired slot"
+"$KEYD" unlock "$T/disk.img" --dry-run "${RK[@]}" --backend sim --sim "unix:$T/o.sock" >/dev/null || fail "O cannot roll back through its retired slot"
 # Rolled back, O must still refuse a peer below the volume's newest ACTIVE
 # release (N, SVN 2), even though that peer's SVN equals O's own (1).
 MP=$(printf 'd4%.0s' $(seq 48))
@@ -98,7 +98,7 @@ wait_o
 grep -q "active slot at SVN 2" "$T/o.err" || fail "SVN-below-active refusal: $(cat "$T/o.err")"
 [ "$(img_sha)" = "$SHA2" ] || fail "refused downgrade wrote to the image"
 # Rerun is harmless.
-"$KEYD" commit "$T/disk.img" "${SIM_n[@]}" | kd_has "already active" || fail "commit rerun"
+"$KEYD" commit "$T/disk.img" "${RK[@]}" --backend sim --sim "unix:$T/n.sock" | kd_has "already active" || fail "commit rerun"
 
 # A third version M: N (now active) serves, M commits. Keep-previous keeps N
 # as retired and kills O's older retired slot.
@@ -108,7 +108,7 @@ O_LAUNCH=n O_MANIFEST=$T/mn.json serve_bg
 N_LAUNCH=m N_MANIFEST=$T/mm.json receive
 wait_o
 [ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "N -> M handoff: $(cat "$T/o.err" "$T/n.err")"
-"$KEYD" commit "$T/disk.img" --json "${SIM_m[@]}" >"$T/c.json" || fail "M commit failed"
+"$KEYD" commit "$T/disk.img" --json "${RK[@]}" --backend sim --sim "unix:$T/m.sock" >"$T/c.json" || fail "M commit failed"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["retired"]==1 and d["killed"]==1, d' \
 	"$T/c.json" || fail "M commit: $(cat "$T/c.json")"
 "$KEYD" status "$T/disk.img" --json "${SIM_m[@]}" >"$T/st.json" || true
@@ -117,13 +117,13 @@ import json, sys
 by = {t["measurement"]: t["state"] for t in json.load(open(sys.argv[1]))["tokens"]}
 assert sys.argv[2] not in by and by[sys.argv[3]] == "retired" and by[sys.argv[4]] == "active", by
 EOF2
-"$KEYD" unlock "$T/disk.img" --dry-run "${SIM_m[@]}" >/dev/null || fail "M cannot unlock"
+"$KEYD" unlock "$T/disk.img" --dry-run "${RK[@]}" --backend sim --sim "unix:$T/m.sock" >/dev/null || fail "M cannot unlock"
 
 # --retire-previous kills the previous slot; the committed one still opens.
-"$KEYD" commit "$T/disk.img" --retire-previous --json "${SIM_m[@]}" >"$T/c.json" || fail "retire-previous"
+"$KEYD" commit "$T/disk.img" --retire-previous --json "${RK[@]}" --backend sim --sim "unix:$T/m.sock" >"$T/c.json" || fail "retire-previous"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["killed"]==1, d' "$T/c.json" ||
 	fail "retire-previous did not kill N's slot: $(cat "$T/c.json")"
-"$KEYD" unlock "$T/disk.img" --dry-run "${SIM_m[@]}" >/dev/null || fail "M lost access"
+"$KEYD" unlock "$T/disk.img" --dry-run "${RK[@]}" --backend sim --sim "unix:$T/m.sock" >/dev/null || fail "M lost access"
 [ "$(cryptsetup luksDump --dump-json-metadata "$T/disk.img" |
 	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keyslots"]))')" = 1 ] ||
 	fail "retired keyslots left behind"

@@ -41,7 +41,7 @@ elif mode == "truncated":
     sys.exit(0)
 elif mode == "bad-hello":
     body = b"N\0\0\0" + struct.pack("<I", 1184) + b"\0" * 1184 + struct.pack("<I", 0) \
-        + struct.pack("<I", 2) + b"{}" + b"trailing"
+        + struct.pack("<I", 2) + b"{}" + struct.pack("<I", 32) + b"\0" * 32 + b"trailing"
     s.sendall(struct.pack("<IH", len(body), 1) + body)
 elif mode == "wrong-type":
     s.sendall(struct.pack("<IH", 2, 3) + b"\0\0")
@@ -68,7 +68,7 @@ frame_case oversized "exceeds the 65530-byte cap"
 frame_case garbage "exceeds the|not a handoff message"
 frame_case truncated "truncated|closed"
 frame_case bad-hello "trailing"
-frame_case wrong-type "peer sent KEYS where HELLO was expected"
+frame_case wrong-type "peer sent ACCEPT where HELLO was expected"
 
 # A client that is not even TLS.
 serve_bg --read-timeout 2
@@ -97,7 +97,7 @@ for step in tls hello volumes; do
 done
 
 # O stops at each step: N gives up within its read timeout.
-for step in tls hello volumes keys; do
+for step in tls hello volumes accept; do
 	serve_bg --stall-after "$step" --timeout 1.5
 	receive --read-timeout 0.5 --timeout 2
 	wait_o
@@ -106,13 +106,13 @@ for step in tls hello volumes keys; do
 	echo "ok: O stalls after $step: $(cat "$T/n.err")"
 done
 
-# N stops after sending KEYS: O enrols (a pending slot only N's image can use),
+# N stops after sending ACCEPT: O enrols (a pending slot only N's image can use),
 # O's own slot still opens, and a rerun replaces the pending slot.
 serve_bg --read-timeout 2
-receive --stall-after keys --timeout 2
+receive --stall-after accept --timeout 2
 wait_o
-[ "$ORC" = 0 ] || fail "N stalls after keys: O: $(cat "$T/o.err")"
-"$KEYD" unlock "$T/disk.img" --dry-run "${SIM_o[@]}" >/dev/null || fail "O lost access"
+[ "$ORC" = 0 ] || fail "N stalls after accept: O: $(cat "$T/o.err")"
+"$KEYD" unlock "$T/disk.img" --dry-run "${RK[@]}" --backend sim --sim "unix:$T/o.sock" >/dev/null || fail "O lost access"
 serve_bg
 receive
 wait_o

@@ -50,7 +50,7 @@ ok_handoff() { # what
 		fail "$1: O exit $ORC, N exit $NRC: $(cat "$T/o.err" "$T/n.err")"
 	if [ -n "$SPID" ]; then kill "$SPID" 2>/dev/null || true; fi
 	SPID=
-	"$KEYD" unlock "$T/disk.img" --dry-run --backend sim --sim "unix:$T/n.sock" >/dev/null || fail "$1: N cannot unlock"
+	"$KEYD" unlock "$T/disk.img" --dry-run "${RK[@]}" --backend sim --sim "unix:$T/n.sock" >/dev/null || fail "$1: N cannot unlock"
 	echo "ok: $1"
 }
 

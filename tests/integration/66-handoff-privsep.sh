@@ -55,5 +55,5 @@ KEYD=$FP KEYD_FAILPOINT=handoff.child-lies serve_bg
 receive
 wait_o
 [ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "genuine N: O $ORC N $NRC: $(cat "$T/o.err" "$T/n.err")"
-"$KEYD" unlock "$T/disk.img" --dry-run --backend sim --sim "unix:$T/n.sock" >/dev/null || fail "genuine N cannot unlock"
+"$KEYD" unlock "$T/disk.img" --dry-run "${RK[@]}" --backend sim --sim "unix:$T/n.sock" >/dev/null || fail "genuine N cannot unlock"
 echo "PASS: handoff privilege separation"

@@ -74,9 +74,9 @@ core_limit_zero "$OPID" "keyd handoff serve"
 receive --timings
 wait_o
 [ "$ORC" = 0 ] && [ "$NRC" = 0 ] || fail "handoff: O $ORC N $NRC: $(cat "$T/o.err" "$T/n.err")"
-run unlock-n "$KEYD" unlock "$T/disk.img" --dry-run "${SIM_n[@]}"
-run commit-n "$KEYD" commit "$T/disk.img" "${SIM_n[@]}"
-run unlock-n2 "$KEYD" unlock "$T/disk.img" --dry-run --json "${SIM_n[@]}"
+run unlock-n "$KEYD" unlock "$T/disk.img" --dry-run "${RK[@]}" --backend sim --sim "unix:$T/n.sock"
+run commit-n "$KEYD" commit "$T/disk.img" "${RK[@]}" --backend sim --sim "unix:$T/n.sock"
+run unlock-n2 "$KEYD" unlock "$T/disk.img" --dry-run --json "${RK[@]}" --backend sim --sim "unix:$T/n.sock"
 # keyd-recover (escrow) is exercised here once it exists.
 if [ -x "$B/keyd-recover" ]; then echo "note: keyd-recover present but not yet covered"; fi
 
@@ -91,7 +91,12 @@ hkdf() { # KEYHEX LEN INFO -> lowercase hex
 }
 : >"$KN/pass"
 : >"$KN/pinkeys"
+: >"$KN/kex"
 while read -r d; do
+	# The seed of N's handoff key-agreement key (no salt): private as well.
+	openssl kdf -keylen 32 -kdfopt digest:SHA384 -kdfopt "hexkey:$d" \
+		-kdfopt "info:keyd/v2/handoff-kex" HKDF </dev/null | tr -d ':\n' | tr 'A-F' 'a-f' >>"$KN/kex"
+	echo >>"$KN/kex"
 	hkdf "$d" 32 keyd/v1/keyslot >>"$KN/pass"
 	echo >>"$KN/pass"
 	hkdf "$d" 48 keyd/v1/pin >>"$KN/pinkeys"
@@ -151,6 +156,7 @@ lines = lambda p: [l.strip() for l in open(p) if l.strip()]
 add("derived-key", lines(f"{KN}/derived"))
 add("passphrase", lines(f"{KN}/pass"), text=True)
 add("pin-key", lines(f"{KN}/pinkeys"))
+add("handoff-kex-seed", lines(f"{KN}/kex"))
 add("volume-key", [open(f"{KN}/vk", "rb").read().hex()])
 
 # Files: everything written under T (outputs, logs, manifests, certs, sockets

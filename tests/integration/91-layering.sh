@@ -18,7 +18,7 @@ declare -A owner=(
 	[backend.h]=backend [simwire.h]=backend
 	[verify.h]=attest [certbundle.h]=attest [measure.h]=measure [manifest.h]=manifest [root.h]=boot
 	[header.h]=luks2 [token.h]=luks2 [volume.h]=luks2 [luks2json.h]=luks2 [rotate.h]=luks2
-	[escrow.h]=escrow [recover.h]=recover [handoff.h]=handoff [frame.h]=handoff
+	[escrow.h]=escrow [recover.h]=recover [handoff.h]=handoff [frame.h]=handoff [pending.h]=handoff
 )
 # Module -> the modules it may include besides core and itself.
 declare -A allowed=(

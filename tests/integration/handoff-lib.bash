@@ -89,6 +89,10 @@ setup_world() {
 }
 
 COMMON=(--release-keys "$T/keys.json" --ark "$T/certs/ark.pem")
+# What N's unlock and commit judge a pending slot's evidence with (the image's
+# pinned keys; /etc/keyd/release-keys.json in a real image).
+# shellcheck disable=SC2034 # used by the tests that source this file
+RK=(--release-keys "$T/keys.json")
 
 # serve_bg [extra serve options...]: O in the background on $PORT; pid in OPID.
 serve_bg() {

@@ -67,15 +67,15 @@ START_TEST(frame_cap)
 	static uint8_t big[KD_FRAME_PAYLOAD_MAX + 1];
 
 	kd_put_le32(hdr, KD_FRAME_PAYLOAD_MAX);
-	kd_put_le16(hdr + 4, KD_MSG_KEYS);
+	kd_put_le16(hdr + 4, KD_MSG_ACCEPT);
 	ck_assert_int_eq(kd_frame_parse_header(hdr, 6, &t, &n), 0);
 	ck_assert_uint_eq(n, KD_FRAME_PAYLOAD_MAX);
 	kd_put_le32(hdr, KD_FRAME_PAYLOAD_MAX + 1);
 	ck_assert_int_eq(kd_frame_parse_header(hdr, 6, &t, &n), KD_EPROTO);
 	kd_put_le32(hdr, 0xffffffffu);
 	ck_assert_int_eq(kd_frame_parse_header(hdr, 6, &t, &n), KD_EPROTO);
-	ck_assert_int_eq(kd_frame_encode(KD_MSG_KEYS, big, sizeof(big), &buf, &len), KD_EINVAL);
-	ck_assert_int_eq(kd_frame_encode(KD_MSG_KEYS, big, sizeof(big) - 1, &buf, &len), 0);
+	ck_assert_int_eq(kd_frame_encode(KD_MSG_ACCEPT, big, sizeof(big), &buf, &len), KD_EINVAL);
+	ck_assert_int_eq(kd_frame_encode(KD_MSG_ACCEPT, big, sizeof(big) - 1, &buf, &len), 0);
 	ck_assert_uint_eq(len, KD_FRAME_MAX);
 	free(buf);
 }
@@ -100,31 +100,31 @@ START_TEST(frame_io)
 	free(p);
 	/* Nothing sent: the read times out, within its budget. */
 	t0 = kd_now_ms();
-	ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_KEYS, &p, &n), KD_ETIMEOUT);
+	ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_ACCEPT, &p, &n), KD_ETIMEOUT);
 	ck_assert_int_lt(kd_now_ms() - t0, 1000);
 	/* The whole-exchange deadline cuts the per-read timeout. */
 	b.read_timeout_ms = 10000;
 	b.deadline_ms = kd_now_ms() + 150;
 	t0 = kd_now_ms();
-	ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_KEYS, &p, &n), KD_ETIMEOUT);
+	ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_ACCEPT, &p, &n), KD_ETIMEOUT);
 	ck_assert_int_lt(kd_now_ms() - t0, 1000);
 	b.deadline_ms = 0;
 	b.read_timeout_ms = 500;
 	/* Unexpected type. */
 	ck_assert_int_eq(kd_frame_send(&a, KD_MSG_DONE, NULL, 0), 0);
-	ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_KEYS, &p, &n), KD_EPROTO);
+	ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_ACCEPT, &p, &n), KD_EPROTO);
 	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EPROTO), "DONE"));
 	/* Peer's ERROR becomes a refusal quoting a sanitised reason. */
 	ck_assert_int_eq(kd_frame_send(&a, KD_MSG_ERROR, "bad\nthing", 9), 0);
-	ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_KEYS, &p, &n), KD_EREFUSED);
+	ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_ACCEPT, &p, &n), KD_EREFUSED);
 	ck_assert_str_eq(kd_err_detail(KD_EREFUSED), "peer refused: bad?thing");
 	/* Header announces 100 bytes, peer closes after 3. */
 	{
-		uint8_t h[9] = {100, 0, 0, 0, KD_MSG_KEYS, 0, 1, 2, 3};
+		uint8_t h[9] = {100, 0, 0, 0, KD_MSG_ACCEPT, 0, 1, 2, 3};
 
 		ck_assert_int_eq(write(sv[0], h, sizeof(h)), (ssize_t)sizeof(h));
 		close(sv[0]);
-		ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_KEYS, &p, &n), KD_EPROTO);
+		ck_assert_int_eq(kd_frame_recv(&b, KD_MSG_ACCEPT, &p, &n), KD_EPROTO);
 		ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EPROTO), "truncated"));
 	}
 	close(sv[1]);
@@ -170,53 +170,47 @@ START_TEST(volumes_roundtrip_and_garbage)
 }
 END_TEST
 
-START_TEST(keys_roundtrip_and_mismatch)
+START_TEST(accept_roundtrip_and_mismatch)
 {
 	char u[1][KD_UUID_LEN + 1], other[1][KD_UUID_LEN + 1];
-	struct kd_handoff_key k, out[1];
-	uint8_t pass[32], pin[32], *buf;
+	uint8_t *buf;
 	size_t n;
 
-	memset(&k, 0, sizeof(k));
-	memset(pass, 0x11, sizeof(pass));
-	memset(pin, 0x22, sizeof(pin));
 	strcpy(u[0], uuid1);
 	strcpy(other[0], uuid2);
-	strcpy(k.uuid, uuid1);
-	ck_assert_int_eq(kd_secret_dup(pass, 32, &k.passphrase), 0);
-	ck_assert_int_eq(kd_secret_dup(pin, 32, &k.pin_key), 0);
-	ck_assert_int_eq(kd_keys_encode(&k, 1, &buf, &n), 0);
-	ck_assert_uint_eq(n, 2 + 36 + 2 + 32 + 2 + 32);
-	ck_assert_int_eq(kd_keys_parse(buf, n, (const char(*)[KD_UUID_LEN + 1])u, 1, out), 0);
-	ck_assert_mem_eq(out[0].passphrase->data, pass, 32);
-	ck_assert_mem_eq(out[0].pin_key->data, pin, 32);
-	kd_handoff_keys_wipe(out, 1);
-	ck_assert_int_eq(kd_keys_parse(buf, n, (const char(*)[KD_UUID_LEN + 1])other, 1, out),
+	ck_assert_int_eq(kd_accept_encode((const char(*)[KD_UUID_LEN + 1])u, 1, &buf, &n), 0);
+	/* Nothing but the count and the UUID: ACCEPT carries no secret. */
+	ck_assert_uint_eq(n, 2 + 36);
+	ck_assert_int_eq(kd_accept_parse(buf, n, (const char(*)[KD_UUID_LEN + 1])u, 1), 0);
+	ck_assert_int_eq(kd_accept_parse(buf, n, (const char(*)[KD_UUID_LEN + 1])other, 1),
 			 KD_EPROTO);
 	for (size_t i = 0; i < n; i++)
-		ck_assert_int_ne(kd_keys_parse(buf, i, (const char(*)[KD_UUID_LEN + 1])u, 1, out), 0);
-	/* Too-short secret length is refused. */
-	buf[38] = 4;
-	ck_assert_int_eq(kd_keys_parse(buf, n, (const char(*)[KD_UUID_LEN + 1])u, 1, out),
-			 KD_EMALFORMED);
+		ck_assert_int_ne(kd_accept_parse(buf, i, (const char(*)[KD_UUID_LEN + 1])u, 1), 0);
 	free(buf);
-	kd_handoff_keys_wipe(&k, 1);
 }
 END_TEST
 
 START_TEST(hello_strict)
 {
 	uint8_t report[KD_REPORT_SIZE] = {0}, *buf;
+	uint8_t kex[KD_KEX_PUB_LEN];
 	struct kd_hello h = {KD_ROLE_NEW, report, sizeof(report), (const uint8_t *)"", 0,
-			     (const uint8_t *)"{}", 2},
+			     (const uint8_t *)"{}", 2, kex, sizeof(kex)},
 			out;
 	size_t n;
 
+	memset(kex, 0x5a, sizeof(kex));
 	ck_assert_int_eq(kd_hello_encode(&h, &buf, &n), 0);
 	ck_assert_int_eq(kd_hello_parse(buf, n, &out), 0);
 	ck_assert_uint_eq(out.role, 'N');
 	ck_assert_uint_eq(out.report_len, KD_REPORT_SIZE);
 	ck_assert_uint_eq(out.manifest_len, 2);
+	ck_assert_uint_eq(out.kex_len, KD_KEX_PUB_LEN);
+	ck_assert_mem_eq(out.kex, kex, sizeof(kex));
+	/* O's HELLO carries a 32-byte key too (its evidence signing key). */
+	buf[0] = 'O';
+	ck_assert_int_eq(kd_hello_parse(buf, n, &out), 0);
+	buf[0] = 'N';
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_ne(kd_hello_parse(buf, i, &out), 0);
 	buf[1] = 1;
@@ -225,6 +219,11 @@ START_TEST(hello_strict)
 	buf[0] = 'X';
 	ck_assert_int_eq(kd_hello_parse(buf, n, &out), KD_EMALFORMED);
 	free(buf);
+	h.kex_len = 0;
+	ck_assert_int_eq(kd_hello_encode(&h, &buf, &n), 0);
+	ck_assert_int_eq(kd_hello_parse(buf, n, &out), KD_EMALFORMED);
+	free(buf);
+	h.kex_len = sizeof(kex);
 	h.report_len = 100;
 	ck_assert_int_eq(kd_hello_encode(&h, &buf, &n), 0);
 	ck_assert_int_eq(kd_hello_parse(buf, n, &out), KD_EMALFORMED);
@@ -254,7 +253,7 @@ int main(void)
 	tcase_add_test(tc, frame_cap);
 	tcase_add_test(tc, frame_io);
 	tcase_add_test(tc, volumes_roundtrip_and_garbage);
-	tcase_add_test(tc, keys_roundtrip_and_mismatch);
+	tcase_add_test(tc, accept_roundtrip_and_mismatch);
 	tcase_add_test(tc, hello_strict);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

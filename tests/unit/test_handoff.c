@@ -174,7 +174,7 @@ static int verify_as(char my_role, const struct launch *me, const struct launch 
 {
 	struct kd_hello h = {(uint8_t)(my_role == 'O' ? 'N' : 'O'), peer->report, KD_REPORT_SIZE,
 			     peer->certs, peer->certs_len, (const uint8_t *)peer->manifest,
-			     strlen(peer->manifest)};
+			     strlen(peer->manifest), NULL, 0};
 	struct kd_manifest *pm = NULL;
 	struct kd_report rep;
 	int r;
@@ -258,7 +258,7 @@ START_TEST(replayed_report)
 	/* Reflection: O's own report sent back as if from N. */
 	{
 		struct kd_hello h = {'N', o.report, KD_REPORT_SIZE, o.certs, o.certs_len,
-				     (const uint8_t *)o.manifest, strlen(o.manifest)};
+				     (const uint8_t *)o.manifest, strlen(o.manifest), NULL, 0};
 		struct kd_manifest *pm = NULL;
 		struct kd_report rep;
 
@@ -514,7 +514,7 @@ START_TEST(isolated_verifier)
 	o.manifest = manifest_json(MEAS_O, 3, "1.3", 2, NULL, &o.m);
 	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
 	h = (struct kd_hello){'N', n.report, KD_REPORT_SIZE, n.certs, n.certs_len,
-			      (const uint8_t *)n.manifest, strlen(n.manifest)};
+			      (const uint8_t *)n.manifest, strlen(n.manifest), NULL, 0};
 	ck_assert_int_eq(kd_handoff_own_verifier(o.certs, o.certs_len, &t, &v), 0);
 	ck_assert_int_eq(kd_handoff_verify_peer_isolated('O', &h, v, E1, &o.parsed, o.m, &t, 5000,
 							 &rep, &pm),

@@ -15,6 +15,7 @@
 #include "keyd/error.h"
 #include "keyd/header.h"
 #include "keyd/rotate.h"
+#include "keyd/volume.h"
 
 #define HDR_SIZE 16384u
 
@@ -265,6 +266,68 @@ START_TEST(status_from_header)
 }
 END_TEST
 
+/*
+ * A rotation's old-key and journal keyslots have no token by design: the
+ * orphan reclaim of a handoff or commit (kd_volume_reclaim_orphans) must
+ * never kill them, or the data not yet re-encrypted is lost.
+ */
+START_TEST(reclaim_spares_rotation_keyslots)
+{
+	struct crypt_device *cd = NULL;
+	struct crypt_params_luks2 p = {.sector_size = 4096};
+	const struct crypt_pbkdf_type pb = {.type = CRYPT_KDF_PBKDF2, .hash = "sha512",
+					    .iterations = 1000, .flags = CRYPT_PBKDF_NO_BENCHMARK};
+	struct crypt_params_reencrypt rp = {.mode = CRYPT_REENCRYPT_REENCRYPT,
+					    .direction = CRYPT_REENCRYPT_FORWARD,
+					    .resilience = "journal",
+					    .luks2 = &p,
+					    .flags = CRYPT_REENCRYPT_INITIALIZE_ONLY};
+	char img[] = "/tmp/keyd-test-rotate-reclaim-XXXXXX", vk[64] = {1}, vk2[64] = {2};
+	struct kd_volume *v = NULL;
+	json_object *meta;
+	int fd = mkstemp(img), reenc = -1, r;
+	size_t n = 99;
+
+	/* Two keyslots of the old key (so that keyslot 0 is not the last
+	 * active one, which libcryptsetup would protect anyway), the new key's
+	 * keyslot, then the reencryption metadata: a rotation in progress. */
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 32 << 20), 0);
+	close(fd);
+	ck_assert_int_eq(crypt_init(&cd, img), 0);
+	ck_assert_int_eq(crypt_set_pbkdf_type(cd, &pb), 0);
+	ck_assert_int_eq(crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, vk, 64, &p), 0);
+	ck_assert_int_eq(crypt_keyslot_add_by_volume_key(cd, 0, vk, 64, "pw", 2), 0);
+	ck_assert_int_eq(crypt_keyslot_add_by_volume_key(cd, 5, vk, 64, "pw", 2), 5);
+	ck_assert_int_eq(crypt_keyslot_add_by_key(cd, 1, vk2, 64, "pw", 2,
+						  CRYPT_VOLUME_KEY_NO_SEGMENT), 1);
+	ck_assert_int_ge(crypt_reencrypt_init_by_passphrase(cd, NULL, "pw", 2, 0, 1, "aes",
+							    "xts-plain64", &rp), 0);
+	meta = dump(cd);
+	crypt_free(cd);
+	cd = NULL;
+	json_object_object_foreach(json_object_object_get(meta, "keyslots"), id, ks) {
+		if (!strcmp(json_object_get_string(json_object_object_get(ks, "type")), "reencrypt"))
+			reenc = atoi(id);
+	}
+	json_object_put(meta);
+	ck_assert_int_ge(reenc, 2);
+
+	ck_assert_int_eq(kd_volume_open(img, &v), 0);
+	r = kd_volume_reclaim_orphans(v, NULL, &n);
+	kd_volume_close(v);
+	ck_assert_msg(r == 0, "%s", kd_err_detail(r));
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(crypt_init(&cd, img), 0);
+	ck_assert_int_eq(crypt_load(cd, CRYPT_LUKS2, NULL), 0);
+	ck_assert_int_ne(crypt_keyslot_status(cd, 0), CRYPT_SLOT_INACTIVE);
+	ck_assert_int_ne(crypt_keyslot_status(cd, 5), CRYPT_SLOT_INACTIVE);
+	ck_assert_int_ne(crypt_keyslot_status(cd, reenc), CRYPT_SLOT_INACTIVE);
+	crypt_free(cd);
+	unlink(img);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("rotate");
@@ -278,6 +341,7 @@ int main(void)
 	tcase_add_test(tc, view_refusals);
 	tcase_add_test(tc, keyslot_roles);
 	tcase_add_test(tc, status_from_header);
+	tcase_add_test(tc, reclaim_spares_rotation_keyslots);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

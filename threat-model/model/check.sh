@@ -50,7 +50,7 @@ run() {
 	if [ "$kind" = mutant ]; then
 		if [ "${errors:-0}" -gt 0 ]; then
 			local what
-			what=$(sed -n 's/.*assertion violated ((\([1-5]\)==\1).*(at depth \([0-9]*\)).*/property \1 violated at depth \2/p' "$log" | sed -n 1p)
+			what=$(sed -n 's/.*assertion violated ((\([1-7]\)==\1).*(at depth \([0-9]*\)).*/property \1 violated at depth \2/p' "$log" | sed -n 1p)
 			echo "$name: caught (${what:-$(grep -m1 -E 'assertion violated|acceptance cycle' "$log" | cut -c1-80)}) [${secs}s]" >"$d/result"
 			echo ok >"$d/status"
 		else
@@ -84,6 +84,10 @@ M+=("mutant-no-svn-check|mutant|-DMITM|s|^#define SVN_CHECK(l, f) .*|#define SVN
 # design findings kept as mutants: the check the model showed to be needed
 M+=("finding-no-report-binding|mutant|-DMITM|s|^#define BINDING_CHECK(r, s) .*|#define BINDING_CHECK(r, s) (true)|")
 M+=("finding-rekey-without-svn|mutant|-DLIFECYCLE|/^inline rekey/,/^}/s|ok = SVN_CHECK(me, fl)|ok = true|")
+# handoff format 1: N sent its sealing-derived slot secret (the harvest attack)
+M+=("finding-n-sends-keys|mutant|-DMITM|s|skip\t/\* MUTANT:n-sends-keys \*/|mhasN = true|")
+# commit kept the pending slot's secrets, which O made, for N's active slot
+M+=("finding-commit-in-place|mutant||s|wr(j, MK(LN, TACT, TCB(j))) };\t/\* MUTANT:commit-in-place \*/|wr(j, MKF(LN, TACT, TCB(j))) };|")
 
 # --- volume-key rotation (rotate.pml): the model and its mutants ---
 RR=("rotate safety ''")

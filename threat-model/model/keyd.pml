@@ -35,11 +35,18 @@
 #define TPEN  2
 #define TRET  3
 
-/* a keyslot and its token: owner(3) | token state(2) << 3 | tcb-1 << 5 */
+/*
+ * a keyslot and its token: owner(3) | token state(2) << 3 | tcb-1 << 5 |
+ * fresh << 6. A fresh keyslot opens with one-time secrets O made in a
+ * handoff and wrapped to the owner's key (handoff format 2); any other
+ * keyslot opens with the owner's sealing-derived secret.
+ */
 #define OWN(i)   (hdr[i] & 7)
 #define TS(i)    ((hdr[i] >> 3) & 3)
 #define TCB(i)   (((hdr[i] >> 5) & 1) + 1)
+#define FRESH(i) ((hdr[i] >> 6) & 1)
 #define MK(o, t, c) ((o) | ((t) << 3) | (((c) - 1) << 5))
+#define MKF(o, t, c) (MK(o, t, c) | 64)
 /* the launch a token names; a forged token names N */
 #define TFOR(i)  ((OWN(i) == LH) -> LN : OWN(i))
 
@@ -70,7 +77,7 @@
                      if :: C(2) -> v = 2 :: else -> if :: C(3) -> v = 3 :: else -> \
                      if :: C(4) -> v = 4 fi fi fi fi fi
 
-mtype = { REP, UUID, KEYS, DONE };
+mtype = { REP, UUID, ACCEPT, DONE };
 
 byte hdr[NS];
 byte hist[HIST * NS];
@@ -85,7 +92,7 @@ bool nwait;		/* N in upgrade mode, waiting for O */
 byte nsess;
 byte sessctr;
 byte mseenO, mseenN;	/* sessions whose report the MITM holds */
-bool mhasN;		/* the MITM holds N's key material */
+bool mhasN;		/* the adversary holds N's sealing-derived slot secret */
 byte forged, nrec;
 bool hdone;		/* ghost: a handoff to N completed */
 byte nopened;		/* ghost: slot+1 N opened (pin verified) in its commit context */
@@ -139,6 +146,8 @@ inline close_conn() { conn = false; flush() }
 #define OLDSLOT(i)  (OWN(i) == me && TS(i) == TACT && TCB(i) < chiptcb)
 #define NEWSLOT(i)  (OWN(i) == me && TS(i) == TACT && TCB(i) == chiptcb)
 #define STALE(i)    ((TS(i) == TNONE && OWN(i) != L0) || (TS(i) == TPEN && TFOR(i) == rep))
+#define ORPHAN(i)   (TS(i) == TNONE && OWN(i) != L0)
+#define N_ACT(i)    (TS(i) == TACT && OWN(i) == LN)
 
 
 /*
@@ -242,10 +251,15 @@ o_loop:
 	/* mutual attestation, O side: binding, chip, manifest, SVN */
 	ok = BINDING_CHECK(rs, s) && CHIP_CHECK(rep) && MANIFEST_CHECK(rep) && SVN_CHECK(rep, SVN(LO));
 	if :: !ok -> goto o_abort :: else fi;
+	/*
+	 * keys: whose key the fresh slot secrets get wrapped to. The report
+	 * vouches for the key it was bound to (the session binding); a MITM
+	 * pairs whatever report passed with its own key.
+	 */
 	if
 	:: peer == LN ->
 		SEND(o2n, UUID, s, 0, o_abort);
-		RECV(n2o, KEYS, rs, keys, o_abort)
+		RECV(n2o, ACCEPT, rs, keys, o_abort)
 	:: else ->
 		if :: keys = mid :: mhasN -> keys = LN fi
 	fi;
@@ -263,11 +277,11 @@ o_loop:
 		:: ANY(FREE) -> PICK(i, FREE);
 			assert(2 == 2 && VERIFIED_BY_O(keys));	/* property 2 */
 			add_check(keys);		/* property 3 */
-			wr(i, MK(keys, TNONE, chiptcb))
+			wr(i, MKF(keys, TNONE, chiptcb))
 		:: else -> lock = 0; goto o_abort
 		fi };
 	FP;	/* handoff.after-keyslot */
-	atomic { wr(i, MK(keys, TPEN, chiptcb)) };
+	atomic { wr(i, MKF(keys, TPEN, chiptcb)) };
 	FP;	/* handoff.after-token */
 	skip;	/* MUTANT:early-retire */
 	atomic { lock = 0; i = 0; fl = 0 };
@@ -335,14 +349,15 @@ n_wait:
 		SEND(n2o, REP, s, LN, n_abort);
 		RECV(o2n, UUID, rs, rep, n_abort);
 		assert(2 == 2 && VERIFIED_BY_N(LO));	/* property 2, N side: the real peer is O */
-		SEND(n2o, KEYS, s, LN, n_abort);
+		SEND(n2o, ACCEPT, s, LN, n_abort);	/* N's key was in its report; ACCEPT holds no secret */
 		RECV(o2n, DONE, rs, rep, n_abort);
 		hdone = true;
 		atomic { close_conn(); peer = 0 }
 	:: else ->
 		mseenN = mseenN | (1 << s);
 		assert(2 == 2 && VERIFIED_BY_N(mid));	/* property 2, N side: the real peer is the MITM */
-		mhasN = true
+		/* a compromised signed older release (LD) names a volume it does not hold */
+		skip	/* MUTANT:n-sends-keys */
 	fi;
 #ifdef LIVE
 	end_done: false;
@@ -366,9 +381,29 @@ real_boot:
 		    ok = UNLOCK_OK(i, LN) };
 		if :: !ok -> atomic { lock = 0; i = 0; ok = false; nopened = 0 }; goto n_run :: else fi;
 		FP;	/* commit.before-activate */
-		atomic { assert(4 == 4 && nopened == i + 1);	/* property 4 */
-			 wr(i, MK(OWN(i), TACT, TCB(i))) };
-		FP;	/* commit.after-activate */
+		if
+		:: !ANY(N_ACT) ->
+			/* replace the pending slot (O's secrets) by one sealed to N */
+			do
+			:: atomic { ANY(ORPHAN) -> PICK(j, ORPHAN); kill(j) };
+				FP	/* commit.after-reclaim */
+			:: atomic { !ANY(ORPHAN) -> break }
+			od;
+			atomic { assert(4 == 4 && nopened == i + 1);	/* property 4 */
+				 if
+				 :: ANY(FREE) -> PICK(j, FREE); add_check(LN); wr(j, MK(LN, TNONE, TCB(i)))
+				 :: else -> lock = 0; i = 0; ok = false; nopened = 0; goto n_run
+				 fi };
+			FP;	/* commit.after-keyslot */
+			atomic { wr(j, MK(LN, TACT, TCB(j))) };	/* MUTANT:commit-in-place */
+			FP	/* commit.after-token */
+		:: else	/* an earlier run got that far: only the pending slot is left to drop */
+		fi;
+		/* the pending slot goes: token first (an orphan keyslot), then the keyslot */
+		atomic { wr(i, MKF(LN, TNONE, TCB(i))) };
+		FP;	/* commit.before-kill */
+		atomic { kill(i) };
+		FP;	/* commit.after-kill */
 		if :: kill_policy = true :: kill_policy = false fi;
 		do
 		:: atomic { ANY(OTHERACT) -> PICK(j, OTHERACT);
@@ -454,13 +489,23 @@ active proctype Host()
 	od
 }
 
-/* properties 1 (nothing is lost) and 1s (the committed launch still boots) in every state */
+/*
+ * properties 1 (nothing is lost) and 1s (the committed launch still boots),
+ * 6 (the adversary -- the host, a compromised signed older release -- never
+ * holds a secret that opens a slot of N) and 7 (no active slot of N opens
+ * with secrets O made) in every state
+ */
 #define P1  (!enrolled || ANY(AUTHOPEN))
 #define P1S (!enrolled || ANY(BOOTABLE))
+#define NSEALED(i)  (OWN(i) == LN && !FRESH(i))
+#define ACTFRESH(i) (OWN(i) == LN && FRESH(i) && TS(i) == TACT)
+#define P6  (!mhasN || !ANY(NSEALED))
+#define P7  (!ANY(ACTFRESH))
 #ifndef LIVE
 active proctype Monitor()
 {
-	atomic { !(P1 && P1S) -> assert(1 == 1 && P1 && P1S) }
+	atomic { !(P1 && P1S && P6 && P7) ->
+		 assert(1 == 1 && P1 && P1S); assert(6 == 6 && P6); assert(7 == 7 && P7) }
 }
 #else
 ltl live { <> hdone }

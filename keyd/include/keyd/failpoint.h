@@ -7,7 +7,10 @@
  *
  *   enroll.after-format    enroll.after-keyslot    enroll.after-token
  *   handoff.before-keyslot handoff.after-keyslot   handoff.after-token
- *   commit.before-activate commit.after-activate   commit.after-retire
+ *   handoff.after-reclaim
+ *   commit.before-activate commit.after-keyslot    commit.after-token
+ *   commit.before-kill     commit.after-kill       commit.after-reclaim
+ *   commit.after-retire
  *   rekey.after-keyslot    rekey.after-token       rekey.before-retire
  *   rekey.after-retire
  *   retire.before-kill     retire.after-kill

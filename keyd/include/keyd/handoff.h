@@ -9,29 +9,39 @@
  *      certificate made in memory for this run. TLS authenticates nothing;
  *      it gives a private channel and a per-session exporter secret.
  *   2. E = TLS exporter("EXPORTER-keyd-handoff", 48 bytes, no context).
- *      report_data = SHA-512("keyd-handoff-v1" || role || E), role = 'O'|'N'.
+ *      N derives a static X25519 key-agreement key from its sealing key
+ *      (pending.h); O makes a fresh Ed25519 key that will sign the evidence
+ *      of N's pending slots. Each side's binding is
+ *        B = SHA-384("keyd-handoff-v2/bind" || E || u8 32 || its public key)
+ *      and report_data = SHA-512("keyd-handoff-v2" || role || B), role 'O'|'N'.
  *      A report from another session carries another E, so it cannot be
- *      replayed; the role byte stops reflecting O's own report back to it.
- *   3. Both send HELLO (report, GHCB cert table, release manifest) and both
- *      verify the peer: chain + signature + report_data, same chip_id as
- *      their own report, no debug / migration agent, VMPL 0, TCB >= floor,
- *      peer measurement in the peer's manifest, manifest signed by k of n
- *      pinned release keys and valid now, and N.svn >= O.svn. Both sides
- *      enforce the SVN rule: O so that no older image gets its data; N so
- *      that it never enrols itself under a newer release it would downgrade.
- *      The SVN compared is the manifest's (signed by the release keys and
- *      bound to the measurement), not the ID block's guest_svn.
- *   4. O -> N VOLUMES (UUIDs). N derives, per UUID, with the sealing binding
- *      at its own committed TCB, the keyslot passphrase and pin key, and
- *      sends KEYS. O adds a pending keyslot + token (label = N's version,
+ *      replayed; the role byte stops reflecting O's own report back to it;
+ *      each report vouches for its sender's public key.
+ *   3. Both send HELLO (report, GHCB cert table, release manifest, handoff
+ *      public key) and both verify the peer: chain + signature + report_data, same
+ *      chip_id as their own report, no debug / migration agent, VMPL 0, TCB
+ *      >= floor, peer measurement in the peer's manifest, manifest signed by
+ *      k of n pinned release keys and valid now, and N.svn >= O.svn. Both
+ *      sides enforce the SVN rule: O so that no older image gets its data; N
+ *      so that it never enrols itself under a newer release it would
+ *      downgrade. The SVN compared is the manifest's (signed by the release
+ *      keys and bound to the measurement), not the ID block's guest_svn.
+ *   4. O -> N VOLUMES (UUIDs); N -> O ACCEPT (the same UUIDs: N is still
+ *      there and takes them; no secret). O makes fresh random slot secrets
+ *      per volume, adds a pending keyslot + token (label = N's version,
  *      measurement = N's, svn = N's) with the pin computed from the volume
- *      key O holds, and replies DONE. The volume key never leaves O.
+ *      key O holds, the secrets wrapped to N's public key and O's evidence
+ *      (O's HELLO report, and a signature over the wrap and the pin by the key
+ *      that report binds), and replies DONE. N
+ *      sends nothing derived from its sealing key but its public key; the
+ *      volume key never leaves O. docs/handoff-protocol.md has the details.
  *
  * Frame payloads (all integers little-endian, parsed with kd_cursor):
  *   HELLO   u8 role, u8 0 (MBZ), u16 0 (MBZ),
- *           u32 len + report, u32 len + cert table, u32 len + manifest JSON
+ *           u32 len + report, u32 len + cert table, u32 len + manifest JSON,
+ *           u32 len + handoff public key (32 bytes: N's X25519, O's Ed25519)
  *   VOLUMES u16 n (1..KD_HANDOFF_MAX_VOLUMES), n x 36-byte UUID text
- *   KEYS    u16 n, n x { 36-byte UUID, u16 len + passphrase, u16 len + pin key }
+ *   ACCEPT  u16 n, n x 36-byte UUID text (exactly VOLUMES, in order)
  *   DONE    u16 n, n x { 36-byte UUID, u32 keyslot }
  *   ERROR   printable ASCII reason (no secrets)
  */
@@ -47,19 +57,33 @@
 #include "keyd/manifest.h"
 #include "keyd/report.h"
 #include "keyd/secret.h"
+#include "keyd/token.h"
 
 #define KD_HANDOFF_EXPORTER_LABEL "EXPORTER-keyd-handoff"
 #define KD_HANDOFF_EXPORTER_LEN 48u
-#define KD_HANDOFF_CONTEXT "keyd-handoff-v1"
+#define KD_HANDOFF_CONTEXT "keyd-handoff-v2"
+#define KD_HANDOFF_BIND_CONTEXT "keyd-handoff-v2/bind"
 #define KD_HANDOFF_MAX_VOLUMES 16u
 #define KD_UUID_LEN 36u
 #define KD_HANDOFF_SECRET_MAX 256u
 
 enum kd_handoff_role { KD_ROLE_OLD = 'O', KD_ROLE_NEW = 'N' };
 
-/* report_data = SHA-512("keyd-handoff-v1" || role || E). */
+/*
+ * report_data = SHA-512("keyd-handoff-v2" || role || B); B is the session
+ * binding below (or, for callers without a key, any 48-byte session value).
+ */
 int kd_handoff_report_data(char role, const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
 			   uint8_t out[64]);
+
+/*
+ * B = SHA-384("keyd-handoff-v2/bind" || E || u8 kex_len || kex), kex_len
+ * KD_KEX_PUB_LEN (0 only for callers without a key). B takes E's place in
+ * report_data, so a report vouches for both the session and the sender's
+ * public key.
+ */
+int kd_handoff_binding(const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN], const uint8_t *kex,
+		       size_t kex_len, uint8_t out[KD_HANDOFF_EXPORTER_LEN]);
 
 /* ---------------------------------------------------------------- TLS */
 
@@ -117,10 +141,13 @@ struct kd_hello {
 	size_t certs_len;
 	const uint8_t *manifest;
 	size_t manifest_len;
+	const uint8_t *kex; /* KD_KEX_PUB_LEN bytes: N's X25519 key, O's Ed25519 key */
+	size_t kex_len;
 };
 
 int kd_hello_encode(const struct kd_hello *h, uint8_t **ret, size_t *ret_len);
-/* Strict parse; pointers borrow from buf. KD_ETRUNC/KD_EMALFORMED/KD_ERESERVED. */
+/* Strict parse; pointers borrow from buf. KD_ETRUNC/KD_EMALFORMED/KD_ERESERVED;
+ * a kex key of the wrong length for the role is KD_EMALFORMED. */
 int kd_hello_parse(const uint8_t *buf, size_t len, struct kd_hello *ret);
 
 /* What this image trusts (baked into the image, overridable for tests). */
@@ -152,6 +179,8 @@ int kd_handoff_check_self(char my_role, const struct kd_manifest *own,
  * Verify a peer's HELLO (step 3). own_report is this side's own (already
  * parsed) report, for chip_id; own_manifest is this side's manifest, for the
  * SVN rule. my_role is the role of the caller; the peer must be the other.
+ * `exporter` is the peer's session binding B (kd_handoff_binding over E and
+ * the peer's HELLO public key), the value its report_data must commit to.
  * On success *ret_report and *ret_manifest (owned by the caller) are set.
  * Errors: KD_EVERIFY, KD_EPOLICY, KD_EMALFORMED... with a detail naming the
  * check, prefixed with "peer O" / "peer N".
@@ -192,24 +221,17 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 				    const struct kd_handoff_trust *trust, int timeout_ms,
 				    struct kd_report *ret_report, struct kd_manifest **ret_manifest);
 
-/* ---------------------------------------------------------------- VOLUMES/KEYS/DONE */
-
-struct kd_handoff_key {
-	char uuid[KD_UUID_LEN + 1];
-	struct kd_secret *passphrase;
-	struct kd_secret *pin_key;
-};
+/* ---------------------------------------------------------------- VOLUMES/ACCEPT/DONE */
 
 int kd_volumes_encode(const char (*uuids)[KD_UUID_LEN + 1], size_t n, uint8_t **ret,
 		      size_t *ret_len);
 int kd_volumes_parse(const uint8_t *buf, size_t len, char (*ret)[KD_UUID_LEN + 1],
 		     size_t *ret_n);
-/* KEYS encodes into a buffer the caller wipes. */
-int kd_keys_encode(const struct kd_handoff_key *k, size_t n, uint8_t **ret, size_t *ret_len);
-/* Parse KEYS; exactly the UUIDs of `uuids`, in order. ret[] secrets are new. */
-int kd_keys_parse(const uint8_t *buf, size_t len, const char (*uuids)[KD_UUID_LEN + 1], size_t n,
-		  struct kd_handoff_key *ret);
-void kd_handoff_keys_wipe(struct kd_handoff_key *k, size_t n);
+/* ACCEPT: N takes exactly the volumes O offered. Parse checks them, in order. */
+int kd_accept_encode(const char (*uuids)[KD_UUID_LEN + 1], size_t n, uint8_t **ret,
+		     size_t *ret_len);
+int kd_accept_parse(const uint8_t *buf, size_t len, const char (*uuids)[KD_UUID_LEN + 1],
+		    size_t n);
 
 int kd_done_encode(const char (*uuids)[KD_UUID_LEN + 1], const uint32_t *slots, size_t n,
 		   uint8_t **ret, size_t *ret_len);
@@ -225,8 +247,8 @@ struct kd_handoff_timings {
 	double report_ms; /* own report from the backend */
 	double hello_ms;  /* HELLO exchange on the wire */
 	double verify_ms; /* peer verification (chain, report, manifest) */
-	double keys_ms;   /* O: VOLUMES sent -> KEYS parsed (N derives meanwhile) */
-	double enrol_ms;  /* O: keyslot + token writes; N: derivations + wait for DONE */
+	double keys_ms;   /* O: VOLUMES sent -> ACCEPT parsed */
+	double enrol_ms;  /* O: secrets, keyslot + token writes, evidence; N: wait for DONE */
 	double total_ms;
 };
 
@@ -236,7 +258,7 @@ enum kd_handoff_stall {
 	KD_STALL_TLS,     /* after the TLS handshake, before HELLO */
 	KD_STALL_HELLO,   /* after sending HELLO */
 	KD_STALL_VOLUMES, /* O: after VOLUMES; N: after receiving VOLUMES */
-	KD_STALL_KEYS,    /* N: after KEYS, before DONE arrives (O: before DONE) */
+	KD_STALL_ACCEPT,  /* N: after ACCEPT, before DONE arrives (O: before enrolling) */
 };
 int kd_handoff_stall_parse(const char *s, enum kd_handoff_stall *ret);
 
@@ -277,14 +299,20 @@ struct kd_commit_result {
 };
 
 /*
- * N's first real boot (docs/architecture.md#upgrade-path): open `device` with this launch's key and
- * verify the pin (the same dry-run path as unlock; nothing is written if that
- * fails), mark this launch's token active, then apply the policy to the other
- * keyd slots. Never kills the slot that just opened. Idempotent: a rerun
+ * N's first real boot (docs/architecture.md#upgrade-path): open `device` with
+ * this launch's key and verify the pin (the same dry-run path as unlock, which
+ * for a pending slot checks O's evidence and unwraps the secrets O made;
+ * nothing is written if that fails). Then replace the pending slot by one
+ * sealed to this launch: add the new active keyslot + token first, then remove
+ * the pending one, so nothing O ever saw opens the slot N keeps. Then apply the
+ * policy to the other keyd slots. Never kills the slot that opens. Idempotent: a rerun
  * after a crash at any failpoint finishes the job.
- * Failpoints: commit.before-activate, commit.after-activate, commit.after-retire.
+ * keys: release keys for the evidence (NULL: the image's pinned keys).
+ * Failpoints: commit.before-activate, commit.after-keyslot, commit.after-token,
+ * commit.before-kill, commit.after-kill, commit.after-reclaim, commit.after-retire.
  */
-int kd_handoff_commit(const char *device, struct kd_backend *b, enum kd_commit_policy policy,
+int kd_handoff_commit(const char *device, struct kd_backend *b,
+		      const struct kd_release_keys *keys, enum kd_commit_policy policy,
 		      struct kd_commit_result *ret);
 
 #endif

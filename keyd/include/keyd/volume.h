@@ -170,6 +170,55 @@ int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
 			  int *ret_keyslot);
 
 /*
+ * Called by kd_volume_add_slot_sealed after the keyslot is written and the
+ * token's keyslot and pin are filled in, before the token is written: a
+ * handoff wraps the slot secrets and attaches its evidence here (pending.h).
+ * uuid is the volume's LUKS2 UUID. An error destroys the new keyslot again.
+ */
+typedef int (*kd_slot_seal_fn)(void *ctx, const char *uuid, struct kd_token *t);
+
+int kd_volume_add_slot_sealed(struct kd_volume *v, const struct kd_secret *vk,
+			      const struct kd_secret *pass, const struct kd_secret *pin_key,
+			      const struct kd_token *meta, const char *fp_slot, const char *fp_token,
+			      kd_slot_seal_fn seal, void *seal_ctx, int *ret_keyslot);
+
+/*
+ * How an unlock opens a pending handoff slot: its secrets were made by the
+ * old version and wrapped to this launch's key-agreement key, with the old
+ * version's evidence (pending.h has the format and every check). The handoff
+ * module provides the opener (kd_pending_opener; ctx the release keys that
+ * judge the evidence, NULL for the image's pinned ones), reached as a
+ * callback so that luks2 does not depend on handoff. A volume uses its own
+ * opener if set, else the process default (the tools install
+ * kd_pending_opener at start); with neither, a pending slot is refused
+ * (KD_EUNSUPP). ctx is borrowed and must outlive v.
+ */
+struct kd_report;
+typedef int (*kd_pending_open_fn)(const void *ctx, struct kd_backend *b,
+				  const struct kd_report *own, const char *uuid,
+				  const struct kd_token *t, struct kd_secret **ret_pass,
+				  struct kd_secret **ret_pin_key);
+void kd_volume_set_pending_opener(struct kd_volume *v, kd_pending_open_fn fn, const void *ctx);
+void kd_volume_default_pending_opener(kd_pending_open_fn fn, const void *ctx);
+
+/*
+ * Kill every keyslot that no LUKS2 token of any type names. The allow-list
+ * tolerates such a slot only as the remnant of a keyd write interrupted
+ * between keyslot and token (or between token removal and keyslot kill),
+ * and no unlock path ever uses one, so killing it never costs a way in; a
+ * remnant of a handoff holds one-time secrets nobody keeps. fp_after (may be
+ * NULL) is the failpoint after each kill. *ret_n optional: slots killed.
+ */
+int kd_volume_reclaim_orphans(struct kd_volume *v, const char *fp_after, size_t *ret_n);
+
+/*
+ * kd_volume_retire (never forced) with the caller's failpoint names around
+ * the keyslot kill (the token is removed first).
+ */
+int kd_volume_retire_fp(struct kd_volume *v, int keyslot, const char *fp_before,
+			const char *fp_after);
+
+/*
  * Kill keyslots that no keyd token describes and that open with pass (the
  * caller's own passphrase): what a crash between keyslot and token write
  * leaves behind. Never the last active keyslot. The caller reopens v after

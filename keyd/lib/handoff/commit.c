@@ -1,15 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * keyd commit: N's pending slot becomes active once N has really booted and
- * opened the volume with it; then the previous version's slot is kept for
- * one rollback (retired) or killed.
+ * keyd commit: N has really booted and opened the volume through the pending
+ * slot O made. N replaces that slot with one sealed to itself (O invented the
+ * pending secrets; nothing O saw may open the slot N keeps), then the
+ * previous version's slot is kept for one rollback (retired) or killed.
  *
- * Crash safety: the only slot ever killed is one that is not ours, after
- * ours was proven to open (keyslot + pin) in this very run. With
- * keep-previous, older slots are killed *before* the previous active one is
- * marked retired, and the slot kept is "the previous active one, else the
- * newest retired one", so a rerun after a crash at any point keeps the same
- * slot and never kills the one meant for rollback.
+ * Crash safety, in write order:
+ *   1. keyslots no token names (remnants of an interrupted write) are killed;
+ *   2. N's sealed keyslot is added, then its active token (a crash between
+ *      the two leaves a remnant for step 1 of the rerun);
+ *   3. the pending token is removed, then its keyslot (a crash between them
+ *      leaves a remnant; a crash before leaves both slots, and the rerun
+ *      opens through the active one and removes the pending one);
+ *   4. the policy on the other slots: the only slot ever killed is one that
+ *      is not ours, after ours was proven to open (keyslot + pin) in this
+ *      very run. With keep-previous, older slots are killed *before* the
+ *      previous active one is marked retired, and the slot kept is "the
+ *      previous active one, else the newest retired one", so a rerun after a
+ *      crash at any point keeps the same slot and never kills the one meant
+ *      for rollback.
  */
 #include <string.h>
 
@@ -17,7 +26,11 @@
 #include "keyd/error.h"
 #include "keyd/failpoint.h"
 #include "keyd/handoff.h"
+#include "keyd/manifest.h"
+#include "keyd/pending.h"
 #include "keyd/volume.h"
+
+#include <time.h>
 #include "handoff/internal.h"
 
 #define KILL_MAX 32 /* LUKS2 keyslots */
@@ -30,7 +43,50 @@ static bool newer(const struct kd_token *a, const struct kd_token *b)
 	return c > 0 || (c == 0 && a->keyslot > b->keyslot);
 }
 
-int kd_handoff_commit(const char *device, struct kd_backend *b, enum kd_commit_policy policy,
+/* Is t a pending slot of the same launch binding as ours (left by a crash)? */
+static bool same_launch(const struct kd_token *t, const struct kd_token *ours)
+{
+	return !memcmp(t->measurement, ours->measurement, sizeof(t->measurement)) &&
+	       t->policy == ours->policy && t->has_chip == ours->has_chip &&
+	       (!t->has_chip || !memcmp(t->chip, ours->chip, sizeof(t->chip)));
+}
+
+/* Steps 1-3: a slot sealed to this launch takes the pending slot's place. */
+static int replace_pending(struct kd_volume *v, struct kd_backend *b, const struct kd_secret *vk,
+			   const struct kd_token *pending, int *ret_slot)
+{
+	_kd_secret_ struct kd_secret *pass = NULL, *pin_key = NULL;
+	struct kd_token meta = *pending;
+	time_t now = time(NULL);
+	struct tm tm;
+	int slot = -1, r;
+
+	meta.state = KD_TOKEN_ACTIVE;
+	meta.has_wrap = false;
+	memset(meta.wrap_epk, 0, sizeof(meta.wrap_epk));
+	memset(meta.wrap_ct, 0, sizeof(meta.wrap_ct));
+	memset(meta.ev_report, 0, sizeof(meta.ev_report));
+	meta.ev_manifest[0] = '\0';
+	meta.keyslot = -1;
+	meta.token_id = -1;
+	gmtime_r(&now, &tm);
+	strftime(meta.created, sizeof(meta.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	kd_failpoint("commit.before-activate");
+	r = kd_volume_reclaim_orphans(v, "commit.after-reclaim", NULL);
+	if (!r)
+		r = kd_seal_keys_for_token(b, &meta, kd_volume_uuid(v), &pass, &pin_key);
+	if (!r)
+		r = kd_volume_add_slot_fp(v, vk, pass, pin_key, &meta, "commit.after-keyslot",
+					  "commit.after-token", &slot);
+	if (!r)
+		r = kd_volume_retire_fp(v, pending->keyslot, "commit.before-kill", "commit.after-kill");
+	if (!r)
+		*ret_slot = slot;
+	return r;
+}
+
+int kd_handoff_commit(const char *device, struct kd_backend *b,
+		      const struct kd_release_keys *keys, enum kd_commit_policy policy,
 		      struct kd_commit_result *ret)
 {
 	struct kd_commit_result res = {.keyslot = -1};
@@ -49,22 +105,43 @@ int kd_handoff_commit(const char *device, struct kd_backend *b, enum kd_commit_p
 		r = kd_volume_open(device, &v);
 	if (r)
 		return r;
-	/* The proof that N really boots: this launch's key opens it, pin verified. */
+	kd_volume_set_pending_opener(v, kd_pending_opener, keys);
+	/*
+	 * The proof that N really boots: this launch's key opens it, pin
+	 * verified; for a pending slot also O's evidence, then the unwrap.
+	 */
 	r = kd_volume_get_key(v, b, &l, &vk, &ours);
-	kd_secret_free(vk);
 	if (r) {
 		r = kd_fail_prefix(r, "this launch cannot open the volume, nothing committed");
 		goto out;
 	}
 	res.keyslot = ours.keyslot;
 	res.was_pending = ours.state != KD_TOKEN_ACTIVE;
-	if (res.was_pending) {
+	if (ours.state == KD_TOKEN_PENDING) {
+		r = replace_pending(v, b, vk, &ours, &res.keyslot);
+	} else if (ours.state == KD_TOKEN_RETIRED) {
 		kd_failpoint("commit.before-activate");
 		r = kd_volume_set_state(v, ours.keyslot, KD_TOKEN_ACTIVE);
-		if (r)
-			goto out;
-		kd_failpoint("commit.after-activate");
 	}
+	if (r)
+		goto out;
+
+	/* Leftovers of an interrupted earlier run: our pending slot, remnants. */
+	for (;;) {
+		int drop = -1;
+
+		t = kd_volume_tokens(v, &n);
+		for (size_t i = 0; i < n; i++)
+			if (t[i].state == KD_TOKEN_PENDING && t[i].keyslot != res.keyslot &&
+			    same_launch(&t[i], &ours))
+				drop = t[i].keyslot;
+		if (drop < 0)
+			break;
+		if ((r = kd_volume_retire_fp(v, drop, "commit.before-kill", "commit.after-kill")))
+			goto out;
+	}
+	if ((r = kd_volume_reclaim_orphans(v, "commit.after-reclaim", NULL)))
+		goto out;
 
 	/* Reload: the token list may have changed under the previous write. */
 	kd_volume_close(v);
@@ -74,7 +151,7 @@ int kd_handoff_commit(const char *device, struct kd_backend *b, enum kd_commit_p
 		goto out;
 	t = kd_volume_tokens(v, &n);
 	for (size_t i = 0; i < n; i++) {
-		if (t[i].keyslot == ours.keyslot || t[i].state == KD_TOKEN_PENDING)
+		if (t[i].keyslot == res.keyslot || t[i].state == KD_TOKEN_PENDING)
 			continue;
 		if (policy == KD_COMMIT_KEEP_PREVIOUS) {
 			bool act = t[i].state == KD_TOKEN_ACTIVE;
@@ -110,6 +187,7 @@ int kd_handoff_commit(const char *device, struct kd_backend *b, enum kd_commit_p
 	kd_failpoint("commit.after-retire");
 	*ret = res;
 out:
+	kd_secret_free(vk);
 	kd_volume_close(v);
 	return r;
 }

@@ -3,14 +3,21 @@
  * The two ends of the handoff (docs/handoff-protocol.md): O serves, N receives.
  *
  * Safety argument, per step, for O's volumes:
- *  - nothing is written before N is fully verified and its KEYS parsed;
+ *  - nothing is written before N is fully verified and its ACCEPT parsed;
  *  - each volume gets a *pending* keyslot + token: a pending slot only adds a
- *    way in for N's measured image on this chip, and O's own slot is never
+ *    way in for N's measured image on this chip (its secrets are wrapped to
+ *    N's public key, which N's report vouched for), and O's own slot is never
  *    touched, so a crash or a vanished peer at any point leaves a volume that
  *    opens with O's key;
  *  - a pending slot left by an earlier, interrupted handoff to the same
- *    measurement is retired before the new one is added, so reruns replace
- *    rather than pile up slots.
+ *    measurement is retired before the new one is added, and keyslots a
+ *    crash left without a token are killed, so reruns replace rather than
+ *    pile up slots.
+ *
+ * And for N's secrets: N sends its public key and nothing else derived from
+ * its sealing key. O invents every slot secret (fresh per volume and per
+ * handoff), so an O that names a volume it does not hold learns nothing
+ * that opens N's slot anywhere (the harvest attack on format 1).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +29,12 @@
 #include "keyd/error.h"
 #include "keyd/failpoint.h"
 #include "keyd/handoff.h"
+#include "keyd/pending.h"
 #include "keyd/verify.h"
 #include "keyd/volume.h"
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
 #include "handoff/internal.h"
 
 struct side {
@@ -38,6 +49,12 @@ struct side {
 	struct kd_manifest *peer_manifest;
 	struct kd_report peer_report;
 	uint8_t exporter[KD_HANDOFF_EXPORTER_LEN];
+	uint8_t kex[KD_KEX_PUB_LEN];      /* N: key-agreement key; O: evidence signing key */
+	size_t kex_len;
+	EVP_PKEY *sign_key;               /* O: signs the evidence of N's pending slots */
+	uint8_t own_report[KD_REPORT_SIZE]; /* O: its HELLO report, the evidence's anchor */
+	uint8_t peer_kex[KD_KEX_PUB_LEN]; /* O: N's public key, vouched for by N's report */
+	char *own_manifest_compact;       /* O: travels in N's pending tokens */
 	int64_t t_mark;
 };
 
@@ -128,12 +145,48 @@ static int prepare_own_vek(struct side *s)
 	return r;
 }
 
+/* O: its manifest as compact JSON, for the evidence in N's pending tokens. */
+static int compact_manifest(struct side *s)
+{
+	struct json_tokener *tok = json_tokener_new();
+	json_object *m = tok ? json_tokener_parse_ex(tok, (const char *)s->o->manifest,
+						     (int)s->o->manifest_len)
+			     : NULL;
+	const char *txt = m ? json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN) : NULL;
+	int r = 0;
+
+	json_tokener_free(tok);
+	if (!txt)
+		r = kd_fail(KD_EMALFORMED, "own manifest is not JSON");
+	else if (strlen(txt) > KD_EVIDENCE_MANIFEST_MAX)
+		r = kd_fail(KD_EINVAL, "own manifest is %zu bytes compact, above the %u that travel "
+				       "in a pending token", strlen(txt), KD_EVIDENCE_MANIFEST_MAX);
+	else if (!(s->own_manifest_compact = strdup(txt)))
+		r = KD_ENOMEM;
+	json_object_put(m);
+	return r;
+}
+
+/* N: the public half of the key-agreement key sealed to this launch. */
+static int own_kex(struct side *s, const struct kd_token *tok)
+{
+	EVP_PKEY *priv = NULL;
+	int r = kd_kex_for_token(s->o->backend, tok, &priv, s->kex);
+
+	EVP_PKEY_free(priv);
+	if (!r)
+		s->kex_len = KD_KEX_PUB_LEN;
+	return r;
+}
+
 static void teardown(struct side *s)
 {
 	kd_verifier_free(s->own_vek);
 	kd_tls_close(s->tls);
 	kd_manifest_free(s->own_manifest);
 	kd_manifest_free(s->peer_manifest);
+	free(s->own_manifest_compact);
+	EVP_PKEY_free(s->sign_key);
 	kd_wipe(s->exporter, sizeof(s->exporter));
 }
 
@@ -141,22 +194,29 @@ static void teardown(struct side *s)
 static int hello_exchange(struct side *s)
 {
 	struct kd_handoff_timings *tm = s->o->timings;
-	uint8_t rd[64], *report = NULL, *certs = NULL, *out = NULL, *in = NULL;
+	uint8_t rd[64], bind[KD_HANDOFF_EXPORTER_LEN], peer_bind[KD_HANDOFF_EXPORTER_LEN];
+	uint8_t *report = NULL, *certs = NULL, *out = NULL, *in = NULL;
 	size_t report_len = 0, certs_len = 0, out_len = 0, in_len = 0;
 	struct kd_hello mine, peer;
 	int r;
 
 	r = kd_tls_exporter(s->tls, s->exporter);
 	if (!r)
-		r = kd_handoff_report_data(s->role, s->exporter, rd);
+		r = kd_handoff_binding(s->exporter, s->kex, s->kex_len, bind);
+	if (!r)
+		r = kd_handoff_report_data(s->role, bind, rd);
 	if (!r)
 		r = kd_backend_report(s->o->backend, rd, 0, &report, &report_len, &certs, &certs_len);
 	if (tm)
 		tm->report_ms = lap(s);
+	if (!r && report_len != KD_REPORT_SIZE)
+		r = kd_fail(KD_EPROTO, "own report is %zu bytes", report_len);
 	if (r)
 		goto out;
+	memcpy(s->own_report, report, KD_REPORT_SIZE);
 	mine = (struct kd_hello){(uint8_t)s->role, report, report_len, certs, certs_len,
-				 s->o->manifest, s->o->manifest_len};
+				 s->o->manifest, s->o->manifest_len, s->kex_len ? s->kex : NULL,
+				 s->kex_len};
 	r = kd_hello_encode(&mine, &out, &out_len);
 	if (!r)
 		r = stall(s, KD_STALL_TLS);
@@ -170,12 +230,17 @@ static int hello_exchange(struct side *s)
 		tm->hello_ms = lap(s);
 	if (!r)
 		r = kd_hello_parse(in, in_len, &peer);
+	/* The peer's report must vouch for the session and for its public key. */
+	if (!r)
+		r = kd_handoff_binding(s->exporter, peer.kex, peer.kex_len, peer_bind);
 	/* The untrusted HELLO is parsed and judged in a child without keys. */
 	if (!r)
-		r = kd_handoff_verify_peer_isolated(s->role, &peer, s->own_vek, s->exporter,
+		r = kd_handoff_verify_peer_isolated(s->role, &peer, s->own_vek, peer_bind,
 						    &s->launch.report, s->own_manifest, &s->trust,
 						    s->o->read_timeout_ms, &s->peer_report,
 						    &s->peer_manifest);
+	if (!r && peer.kex_len == KD_KEX_PUB_LEN)
+		memcpy(s->peer_kex, peer.kex, KD_KEX_PUB_LEN);
 	if (tm)
 		tm->verify_ms = lap(s);
 out:
@@ -217,26 +282,39 @@ static int drop_stale_pending(struct o_volume *ov, const uint8_t meas[48])
 	}
 }
 
-/* A keyslot of N's without a token (crash after the keyslot write) goes too. */
-static int reclaim(struct o_volume *ov, const struct kd_secret *pass)
-{
-	char path[4096];
-	size_t n = 0;
-	int r = kd_volume_reclaim_untokened(ov->v, pass, &n);
+/*
+ * Step 4 for one volume, called between the keyslot write and the token
+ * write: wrap the fresh secrets to N's key, and sign exactly this slot with
+ * the handoff key our HELLO report vouched for: with that report, proof that
+ * an attested signed release made the slot (pending.h).
+ */
+struct seal_ctx {
+	struct side *s;
+	const struct kd_secret *pass, *pin_key;
+};
 
-	if (r || n == 0)
-		return r;
-	snprintf(path, sizeof(path), "%s", kd_volume_path(ov->v));
-	kd_volume_close(ov->v);
-	ov->v = NULL;
-	return kd_volume_open(path, &ov->v);
+static int seal_pending(void *ctx, const char *uuid, struct kd_token *t)
+{
+	struct seal_ctx *c = ctx;
+	int r;
+
+	r = kd_pending_wrap(c->s->peer_kex, uuid, c->pass, c->pin_key, t);
+	if (!r)
+		r = kd_pending_evidence_sign(c->s->sign_key, uuid, t, c->s->peer_kex);
+	if (!r) {
+		memcpy(t->ev_report, c->s->own_report, KD_EVIDENCE_REPORT_SIZE);
+		memcpy(t->ev_exporter, c->s->exporter, KD_EVIDENCE_EXPORTER_LEN);
+		snprintf(t->ev_manifest, sizeof(t->ev_manifest), "%s", c->s->own_manifest_compact);
+	}
+	return r;
 }
 
-static int enrol_one(struct side *s, struct o_volume *ov, const struct kd_handoff_key *k,
-		     int *ret_slot)
+static int enrol_one(struct side *s, struct o_volume *ov, int *ret_slot)
 {
+	_kd_secret_ struct kd_secret *pass = NULL, *pin_key = NULL;
 	struct kd_launch peer = {0};
 	struct kd_token meta;
+	struct seal_ctx sc;
 	int r;
 
 	/*
@@ -260,16 +338,21 @@ static int enrol_one(struct side *s, struct o_volume *ov, const struct kd_handof
 	snprintf(peer.backend, sizeof(peer.backend), "%s", s->launch.backend);
 	r = kd_token_for_launch(&peer, s->peer_manifest->version, s->peer_manifest->svn,
 				KD_TOKEN_PENDING, &meta);
-	if (r)
-		return r;
-	r = drop_stale_pending(ov, s->peer_report.measurement);
 	if (!r)
-		r = reclaim(ov, k->passphrase);
+		r = drop_stale_pending(ov, s->peer_report.measurement);
+	/* A crash between keyslot and token write left a slot nobody can use. */
+	if (!r)
+		r = kd_volume_reclaim_orphans(ov->v, "handoff.after-reclaim", NULL);
+	/* Fresh for this volume and this handoff: unrelated to anything N has. */
+	if (!r)
+		r = kd_pending_fresh_secrets(&pass, &pin_key);
 	if (r)
 		return r;
+	sc = (struct seal_ctx){s, pass, pin_key};
 	kd_failpoint("handoff.before-keyslot");
-	return kd_volume_add_slot_fp(ov->v, ov->vk, k->passphrase, k->pin_key, &meta,
-				     "handoff.after-keyslot", "handoff.after-token", ret_slot);
+	return kd_volume_add_slot_sealed(ov->v, ov->vk, pass, pin_key, &meta,
+					 "handoff.after-keyslot", "handoff.after-token", seal_pending,
+					 &sc, ret_slot);
 }
 
 /*
@@ -281,13 +364,11 @@ static int serve_one(struct side *s, struct o_volume *vols, char (*uuids)[KD_UUI
 		     size_t nv, bool *ret_final)
 {
 	const struct kd_handoff_opts *o = s->o;
-	struct kd_handoff_key keys[KD_HANDOFF_MAX_VOLUMES];
 	uint32_t slots[KD_HANDOFF_MAX_VOLUMES];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	memset(keys, 0, sizeof(keys));
 	*ret_final = false;
 	r = hello_exchange(s);
 	if (!r)
@@ -299,24 +380,21 @@ static int serve_one(struct side *s, struct o_volume *vols, char (*uuids)[KD_UUI
 	if (!r)
 		r = stall(s, KD_STALL_VOLUMES);
 	if (!r)
-		r = kd_frame_recv(&s->io, KD_MSG_KEYS, &buf, &len);
+		r = kd_frame_recv(&s->io, KD_MSG_ACCEPT, &buf, &len);
 	if (!r)
-		r = kd_keys_parse(buf, len, (const char(*)[KD_UUID_LEN + 1])uuids, nv, keys);
-	if (buf) {
-		kd_wipe(buf, len);
-		free(buf);
-		buf = NULL;
-	}
+		r = kd_accept_parse(buf, len, (const char(*)[KD_UUID_LEN + 1])uuids, nv);
+	free(buf);
+	buf = NULL;
 	if (o->timings)
 		o->timings->keys_ms = lap(s);
 	if (!r)
-		r = stall(s, KD_STALL_KEYS);
+		r = stall(s, KD_STALL_ACCEPT);
 	if (!r)
 		*ret_final = true;
 	for (size_t i = 0; !r && i < nv; i++) {
 		int slot = -1;
 
-		r = enrol_one(s, &vols[i], &keys[i], &slot);
+		r = enrol_one(s, &vols[i], &slot);
 		if (r)
 			r = kd_fail_prefix(r, o->devices[i]);
 		slots[i] = (uint32_t)slot;
@@ -332,7 +410,6 @@ static int serve_one(struct side *s, struct o_volume *vols, char (*uuids)[KD_UUI
 	if (!r)
 		r = kd_frame_send(&s->io, KD_MSG_DONE, buf, len);
 	free(buf);
-	kd_handoff_keys_wipe(keys, nv);
 	return r;
 }
 
@@ -360,6 +437,12 @@ int kd_handoff_serve(const struct kd_handoff_opts *o, const char *listen_addr)
 	if (nv == 0 || nv > KD_HANDOFF_MAX_VOLUMES)
 		return kd_fail(KD_EINVAL, "serve needs 1..%u devices", KD_HANDOFF_MAX_VOLUMES);
 	r = setup_common(&s, o, KD_ROLE_OLD);
+	if (!r)
+		r = compact_manifest(&s);
+	if (!r)
+		r = kd_evidence_key_new(&s.sign_key, s.kex);
+	if (!r)
+		s.kex_len = KD_KEX_PUB_LEN;
 	/* O proves it can open every volume before anyone connects. */
 	for (size_t i = 0; !r && i < nv; i++) {
 		r = kd_volume_open(o->devices[i], &vols[i].v);
@@ -460,7 +543,6 @@ static int receive_once(const struct kd_handoff_opts *o, const char *connect_add
 			int64_t deadline)
 {
 	char uuids[KD_HANDOFF_MAX_VOLUMES][KD_UUID_LEN + 1];
-	struct kd_handoff_key keys[KD_HANDOFF_MAX_VOLUMES];
 	uint32_t slots[KD_HANDOFF_MAX_VOLUMES];
 	uint8_t *buf = NULL;
 	size_t len = 0, nv = 0;
@@ -470,11 +552,13 @@ static int receive_once(const struct kd_handoff_opts *o, const char *connect_add
 	int64_t t0 = now_us();
 	int r;
 
-	memset(keys, 0, sizeof(keys));
 	r = setup_common(&s, o, KD_ROLE_NEW);
+	/* Sealed to our own launch at our committed TCB: exactly what boot derives. */
 	if (!r)
 		r = kd_token_for_launch(&s.launch, s.own_manifest->version, s.own_manifest->svn,
 					KD_TOKEN_PENDING, &tok);
+	if (!r)
+		r = own_kex(&s, &tok);
 	/* Like O, N makes its TLS credentials and its own VCEK before it talks
 	 * to anyone. */
 	if (!r)
@@ -504,24 +588,15 @@ static int receive_once(const struct kd_handoff_opts *o, const char *connect_add
 	buf = NULL;
 	if (!r)
 		r = stall(&s, KD_STALL_VOLUMES);
-	/* Sealed to our own launch at our committed TCB: exactly what boot derives. */
-	for (size_t i = 0; !r && i < nv; i++) {
-		memcpy(keys[i].uuid, uuids[i], sizeof(keys[i].uuid));
-		r = kd_seal_keys_for_token(o->backend, &tok, uuids[i], &keys[i].passphrase,
-					   &keys[i].pin_key);
-	}
+	/* N takes what O offers; it sends no secret, only the UUIDs back. */
 	if (!r)
-		r = kd_keys_encode(keys, nv, &buf, &len);
-	kd_handoff_keys_wipe(keys, nv);
+		r = kd_accept_encode((const char(*)[KD_UUID_LEN + 1])uuids, nv, &buf, &len);
 	if (!r)
-		r = kd_frame_send(&s.io, KD_MSG_KEYS, buf, len);
-	if (buf) {
-		kd_wipe(buf, len);
-		free(buf);
-		buf = NULL;
-	}
+		r = kd_frame_send(&s.io, KD_MSG_ACCEPT, buf, len);
+	free(buf);
+	buf = NULL;
 	if (!r)
-		r = stall(&s, KD_STALL_KEYS);
+		r = stall(&s, KD_STALL_ACCEPT);
 	if (!r)
 		r = kd_frame_recv(&s.io, KD_MSG_DONE, &buf, &len);
 	if (!r)

@@ -17,7 +17,7 @@ const char *kd_msg_name(uint16_t type)
 	switch (type) {
 	case KD_MSG_HELLO: return "HELLO";
 	case KD_MSG_VOLUMES: return "VOLUMES";
-	case KD_MSG_KEYS: return "KEYS";
+	case KD_MSG_ACCEPT: return "ACCEPT";
 	case KD_MSG_DONE: return "DONE";
 	case KD_MSG_ERROR: return "ERROR";
 	default: return "unknown";

@@ -3,11 +3,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "keyd/cursor.h"
 #include "keyd/error.h"
 #include "keyd/handoff.h"
 
-/* A growable output buffer; wiped on free because KEYS carries secrets. */
+/* A growable output buffer, wiped on free (no message carries secrets today,
+ * but an encoder should not be the place that decides). */
 struct obuf {
 	uint8_t *p;
 	size_t len, cap;
@@ -88,6 +91,8 @@ int kd_hello_encode(const struct kd_hello *h, uint8_t **ret, size_t *ret_len)
 	ob_put(&b, h->certs, h->certs_len);
 	ob_u32(&b, (uint32_t)h->manifest_len);
 	ob_put(&b, h->manifest, h->manifest_len);
+	ob_u32(&b, (uint32_t)h->kex_len);
+	ob_put(&b, h->kex, h->kex_len);
 	return ob_finish(&b, ret, ret_len);
 }
 
@@ -122,7 +127,8 @@ int kd_hello_parse(const uint8_t *buf, size_t len, struct kd_hello *ret)
 		return kd_fail(KD_ERESERVED, "HELLO reserved bytes are not zero");
 	if ((r = get_blob(&c, &h.report, &h.report_len, "report")) ||
 	    (r = get_blob(&c, &h.certs, &h.certs_len, "certificate table")) ||
-	    (r = get_blob(&c, &h.manifest, &h.manifest_len, "manifest")))
+	    (r = get_blob(&c, &h.manifest, &h.manifest_len, "manifest")) ||
+	    (r = get_blob(&c, &h.kex, &h.kex_len, "handoff key")))
 		return r;
 	if (kd_cur_expect_end(&c))
 		return kd_fail(KD_EMALFORMED, "HELLO has %zu trailing bytes", kd_cur_remaining(&c));
@@ -132,8 +138,32 @@ int kd_hello_parse(const uint8_t *buf, size_t len, struct kd_hello *ret)
 	if (h.manifest_len == 0 || h.manifest_len > KD_MANIFEST_MAX_BYTES)
 		return kd_fail(KD_EMALFORMED, "HELLO manifest size %zu outside 1..%u",
 			       h.manifest_len, KD_MANIFEST_MAX_BYTES);
+	/* Each side vouches for exactly one key: N's X25519, O's Ed25519. */
+	if (h.kex_len != KD_KEX_PUB_LEN)
+		return kd_fail(KD_EMALFORMED, "HELLO of %c carries a %zu-byte handoff key, not %u",
+			       h.role, h.kex_len, KD_KEX_PUB_LEN);
 	*ret = h;
 	return 0;
+}
+
+int kd_handoff_binding(const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN], const uint8_t *kex,
+		       size_t kex_len, uint8_t out[KD_HANDOFF_EXPORTER_LEN])
+{
+	EVP_MD_CTX *md;
+	uint8_t l = (uint8_t)kex_len;
+	unsigned n = 0;
+	int ok;
+
+	if (kex_len != 0 && kex_len != KD_KEX_PUB_LEN)
+		return kd_fail(KD_EINVAL, "binding: key-agreement key of %zu bytes", kex_len);
+	md = EVP_MD_CTX_new();
+	ok = md && EVP_DigestInit_ex(md, EVP_sha384(), NULL) == 1 &&
+	     EVP_DigestUpdate(md, KD_HANDOFF_BIND_CONTEXT, strlen(KD_HANDOFF_BIND_CONTEXT)) == 1 &&
+	     EVP_DigestUpdate(md, exporter, KD_HANDOFF_EXPORTER_LEN) == 1 &&
+	     EVP_DigestUpdate(md, &l, 1) == 1 && (!kex_len || EVP_DigestUpdate(md, kex, kex_len) == 1) &&
+	     EVP_DigestFinal_ex(md, out, &n) == 1 && n == KD_HANDOFF_EXPORTER_LEN;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : kd_fail(KD_ECRYPTO, "SHA-384 of the session binding failed");
 }
 
 /* Canonical lowercase UUID text: 8-4-4-4-12 hex. */
@@ -215,82 +245,34 @@ int kd_volumes_parse(const uint8_t *buf, size_t len, char (*ret)[KD_UUID_LEN + 1
 	return 0;
 }
 
-int kd_keys_encode(const struct kd_handoff_key *k, size_t n, uint8_t **ret, size_t *ret_len)
+int kd_accept_encode(const char (*uuids)[KD_UUID_LEN + 1], size_t n, uint8_t **ret,
+		     size_t *ret_len)
 {
-	struct obuf b = {0};
-
-	if (n == 0 || n > KD_HANDOFF_MAX_VOLUMES)
-		return kd_fail(KD_EINVAL, "1..%u volumes per handoff", KD_HANDOFF_MAX_VOLUMES);
-	ob_u16(&b, (uint16_t)n);
-	for (size_t i = 0; i < n; i++) {
-		ob_put(&b, k[i].uuid, KD_UUID_LEN);
-		ob_u16(&b, (uint16_t)k[i].passphrase->len);
-		ob_put(&b, k[i].passphrase->data, k[i].passphrase->len);
-		ob_u16(&b, (uint16_t)k[i].pin_key->len);
-		ob_put(&b, k[i].pin_key->data, k[i].pin_key->len);
-	}
-	return ob_finish(&b, ret, ret_len);
+	return kd_volumes_encode(uuids, n, ret, ret_len);
 }
 
-void kd_handoff_keys_wipe(struct kd_handoff_key *k, size_t n)
+int kd_accept_parse(const uint8_t *buf, size_t len, const char (*uuids)[KD_UUID_LEN + 1],
+		    size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		kd_secret_freep(&k[i].passphrase);
-		kd_secret_freep(&k[i].pin_key);
-	}
-}
-
-static int get_secret(struct kd_cursor *c, const char *what, struct kd_secret **ret)
-{
-	const uint8_t *p;
-	uint16_t len;
-	size_t save = c->off;
-
-	if (kd_cur_u16(c, &len))
-		return kd_fail(KD_ETRUNC, "KEYS truncated at a %s length", what);
-	if (len < 16 || len > KD_HANDOFF_SECRET_MAX) {
-		c->off = save;
-		return kd_fail(KD_EMALFORMED, "KEYS %s length %u outside 16..%u", what, len,
-			       KD_HANDOFF_SECRET_MAX);
-	}
-	if (kd_cur_ptr(c, &p, len)) {
-		c->off = save;
-		return kd_fail(KD_ETRUNC, "KEYS %s truncated", what);
-	}
-	return kd_secret_dup(p, len, ret);
-}
-
-int kd_keys_parse(const uint8_t *buf, size_t len, const char (*uuids)[KD_UUID_LEN + 1], size_t n,
-		  struct kd_handoff_key *ret)
-{
-	struct kd_handoff_key tmp[KD_HANDOFF_MAX_VOLUMES];
 	struct kd_cursor c;
 	uint16_t cnt;
-	int r = 0;
+	int r;
 
-	memset(tmp, 0, sizeof(tmp));
 	kd_cur_init(&c, buf, len);
-	if ((r = get_count(&c, "KEYS", &cnt)))
+	if ((r = get_count(&c, "ACCEPT", &cnt)))
 		return r;
 	if (cnt != n)
-		return kd_fail(KD_EPROTO, "KEYS answers %u volumes, %zu were asked", cnt, n);
-	for (size_t i = 0; !r && i < n; i++) {
-		r = get_uuid(&c, tmp[i].uuid);
-		if (!r && strcmp(tmp[i].uuid, uuids[i]))
-			r = kd_fail(KD_EPROTO, "KEYS entry %zu is for another volume", i);
-		if (!r)
-			r = get_secret(&c, "passphrase", &tmp[i].passphrase);
-		if (!r)
-			r = get_secret(&c, "pin key", &tmp[i].pin_key);
+		return kd_fail(KD_EPROTO, "ACCEPT answers %u volumes, %zu were offered", cnt, n);
+	for (size_t i = 0; i < n; i++) {
+		char u[KD_UUID_LEN + 1];
+
+		if ((r = get_uuid(&c, u)))
+			return r;
+		if (strcmp(u, uuids[i]))
+			return kd_fail(KD_EPROTO, "ACCEPT entry %zu is for another volume", i);
 	}
-	if (!r && kd_cur_expect_end(&c))
-		r = kd_fail(KD_EMALFORMED, "KEYS has %zu trailing bytes", kd_cur_remaining(&c));
-	if (r) {
-		kd_handoff_keys_wipe(tmp, n);
-		return r;
-	}
-	memcpy(ret, tmp, n * sizeof(tmp[0]));
-	kd_wipe(tmp, sizeof(tmp));
+	if (kd_cur_expect_end(&c))
+		return kd_fail(KD_EMALFORMED, "ACCEPT has %zu trailing bytes", kd_cur_remaining(&c));
 	return 0;
 }
 
@@ -340,12 +322,12 @@ int kd_done_parse(const uint8_t *buf, size_t len, const char (*uuids)[KD_UUID_LE
 
 int kd_handoff_stall_parse(const char *s, enum kd_handoff_stall *ret)
 {
-	static const char *const names[] = {"none", "tls", "hello", "volumes", "keys"};
+	static const char *const names[] = {"none", "tls", "hello", "volumes", "accept"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(s, names[i])) {
 			*ret = (enum kd_handoff_stall)i;
 			return 0;
 		}
-	return kd_fail(KD_EINVAL, "unknown stall point '%s' (tls, hello, volumes, keys)", s);
+	return kd_fail(KD_EINVAL, "unknown stall point '%s' (tls, hello, volumes, accept)", s);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The "keyd" LUKS2 token: strict JSON parse and format (token.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -42,7 +43,8 @@ int kd_chip_digest(const uint8_t chip_id[64], uint8_t out[KD_CHIP_DIGEST_SIZE])
 /* Every key a token may carry; anything else is refused (strict schema). */
 static const char *const token_keys[] = {
 	"type", "keyslots", "version", "backend", "root", "fields", "vmpl", "guest_svn", "tcb",
-	"measurement", "policy", "chip", "label", "state", "svn", "created", "pin",
+	"measurement", "policy", "chip", "label", "state", "svn", "created", "pin", "wrap",
+	"evidence",
 };
 
 #define WHERE "keyd token"
@@ -54,6 +56,26 @@ static int malformed(int r)
 
 	snprintf(d, sizeof(d), "%s", kd_err_detail(r));
 	return kd_fail(KD_EMALFORMED, "%s", d);
+}
+
+_Static_assert(KD_EVIDENCE_REPORT_SIZE == KD_REPORT_SIZE, "evidence report size");
+
+/* Exactly these members, nothing else (the nested objects are strict too). */
+static int only_keys(json_object *o, const char *what, const char *const *keys, size_t n)
+{
+	if (!json_object_is_type(o, json_type_object))
+		return kd_fail(KD_EMALFORMED, "keyd token: \"%s\" is not an object", what);
+	json_object_object_foreach(o, key, val) {
+		bool known = false;
+
+		(void)val;
+		for (size_t i = 0; i < n; i++)
+			known |= !strcmp(key, keys[i]);
+		if (!known)
+			return kd_fail(KD_EMALFORMED, "keyd token: unknown key \"%.32s\" in \"%s\"", key,
+				       what);
+	}
+	return 0;
 }
 
 static int get_str(json_object *o, const char *key, size_t max, const char **ret)
@@ -105,6 +127,78 @@ static bool is_rfc3339_utc(const char *s)
 		if (pat[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pat[i])
 			return false;
 	return true;
+}
+
+/* Strict base64 of exactly n bytes (canonical: re-encoding gives the same text). */
+static int get_b64(json_object *o, const char *key, uint8_t *out, size_t n)
+{
+	size_t want = 4 * ((n + 2) / 3);
+	uint8_t *tmp = NULL;
+	char *re = NULL;
+	const char *s;
+	int r = get_str(o, key, want, &s), got;
+
+	if (r)
+		return r;
+	if (strlen(s) != want)
+		return kd_fail(KD_EMALFORMED, "keyd token: \"%s\" is not %zu bytes of base64", key, n);
+	tmp = malloc(want);
+	re = malloc(want + 1);
+	r = KD_ENOMEM;
+	if (tmp && re) {
+		got = EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)want);
+		r = got != (int)(3 * (want / 4)) ? KD_EMALFORMED : 0;
+		if (!r && (EVP_EncodeBlock((unsigned char *)re, tmp, (int)n) != (int)want ||
+			   strcmp(re, s)))
+			r = KD_EMALFORMED;
+		if (!r)
+			memcpy(out, tmp, n);
+		else
+			r = kd_fail(r, "keyd token: \"%s\" is not canonical base64 of %zu bytes", key, n);
+	}
+	free(tmp);
+	free(re);
+	return r;
+}
+
+/* "wrap" and "evidence": both or neither, and only on a pending token. */
+static int parse_pending(json_object *o, struct kd_token *t)
+{
+	static const char *const wrap_keys[] = {"epk", "ct"};
+	static const char *const ev_keys[] = {"report", "exporter", "key", "sig", "manifest"};
+	json_object *w = NULL, *e = NULL, *m;
+	const char *txt;
+	int r;
+
+	/* Host-written: present members must be objects (null is refused). */
+	if ((r = kd_lj_opt(o, WHERE, "wrap", json_type_object, &w)) ||
+	    (r = kd_lj_opt(o, WHERE, "evidence", json_type_object, &e)))
+		return malformed(r);
+	if (!w && !e)
+		return 0;
+	if (!w || !e)
+		return kd_fail(KD_EMALFORMED, "keyd token: \"wrap\" and \"evidence\" come together");
+	if (t->state != KD_TOKEN_PENDING)
+		return kd_fail(KD_EMALFORMED, "keyd token: wrapped secrets on a %s slot",
+			       kd_token_state_name(t->state));
+	if ((r = only_keys(w, "wrap", wrap_keys, KD_ARRAY_SIZE(wrap_keys))) ||
+	    (r = get_hex(w, "epk", t->wrap_epk, sizeof(t->wrap_epk))) ||
+	    (r = get_hex(w, "ct", t->wrap_ct, sizeof(t->wrap_ct))) ||
+	    (r = only_keys(e, "evidence", ev_keys, KD_ARRAY_SIZE(ev_keys))) ||
+	    (r = get_b64(e, "report", t->ev_report, sizeof(t->ev_report))) ||
+	    (r = get_hex(e, "exporter", t->ev_exporter, sizeof(t->ev_exporter))) ||
+	    (r = get_hex(e, "key", t->ev_key, sizeof(t->ev_key))) ||
+	    (r = get_hex(e, "sig", t->ev_sig, sizeof(t->ev_sig))))
+		return r;
+	if ((r = kd_lj_obj(e, WHERE " evidence", "manifest", &m)))
+		return malformed(r);
+	txt = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+	if (!txt || strlen(txt) > KD_EVIDENCE_MANIFEST_MAX)
+		return kd_fail(KD_EMALFORMED, "keyd token: evidence manifest above %u bytes",
+			       KD_EVIDENCE_MANIFEST_MAX);
+	strcpy(t->ev_manifest, txt);
+	t->has_wrap = true;
+	return 0;
 }
 
 static int parse_obj(json_object *o, struct kd_token *t)
@@ -186,7 +280,9 @@ static int parse_obj(json_object *o, struct kd_token *t)
 	if (!is_rfc3339_utc(s))
 		return kd_fail(KD_EMALFORMED, "keyd token: created is not RFC 3339 UTC");
 	strcpy(t->created, s);
-	return get_hex(o, "pin", t->pin, sizeof(t->pin));
+	if ((r = get_hex(o, "pin", t->pin, sizeof(t->pin))))
+		return r;
+	return parse_pending(o, t);
 }
 
 int kd_token_parse(const char *json, size_t len, struct kd_token *ret)
@@ -212,6 +308,43 @@ int kd_token_parse(const char *json, size_t len, struct kd_token *ret)
 static int add(json_object *o, const char *key, json_object *v)
 {
 	return kd_lj_add(o, key, v) ? 0 : kd_fail(KD_ENOMEM, "out of memory (keyd token)");
+}
+
+static int format_pending(json_object *o, const struct kd_token *t)
+{
+	char hex[2 * KD_WRAP_CT_LEN + 1], b64[4 * ((KD_EVIDENCE_REPORT_SIZE + 2) / 3) + 1];
+	json_object *w = json_object_new_object(), *e = json_object_new_object(), *m = NULL;
+	int r = 0;
+
+	if (t->state != KD_TOKEN_PENDING) {
+		json_object_put(w);
+		json_object_put(e);
+		return kd_fail(KD_EINVAL, "wrapped secrets belong on a pending slot only");
+	}
+	if (t->ev_manifest[0])
+		m = json_tokener_parse(t->ev_manifest);
+	if (!w || !e || !m || !json_object_is_type(m, json_type_object)) {
+		json_object_put(w);
+		json_object_put(e);
+		json_object_put(m);
+		return kd_fail(KD_EINVAL, "pending token: evidence manifest is not a JSON object");
+	}
+	kd_hex(t->wrap_epk, sizeof(t->wrap_epk), hex);
+	r |= add(w, "epk", json_object_new_string(hex));
+	kd_hex(t->wrap_ct, sizeof(t->wrap_ct), hex);
+	r |= add(w, "ct", json_object_new_string(hex));
+	EVP_EncodeBlock((unsigned char *)b64, t->ev_report, (int)sizeof(t->ev_report));
+	r |= add(e, "report", json_object_new_string(b64));
+	kd_hex(t->ev_exporter, sizeof(t->ev_exporter), hex);
+	r |= add(e, "exporter", json_object_new_string(hex));
+	kd_hex(t->ev_key, sizeof(t->ev_key), hex);
+	r |= add(e, "key", json_object_new_string(hex));
+	kd_hex(t->ev_sig, sizeof(t->ev_sig), hex);
+	r |= add(e, "sig", json_object_new_string(hex));
+	r |= add(e, "manifest", m);
+	r |= add(o, "wrap", w);
+	r |= add(o, "evidence", e);
+	return r ? KD_ENOMEM : 0;
 }
 
 int kd_token_format(const struct kd_token *t, char **ret)
@@ -259,9 +392,11 @@ int kd_token_format(const struct kd_token *t, char **ret)
 	r |= add(o, "created", json_object_new_string(t->created));
 	kd_hex(t->pin, sizeof(t->pin), hex);
 	r |= add(o, "pin", json_object_new_string(hex));
+	if (!r && t->has_wrap)
+		r = format_pending(o, t);
 	if (r) {
 		json_object_put(o);
-		return KD_ENOMEM;
+		return r < 0 ? r : KD_ENOMEM;
 	}
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
@@ -288,5 +423,6 @@ json_object *kd_token_status_json(const struct kd_token *t)
 	json_object_object_add(o, "policy", json_object_new_int64((int64_t)t->policy));
 	json_object_object_add(o, "backend", json_object_new_string(t->backend));
 	json_object_object_add(o, "created", json_object_new_string(t->created));
+	json_object_object_add(o, "wrapped", json_object_new_boolean(t->has_wrap));
 	return o;
 }

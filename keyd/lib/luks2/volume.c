@@ -25,6 +25,7 @@
 #include "keyd/error.h"
 #include "keyd/failpoint.h"
 #include "keyd/luks2json.h"
+#include "keyd/rotate.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
@@ -38,7 +39,39 @@ struct kd_volume {
 	char uuid[KD_LUKS2_UUID_MAX + 1];
 	struct kd_token toks[MAX_TOKENS];
 	size_t n_toks;
+	kd_pending_open_fn pending_open; /* NULL: the process default */
+	const void *pending_ctx;         /* borrowed */
 };
+
+static kd_pending_open_fn default_pending_open;
+static const void *default_pending_ctx;
+
+void kd_volume_set_pending_opener(struct kd_volume *v, kd_pending_open_fn fn, const void *ctx)
+{
+	v->pending_open = fn;
+	v->pending_ctx = ctx;
+}
+
+void kd_volume_default_pending_opener(kd_pending_open_fn fn, const void *ctx)
+{
+	default_pending_open = fn;
+	default_pending_ctx = ctx;
+}
+
+/* A pending handoff slot's secrets, through the installed opener (volume.h). */
+static int open_pending(const struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
+			const struct kd_token *t, struct kd_secret **ret_pass,
+			struct kd_secret **ret_pin_key)
+{
+	if (v->pending_open)
+		return v->pending_open(v->pending_ctx, b, &l->report, v->uuid, t, ret_pass,
+				       ret_pin_key);
+	if (default_pending_open)
+		return default_pending_open(default_pending_ctx, b, &l->report, v->uuid, t, ret_pass,
+					    ret_pin_key);
+	return kd_fail(KD_EUNSUPP, "keyd slot %d is a pending handoff slot and this program "
+				   "cannot judge its evidence (use keyd unlock)", t->keyslot);
+}
 
 /* ---------------------------------------------------------------- discovery */
 
@@ -598,7 +631,16 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 	if ((r = kd_volume_match(v, l, &idx)))
 		return r;
 	t = &v->toks[idx];
-	if ((r = kd_seal_keys_for_token(b, t, v->uuid, &pass, &pin_key)))
+	/*
+	 * A pending slot from a handoff holds secrets O made: unwrap them with
+	 * this launch's key-agreement key, after checking O's evidence
+	 * (pending.h). Any other slot is sealed to this launch.
+	 */
+	if (t->state == KD_TOKEN_PENDING)
+		r = open_pending(v, b, l, t, &pass, &pin_key);
+	else
+		r = kd_seal_keys_for_token(b, t, v->uuid, &pass, &pin_key);
+	if (r)
 		return r;
 	if ((r = kd_secret_new(vk_want, &vk)))
 		return r;
@@ -790,7 +832,7 @@ static int cd_meta(struct crypt_device *cd, json_object **ret)
 static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 		       const struct kd_secret *pass, const struct kd_secret *pin_key,
 		       const struct kd_token *meta, const char *fp_slot, const char *fp_token,
-		       int *ret_keyslot)
+		       kd_slot_seal_fn seal, void *seal_ctx, int *ret_keyslot)
 {
 	struct kd_token t = *meta;
 	json_object *m = NULL;
@@ -816,8 +858,15 @@ static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 	t.token_id = -1;
 	r = kd_volume_pin(pin_key, vk, m, uuid, slot, t.pin);
 	json_object_put(m);
-	if (r || (r = kd_token_format(&t, &json)))
+	if (!r && seal)
+		r = seal(seal_ctx, uuid, &t);
+	if (!r)
+		r = kd_token_format(&t, &json);
+	if (r) {
+		/* Undo the slot: a keyslot nobody describes helps no one. */
+		crypt_keyslot_destroy(cd, slot);
 		return r;
+	}
 	r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
 	free(json);
 	if (r < 0) {
@@ -841,7 +890,7 @@ static int write_cd(struct kd_volume *v, struct kd_checked_cd *ret)
 
 static int add_slot(struct kd_volume *v, const struct kd_secret *vk, const struct kd_secret *pass,
 		    const struct kd_secret *pin_key, const struct kd_token *meta, const char *fp_slot,
-		    const char *fp_token, int *ret_keyslot)
+		    const char *fp_token, kd_slot_seal_fn seal, void *seal_ctx, int *ret_keyslot)
 {
 	struct kd_checked_cd c;
 	int r, r2;
@@ -850,10 +899,19 @@ static int add_slot(struct kd_volume *v, const struct kd_secret *vk, const struc
 		return kd_fail(KD_EINVAL, "add slot: volume key, passphrase, pin key and token needed");
 	if ((r = write_cd(v, &c)))
 		return r;
-	r = add_slot_cd(c.cd, vk, pass, pin_key, meta, fp_slot, fp_token, ret_keyslot);
+	r = add_slot_cd(c.cd, vk, pass, pin_key, meta, fp_slot, fp_token, seal, seal_ctx,
+			ret_keyslot);
 	kd_checked_cd_free(&c);
+	if (r) {
+		/* The reload must not overwrite the reason the add failed. */
+		char d[512];
+
+		snprintf(d, sizeof(d), "%s", kd_err_detail(r));
+		(void)volume_load(v);
+		return kd_fail(r, "%s", d);
+	}
 	r2 = volume_load(v);
-	return r ? r : r2;
+	return r2;
 }
 
 int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
@@ -861,7 +919,15 @@ int kd_volume_add_slot_fp(struct kd_volume *v, const struct kd_secret *vk,
 			  const struct kd_token *meta, const char *fp_slot, const char *fp_token,
 			  int *ret_keyslot)
 {
-	return add_slot(v, vk, pass, pin_key, meta, fp_slot, fp_token, ret_keyslot);
+	return add_slot(v, vk, pass, pin_key, meta, fp_slot, fp_token, NULL, NULL, ret_keyslot);
+}
+
+int kd_volume_add_slot_sealed(struct kd_volume *v, const struct kd_secret *vk,
+			      const struct kd_secret *pass, const struct kd_secret *pin_key,
+			      const struct kd_token *meta, const char *fp_slot, const char *fp_token,
+			      kd_slot_seal_fn seal, void *seal_ctx, int *ret_keyslot)
+{
+	return add_slot(v, vk, pass, pin_key, meta, fp_slot, fp_token, seal, seal_ctx, ret_keyslot);
 }
 
 static struct kd_token *token_by_slot(struct kd_volume *v, int keyslot)
@@ -940,6 +1006,77 @@ int kd_volume_retire(struct kd_volume *v, int keyslot, bool force)
 	return retire_fp(v, keyslot, force, "retire.before-kill", "retire.after-kill");
 }
 
+int kd_volume_retire_fp(struct kd_volume *v, int keyslot, const char *fp_before,
+			const char *fp_after)
+{
+	return retire_fp(v, keyslot, false, fp_before, fp_after);
+}
+
+int kd_volume_reclaim_orphans(struct kd_volume *v, const char *fp_after, size_t *ret_n)
+{
+	struct kd_checked_cd c;
+	json_object *slots, *tokens;
+	uint32_t used = 0, orphans = 0;
+	char where[24];
+	size_t n = 0;
+	int r;
+
+	if (!v->meta)
+		return kd_fail(KD_EINVAL, "reclaim: no parsed metadata");
+	/* Host-written JSON: through the typed getters (luks2json.h). */
+	if ((r = kd_lj_obj(v->meta, "LUKS2 metadata", "keyslots", &slots)) ||
+	    (r = kd_lj_obj(v->meta, "LUKS2 metadata", "tokens", &tokens)))
+		return r;
+	json_object_object_foreach(tokens, tid, tok) {
+		uint32_t m;
+
+		if ((r = kd_lj_id(tid, "LUKS2 tokens", "token")) < 0)
+			return r;
+		kd_lj_where(where, sizeof(where), "token", tid);
+		if ((r = kd_lj_id_set(tok, where, "keyslots", &m)))
+			return r;
+		used |= m;
+	}
+	json_object_object_foreach(slots, kid, ks) {
+		int id = kd_lj_id(kid, "LUKS2 keyslots", "keyslot");
+
+		(void)ks;
+		if (id < 0)
+			return id;
+		/* A rotation's old-key and journal keyslots have no token by
+		 * design (rotate.h): never an orphan. */
+		if (!(used & (1u << id)) && !kd_rotate_keyslot_role(v->meta, id))
+			orphans |= 1u << id;
+	}
+	if (!orphans) {
+		if (ret_n)
+			*ret_n = 0;
+		return 0;
+	}
+	if ((r = write_cd(v, &c)))
+		return r;
+	for (int slot = 0; slot < (int)KD_LJ_MAX_ID; slot++) {
+		if (!(orphans & (1u << slot)) ||
+		    crypt_keyslot_status(c.cd, slot) != CRYPT_SLOT_ACTIVE)
+			continue;
+		r = crypt_keyslot_destroy(c.cd, slot);
+		if (r < 0) {
+			kd_checked_cd_free(&c);
+			return kd_fail(KD_ELUKS, "cannot kill orphaned keyslot %d: %s", slot,
+				       strerror(-r));
+		}
+		if (fp_after)
+			kd_failpoint(fp_after);
+		n++;
+	}
+	kd_checked_cd_free(&c);
+	if ((r = volume_load(v)))
+		return r;
+	if (ret_n)
+		*ret_n = n;
+	return 0;
+}
+
 int kd_volume_rekey(struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
 		    const struct kd_secret *vk, const struct kd_token *used, bool *ret_done)
 {
@@ -950,6 +1087,13 @@ int kd_volume_rekey(struct kd_volume *v, struct kd_backend *b, const struct kd_l
 	int slot = -1, r;
 	bool done = false;
 
+	/* A pending handoff slot holds O's secrets: `keyd commit` replaces it
+	 * with a sealed slot at the committed TCB; nothing to re-key here. */
+	if (used->has_wrap) {
+		if (ret_done)
+			*ret_done = false;
+		return 0;
+	}
 	if (used->tcb != l->report.committed_tcb &&
 	    kd_tcb_ge(l->report.committed_tcb, used->tcb, l->report.product)) {
 		n.tcb = l->report.committed_tcb;
@@ -957,7 +1101,7 @@ int kd_volume_rekey(struct kd_volume *v, struct kd_backend *b, const struct kd_l
 		strftime(n.created, sizeof(n.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		if ((r = kd_seal_keys_for_token(b, &n, v->uuid, &pass, &pin_key)) ||
 		    (r = add_slot(v, vk, pass, pin_key, &n, "rekey.after-keyslot", "rekey.after-token",
-				  &slot)))
+				  NULL, NULL, &slot)))
 			return r;
 		done = true;
 	} else {
@@ -1129,7 +1273,7 @@ int kd_volume_enroll(const char *device, struct kd_backend *b, const struct kd_l
 	kd_failpoint("enroll.after-format");
 	if ((r = kd_seal_keys_for_token(b, &tok, crypt_get_uuid(cd), &pass, &pin_key)) ||
 	    (r = add_slot_cd(cd, vk, pass, pin_key, &tok, "enroll.after-keyslot", "enroll.after-token",
-			     NULL)))
+			     NULL, NULL, NULL)))
 		goto out;
 	/* Before the label is cleared: an interrupted wipe is redone as an
 	 * unfinished provisioning. */

@@ -27,7 +27,7 @@
 	"  --read-timeout S       per-read timeout in seconds (default 10)\n"                \
 	"  --timings              print per-phase timings (ms) on stdout\n"                  \
 	"  --json                 machine-readable result (with --timings: the phases)\n"   \
-	"  --stall-after STEP     test aid: stop talking after tls|hello|volumes|keys\n"    \
+	"  --stall-after STEP     test aid: stop talking after tls|hello|volumes|accept\n"    \
 	BACKEND_OPTS_HELP
 
 enum {
@@ -119,7 +119,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 		case O_JSON: a->json = true; break;
 		case O_STALL:
 			if (kd_handoff_stall_parse(optarg, &a->ho.stall))
-				return cli_usage_error("--stall-after: tls, hello, volumes or keys");
+				return cli_usage_error("--stall-after: tls, hello, volumes or accept");
 			break;
 		default:
 			r = backend_opts_handle(c, optarg, &a->bo);
@@ -246,7 +246,9 @@ const struct kd_cmd cmd_handoff_serve = {
 	"report (chain, binding to this session, same chip, no debug, VMPL 0, TCB\n"
 	"floor, measurement in N's k-of-n signed manifest, no SVN downgrade, svn >=\n"
 	"the revocation floor) and adds a pending keyslot + token for N on every\n"
-	"DEV. The volume key never leaves O. See keyd-handoff(8).\n"
+	"DEV: fresh slot secrets wrapped to the public key N's report vouches for,\n"
+	"with this launch's report and a signature over each slot as evidence.\n"
+	"The volume key never leaves O. See keyd-handoff(8).\n"
 	"\n" HANDOFF_COMMON_HELP,
 };
 
@@ -255,9 +257,10 @@ const struct kd_cmd cmd_handoff_receive = {
 	"Usage: keyd handoff receive --connect ADDR:PORT --manifest FILE [options]\n"
 	"\n"
 	"Run on the new version N, booted in upgrade mode (no disk needed). Checks\n"
-	"its own release first, then verifies O the same way O verifies N, derives\n"
-	"its own keyslot passphrase and pin key for each volume O offers, sends them\n"
-	"and waits for O's DONE. Connection failures are retried until --timeout;\n"
-	"refusals are final.\n"
+	"its own release first, then verifies O the same way O verifies N, sends\n"
+	"only a public key derived from its sealing key (bound into its report),\n"
+	"accepts the volumes O offers and waits for O's DONE. Connection failures\n"
+	"are retried until --timeout; refusals are final. Run `keyd commit` at the\n"
+	"first real boot.\n"
 	"\n" HANDOFF_COMMON_HELP,
 };

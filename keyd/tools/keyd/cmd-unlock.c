@@ -14,6 +14,8 @@
 #include "backend-opts.h"
 #include "commands.h"
 #include "keyd/error.h"
+#include "keyd/manifest.h"
+#include "keyd/pending.h"
 #include "keyd/secret.h"
 #include "keyd/rotate.h"
 #include "keyd/volume.h"
@@ -43,7 +45,9 @@ static const char unlock_usage[] =
 	"                         covered by the measurement (keyd root check)\n"
 	"  --state-file FILE      on success, write the state of the token that opened\n"
 	"                         (one word: active or pending) to FILE, for boot\n"
-	"                         scripts (a pending slot is an upgrade to commit)\n" BACKEND_OPTS_HELP
+	"                         scripts (a pending slot is an upgrade to commit)\n"
+	"  --release-keys FILE    keys that judge a pending handoff slot's evidence\n"
+	"                         (default " KD_RELEASE_KEYS_DEFAULT ")\n" BACKEND_OPTS_HELP
 	"\n"
 	"Exit status: 0 unlocked, 1 refused (one line on stderr says why), 2 usage.\n";
 
@@ -55,7 +59,8 @@ static const char pass_usage[] =
 	"crypttab keyscript (luks-hooks/keyscript) that hands it to cryptsetup.\n"
 	"Refuses to write it to a terminal. Nothing is logged.\n"
 	"  --root-check           first check that the root this boot switches into is\n"
-	"                         covered by the measurement (keyd root check)\n" BACKEND_OPTS_HELP;
+	"                         covered by the measurement (keyd root check)\n"
+	"  --release-keys FILE    as for keyd unlock\n" BACKEND_OPTS_HELP;
 
 /* One word and a newline, written whole: the boot scripts' machine interface. */
 static int write_state_file(const char *path, enum kd_token_state st)
@@ -78,6 +83,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 		{"json", no_argument, NULL, 'j'},
 		{"state-file", required_argument, NULL, 's'},
 		{"root-check", no_argument, NULL, 'C'},
+		{"release-keys", required_argument, NULL, 'K'},
 		BACKEND_LONGOPTS,
 		{0},
 	};
@@ -85,6 +91,8 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	_kd_secret_ struct kd_secret *vk = NULL, *pass = NULL;
 	struct kd_backend *b = NULL;
 	struct kd_volume *v = NULL;
+	struct kd_release_keys *keys = NULL;
+	const char *keys_path = NULL;
 	struct kd_launch l;
 	struct kd_token tok;
 	struct kd_rotate_status rot;
@@ -112,6 +120,9 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 				return cli_usage_error("--state-file is an option of keyd unlock");
 			state_file = optarg;
 			break;
+		case 'K':
+			keys_path = optarg;
+			break;
 		default:
 			if (backend_opts_handle(c, optarg, &bopts) <= 0)
 				return EXIT_USAGE;
@@ -133,9 +144,14 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	/* No state key for a root the measurement does not cover. */
 	if (root_check && (r = cli_root_check()) < 0)
 		return cli_refuse(r);
-	/* Header first: a tampered header is refused before any key exists. */
-	if ((r = kd_volume_open(dev, &v)) < 0)
+	if (keys_path && (r = kd_release_keys_load(keys_path, &keys)) < 0)
 		return cli_refuse(r);
+	/* Header first: a tampered header is refused before any key exists. */
+	if ((r = kd_volume_open(dev, &v)) < 0) {
+		kd_release_keys_free(keys);
+		return cli_refuse(r);
+	}
+	kd_volume_set_pending_opener(v, kd_pending_opener, keys);
 	if (kd_volume_health(v)->allow_err) {
 		r = kd_fail(kd_volume_health(v)->allow_err, "header refused: %s",
 			    kd_volume_health(v)->allow_detail);
@@ -198,6 +214,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	r = 0;
 out:
 	kd_volume_close(v);
+	kd_release_keys_free(keys);
 	kd_backend_close(b);
 	return r < 0 ? cli_refuse(r) : 0;
 }

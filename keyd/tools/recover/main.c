@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "keyd/error.h"
+#include "keyd/pending.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 #include "recover.h"
@@ -68,5 +69,7 @@ int main(int argc, char **argv)
 	};
 
 	kd_volume_quiet_libcryptsetup();
+	/* A pending handoff slot opens after its evidence is judged (pending.h). */
+	kd_volume_default_pending_opener(kd_pending_opener, NULL);
 	return cli_dispatch("keyd-recover", cmds, argc, argv);
 }
