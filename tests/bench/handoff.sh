@@ -3,7 +3,7 @@
 # median of RUNS runs, broken down by phase (from `--timings --json` of both
 # sides): TLS (connect + handshake, N's view), own report, HELLO exchange,
 # peer verification (chain, report, manifest), O's wait for N's ACCEPT,
-# keyslot enrolment (O's header writes, wrap and evidence signature), N's
+# keyslot enrollment (O's header writes, wrap and evidence signature), N's
 # total, O's start-up and N's process wall time. Each run starts from the
 # same pristine volume (O active only). Target (issue 6): < 100 ms.
 set -euo pipefail
@@ -37,18 +37,18 @@ import json, sys
 o = json.load(open(sys.argv[1]))["timings"]
 n = json.load(open(sys.argv[2]))["timings"]
 print(n["tls_ms"], n["report_ms"], n["hello_ms"], max(o["verify_ms"], n["verify_ms"]),
-      o["keys_ms"], o["enrol_ms"], n["total_ms"], int(sys.argv[3]) / 1000, int(sys.argv[4]) / 1000)
+      o["keys_ms"], o["enroll_ms"], n["total_ms"], int(sys.argv[3]) / 1000, int(sys.argv[4]) / 1000)
 EOF
 done
 python3 - "$T/rows" "$RUNS" <<'EOF'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
-names = ["tls", "report", "hello", "verify", "accept (O waits)", "enrol (O writes)",
+names = ["tls", "report", "hello", "verify", "accept (O waits)", "enroll (O writes)",
          "total (N)", "O start-up to listen", "N process wall"]
 med = [statistics.median(c) for c in zip(*rows)]
 for n, m in zip(names, med):
     print(f"  {n:20s} {m:8.2f} ms")
 print(f"handoff: {med[6]:.2f} ms median total over {sys.argv[2]} runs "
       f"(tls {med[0]:.1f}, report {med[1]:.1f}, verify {med[3]:.1f}, accept {med[4]:.1f}, "
-      f"enrol {med[5]:.1f}; target < 100 ms)")
+      f"enroll {med[5]:.1f}; target < 100 ms)")
 EOF

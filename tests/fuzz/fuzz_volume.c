@@ -28,7 +28,7 @@
  * copy in place. Set to 1 when they work on private copies of the header.
  */
 #ifndef FUZZ_READONLY_PROPERTY
-#define FUZZ_READONLY_PROPERTY 0
+#define FUZZ_READONLY_PROPERTY 1
 #endif
 
 static char img_path[128], backup_path[128];

@@ -19,12 +19,12 @@ wait_o
 [ "$ORC" = 0 ] || fail "O exit $ORC: $(cat "$T/o.err")"
 [ "$NRC" = 0 ] || fail "N exit $NRC: $(cat "$T/n.err")"
 grep -q "1 volume(s) enrolled" "$T/o.out" || fail "O output: $(cat "$T/o.out")"
-grep -Eq "timings: tls .* verify .* enrol .* total" "$T/o.out" || fail "O timings missing"
+grep -Eq "timings: tls .* verify .* enroll .* total" "$T/o.out" || fail "O timings missing"
 python3 - "$T/n.out" <<'EOF' || fail "N --json: $(cat "$T/n.out")"
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["ok"] is True and d["role"] == "N"
-for k in ("tls_ms", "report_ms", "verify_ms", "enrol_ms", "total_ms"):
+for k in ("tls_ms", "report_ms", "verify_ms", "enroll_ms", "total_ms"):
     assert d["timings"][k] >= 0, k
 EOF
 [ "$(img_sha)" != "$SHA0" ] || fail "handoff wrote nothing"

@@ -106,7 +106,7 @@ for step in tls hello volumes accept; do
 	echo "ok: O stalls after $step: $(cat "$T/n.err")"
 done
 
-# N stops after sending ACCEPT: O enrols (a pending slot only N's image can use),
+# N stops after sending ACCEPT: O enrolls (a pending slot only N's image can use),
 # O's own slot still opens, and a rerun replaces the pending slot.
 serve_bg --read-timeout 2
 receive --stall-after accept --timeout 2

@@ -2,7 +2,7 @@
 # Scenario 8: attested upgrade handoff between two VMs (issue 6).
 #   a) v1 (the original image, volume unlocked) serves; v2 (a changed image,
 #      release 2.0) boots in upgrade mode with no disk at all, and both run
-#      the handoff over a QEMU network link: v1 enrols a pending keyslot for
+#      the handoff over a QEMU network link: v1 enrolls a pending keyslot for
 #      v2. Both use the same simulated chip, each with its own measurement.
 #   b) v2 boots for real with the disk: it opens through its pending slot
 #      (pin verified by keyd unlock), finds v1's marker and commits: v2
@@ -49,7 +49,7 @@ VM_LOG=$VM_LOG_O
 [ "$(vm_result "$VM_LOG_O")" = ok ] || fail "v1 did not unlock before serving"
 [ "$(vm_field "$VM_LOG_O" marker)" = "$marker" ] || fail "v1 did not find the marker"
 [ "$(vm_handoff_result "$VM_LOG_O")" = ok ] || fail "v1 (O) handoff failed"
-grep -aq 'enrolled for the new version (pending)' "$VM_LOG_O" || fail "O did not report the pending enrolment"
+grep -aq 'enrolled for the new version (pending)' "$VM_LOG_O" || fail "O did not report the pending enrollment"
 VM_LOG=$VM_LOG_N
 [ "$(vm_handoff_result "$VM_LOG_N")" = ok ] || fail "v2 (N) handoff failed"
 if grep -aq 'vda' "$VM_LOG_N"; then fail "N had a disk"; fi

@@ -30,7 +30,7 @@ enum kd_msg_type {
 	KD_MSG_HELLO = 1,   /* report, cert table, manifest, N's public key (both ways) */
 	KD_MSG_VOLUMES = 2, /* O -> N: volume UUIDs to hand over */
 	KD_MSG_ACCEPT = 3,  /* N -> O: the volumes N takes (no secret) */
-	KD_MSG_DONE = 4,    /* O -> N: per volume enrolment result */
+	KD_MSG_DONE = 4,    /* O -> N: per volume enrollment result */
 	KD_MSG_ERROR = 5,   /* either way: one-line reason, then close */
 	KD_MSG__MAX = 5,
 };

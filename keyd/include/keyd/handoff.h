@@ -23,7 +23,7 @@
  *      >= floor, peer measurement in the peer's manifest, manifest signed by
  *      k of n pinned release keys and valid now, and N.svn >= O.svn. Both
  *      sides enforce the SVN rule: O so that no older image gets its data; N
- *      so that it never enrols itself under a newer release it would
+ *      so that it never enrolls itself under a newer release it would
  *      downgrade. The SVN compared is the manifest's (signed by the release
  *      keys and bound to the measurement), not the ID block's guest_svn.
  *   4. O -> N VOLUMES (UUIDs); N -> O ACCEPT (the same UUIDs: N is still
@@ -248,7 +248,7 @@ struct kd_handoff_timings {
 	double hello_ms;  /* HELLO exchange on the wire */
 	double verify_ms; /* peer verification (chain, report, manifest) */
 	double keys_ms;   /* O: VOLUMES sent -> ACCEPT parsed */
-	double enrol_ms;  /* O: secrets, keyslot + token writes, evidence; N: wait for DONE */
+	double enroll_ms;  /* O: secrets, keyslot + token writes, evidence; N: wait for DONE */
 	double total_ms;
 };
 
@@ -276,7 +276,7 @@ struct kd_handoff_opts {
 };
 
 /*
- * O: accept one N on `listen`, verify it and enrol it on every device.
+ * O: accept one N on `listen`, verify it and enroll it on every device.
  * Errors: any of the above; O's volumes are unchanged unless DONE was sent
  * for them (or hold only a harmless pending slot).
  */

@@ -82,7 +82,7 @@ const char *kd_lj_where(char *buf, size_t len, const char *what, const char *id)
 /*
  * Parse untrusted JSON text strictly (json-c's strict mode, nesting at most
  * depth, every one of len bytes consumed). KD_ENOMEM, or KD_EMALFORMED
- * without a detail: the caller names what did not parse. *ret on success.
+ * (callers replace the detail with what did not parse). *ret on success.
  */
 int kd_lj_parse(const char *json, size_t len, int depth, json_object **ret);
 

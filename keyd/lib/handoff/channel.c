@@ -255,7 +255,7 @@ int kd_tls_new(int server, struct kd_tls **ret)
 	int r;
 
 	if (!t)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (handoff)");
 	t->fd = -1;
 	t->server = server;
 	r = new_ctx(server, &t->ctx);
@@ -365,7 +365,7 @@ int kd_tls_listener_new(const char *addr, struct kd_tls_listener **ret)
 	int r;
 
 	if (!l)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (handoff)");
 	l->fd = -1;
 	r = kd_tls_listen(addr, &l->fd);
 	if (!r)

@@ -309,7 +309,7 @@ static int seal_pending(void *ctx, const char *uuid, struct kd_token *t)
 	return r;
 }
 
-static int enrol_one(struct side *s, struct o_volume *ov, int *ret_slot)
+static int enroll_one(struct side *s, struct o_volume *ov, int *ret_slot)
 {
 	_kd_secret_ struct kd_secret *pass = NULL, *pin_key = NULL;
 	struct kd_launch peer = {0};
@@ -356,7 +356,7 @@ static int enrol_one(struct side *s, struct o_volume *ov, int *ret_slot)
 }
 
 /*
- * Steps 2 to 4 with the peer on s->tls. *ret_final is set when enrolment
+ * Steps 2 to 4 with the peer on s->tls. *ret_final is set when enrollment
  * fails: that error is about O's volumes, not about the peer, and ends the
  * serving.
  */
@@ -394,7 +394,7 @@ static int serve_one(struct side *s, struct o_volume *vols, char (*uuids)[KD_UUI
 	for (size_t i = 0; !r && i < nv; i++) {
 		int slot = -1;
 
-		r = enrol_one(s, &vols[i], &slot);
+		r = enroll_one(s, &vols[i], &slot);
 		if (r)
 			r = kd_fail_prefix(r, o->devices[i]);
 		slots[i] = (uint32_t)slot;
@@ -404,7 +404,7 @@ static int serve_one(struct side *s, struct o_volume *vols, char (*uuids)[KD_UUI
 	if (!r)
 		*ret_final = false;
 	if (o->timings)
-		o->timings->enrol_ms = lap(s);
+		o->timings->enroll_ms = lap(s);
 	if (!r)
 		r = kd_done_encode((const char(*)[KD_UUID_LEN + 1])uuids, slots, nv, &buf, &len);
 	if (!r)
@@ -415,7 +415,7 @@ static int serve_one(struct side *s, struct o_volume *vols, char (*uuids)[KD_UUI
 
 /*
  * O serves until a verified peer completes or its deadline passes. Each
- * connection that fails before enrolment (a stray, a hostile or a refused
+ * connection that fails before enrollment (a stray, a hostile or a refused
  * peer) is told why and closed, and O waits for the next: nobody but a
  * verified N can end the serving early.
  */
@@ -603,7 +603,7 @@ static int receive_once(const struct kd_handoff_opts *o, const char *connect_add
 		r = kd_done_parse(buf, len, (const char(*)[KD_UUID_LEN + 1])uuids, nv, slots);
 	free(buf);
 	if (o->timings)
-		o->timings->enrol_ms = lap(&s);
+		o->timings->enroll_ms = lap(&s);
 out:
 	if (r)
 		r = send_error(&s, r);

@@ -44,7 +44,7 @@ int kd_frame_encode(uint16_t type, const void *payload, size_t len, uint8_t **re
 			       KD_FRAME_PAYLOAD_MAX);
 	buf = malloc(KD_FRAME_HDR + len);
 	if (!buf)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (handoff)");
 	kd_put_le32(buf, (uint32_t)len);
 	kd_put_le16(buf + 4, type);
 	if (len)
@@ -255,7 +255,7 @@ int kd_frame_recv(struct kd_io *io, uint16_t expect, uint8_t **ret_payload, size
 	if (n) {
 		payload = malloc(n);
 		if (!payload)
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (handoff)");
 		r = budget(io, &ms);
 		if (!r)
 			r = io->read(io->ctx, payload, n, ms);

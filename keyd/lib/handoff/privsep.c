@@ -218,7 +218,7 @@ static int parse_manifest_fields(struct kd_cursor *c, struct kd_manifest *m)
 	if (ns) {
 		m->sigs = calloc(ns, sizeof(*m->sigs));
 		if (!m->sigs)
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (handoff)");
 		m->n_sigs = ns;
 	}
 	for (uint8_t i = 0; i < ns; i++)

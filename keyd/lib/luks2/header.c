@@ -169,7 +169,7 @@ int kd_luks2_parse_copy(const uint8_t *buf, size_t len, uint64_t offset,
 	if (ret_json) {
 		out = strdup(json);
 		if (!out)
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 		*ret_json = out;
 	}
 	ret->ok = true;
@@ -195,7 +195,7 @@ static int read_copy(int fd, uint64_t off, struct kd_luks2_copy *ret, char **ret
 		return r;
 	area = malloc(ret->hdr_size);
 	if (!area)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	n = pread(fd, area, ret->hdr_size, (off_t)off);
 	if (n != (ssize_t)ret->hdr_size) {
 		free(area);
@@ -888,7 +888,7 @@ static int pin_params_plain(struct json_object *meta, const char *uuid, int keys
 		return kd_fail(KD_ETAMPER, "LUKS2 pin parameters too long");
 	out = malloc(e.len);
 	if (!out)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	memcpy(out, e.buf, e.len);
 	*ret = out;
 	*ret_len = e.len;

@@ -227,7 +227,7 @@ int kd_lj_parse(const char *json, size_t len, int depth, json_object **ret)
 	json_tokener_free(tok);
 	if (!whole) {
 		json_object_put(o);
-		return KD_EMALFORMED;
+		return kd_fail(KD_EMALFORMED, "JSON text does not parse (strictly, as a whole)");
 	}
 	*ret = o;
 	return 0;

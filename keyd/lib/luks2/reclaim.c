@@ -5,7 +5,7 @@
  * is harmless (only the launch that derives its passphrase can use it) but
  * a rerun should not pile them up. Only a slot that provably belongs to the
  * caller's launch is killed: one that no keyd token describes and that
- * opens with the very passphrase the caller is about to enrol (a 256-bit
+ * opens with the very passphrase the caller is about to enroll (a 256-bit
  * HKDF output of that launch's derived key). The last active keyslot is
  * never touched.
  */

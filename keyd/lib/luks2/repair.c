@@ -38,7 +38,7 @@ static int read_area(int fd, uint64_t off, uint64_t len, uint8_t **ret)
 	uint8_t *b = malloc(len);
 
 	if (!b)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	if (pread(fd, b, len, (off_t)off) != (ssize_t)len) {
 		free(b);
 		return kd_fail(KD_EIO, "cannot read the header area at %llu", (unsigned long long)off);

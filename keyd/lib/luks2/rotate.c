@@ -354,7 +354,7 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 		json_object_put(vks);
 		json_object_put(vsegs);
 		json_object_put(vdigs);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	}
 	json_object_object_foreach(keyslots, kid2, ks2) {
 		json_object *c = NULL;
@@ -756,7 +756,7 @@ static int write_copy(int fd, uint64_t off, uint64_t hdr_size, uint64_t seqid, c
 	int ok;
 
 	if (!buf)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	if (pread(fd, buf, hdr_size, (off_t)off) != (ssize_t)hdr_size ||
 	    strlen(json) >= hdr_size - KD_LUKS2_BIN_SIZE) {
 		free(buf);

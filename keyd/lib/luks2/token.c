@@ -357,13 +357,13 @@ int kd_token_format(const struct kd_token *t, char **ret)
 	if (!o || !ks) {
 		json_object_put(o);
 		json_object_put(ks);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	}
 	snprintf(buf, sizeof(buf), "%d", t->keyslot);
 	if (json_object_array_add(ks, json_object_new_string(buf))) {
 		json_object_put(ks);
 		json_object_put(o);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	}
 	r |= add(o, "type", json_object_new_string(KD_TOKEN_TYPE));
 	r |= add(o, "keyslots", ks);
@@ -401,7 +401,7 @@ int kd_token_format(const struct kd_token *t, char **ret)
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	if (!out)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	*ret = out;
 	return 0;
 }

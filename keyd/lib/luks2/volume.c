@@ -89,7 +89,7 @@ int kd_device_resolve(const char *spec, char **ret_path)
 	} else {
 		p = strdup(spec);
 		if (!p)
-			return KD_ENOMEM;
+			return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	}
 	*ret_path = p;
 	return 0;
@@ -327,14 +327,14 @@ int kd_volume_open(const char *device, struct kd_volume **ret)
 	int r;
 
 	if (!v)
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	if ((r = kd_device_resolve(device, &v->path))) {
 		free(v);
 		return r;
 	}
 	if (!strncmp(device, "UUID=", 5) && !(v->want_uuid = strdup(device + 5))) {
 		kd_volume_close(v);
-		return KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (luks2)");
 	}
 	if ((r = volume_load(v))) {
 		kd_volume_close(v);

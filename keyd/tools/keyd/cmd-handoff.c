@@ -160,7 +160,7 @@ static void print_result(const struct args *a, const struct kd_handoff_timings *
 			json_object_object_add(p, "hello_ms", json_object_new_double(t->hello_ms));
 			json_object_object_add(p, "verify_ms", json_object_new_double(t->verify_ms));
 			json_object_object_add(p, "keys_ms", json_object_new_double(t->keys_ms));
-			json_object_object_add(p, "enrol_ms", json_object_new_double(t->enrol_ms));
+			json_object_object_add(p, "enroll_ms", json_object_new_double(t->enroll_ms));
 			json_object_object_add(p, "total_ms", json_object_new_double(t->total_ms));
 			json_object_object_add(o, "timings", p);
 		}
@@ -176,8 +176,8 @@ static void print_result(const struct args *a, const struct kd_handoff_timings *
 		       "`keyd commit`\n");
 	if (a->timings)
 		printf("timings: tls %.1f ms, report %.1f ms, hello %.1f ms, verify %.1f ms, "
-		       "keys %.1f ms, enrol %.1f ms, total %.1f ms\n",
-		       t->tls_ms, t->report_ms, t->hello_ms, t->verify_ms, t->keys_ms, t->enrol_ms,
+		       "keys %.1f ms, enroll %.1f ms, total %.1f ms\n",
+		       t->tls_ms, t->report_ms, t->hello_ms, t->verify_ms, t->keys_ms, t->enroll_ms,
 		       t->total_ms);
 }
 
