@@ -17,7 +17,7 @@
 #include "fuzz_image.h"
 #include "keyd/error.h"
 #include "keyd/escrow.h"
-#include "keyd/log.h"
+#include "keyd/recover.h"
 #include "keyd/volume.h"
 
 static char img_path[128], backup_path[128];
@@ -27,7 +27,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_image_init();
 	fuzz_path(img_path, sizeof(img_path), "admin.img");
 	fuzz_path(backup_path, sizeof(backup_path), "admin-backup.img");
-	kd_log_quiet(1);
+	kd_volume_quiet_libcryptsetup();
 	return 0;
 }
 

@@ -20,7 +20,7 @@
 #include "fuzz_image.h"
 #include "keyd/error.h"
 #include "keyd/escrow.h"
-#include "keyd/log.h"
+#include "keyd/recover.h"
 #include "keyd/volume.h"
 
 /*
@@ -38,7 +38,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_image_init();
 	fuzz_path(img_path, sizeof(img_path), "volume.img");
 	fuzz_path(backup_path, sizeof(backup_path), "backup.img");
-	kd_log_quiet(1);
+	kd_volume_quiet_libcryptsetup();
 	return 0;
 }
 

@@ -154,9 +154,13 @@ static const char restore_usage[] =
 
 static int confirm_restore(const char *uuid, const char *label, void *ctx)
 {
-	fprintf(stderr, "This replaces the LUKS2 header and keyslots of volume %s%s%s with the "
-			"backup.\n", uuid, label[0] ? ", label " : "", label);
-	return confirm_volume(uuid, label, *(const bool *)ctx);
+	bool yes = *(const bool *)ctx;
+
+	/* With --yes nothing is asked, so nothing is announced: one line at most. */
+	if (!yes)
+		fprintf(stderr, "This replaces the LUKS2 header and keyslots of volume %s%s%s with "
+				"the backup.\n", uuid, label[0] ? ", label " : "", label);
+	return confirm_volume(uuid, label, yes);
 }
 
 static int run_restore(int argc, char **argv)
