@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (op == 6) {
 		/* Restore the image's own bytes as a backup onto itself. */
 		FUZZ_ASSERT(fuzz_write_image(backup_path, data, size));
-		r = kd_admin_header_restore(img_path, backup_path, force);
+		r = kd_admin_header_restore(img_path, backup_path, force, NULL, NULL);
 		kd_err_clear();
 		return 0;
 	}
