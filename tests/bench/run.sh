@@ -4,7 +4,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 summary=()
-for piece in verify measure unlock handoff boot integrity; do
+for piece in verify measure unlock handoff boot integrity guestos; do
 	script=tests/bench/$piece.sh
 	[ -x "$script" ] || continue
 	echo "== bench: $piece"

@@ -67,13 +67,15 @@ guestos_debs() {
 	echo "$d"
 }
 
-# guestos_build DIR VERSION: a GuestOS release in DIR: root.img (ext4),
+# guestos_build DIR VERSION [CUSTOMIZE]: a GuestOS release in DIR: root.img (ext4),
 # root.hash (its verity hash tree), verity.txt (veritysetup format's output),
 # initrd.img (mkinitramfs), cmdline (the measured command line), and the
 # keyd packages unpacked in DIR/pkg. VERSION lands in /etc/keyd/image-version
 # of the root, so two versions have two root hashes and two measurements.
+# CUSTOMIZE, a function, is called with the root directory before the root
+# image is made.
 guestos_build() {
-	local dir=$1 version=$2 base debs r d size
+	local dir=$1 version=$2 custom=${3:-} base debs r d size
 	base=$(guestos_base) || return 1
 	debs=$(guestos_debs) || return 1
 	rm -rf "$dir"
@@ -127,6 +129,8 @@ FSTAB
 	ln -sf /dev/null "$r/etc/systemd/system/serial-getty@ttyS0.service"
 	ln -sf /dev/null "$r/etc/systemd/system/getty@tty1.service"
 
+	[ -z "$custom" ] || "$custom" "$r" || return 1
+
 	# No documentation, locales or package lists in an image nobody logs
 	# into: a smaller root is a shorter full verity check.
 	rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* \
@@ -161,7 +165,9 @@ CONF
 	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/hook-keyd-test-sevguest" "$conf/hooks/keyd-test-sevguest"
 	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/init-premount-keyd-test-sevguest" \
 		"$conf/scripts/init-premount/keyd-test-sevguest"
-	cp "$r/etc/keyd/volumes" "$keydconf/volumes"
+	# (A CUSTOMIZE that removes /etc/keyd/volumes builds an image without
+	# keyd in its initramfs: the benchmark's key-file baseline.)
+	[ ! -r "$r/etc/keyd/volumes" ] || cp "$r/etc/keyd/volumes" "$keydconf/volumes"
 	cp "$r"/etc/keyd/release-keys.json "$r"/etc/keyd/ark.pem "$keydconf/" 2>/dev/null || true
 	# Two TCG guests booting side by side: N in upgrade mode waits for O to
 	# reach multi-user.target and serve, which takes minutes here.
@@ -179,6 +185,32 @@ CONF
 	"$KEYD_BUILD/keyd" root cmdline --verity-output "$dir/verity.txt" --append "$GUESTOS_BASE_APPEND" \
 		--data /dev/vdb --hash /dev/vdc >"$dir/cmdline"
 	rm -rf "$r"
+}
+
+# guestos_mkfs_unit ROOT NAME: a test-only unit in ROOT that puts ext4 on
+# /dev/mapper/NAME, opened by systemd-cryptsetup, when it has no filesystem
+# yet. fstab's x-systemd.makefs cannot: systemd does not consider a dm-crypt
+# device without a filesystem ready (99-systemd.rules), so the mount and its
+# makefs job wait for it in vain. After mkfs, udev's change event makes the
+# device ready and the fstab mount proceeds.
+guestos_mkfs_unit() {
+	local root=$1 name=$2 unit
+	unit=keyd-test-mkfs-$name.service
+	cat >"$root/etc/systemd/system/$unit" <<UNIT
+# Test fixture (only in the test GuestOS image): first-use mkfs.
+[Unit]
+Description=keyd test: ext4 on a blank /dev/mapper/$name
+After=systemd-cryptsetup@$name.service
+Requires=systemd-cryptsetup@$name.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'blkid -p /dev/mapper/$name >/dev/null || mkfs.ext4 -q /dev/mapper/$name'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+	ln -sf "../$unit" "$root/etc/systemd/system/multi-user.target.wants/$unit"
 }
 
 # guestos_launch NAME DIR STATE_DISK [APPEND] [ROOT_IMG]: boot the GuestOS of
