@@ -33,6 +33,8 @@ SYSCONFDIR ?= /etc
 KEYD_LIBEXECDIR ?= $(PREFIX)/lib/keyd
 INITRAMFS_TOOLS_DIR ?= $(PREFIX)/share/initramfs-tools
 DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
+# Debian 12 keeps systemd's units in /lib/systemd/system.
+SYSTEMD_UNITDIR ?= /lib/systemd/system
 
 CC ?= gcc
 PKGS := libcryptsetup openssl json-c devmapper blkid libseccomp
@@ -299,7 +301,11 @@ install: all
 	install -m 0755 $(PROD_BINS) $(DESTDIR)$(SBINDIR)/
 	install -m 0644 $(PLUGIN) $(DESTDIR)$(TOKENDIR)/
 	install -m 0644 $(PROD_MANS) $(DESTDIR)$(MANDIR)/man8/
-	install -m 0755 initramfs/keyd-unlock.sh initramfs/keyd-upgrade.sh $(DESTDIR)$(KEYD_LIBEXECDIR)/
+	install -m 0755 initramfs/keyd-unlock.sh initramfs/keyd-upgrade.sh \
+		initramfs/keyd-commit-pending initramfs/keyd-handoff-serve $(DESTDIR)$(KEYD_LIBEXECDIR)/
+	install -d $(DESTDIR)$(SYSTEMD_UNITDIR)
+	install -m 0644 systemd/keyd-commit.service systemd/keyd-handoff-serve.service \
+		$(DESTDIR)$(SYSTEMD_UNITDIR)/
 	install -m 0755 luks-hooks/keyscript $(DESTDIR)$(KEYD_LIBEXECDIR)/keyscript
 	install -d $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/hooks $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/scripts/local-top
 	install -m 0755 initramfs/initramfs-tools/hooks/keyd $(DESTDIR)$(INITRAMFS_TOOLS_DIR)/hooks/keyd

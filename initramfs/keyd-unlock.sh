@@ -28,9 +28,6 @@
 #                          per admin certificate in DIR (keyd enroll --escrow,
 #                          keyd-recover(8)); DIR sits in the measured image
 #       escrow-threshold=K shares needed to recover (default 2)
-#       test-keyfile=PATH  unlock with a plain LUKS2 key file instead of
-#                          keyd (benchmark baseline only: the file sits in
-#                          the initramfs, which the host can read)
 #
 # Environment: KEYD (keyd binary, default "keyd" on PATH), KEYD_SIM (passed
 # through to keyd: "serial:/dev/virtio-ports/org.keyd.sim" selects the
@@ -38,7 +35,8 @@
 # default 10), KEYD_RUN (state directory, default /run/keyd).
 #
 # Results: keyd_unlock_all returns the number of volumes that failed and
-# leaves /run/keyd/NAME.state = provisioned | unlocked | failed.
+# leaves /run/keyd/NAME.state = provisioned | unlocked | failed, and
+# /run/keyd/root.state = trusted | refused (keyd_root_trust).
 # A keyd unlock also leaves /run/keyd/NAME.slot = pending (it opened through
 # the pending slot of a handoff, see keyd-upgrade.sh) or active, written by
 # `keyd unlock --state-file` (never parsed from keyd's messages).
@@ -157,7 +155,7 @@ keyd_mount_opts() {
 		_m_item=${_m_rest%%,*}
 		_m_rest=${_m_rest#*,}
 		case $_m_item in
-		'' | noformat | label=* | test-keyfile=* | integrity | integrity-no-wipe | escrow=* | escrow-threshold=*) ;;
+		'' | noformat | label=* | integrity | integrity-no-wipe | escrow=* | escrow-threshold=*) ;;
 		*) _m_out=${_m_out:+$_m_out,}$_m_item ;;
 		esac
 	done
@@ -188,17 +186,6 @@ keyd_mkfs() {
 	esac
 }
 
-# Baseline for benchmarks: the same flow with a plain LUKS2 key file.
-keyd_keyfile_open() {
-	_kf_dev=$1 _kf_name=$2 _kf_file=$3 _kf_blank=$4
-	if [ "$_kf_blank" = 1 ]; then
-		cryptsetup luksFormat -q --type luks2 --cipher aes-xts-plain64 --key-size 512 \
-			--sector-size 4096 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
-			--key-file "$_kf_file" "$_kf_dev" || return 1
-	fi
-	cryptsetup open --type luks2 --key-file "$_kf_file" "$_kf_dev" "$_kf_name"
-}
-
 # keyd_unlock_volume NAME SPEC FS MOUNTPOINT OPTIONS
 keyd_unlock_volume() {
 	_uv_name=$1 _uv_spec=$2 _uv_fs=$3 _uv_opts=$5
@@ -222,57 +209,48 @@ keyd_unlock_volume() {
 		fi
 	fi
 
-	_uv_keyfile=$(keyd_opt "$_uv_opts" test-keyfile) || _uv_keyfile=
-	if [ -n "$_uv_keyfile" ]; then
-		if ! _uv_out=$(keyd_keyfile_open "$_uv_dev" "$_uv_name" "$_uv_keyfile" "$_uv_blank" 2>&1); then
-			keyd_error "$_uv_name: key-file unlock of $_uv_dev failed"
-			keyd_log_lines keyd_error "$_uv_out"
-			return 1
+	if [ "$_uv_blank" = 1 ]; then
+		_uv_label=$(keyd_opt "$_uv_opts" label) || _uv_label=$_uv_name
+		_uv_integ=
+		keyd_opt "$_uv_opts" integrity >/dev/null && _uv_integ=--integrity
+		keyd_opt "$_uv_opts" integrity-no-wipe >/dev/null &&
+			_uv_integ="--integrity --integrity-no-wipe"
+		# Admin certificates come from the image, never from the host:
+		# whoever holds K of the keys can open the volume.
+		if _uv_escdir=$(keyd_opt "$_uv_opts" escrow); then
+			_uv_k=$(keyd_opt "$_uv_opts" escrow-threshold) || _uv_k=2
+			for _uv_c in "$_uv_escdir"/*; do
+				[ -f "$_uv_c" ] && _uv_integ="$_uv_integ --escrow $_uv_c"
+			done
+			_uv_integ="$_uv_integ --threshold $_uv_k"
 		fi
-	else
-		if [ "$_uv_blank" = 1 ]; then
-			_uv_label=$(keyd_opt "$_uv_opts" label) || _uv_label=$_uv_name
-			_uv_integ=
-			keyd_opt "$_uv_opts" integrity >/dev/null && _uv_integ=--integrity
-			keyd_opt "$_uv_opts" integrity-no-wipe >/dev/null &&
-				_uv_integ="--integrity --integrity-no-wipe"
-			# Admin certificates come from the image, never from the host:
-			# whoever holds K of the keys can open the volume.
-			if _uv_escdir=$(keyd_opt "$_uv_opts" escrow); then
-				_uv_k=$(keyd_opt "$_uv_opts" escrow-threshold) || _uv_k=2
-				for _uv_c in "$_uv_escdir"/*; do
-					[ -f "$_uv_c" ] && _uv_integ="$_uv_integ --escrow $_uv_c"
-				done
-				_uv_integ="$_uv_integ --threshold $_uv_k"
-			fi
-			keyd_log "$_uv_name: $_uv_dev is blank: provisioning a new sealed volume"
-			# shellcheck disable=SC2086 # $_uv_integ: integrity and escrow options
-			if ! _uv_out=$("$KEYD" enroll "$_uv_dev" --format --root-check \
-				--label "$_uv_label" $_uv_integ 2>&1); then
-				keyd_error "$_uv_name: provisioning $_uv_dev refused"
-				keyd_log_lines keyd_error "$_uv_out"
-				return 1
-			fi
-			keyd_log_lines keyd_log "$_uv_out"
-		fi
-		rm -f "$KEYD_RUN/$_uv_name.slot"
-		if ! _uv_out=$("$KEYD" unlock "$_uv_dev" "$_uv_name" --root-check \
-			--state-file "$KEYD_RUN/$_uv_name.slot" 2>&1); then
-			keyd_error "$_uv_name: unlock of $_uv_dev refused"
+		keyd_log "$_uv_name: $_uv_dev is blank: provisioning a new sealed volume"
+		# shellcheck disable=SC2086 # $_uv_integ: integrity and escrow options
+		if ! _uv_out=$("$KEYD" enroll "$_uv_dev" --format --root-check \
+			--label "$_uv_label" $_uv_integ 2>&1); then
+			keyd_error "$_uv_name: provisioning $_uv_dev refused"
 			keyd_log_lines keyd_error "$_uv_out"
-			# keyd status explains which measurement the volume is sealed
-			# to and what this launch has: what an operator needs first.
-			if _uv_out=$("$KEYD" status "$_uv_dev" 2>&1) || [ -n "$_uv_out" ]; then
-				keyd_log_lines keyd_error "$_uv_out"
-			fi
 			return 1
 		fi
 		keyd_log_lines keyd_log "$_uv_out"
-		# keyd wrote the state of the slot that opened (active or pending)
-		# to $KEYD_RUN/NAME.slot: a new version's first boot opens through
-		# its pending slot, and keyd_commit_pending (keyd-upgrade.sh)
-		# commits it once it is healthy.
 	fi
+	rm -f "$KEYD_RUN/$_uv_name.slot"
+	if ! _uv_out=$("$KEYD" unlock "$_uv_dev" "$_uv_name" --root-check \
+		--state-file "$KEYD_RUN/$_uv_name.slot" 2>&1); then
+		keyd_error "$_uv_name: unlock of $_uv_dev refused"
+		keyd_log_lines keyd_error "$_uv_out"
+		# keyd status explains which measurement the volume is sealed
+		# to and what this launch has: what an operator needs first.
+		if _uv_out=$("$KEYD" status "$_uv_dev" 2>&1) || [ -n "$_uv_out" ]; then
+			keyd_log_lines keyd_error "$_uv_out"
+		fi
+		return 1
+	fi
+	keyd_log_lines keyd_log "$_uv_out"
+	# keyd wrote the state of the slot that opened (active or pending)
+	# to $KEYD_RUN/NAME.slot: a new version's first boot opens through
+	# its pending slot, and keyd_commit_pending (keyd-upgrade.sh)
+	# commits it once it is healthy.
 
 	if [ "$_uv_blank" = 1 ]; then
 		# Only a volume provisioned in this very boot is formatted: a device
@@ -352,10 +330,13 @@ keyd_verity_map() {
 # and in /dev/kmsg either way. Every keyd command that releases a state key
 # repeats the check itself (--root-check).
 keyd_root_trust() {
+	mkdir -p "$KEYD_RUN"
+	echo refused >"$KEYD_RUN/root.state"
 	keyd_verity_map root roothash systemd.verity_root_data systemd.verity_root_hash || return 1
 	keyd_verity_map usr usrhash systemd.verity_usr_data systemd.verity_usr_hash || return 1
 	if _rt_out=$("$KEYD" root check 2>&1); then
 		keyd_log "$_rt_out"
+		echo trusted >"$KEYD_RUN/root.state"
 		return 0
 	fi
 	keyd_error "no state volume is unlocked: ${_rt_out#keyd: }"

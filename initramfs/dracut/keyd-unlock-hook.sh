@@ -6,16 +6,39 @@
 
 [ -r /etc/keyd/volumes ] || return 0 2>/dev/null || exit 0
 
-for m in dm_mod dm_crypt dm_verity xts aesni_intel virtio_console; do
+for m in dm_mod dm_crypt dm_verity xts aesni_intel virtio_console qemu_fw_cfg; do
 	modprobe -q "$m" 2>/dev/null
 done
 # shellcheck source=/dev/null
 [ -r /etc/keyd/boot.conf ] && . /etc/keyd/boot.conf
 # shellcheck source=/dev/null
 . /usr/lib/keyd/keyd-unlock.sh
+# shellcheck source=/dev/null
+. /usr/lib/keyd/keyd-upgrade.sh
 
 # udev normally creates /dev/virtio-ports/*; this covers images without it.
 keyd_setup_virtio_ports
-if ! keyd_unlock_all /etc/keyd/volumes; then
-	keyd_error "some keyd volumes were not unlocked; see the messages above"
+
+# A new version asked by the host to receive its keyslot: nothing is opened,
+# the launch ends once the handoff is over.
+if [ "$(keyd_upgrade_mode)" = upgrade ]; then
+	modprobe -q virtio_net 2>/dev/null
+	if keyd_upgrade_receive; then
+		keyd_log "upgrade: keyslot received; powering off"
+	else
+		keyd_error "upgrade: no keyslot received; powering off"
+	fi
+	sync
+	poweroff -f
+fi
+
+keyd_unlock_all /etc/keyd/volumes
+keyd_failed=$?
+# A root keyd refused (not the one the measured command line names) is not
+# booted: no state key exists for it.
+if [ "$(cat "${KEYD_RUN:-/run/keyd}/root.state" 2>/dev/null)" = refused ]; then
+	die "keyd: the root is not the one the measured command line names; not booting it"
+fi
+if [ "$keyd_failed" -ne 0 ]; then
+	keyd_error "$keyd_failed volume(s) not unlocked; see the messages above"
 fi

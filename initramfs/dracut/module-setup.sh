@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # dracut module "keyd": the same content as the initramfs-tools hook, and a
-# pre-mount hook that runs the shared unlock logic (keyd-unlock.sh).
+# pre-mount hook that runs the shared unlock logic (keyd-unlock.sh), or, when
+# the host's boot mode is "upgrade", receives a keyslot (keyd-upgrade.sh).
 # Installed as /usr/lib/dracut/modules.d/90keyd/.
 # shellcheck disable=SC2154  # moddir is set by dracut
 
 # Only included when there is something to unlock (or when asked for).
 check() {
-	require_binaries keyd mke2fs veritysetup || return 1
+	require_binaries keyd mke2fs veritysetup ip || return 1
 	[ -r /etc/keyd/volumes ] || return 255
 	return 0
 }
@@ -19,14 +20,19 @@ depends() {
 }
 
 installkernel() {
-	instmods dm_crypt dm_verity xts ecb aesni_intel cryptd crypto_simd virtio_console ext4
+	instmods dm_crypt dm_verity xts ecb aesni_intel cryptd crypto_simd virtio_console ext4 \
+		qemu_fw_cfg virtio_net
 }
 
 install() {
-	inst_multiple keyd mke2fs veritysetup
+	inst_multiple keyd mke2fs veritysetup ip
 	inst_simple /usr/lib/keyd/keyd-unlock.sh
+	inst_simple /usr/lib/keyd/keyd-upgrade.sh
 	inst_simple /etc/keyd/volumes
-	[ -r /etc/keyd/boot.conf ] && inst_simple /etc/keyd/boot.conf
+	local f
+	for f in boot.conf release-keys.json ark.pem; do
+		[ -r "/etc/keyd/$f" ] && inst_simple "/etc/keyd/$f"
+	done
 	[ -r /etc/mke2fs.conf ] && inst_simple /etc/mke2fs.conf
 	# Token plugin (dlopened by libcryptsetup) and libgcc_s (dlopened by
 	# glibc for thread cancellation): neither shows up in ldd.

@@ -30,14 +30,15 @@ vm_traps 'rm -rf "$VM_WORK"'
 vm_setup
 keyd_img=$VM_ORIG
 
-# Baseline: the same builder, the same /init and keyd-unlock.sh, but a
-# test-keyfile volume and no simulator.
+# Baseline: the same builder, the same /init and keyd-unlock.sh, no
+# simulator, and the benchmark's test hook (tests/bench/keyfile-hook.sh)
+# opening the volume with a plain LUKS2 key file instead of keyd.
 head -c 64 /dev/urandom >"$VM_WORK/plain.key"
-echo "state /dev/vda ext4 /state test-keyfile=/etc/keyd/plain.key" >"$VM_WORK/plain.volumes"
+echo "state /dev/vda ext4 /state defaults" >"$VM_WORK/plain.volumes"
 echo "# no simulated AMD-SP for the key-file baseline" >"$VM_WORK/plain.boot.conf"
 plain_img=$VM_WORK/plain.cpio.gz
 vm_initramfs "$plain_img" --volumes "$VM_WORK/plain.volumes" --boot-conf "$VM_WORK/plain.boot.conf" \
-	--add "$VM_WORK/plain.key=/etc/keyd/plain.key" --add "$VM_WORK/image-version=/etc/keyd/image-version"
+	--add "$VM_WORK/plain.key=/etc/keyd/plain.key" --add "tests/bench/keyfile-hook.sh=/etc/keyd/test-hook.sh" --add "$VM_WORK/image-version=/etc/keyd/image-version"
 
 keyd_disk=$VM_WORK/keyd.img
 plain_disk=$VM_WORK/plain.img

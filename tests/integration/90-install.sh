@@ -24,9 +24,19 @@ for want in /usr/sbin/keyd /usr/sbin/keyd-recover /usr/lib/keyd/keyd-unlock.sh \
 	/usr/lib/keyd/keyd-upgrade.sh /usr/lib/keyd/keyscript /usr/share/man/man8/keyd.8 \
 	/usr/share/man/man8/keyd-recover.8 /usr/share/initramfs-tools/hooks/keyd \
 	/usr/share/initramfs-tools/scripts/local-top/keyd \
-	/usr/lib/dracut/modules.d/90keyd/module-setup.sh; do
+	/usr/lib/dracut/modules.d/90keyd/module-setup.sh /usr/lib/keyd/keyd-commit-pending \
+	/usr/lib/keyd/keyd-handoff-serve /lib/systemd/system/keyd-commit.service \
+	/lib/systemd/system/keyd-handoff-serve.service; do
 	grep -qxF "$want" "$tmp/files" || fail "make install does not install $want"
 done
+# No test-only code in an installed script: the simulator's socket, the
+# key-file benchmark baseline.
+if grep -l -E 'KEYD_SIM=|KEYD_SIM:-|test-keyfile|keyd_keyfile_open' \
+	"$tmp/prod"/usr/lib/keyd/* "$tmp/prod"/usr/share/initramfs-tools/*/keyd \
+	"$tmp/prod"/usr/share/initramfs-tools/scripts/local-top/keyd \
+	"$tmp/prod"/usr/lib/dracut/modules.d/90keyd/* "$tmp/prod"/lib/systemd/system/keyd-* >"$tmp/testcode" 2>/dev/null; then
+	fail "test-only code in installed scripts: $(tr '\n' ' ' <"$tmp/testcode")"
+fi
 grep -qE '/cryptsetup/libcryptsetup-token-keyd\.so$' "$tmp/files" || fail "no token plugin installed"
 if grep -i -E 'simfw|sevguest' "$tmp/files" >"$tmp/sim"; then
 	fail "production install holds the simulator: $(tr '\n' ' ' <"$tmp/sim")"

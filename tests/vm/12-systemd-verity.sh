@@ -6,9 +6,10 @@
 # /var/lib/keyd-state.
 #   12a  first boot: provisions the state, systemd reaches multi-user.target
 #   12b  reboot: the state reopens, the marker is intact
-#   12c  one changed byte in the root image (keyd.verity_check=full on the
-#        command line of this release): refused before any state key exists,
-#        the state disk unchanged
+#   12c  one changed byte in the root image, booted by a release whose
+#        command line also asks for the full check (keyd.verity_check=full):
+#        refused before any state key exists, the boot stopped in the
+#        initramfs (panic=-1: the VM ends), the state disk unchanged
 set -euo pipefail
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -19,8 +20,6 @@ command -v mkinitramfs >/dev/null || fail "mkinitramfs missing (make deps-vm)"
 
 G=$VM_WORK/guestos-v1
 guestos_build "$G" "keyd-guestos v1" || fail "cannot build the GuestOS image"
-# The release's command line also asks for the full verity check at boot.
-sed -i 's/$/ keyd.verity_check=full/' "$G/cmdline"
 hash=$(sed -n 's/^Root hash:[[:space:]]*//p' "$G/verity.txt")
 disk=$VM_WORK/guestos-state.img
 vm_blank_disk "$disk" 64
@@ -46,10 +45,14 @@ cp "$G/root.img" "$VM_WORK/guestos-bad.img"
 off=$(grep -obUa 'keyd-guestos v1' "$VM_WORK/guestos-bad.img" | cut -d: -f1 | tail -n 1)
 [ -n "$off" ] || fail "12c: image-version not found in the root image"
 printf '2' | dd of="$VM_WORK/guestos-bad.img" bs=1 seek=$((off + 14)) conv=notrunc status=none
-guestos_launch 12c-systemd-changed-root "$G" "$disk" "" "$VM_WORK/guestos-bad.img" ||
+guestos_launch 12c-systemd-changed-root "$G" "$disk" "$(cat "$G/cmdline") keyd.verity_check=full" \
+	"$VM_WORK/guestos-bad.img" ||
 	fail "12c: boot did not end"
 grep -a "does not match the measured roothash" "$VM_LOG" >/dev/null ||
 	fail "12c: the changed root was not refused by the verity check"
+grep -a "keyd: the root is not the one the measured command line names; not booting it" "$VM_LOG" >/dev/null ||
+	fail "12c: the initramfs did not stop the boot"
+if grep -a "KEYD-TEST: SYSTEMD" "$VM_LOG" >/dev/null; then fail "12c: systemd started on the changed root"; fi
 if grep -a "KEYD-TEST: RESULT=ok" "$VM_LOG" >/dev/null; then fail "12c: the changed root booted with its state"; fi
 [ "$(vm_sha "$disk")" = "$sealed" ] || fail "12c: the state disk changed"
 rm -f "$VM_WORK/guestos-bad.img"

@@ -15,13 +15,23 @@
 #
 # Sourced after tests/vm/lib.sh. Test-rig parts (the emulated /dev/sev-guest
 # and the report unit) come from tests/vm/fixtures/ and are never installed.
-# shellcheck disable=SC2034 # VM_QEMU_EXTRA is read by vm_boot (lib.sh)
+# shellcheck disable=SC2034 # VM_QEMU_EXTRA, VM_LOG_O/N are read by vm_boot and the scenarios
 
 GUESTOS_SUITE=bookworm
 GUESTOS_MIRROR=${GUESTOS_MIRROR:-http://deb.debian.org/debian}
-GUESTOS_PKGS="systemd-sysv,udev,kmod,e2fsprogs,cryptsetup-bin,libcryptsetup12,libjson-c5,libgfshare2,libssl3,libdevmapper1.02.1,libblkid1"
+GUESTOS_PKGS="systemd-sysv,udev,kmod,dmsetup,iproute2,e2fsprogs,cryptsetup-bin,libcryptsetup12,libjson-c5,libgfshare2,libssl3,libdevmapper1.02.1,libblkid1"
 GUESTOS_CACHE=$KEYD_BUILD/vm-cache
-GUESTOS_BASE_APPEND="console=ttyS0 panic=-1 no_timer_check root=/dev/mapper/root ro rootfstype=ext4 systemd.show_status=0"
+# A systemd boot under TCG on a loaded host takes minutes.
+GUESTOS_TIMEOUT=${GUESTOS_TIMEOUT:-900}
+# systemd.verity=no: the initramfs has mapped /dev/mapper/root from the
+# measured roothash= and keyd has checked its table before releasing any
+# key; systemd-veritysetup-generator, seeing the same roothash=, would make
+# systemd-veritysetup@root.service map "root" a second time in the real
+# root, which fails (the name exists) and leaves a failed unit behind.
+# net.ifnames=0: the upgrade handoff's link is eth0 (keyd-upgrade.sh).
+# fsck.mode=skip: a dm-verity root is read-only by construction (fsck of it
+# fails to open it read-write) and its integrity is verity's job.
+GUESTOS_BASE_APPEND="console=ttyS0 panic=-1 no_timer_check root=/dev/mapper/root ro rootfstype=ext4 systemd.show_status=0 systemd.verity=no net.ifnames=0 fsck.mode=skip"
 
 # guestos_base -> prints the path of the cached base rootfs tarball.
 guestos_base() {
@@ -57,13 +67,15 @@ guestos_debs() {
 	echo "$d"
 }
 
-# guestos_build DIR VERSION: a GuestOS release in DIR: root.img (ext4),
+# guestos_build DIR VERSION [CUSTOMIZE]: a GuestOS release in DIR: root.img (ext4),
 # root.hash (its verity hash tree), verity.txt (veritysetup format's output),
 # initrd.img (mkinitramfs), cmdline (the measured command line), and the
 # keyd packages unpacked in DIR/pkg. VERSION lands in /etc/keyd/image-version
 # of the root, so two versions have two root hashes and two measurements.
+# CUSTOMIZE, a function, is called with the root directory before the root
+# image is made.
 guestos_build() {
-	local dir=$1 version=$2 base debs r d
+	local dir=$1 version=$2 custom=${3:-} base debs r d size
 	base=$(guestos_base) || return 1
 	debs=$(guestos_debs) || return 1
 	rm -rf "$dir"
@@ -88,9 +100,26 @@ guestos_build() {
 	mkdir -p "$r/var/lib/keyd-state"
 	cat >"$r/etc/fstab" <<'FSTAB'
 /dev/mapper/root / ext4 ro 0 0
-/dev/mapper/state /var/lib/keyd-state ext4 defaults,nofail,x-systemd.device-timeout=2s 0 0
+/dev/mapper/state /var/lib/keyd-state ext4 defaults,nofail,x-systemd.device-timeout=60s 0 0
 FSTAB
 	echo "state /dev/vda ext4 - defaults" >"$r/etc/keyd/volumes"
+	# The release keys this run signs manifests with, and the simulated
+	# chip's ARK (vm_release_setup): in the root for the handoff served by
+	# keyd-handoff-serve.service, in the initramfs for the upgrade mode.
+	if [ -r "${VM_RELEASE:-}/release-keys.json" ]; then
+		cp "$VM_RELEASE/release-keys.json" "$r/etc/keyd/release-keys.json"
+		cp "$VM_RELEASE/certs/ark.pem" "$r/etc/keyd/ark.pem"
+	fi
+	# The kernel is the host's (tests/vm/lib.sh): the root gets the modules
+	# its units load after switch_root (the handoff's NIC and fw_cfg).
+	local ko
+	for ko in $(modprobe -S "$VM_KVER" ${VM_KROOT:+-d "$VM_KROOT"} --show-depends virtio_net qemu_fw_cfg |
+		sed -n 's/^insmod \([^ ]*\).*/\1/p'); do
+		mkdir -p "$r$(dirname "${ko#"$VM_KROOT"}")"
+		cp "$ko" "$r${ko#"$VM_KROOT"}"
+	done
+	cp "$VM_KROOT/lib/modules/$VM_KVER"/modules.{order,builtin,builtin.modinfo} "$r/lib/modules/$VM_KVER/"
+	depmod -b "$r" "$VM_KVER"
 	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/guestos/keyd-test-report" "$r/usr/local/sbin/keyd-test-report"
 	install -m 0644 "$KEYD_SRC/tests/vm/fixtures/guestos/keyd-test-report.service" \
 		"$r/etc/systemd/system/keyd-test-report.service"
@@ -100,9 +129,16 @@ FSTAB
 	ln -sf /dev/null "$r/etc/systemd/system/serial-getty@ttyS0.service"
 	ln -sf /dev/null "$r/etc/systemd/system/getty@tty1.service"
 
+	[ -z "$custom" ] || "$custom" "$r" || return 1
+
+	# No documentation, locales or package lists in an image nobody logs
+	# into: a smaller root is a shorter full verity check.
+	rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* \
+		"$r"/usr/share/locale/* "$r"/var/cache/apt/* "$r"/var/lib/apt/lists/*
 	# The read-only root: ext4 with 4 KiB blocks (dm-verity's block size),
-	# its hash tree on its own disk.
-	truncate -s 512M "$dir/root.img"
+	# its content plus a quarter, its hash tree on its own disk.
+	size=$(du -sm "$r" | cut -f1)
+	truncate -s "$((size * 5 / 4 + 16))M" "$dir/root.img"
 	mkfs.ext4 -q -b 4096 -L guestos-root -d "$r" "$dir/root.img"
 	truncate -s 16M "$dir/root.hash"
 	veritysetup format "$dir/root.img" "$dir/root.hash" >"$dir/verity.txt"
@@ -129,8 +165,14 @@ CONF
 	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/hook-keyd-test-sevguest" "$conf/hooks/keyd-test-sevguest"
 	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/init-premount-keyd-test-sevguest" \
 		"$conf/scripts/init-premount/keyd-test-sevguest"
-	cp "$r/etc/keyd/volumes" "$keydconf/volumes"
-	echo "KEYD_TEST_SEVGUEST_PORT=/dev/virtio-ports/$VM_SIM_PORT" >"$keydconf/boot.conf"
+	# (A CUSTOMIZE that removes /etc/keyd/volumes builds an image without
+	# keyd in its initramfs: the benchmark's key-file baseline.)
+	[ ! -r "$r/etc/keyd/volumes" ] || cp "$r/etc/keyd/volumes" "$keydconf/volumes"
+	cp "$r"/etc/keyd/release-keys.json "$r"/etc/keyd/ark.pem "$keydconf/" 2>/dev/null || true
+	# Two TCG guests booting side by side: N in upgrade mode waits for O to
+	# reach multi-user.target and serve, which takes minutes here.
+	printf '%s\n' "KEYD_TEST_SEVGUEST_PORT=/dev/virtio-ports/$VM_SIM_PORT" \
+		"KEYD_UPGRADE_TIMEOUT=$GUESTOS_TIMEOUT" >"$keydconf/boot.conf"
 	KEYD_BIN=$dir/pkg/usr/sbin/keyd KEYD_CONFDIR=$keydconf \
 		KEYD_UNLOCK_SH=$dir/pkg/usr/lib/keyd/keyd-unlock.sh \
 		KEYD_TOKEN_PLUGIN=$(echo "$dir"/pkg/usr/lib/*/cryptsetup/libcryptsetup-token-keyd.so) \
@@ -145,17 +187,76 @@ CONF
 	rm -rf "$r"
 }
 
+# guestos_mkfs_unit ROOT NAME: a test-only unit in ROOT that puts ext4 on
+# /dev/mapper/NAME, opened by systemd-cryptsetup, when it has no filesystem
+# yet. fstab's x-systemd.makefs cannot: systemd does not consider a dm-crypt
+# device without a filesystem ready (99-systemd.rules), so the mount and its
+# makefs job wait for it in vain. After mkfs, udev's change event makes the
+# device ready and the fstab mount proceeds.
+guestos_mkfs_unit() {
+	local root=$1 name=$2 unit
+	unit=keyd-test-mkfs-$name.service
+	cat >"$root/etc/systemd/system/$unit" <<UNIT
+# Test fixture (only in the test GuestOS image): first-use mkfs.
+[Unit]
+Description=keyd test: ext4 on a blank /dev/mapper/$name
+After=systemd-cryptsetup@$name.service
+Requires=systemd-cryptsetup@$name.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'blkid -p /dev/mapper/$name >/dev/null || mkfs.ext4 -q /dev/mapper/$name'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+	ln -sf "../$unit" "$root/etc/systemd/system/multi-user.target.wants/$unit"
+}
+
 # guestos_launch NAME DIR STATE_DISK [APPEND] [ROOT_IMG]: boot the GuestOS of
 # DIR (its own command line unless APPEND is given; another root image with
-# ROOT_IMG) with its simulator; console in $VM_WORK/NAME.console.
+# ROOT_IMG, no root disks at all with "none") with its simulator; console in
+# $VM_WORK/NAME.console. The array GUESTOS_QEMU_EXTRA, when set, is added to
+# QEMU's arguments (the handoff's NIC and fw_cfg files).
 guestos_launch() {
 	local name=$1 dir=$2 disk=$3 append=${4:-} rootimg=${5:-} rc
 	[ -n "$append" ] || append=$(cat "$dir/cmdline")
 	[ -n "$rootimg" ] || rootimg=$dir/root.img
-	VM_QEMU_EXTRA=(-drive "file=$rootimg,if=virtio,format=raw,readonly=on"
+	VM_QEMU_EXTRA=()
+	[ "$rootimg" = none ] || VM_QEMU_EXTRA=(-drive "file=$rootimg,if=virtio,format=raw,readonly=on"
 		-drive "file=$dir/root.hash,if=virtio,format=raw,readonly=on")
-	vm_launch "$name" "$dir/initrd.img" "$append" "$disk"
+	VM_QEMU_EXTRA+=(${GUESTOS_QEMU_EXTRA[@]+"${GUESTOS_QEMU_EXTRA[@]}"})
+	VM_TIMEOUT=$GUESTOS_TIMEOUT vm_launch "$name" "$dir/initrd.img" "$append" "$disk"
 	rc=$?
 	VM_QEMU_EXTRA=()
 	return "$rc"
+}
+
+# guestos_handoff NAME O_DIR O_MANIFEST DISK N_DIR N_MANIFEST: the running
+# version O (its root, command line and DISK, host boot mode serve-upgrade:
+# keyd-handoff-serve.service serves after multi-user.target) and the new
+# version N (no disk at all, boot mode upgrade: its initramfs receives and
+# powers off) side by side on one link (upgrade-lib.sh). Consoles in
+# $VM_WORK/NAME-O.console and NAME-N.console (VM_LOG_O, VM_LOG_N). Returns
+# non-zero if either VM did not power off by itself.
+guestos_handoff() {
+	local name=$1 od=$2 om=$3 disk=$4 nd=$5 nm=$6 po pn ro=0 rn=0 opid npid
+	po=$(vm_udp_port)
+	pn=$(vm_udp_port)
+	while [ "$pn" = "$po" ]; do pn=$(vm_udp_port); done
+	VM_LOG_O=$VM_WORK/$name-O.console
+	VM_LOG_N=$VM_WORK/$name-N.console
+	(
+		mapfile -t GUESTOS_QEMU_EXTRA < <(vm_net_args "$po" "$pn" 01 serve-upgrade "$om")
+		guestos_launch "$name-O" "$od" "$disk"
+	) &
+	opid=$!
+	(
+		mapfile -t GUESTOS_QEMU_EXTRA < <(vm_net_args "$pn" "$po" 02 upgrade "$nm")
+		guestos_launch "$name-N" "$nd" "" "" none
+	) &
+	npid=$!
+	wait "$opid" || ro=$?
+	wait "$npid" || rn=$?
+	[ "$ro" -eq 0 ] && [ "$rn" -eq 0 ]
 }
