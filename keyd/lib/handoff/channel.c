@@ -491,11 +491,10 @@ int kd_tls_exporter(struct kd_tls *t, uint8_t out[KD_HANDOFF_EXPORTER_LEN])
 	return 0;
 }
 
-static int tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
+/* Move len bytes through TLS within timeout_ms: out = write, else read. */
+static int tls_xfer(struct kd_tls *t, uint8_t *p, size_t len, int timeout_ms, bool out)
 {
-	struct kd_tls *t = ctx;
 	int64_t until = kd_now_ms() + timeout_ms;
-	uint8_t *p = buf;
 
 	while (len) {
 		size_t n = 0;
@@ -503,7 +502,7 @@ static int tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
 
 		/* SSL_read first: decrypted bytes may already be buffered (SSL_pending)
 		 * while the socket itself has nothing more to poll for. */
-		r = SSL_read_ex(t->ssl, p, len, &n);
+		r = out ? SSL_write_ex(t->ssl, p, len, &n) : SSL_read_ex(t->ssl, p, len, &n);
 		if (r == 1) {
 			p += n;
 			len -= n;
@@ -516,7 +515,8 @@ static int tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
 			w = kd_fd_wait(t->fd, POLLOUT, until);
 		else {
 			ERR_clear_error();
-			return KD_EIO;
+			return kd_fail(KD_EIO, out ? "TLS write failed (peer gone?)"
+						   : "TLS read failed (peer gone?)");
 		}
 		if (w)
 			return w;
@@ -524,35 +524,15 @@ static int tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
 	return 0;
 }
 
+static int tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
+{
+	return tls_xfer(ctx, buf, len, timeout_ms, false);
+}
+
 static int tls_write(void *ctx, const void *buf, size_t len, int timeout_ms)
 {
-	struct kd_tls *t = ctx;
-	int64_t until = kd_now_ms() + timeout_ms;
-	const uint8_t *p = buf;
-
-	while (len) {
-		size_t n = 0;
-		int r, e, w;
-
-		r = SSL_write_ex(t->ssl, p, len, &n);
-		if (r == 1) {
-			p += n;
-			len -= n;
-			continue;
-		}
-		e = SSL_get_error(t->ssl, r);
-		if (e == SSL_ERROR_WANT_READ)
-			w = kd_fd_wait(t->fd, POLLIN, until);
-		else if (e == SSL_ERROR_WANT_WRITE)
-			w = kd_fd_wait(t->fd, POLLOUT, until);
-		else {
-			ERR_clear_error();
-			return KD_EIO;
-		}
-		if (w)
-			return w;
-	}
-	return 0;
+	/* SSL_write_ex only reads from p. */
+	return tls_xfer(ctx, (uint8_t *)(uintptr_t)buf, len, timeout_ms, true);
 }
 
 void kd_tls_io(struct kd_tls *t, struct kd_io *io)

@@ -28,16 +28,18 @@
 #include "keyd/rotate.h"
 #include "keyd/token.h"
 #include "keyd/util.h"
+#include "keyd/volume.h"
 
-#define VOL_CIPHER "aes-xts-plain64"
-#define VOL_KEY_BYTES 64u
+/* The profile keyd writes (keyd/volume.h), the one the allow-list accepts. */
+#define VOL_CIPHER KD_VOLUME_CIPHER "-" KD_VOLUME_CIPHER_MODE
+#define VOL_KEY_BYTES KD_VOLUME_KEY_SIZE
 /* keyd enroll --integrity: LUKS2 authenticated encryption, the only other
  * profile accepted. The volume key is the XTS key followed by the HMAC key;
  * keyslot areas stay plain AES-XTS with a 512-bit key. */
-#define VOL_INTEGRITY "hmac(sha256)"
-#define VOL_INTEGRITY_KEY_BYTES 32u
-#define VOL_SECTOR 4096u
-#define PBKDF_FLOOR 1000u
+#define VOL_INTEGRITY KD_VOLUME_INTEGRITY
+#define VOL_INTEGRITY_KEY_BYTES KD_VOLUME_INTEGRITY_KEY_SIZE
+#define VOL_SECTOR KD_VOLUME_SECTOR_SIZE
+#define PBKDF_FLOOR KD_KEYSLOT_PBKDF_ITER
 #define KEYSLOTS_SIZE_MAX (128u * 1024u * 1024u) /* libcryptsetup's limit */
 #define AREA_TRUNC "header area truncated"
 

@@ -30,8 +30,8 @@
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
-#define SEG_CIPHER "aes-xts-plain64"
-#define SEG_SECTOR 4096
+#define SEG_CIPHER KD_VOLUME_CIPHER "-" KD_VOLUME_CIPHER_MODE
+#define SEG_SECTOR KD_VOLUME_SECTOR_SIZE
 #define MAX_IDS 32
 
 /* ---------------------------------------------------------------- json helpers */
