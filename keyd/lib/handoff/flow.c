@@ -162,7 +162,7 @@ static int compact_manifest(struct side *s)
 		r = kd_fail(KD_EINVAL, "own manifest is %zu bytes compact, above the %u that travel "
 				       "in a pending token", strlen(txt), KD_EVIDENCE_MANIFEST_MAX);
 	else if (!(s->own_manifest_compact = strdup(txt)))
-		r = KD_ENOMEM;
+		r = kd_fail(KD_ENOMEM, "out of memory (handoff)");
 	json_object_put(m);
 	return r;
 }

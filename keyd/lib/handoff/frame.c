@@ -127,14 +127,14 @@ int kd_fd_wait(int fd, short ev, int64_t until)
 		int r;
 
 		if (left <= 0)
-			return KD_ETIMEOUT;
+			return kd_fail(KD_ETIMEOUT, "timed out waiting for the peer");
 		r = poll(&p, 1, (int)left);
 		if (r > 0)
 			return 0;
 		if (r == 0)
-			return KD_ETIMEOUT;
+			return kd_fail(KD_ETIMEOUT, "timed out waiting for the peer");
 		if (errno != EINTR)
-			return KD_EIO;
+			return kd_fail(KD_EIO, "poll: %s", strerror(errno));
 	}
 }
 
@@ -154,7 +154,7 @@ static int fd_read(void *ctx, void *buf, size_t len, int timeout_ms)
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
-			return KD_EIO;
+			return kd_fail(KD_EIO, n ? "read from the peer failed" : "the peer closed the connection");
 		p += n;
 		len -= (size_t)n;
 	}
@@ -177,7 +177,7 @@ static int fd_write(void *ctx, const void *buf, size_t len, int timeout_ms)
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
-			return KD_EIO;
+			return kd_fail(KD_EIO, "write to the peer failed");
 		p += n;
 		len -= (size_t)n;
 	}

@@ -30,7 +30,7 @@ static void ob_put(struct obuf *b, const void *d, size_t n)
 		uint8_t *np = malloc(cap);
 
 		if (!np) {
-			b->err = KD_ENOMEM;
+			b->err = kd_fail(KD_ENOMEM, "out of memory (handoff message)");
 			return;
 		}
 		if (b->p) {

@@ -158,7 +158,7 @@ static int gcm(bool enc, const struct kd_secret *kiv, const uint8_t *aad, size_t
 		ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, WRAP_TAG, tag) == 1;
 	EVP_CIPHER_CTX_free(c);
 	ERR_clear_error();
-	return ok ? 0 : KD_ETAMPER;
+	return ok ? 0 : kd_fail(KD_ETAMPER, "the wrapped slot secrets do not authenticate (AES-256-GCM)");
 }
 
 int kd_pending_wrap(const uint8_t pub[KD_KEX_PUB_LEN], const char *uuid,
@@ -411,7 +411,7 @@ int kd_own_vcek(struct kd_backend *b, uint8_t **ret_der, size_t *ret_len)
 		r = kd_fail(KD_EVERIFY, "the VCEK the host supplied does not sign this launch's "
 					"own reports");
 	if (!r && !(der = malloc(tab.vcek_len)))
-		r = KD_ENOMEM;
+		r = kd_fail(KD_ENOMEM, "out of memory (pending slot)");
 	if (!r) {
 		memcpy(der, tab.vcek, tab.vcek_len);
 		*ret_len = tab.vcek_len;

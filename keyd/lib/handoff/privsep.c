@@ -163,17 +163,17 @@ static int read_result(int fd, int timeout_ms, uint8_t *buf, size_t *len)
 		ssize_t k;
 
 		if (left <= 0)
-			return KD_ETIMEOUT;
+			return kd_fail(KD_ETIMEOUT, "the verifier child did not answer in time");
 		if (poll(&p, 1, (int)left) <= 0) {
 			if (errno == EINTR)
 				continue;
-			return KD_ETIMEOUT;
+			return kd_fail(KD_ETIMEOUT, "the verifier child did not answer in time");
 		}
 		k = read(fd, buf + n, RESULT_MAX - n);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
-			return KD_EIO;
+			return kd_fail(KD_EIO, "reading the verifier child's result failed");
 		if (k == 0)
 			break;
 		n += (size_t)k;
@@ -195,7 +195,7 @@ static int parse_manifest_fields(struct kd_cursor *c, struct kd_manifest *m)
 	    kd_cur_bytes(c, m->version, ll) || kd_cur_u64(c, &nb) || kd_cur_u64(c, &na) ||
 	    kd_cur_u8(c, &has_floor) || has_floor > 1 || kd_cur_u32(c, &m->min_peer_svn) ||
 	    kd_cur_u8(c, &mask) || (mask & ~0x0eu))
-		return KD_EPROTO;
+		return kd_fail(KD_EPROTO, "the verifier child sent a malformed result");
 	m->version[ll] = '\0';
 	m->not_before = (time_t)(int64_t)nb;
 	m->not_after = (time_t)(int64_t)na;
@@ -203,18 +203,18 @@ static int parse_manifest_fields(struct kd_cursor *c, struct kd_manifest *m)
 	for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++) {
 		m->has_min_tcb[p] = mask & (1u << p);
 		if (kd_cur_u64(c, &m->min_tcb[p]))
-			return KD_EPROTO;
+			return kd_fail(KD_EPROTO, "the verifier child sent a malformed result");
 	}
 	if (kd_cur_u16(c, &nm) || nm == 0 || nm > KD_MANIFEST_MAX_MEAS)
-		return KD_EPROTO;
+		return kd_fail(KD_EPROTO, "the verifier child sent a malformed result");
 	for (uint16_t i = 0; i < nm; i++) {
 		uint8_t meas[48];
 
 		if (kd_cur_bytes(c, meas, 48) || kd_manifest_add_measurement(m, meas))
-			return KD_EPROTO;
+			return kd_fail(KD_EPROTO, "the verifier child sent a malformed result");
 	}
 	if (kd_cur_u8(c, &ns) || ns > KD_MANIFEST_MAX_SIGS)
-		return KD_EPROTO;
+		return kd_fail(KD_EPROTO, "the verifier child sent a malformed result");
 	if (ns) {
 		m->sigs = calloc(ns, sizeof(*m->sigs));
 		if (!m->sigs)
@@ -223,8 +223,8 @@ static int parse_manifest_fields(struct kd_cursor *c, struct kd_manifest *m)
 	}
 	for (uint8_t i = 0; i < ns; i++)
 		if (kd_cur_bytes(c, m->sigs[i].key_id, 32) || kd_cur_bytes(c, m->sigs[i].sig, 64))
-			return KD_EPROTO;
-	return kd_cur_expect_end(c) ? KD_EPROTO : 0;
+			return kd_fail(KD_EPROTO, "the verifier child sent a malformed result");
+	return kd_cur_expect_end(c) ? kd_fail(KD_EPROTO, "the verifier child sent a malformed result") : 0;
 }
 
 static int parse_result(const uint8_t *buf, size_t len, char peer_role, struct kd_manifest *m)
@@ -245,9 +245,8 @@ static int parse_result(const uint8_t *buf, size_t len, char peer_role, struct k
 	detail[dl] = '\0';
 	if ((int32_t)r != 0) {
 		e = (int32_t)r;
-		if (e >= 0 || e <= KD__EMAX)
-			e = KD_EVERIFY;
-		return kd_fail(e, "%s", detail);
+		/* A code the child cannot mean is a verification failure. */
+		return kd_fail(e >= 0 || e <= KD__EMAX ? KD_EVERIFY : e, "%s", detail);
 	}
 	e = parse_manifest_fields(&c, m);
 	if (e == KD_ENOMEM)

@@ -52,7 +52,7 @@ static int be64(struct kd_cursor *c, uint64_t *ret)
 	uint64_t v = 0;
 
 	if (kd_cur_bytes(c, b, sizeof(b)))
-		return KD_ETRUNC;
+		return kd_fail(KD_ETRUNC, "LUKS2 binary header truncated");
 	for (int i = 0; i < 8; i++)
 		v = v << 8 | b[i];
 	*ret = v;
@@ -73,9 +73,10 @@ static int fixed_str(struct kd_cursor *c, size_t n, char *out, size_t out_len)
 	const uint8_t *p;
 
 	if (kd_cur_ptr(c, &p, n))
-		return KD_ETRUNC;
+		return kd_fail(KD_ETRUNC, "LUKS2 binary header truncated");
 	if (!memchr(p, 0, n) || strlen((const char *)p) >= out_len)
-		return KD_EMALFORMED;
+		return kd_fail(KD_EMALFORMED, "LUKS2 binary header: a string field is not "
+					      "NUL-terminated");
 	if (out)
 		strcpy(out, (const char *)p);
 	return 0;
@@ -189,7 +190,9 @@ static int read_copy(int fd, uint64_t off, struct kd_luks2_copy *ret, char **ret
 	if (n != (ssize_t)sizeof(bin)) {
 		memset(ret, 0, sizeof(*ret));
 		ret->hdr_offset = off;
-		return copy_fail(ret, n < 0 ? KD_EIO : KD_ETRUNC, "cannot read");
+		if (n < 0)
+			return copy_fail(ret, KD_EIO, "cannot read");
+		return copy_fail(ret, KD_ETRUNC, "cannot read");
 	}
 	r = kd_luks2_parse_copy(bin, sizeof(bin), off, ret, NULL);
 	/* Only the 4096-byte binary part was read: go on only if it was sane. */

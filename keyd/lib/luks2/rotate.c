@@ -1074,7 +1074,7 @@ static int check_prepared(const char *path, struct kd_volume *v, const struct kd
 				goto out;
 			}
 		}
-		r = KD_ENOENT;
+		r = kd_fail(KD_ENOENT, "the prepared rotation's keyslot is not this launch's");
 		goto out;
 	}
 	if ((r = kd_secret_new(KD_VOLUME_KEY_SIZE, &nvk)))

@@ -144,17 +144,18 @@ static int get_b64(json_object *o, const char *key, uint8_t *out, size_t n)
 		return kd_fail(KD_EMALFORMED, "keyd token: \"%s\" is not %zu bytes of base64", key, n);
 	tmp = malloc(want);
 	re = malloc(want + 1);
-	r = KD_ENOMEM;
-	if (tmp && re) {
+	if (!tmp || !re) {
+		r = kd_fail(KD_ENOMEM, "out of memory (keyd token)");
+	} else {
 		got = EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)want);
-		r = got != (int)(3 * (want / 4)) ? KD_EMALFORMED : 0;
-		if (!r && (EVP_EncodeBlock((unsigned char *)re, tmp, (int)n) != (int)want ||
-			   strcmp(re, s)))
-			r = KD_EMALFORMED;
-		if (!r)
+		if (got == (int)(3 * (want / 4)) &&
+		    EVP_EncodeBlock((unsigned char *)re, tmp, (int)n) == (int)want && !strcmp(re, s)) {
 			memcpy(out, tmp, n);
-		else
-			r = kd_fail(r, "keyd token: \"%s\" is not canonical base64 of %zu bytes", key, n);
+			r = 0;
+		} else {
+			r = kd_fail(KD_EMALFORMED, "keyd token: \"%s\" is not canonical base64 of %zu "
+						   "bytes", key, n);
+		}
 	}
 	free(tmp);
 	free(re);
@@ -344,7 +345,7 @@ static int format_pending(json_object *o, const struct kd_token *t)
 	r |= add(e, "manifest", m);
 	r |= add(o, "wrap", w);
 	r |= add(o, "evidence", e);
-	return r ? KD_ENOMEM : 0;
+	return r ? kd_fail(KD_ENOMEM, "out of memory (keyd token)") : 0;
 }
 
 int kd_token_format(const struct kd_token *t, char **ret)
@@ -396,7 +397,7 @@ int kd_token_format(const struct kd_token *t, char **ret)
 		r = format_pending(o, t);
 	if (r) {
 		json_object_put(o);
-		return r < 0 ? r : KD_ENOMEM;
+		return kd_fail(KD_ENOMEM, "out of memory (keyd token)");
 	}
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);

@@ -155,7 +155,7 @@ int kd_token_for_launch(const struct kd_launch *l, const char *label, uint32_t s
 	/* A masked chip ID (MASK_CHIP_ID) is all zero: nothing to record. */
 	t.has_chip = !chip_is_zero(l->report.chip_id);
 	if (t.has_chip && kd_chip_digest(l->report.chip_id, t.chip))
-		return KD_ECRYPTO;
+		return kd_fail(KD_ECRYPTO, "cannot digest this launch's chip ID");
 	snprintf(t.label, sizeof(t.label), "%s", label ? label : "");
 	t.state = state;
 	t.svn = svn;
@@ -222,21 +222,21 @@ int kd_volume_pin(const struct kd_secret *pin_key, const struct kd_secret *vk, j
 	EVP_MAC_CTX *ctx = NULL;
 	OSSL_PARAM p[2];
 	int r;
+	bool ok;
 
 	if ((r = kd_header_pin_params(meta, uuid, keyslot, &params, &plen)))
 		return r;
 	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA384", 0);
 	p[1] = OSSL_PARAM_construct_end();
-	r = KD_ECRYPTO;
 	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (mac && (ctx = EVP_MAC_CTX_new(mac)) && EVP_MAC_init(ctx, pin_key->data, pin_key->len, p) &&
-	    EVP_MAC_update(ctx, vk->data, vk->len) && EVP_MAC_update(ctx, params, plen) &&
-	    EVP_MAC_final(ctx, out, &olen, KD_PIN_SIZE) && olen == KD_PIN_SIZE)
-		r = 0;
+	ok = mac && (ctx = EVP_MAC_CTX_new(mac)) &&
+	     EVP_MAC_init(ctx, pin_key->data, pin_key->len, p) &&
+	     EVP_MAC_update(ctx, vk->data, vk->len) && EVP_MAC_update(ctx, params, plen) &&
+	     EVP_MAC_final(ctx, out, &olen, KD_PIN_SIZE) && olen == KD_PIN_SIZE;
 	EVP_MAC_CTX_free(ctx);
 	EVP_MAC_free(mac);
 	free(params);
-	return r ? kd_fail(r, "HMAC-SHA384 of the volume-key pin failed") : 0;
+	return ok ? 0 : kd_fail(KD_ECRYPTO, "HMAC-SHA384 of the volume-key pin failed");
 }
 
 /* ---------------------------------------------------------------- open */
@@ -452,7 +452,7 @@ int kd_volume_match(const struct kd_volume *v, const struct kd_launch *l, size_t
 	if ((r = volume_usable(v)))
 		return r;
 	if (launch_chip && kd_chip_digest(rep->chip_id, chip))
-		return KD_ECRYPTO;
+		return kd_fail(KD_ECRYPTO, "cannot digest this launch's chip ID");
 	for (size_t i = 0; i < v->n_toks; i++) {
 		const struct kd_token *t = &v->toks[i];
 		bool meas = !memcmp(t->measurement, rep->measurement, sizeof(t->measurement));
@@ -739,7 +739,8 @@ static int dm_check(const char *name, const char *path, const struct kd_volume *
 	char *type = NULL, *params = NULL;
 	char cipher[64], key[8], devf[32];
 	unsigned long long iv, off;
-	int n = 0, r = KD_ETAMPER;
+	int n = 0;
+	bool match = false;
 	json_object *seg;
 	bool integ;
 
@@ -764,12 +765,12 @@ static int dm_check(const char *name, const char *path, const struct kd_volume *
 			     dm_integrity_is(devf, path, seg_off)
 		   : !strcmp(cipher, "aes-xts-plain64") && off == seg_off / 512 &&
 			     dm_device_is(devf, path)))
-		r = 0;
+		match = true;
 	if (params)
 		kd_wipe(params, strlen(params));
 	dm_task_destroy(dmt);
-	return r ? kd_fail(r, "active dm table of %.64s is not the crypt mapping that was asked for",
-			   name) : 0;
+	return match ? 0 : kd_fail(KD_ETAMPER, "active dm table of %.64s is not the crypt mapping "
+						"that was asked for", name);
 }
 
 int kd_volume_activate(struct kd_volume *v, const char *name, const struct kd_secret *vk,
