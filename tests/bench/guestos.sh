@@ -7,8 +7,8 @@
 #    the state volume is mounted) of the keyd image (state unlocked in the
 #    initramfs by keyd, simulated AMD-SP behind the emulated /dev/sev-guest)
 #    against the same root with a plain key-file crypttab (systemd-cryptsetup
-#    opens the state volume with a PBKDF2-1000 key file from the root; no keyd
-#    in the initramfs). Median of BOOT_RUNS (default 3) boots each after one
+#    opens the state volume with a PBKDF2-1000 key file from the root; keyd in
+#    the initramfs only maps and checks the verity root). Median of BOOT_RUNS (default 3) boots each after one
 #    provisioning boot each, interleaved.
 #  - dm-verity's cost: the whole root read once with O_DIRECT, from the raw
 #    disk and through /dev/mapper/root (every block hashed), in one guest.
@@ -30,9 +30,11 @@ VM_WORK=$(mktemp -d /tmp/keyd-bench-guestos.XXXXXX)
 trap 'sim_stop; rm -rf "$VM_WORK"' EXIT
 vm_setup
 
-# The baseline: the same root, no keyd volume, a key-file crypttab.
+# The baseline: the same root and initramfs flow (keyd still maps and checks
+# the verity root: without it nothing maps /dev/mapper/root), no keyd
+# volume, a key-file crypttab.
 plain_root() { # ROOT
-	rm -f "$1/etc/keyd/volumes"
+	echo "# no keyd volume: the state is opened by systemd-cryptsetup (/etc/crypttab)" >"$1/etc/keyd/volumes"
 	cp "$VM_WORK/plain.key" "$1/etc/keyd/plain.key"
 	chmod 0400 "$1/etc/keyd/plain.key"
 	echo "state /dev/vda /etc/keyd/plain.key luks,headless=1" >"$1/etc/crypttab"
@@ -54,13 +56,7 @@ cryptsetup luksFormat -q --type luks2 --cipher aes-xts-plain64 --key-size 512 --
 	--pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "$VM_WORK/plain.key" "$pdisk"
 
 boot_keyd() { guestos_launch "keyd-$1" "$K" "$kdisk"; }
-boot_plain() {
-	VM_LOG=$VM_WORK/plain-$1.console
-	VM_QEMU_EXTRA=(-drive "file=$P/root.img,if=virtio,format=raw,readonly=on"
-		-drive "file=$P/root.hash,if=virtio,format=raw,readonly=on")
-	VM_TIMEOUT=$GUESTOS_TIMEOUT vm_boot "$VM_LOG" "$pdisk" "$P/initrd.img" "$(cat "$P/cmdline")"
-	VM_QEMU_EXTRA=()
-}
+boot_plain() { guestos_launch "plain-$1" "$P" "$pdisk"; }
 # guest uptime at multi-user.target with the state mounted
 reached() { # LOG
 	[ "$(vm_result "$1")" = ok ] || { echo "guestos: run failed, see $1" >&2; grep -a -E 'keyd|KEYD' "$1" >&2; exit 1; }

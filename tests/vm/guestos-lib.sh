@@ -165,9 +165,7 @@ CONF
 	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/hook-keyd-test-sevguest" "$conf/hooks/keyd-test-sevguest"
 	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/init-premount-keyd-test-sevguest" \
 		"$conf/scripts/init-premount/keyd-test-sevguest"
-	# (A CUSTOMIZE that removes /etc/keyd/volumes builds an image without
-	# keyd in its initramfs: the benchmark's key-file baseline.)
-	[ ! -r "$r/etc/keyd/volumes" ] || cp "$r/etc/keyd/volumes" "$keydconf/volumes"
+	cp "$r/etc/keyd/volumes" "$keydconf/volumes"
 	cp "$r"/etc/keyd/release-keys.json "$r"/etc/keyd/ark.pem "$keydconf/" 2>/dev/null || true
 	# Two TCG guests booting side by side: N in upgrade mode waits for O to
 	# reach multi-user.target and serve, which takes minutes here.
