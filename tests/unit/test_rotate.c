@@ -45,8 +45,13 @@ static void setup(void)
 					    .resilience = "journal",
 					    .luks2 = &p,
 					    .flags = CRYPT_REENCRYPT_INITIALIZE_ONLY};
-	int fd = mkstemp(path);
+	int fd;
 	char vk[64] = {1}, vk2[64] = {2};
+
+	/* mkstemp fills in the template: a fresh one for each fixture run
+	 * (without fork, as under valgrind, the static buffer is reused). */
+	strcpy(path, "/tmp/keyd-test-rotate-XXXXXX");
+	fd = mkstemp(path);
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, 32 << 20), 0);

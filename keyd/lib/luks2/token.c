@@ -397,7 +397,8 @@ int kd_token_format(const struct kd_token *t, char **ret)
 		r = format_pending(o, t);
 	if (r) {
 		json_object_put(o);
-		return kd_fail(KD_ENOMEM, "out of memory (keyd token)");
+		/* add() and format_pending() recorded their own detail. */
+		return r < 0 ? r : kd_fail(KD_ENOMEM, "out of memory (keyd token)");
 	}
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
