@@ -81,6 +81,12 @@ struct kd_release_keys {
 /* Lifecycle. kd_manifest_new makes an empty, unsigned manifest. */
 int kd_manifest_new(struct kd_manifest **ret);
 void kd_manifest_free(struct kd_manifest *m);
+static inline void kd_manifest_freep(struct kd_manifest **m)
+{
+	kd_manifest_free(*m);
+	*m = NULL;
+}
+#define _kd_manifest_ __attribute__((cleanup(kd_manifest_freep)))
 int kd_manifest_add_measurement(struct kd_manifest *m, const uint8_t meas[48]);
 
 /*

@@ -20,6 +20,7 @@
 #include "keyd/certbundle.h"
 #include "keyd/error.h"
 #include "keyd/handoff.h"
+#include "keyd/util.h"
 #include "keyd/verify.h"
 #include "handoff/internal.h"
 
@@ -41,6 +42,27 @@ static bool all_zero(const uint8_t *b, size_t n)
 	return acc == 0;
 }
 
+/*
+ * The host hands each side its manifest: the side checks it is a release of
+ * its own before it offers or asks for anything.
+ */
+static int own_manifest_checks(const struct kd_manifest *own, const struct kd_report *own_report,
+			       const struct kd_handoff_trust *trust)
+{
+	int r;
+
+	r = kd_manifest_verify(own, trust->keys, trust->at, NULL);
+	if (r)
+		return r;
+	r = kd_manifest_has_measurement(own, own_report->measurement);
+	if (r)
+		return r;
+	if (own->has_min_peer_svn && own->svn < own->min_peer_svn)
+		return kd_fail(KD_EPOLICY, "manifest %s has svn %u below its own revocation floor %u",
+			       own->version, own->svn, own->min_peer_svn);
+	return 0;
+}
+
 int kd_handoff_check_self(char my_role, const struct kd_manifest *own,
 			  const struct kd_report *own_report, const struct kd_handoff_trust *trust,
 			  struct kd_handoff_trust *ret_trust)
@@ -53,16 +75,7 @@ int kd_handoff_check_self(char my_role, const struct kd_manifest *own,
 		return kd_fail(KD_EINVAL, "handoff role must be O or N");
 	if (!trust->keys)
 		return kd_fail(KD_EINVAL, "handoff needs pinned release keys");
-	/*
-	 * The host hands each side its manifest: the side checks it is a
-	 * release of its own before it offers or asks for anything.
-	 */
-	r = kd_manifest_verify(own, trust->keys, trust->at, NULL);
-	if (!r)
-		r = kd_manifest_has_measurement(own, own_report->measurement);
-	if (!r && own->has_min_peer_svn && own->svn < own->min_peer_svn)
-		r = kd_fail(KD_EPOLICY, "manifest %s has svn %u below its own revocation floor %u",
-			    own->version, own->svn, own->min_peer_svn);
+	r = own_manifest_checks(own, own_report, trust);
 	if (r)
 		return kd_fail_prefix(r, "own manifest");
 	/* A host that masks the chip ID would make "same chip" mean 0 == 0. */
@@ -151,6 +164,22 @@ static void fill_policy(struct kd_verify_policy *pol, const struct kd_manifest *
 	pol->at = trust->at;
 }
 
+/*
+ * The peer's report under its certificate table, or for an empty table
+ * (stock KVM) the host's cached KDS bundle (keyd/certbundle.h).
+ */
+static int verify_peer_report(const struct kd_hello *peer, struct kd_cert_inputs *certs,
+			      const struct kd_verify_policy *pol, struct kd_report *ret)
+{
+	_kd_free_ uint8_t *bundle = NULL;
+	int r;
+
+	r = kd_certs_from_bundle(certs, peer->report, peer->report_len, NULL, &bundle, NULL, 0);
+	if (r)
+		return r;
+	return kd_verify_report(peer->report, peer->report_len, certs, pol, ret, NULL);
+}
+
 int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
 			   const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
 			   const struct kd_report *own_report, const struct kd_manifest *own_manifest,
@@ -162,7 +191,7 @@ int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
 	struct kd_verify_policy pol;
 	struct kd_cert_inputs certs;
 	struct kd_report rep;
-	uint8_t rd[64], *bundle = NULL;
+	uint8_t rd[64];
 	int r;
 
 	if (peer->role != (uint8_t)peer_role)
@@ -171,10 +200,12 @@ int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
 
 	/* The manifest first: it is cheap and names the measurements we accept. */
 	r = kd_manifest_parse(peer->manifest, peer->manifest_len, &m);
-	if (!r)
-		r = manifest_checks(my_role, m, own_manifest, trust);
-	if (!r)
-		r = kd_handoff_report_data(peer_role, exporter, rd);
+	if (r)
+		goto fail;
+	r = manifest_checks(my_role, m, own_manifest, trust);
+	if (r)
+		goto fail;
+	r = kd_handoff_report_data(peer_role, exporter, rd);
 	if (r)
 		goto fail;
 	memset(&certs, 0, sizeof(certs));
@@ -183,13 +214,10 @@ int kd_handoff_verify_peer(char my_role, const struct kd_hello *peer,
 	certs.ark = trust->ark;
 	certs.ark_len = trust->ark_len;
 	fill_policy(&pol, m, own_report, rd, trust);
-	/* An empty table (stock KVM): the host's cached KDS bundle (keyd/certbundle.h). */
-	r = kd_certs_from_bundle(&certs, peer->report, peer->report_len, NULL, &bundle, NULL, 0);
-	if (!r)
-		r = kd_verify_report(peer->report, peer->report_len, &certs, &pol, &rep, NULL);
-	free(bundle);
-	if (!r)
-		r = report_checks(&rep, rd, m, own_report, trust);
+	r = verify_peer_report(peer, &certs, &pol, &rep);
+	if (r)
+		goto fail;
+	r = report_checks(&rep, rd, m, own_report, trust);
 	if (r)
 		goto fail;
 	*ret_report = rep;
@@ -225,6 +253,36 @@ int kd_handoff_own_verifier(const uint8_t *own_certs, size_t own_certs_len,
 	return 0;
 }
 
+/* The peer's report, parsed and verified under this chip's own VCEK. */
+static int recheck_report(char peer_role, const uint8_t *report, size_t report_len,
+			  const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
+			  const struct kd_report *own_report, const struct kd_handoff_trust *trust,
+			  struct kd_verifier *own_vek, struct kd_report *rep)
+{
+	struct kd_verify_policy pol;
+	uint8_t rd[64];
+	int r;
+
+	r = kd_report_parse(report, report_len, rep);
+	if (r)
+		return r;
+	if (rep->reported_tcb != own_report->reported_tcb)
+		return kd_fail(KD_EPOLICY, "reported TCB differs from this chip's own: not the same "
+					   "platform");
+	r = kd_handoff_report_data(peer_role, exporter, rd);
+	if (r)
+		return r;
+	memset(&pol, 0, sizeof(pol));
+	pol.chip_id = own_report->chip_id;
+	pol.report_data = rd;
+	pol.has_min_tcb = trust->has_tcb_floor;
+	pol.min_tcb = trust->tcb_floor;
+	pol.allow_debug = false;
+	pol.max_vmpl = 0;
+	pol.at = trust->at;
+	return kd_verifier_verify(own_vek, report, report_len, &pol, rep, NULL);
+}
+
 int kd_handoff_recheck_report(char my_role, const uint8_t *report, size_t report_len,
 			      const uint8_t exporter[KD_HANDOFF_EXPORTER_LEN],
 			      const struct kd_report *own_report,
@@ -232,28 +290,11 @@ int kd_handoff_recheck_report(char my_role, const uint8_t *report, size_t report
 			      struct kd_report *ret_report)
 {
 	char peer_role = my_role == KD_ROLE_OLD ? KD_ROLE_NEW : KD_ROLE_OLD;
-	struct kd_verify_policy pol;
 	struct kd_report rep;
-	uint8_t rd[64];
 	int r;
 
-	r = kd_report_parse(report, report_len, &rep);
-	if (!r && rep.reported_tcb != own_report->reported_tcb)
-		r = kd_fail(KD_EPOLICY, "reported TCB differs from this chip's own: not the same "
-					"platform");
-	if (!r)
-		r = kd_handoff_report_data(peer_role, exporter, rd);
-	if (!r) {
-		memset(&pol, 0, sizeof(pol));
-		pol.chip_id = own_report->chip_id;
-		pol.report_data = rd;
-		pol.has_min_tcb = trust->has_tcb_floor;
-		pol.min_tcb = trust->tcb_floor;
-		pol.allow_debug = false;
-		pol.max_vmpl = 0;
-		pol.at = trust->at;
-		r = kd_verifier_verify(own_vek, report, report_len, &pol, &rep, NULL);
-	}
+	r = recheck_report(peer_role, report, report_len, exporter, own_report, trust, own_vek,
+			   &rep);
 	if (r)
 		return kd_fail_prefix(peer_fail(r, peer_role), "parent re-check");
 	*ret_report = rep;
@@ -272,13 +313,17 @@ int kd_handoff_recheck_manifest(char my_role, const struct kd_report *rep,
 	int r;
 
 	r = manifest_checks(my_role, m, own_manifest, trust);
-	if (!r)
-		r = kd_handoff_report_data(peer_role, exporter, rd);
-	if (!r)
-		r = report_checks(rep, rd, m, own_report, trust);
 	if (r)
-		return kd_fail_prefix(peer_fail(r, peer_role), "parent re-check");
+		goto fail;
+	r = kd_handoff_report_data(peer_role, exporter, rd);
+	if (r)
+		goto fail;
+	r = report_checks(rep, rd, m, own_report, trust);
+	if (r)
+		goto fail;
 	return 0;
+fail:
+	return kd_fail_prefix(peer_fail(r, peer_role), "parent re-check");
 }
 
 int kd_handoff_recheck_peer(char my_role, const uint8_t *report, size_t report_len,
@@ -293,9 +338,10 @@ int kd_handoff_recheck_peer(char my_role, const uint8_t *report, size_t report_l
 
 	r = kd_handoff_recheck_report(my_role, report, report_len, exporter, own_report, trust,
 				      own_vek, &rep);
-	if (!r)
-		r = kd_handoff_recheck_manifest(my_role, &rep, m, exporter, own_report, own_manifest,
-						trust);
+	if (r)
+		return r;
+	r = kd_handoff_recheck_manifest(my_role, &rep, m, exporter, own_report, own_manifest,
+					trust);
 	if (r)
 		return r;
 	*ret_report = rep;
