@@ -73,16 +73,105 @@ static int replace_pending(struct kd_volume *v, struct kd_backend *b, const stru
 	strftime(meta.created, sizeof(meta.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	kd_failpoint("commit.before-activate");
 	r = kd_volume_reclaim_orphans(v, "commit.after-reclaim", NULL);
-	if (!r)
-		r = kd_seal_keys_for_token(b, &meta, kd_volume_uuid(v), &pass, &pin_key);
-	if (!r)
-		r = kd_volume_add_slot_fp(v, vk, pass, pin_key, &meta, "commit.after-keyslot",
-					  "commit.after-token", &slot);
-	if (!r)
-		r = kd_volume_retire_fp(v, pending->keyslot, "commit.before-kill", "commit.after-kill");
-	if (!r)
-		*ret_slot = slot;
-	return r;
+	if (r)
+		return r;
+	r = kd_seal_keys_for_token(b, &meta, kd_volume_uuid(v), &pass, &pin_key);
+	if (r)
+		return r;
+	r = kd_volume_add_slot_fp(v, vk, pass, pin_key, &meta, "commit.after-keyslot",
+				  "commit.after-token", &slot);
+	if (r)
+		return r;
+	r = kd_volume_retire_fp(v, pending->keyslot, "commit.before-kill", "commit.after-kill");
+	if (r)
+		return r;
+	*ret_slot = slot;
+	return 0;
+}
+
+/* Leftovers of an interrupted earlier run: our pending slot, remnants. */
+static int drop_leftovers(struct kd_volume *v, const struct kd_token *ours, int keyslot)
+{
+	int r;
+
+	for (;;) {
+		size_t n = 0;
+		const struct kd_token *t = kd_volume_tokens(v, &n);
+		int drop = -1;
+
+		for (size_t i = 0; i < n; i++)
+			if (t[i].state == KD_TOKEN_PENDING && t[i].keyslot != keyslot &&
+			    same_launch(&t[i], ours))
+				drop = t[i].keyslot;
+		if (drop < 0)
+			break;
+		r = kd_volume_retire_fp(v, drop, "commit.before-kill", "commit.after-kill");
+		if (r)
+			return r;
+	}
+	return kd_volume_reclaim_orphans(v, "commit.after-reclaim", NULL);
+}
+
+/*
+ * The earlier slots the policy lets go: every one but ours, or with
+ * KEEP_PREVIOUS every one but the newest (an active one preferred), which
+ * is kept and, if active, retired.
+ */
+struct retire_plan {
+	int kill[KILL_MAX];
+	size_t n_kill;
+	int keep_slot;
+	bool keep_active;
+};
+
+static void plan_retire(const struct kd_volume *v, int keyslot, enum kd_commit_policy policy,
+			struct retire_plan *p)
+{
+	size_t n = 0;
+	const struct kd_token *t = kd_volume_tokens(v, &n);
+	int keep = -1, keep_active = 0;
+
+	p->n_kill = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].keyslot == keyslot || t[i].state == KD_TOKEN_PENDING)
+			continue;
+		if (policy == KD_COMMIT_KEEP_PREVIOUS) {
+			bool act = t[i].state == KD_TOKEN_ACTIVE;
+
+			if (keep < 0 || (act && !keep_active) ||
+			    (act == (bool)keep_active && newer(&t[i], &t[(size_t)keep]))) {
+				if (keep >= 0 && p->n_kill < KILL_MAX)
+					p->kill[p->n_kill++] = t[(size_t)keep].keyslot;
+				keep = (int)i;
+				keep_active = act;
+				continue;
+			}
+		}
+		if (p->n_kill < KILL_MAX)
+			p->kill[p->n_kill++] = t[i].keyslot;
+	}
+	p->keep_slot = keep >= 0 ? t[(size_t)keep].keyslot : -1;
+	p->keep_active = keep_active;
+}
+
+static int retire_previous(struct kd_volume *v, const struct retire_plan *p,
+			   struct kd_commit_result *res)
+{
+	int r;
+
+	for (size_t i = 0; i < p->n_kill; i++) {
+		r = kd_volume_retire(v, p->kill[i], false);
+		if (r)
+			return r;
+		res->n_killed++;
+	}
+	if (p->keep_slot >= 0 && p->keep_active) {
+		r = kd_volume_set_state(v, p->keep_slot, KD_TOKEN_RETIRED);
+		if (r)
+			return r;
+		res->n_retired++;
+	}
+	return 0;
 }
 
 int kd_handoff_commit(const char *device, struct kd_backend *b,
@@ -90,19 +179,17 @@ int kd_handoff_commit(const char *device, struct kd_backend *b,
 		      struct kd_commit_result *ret)
 {
 	struct kd_commit_result res = {.keyslot = -1};
-	int kill[KILL_MAX];
-	size_t n_kill = 0, n = 0;
-	int keep = -1, keep_active = 0;
+	struct retire_plan plan;
 	struct kd_volume *v = NULL;
 	struct kd_secret *vk = NULL;
-	const struct kd_token *t;
 	struct kd_launch l;
 	struct kd_token ours;
 	int r;
 
 	r = kd_launch_get(b, &l);
-	if (!r)
-		r = kd_volume_open(device, &v);
+	if (r)
+		return r;
+	r = kd_volume_open(device, &v);
 	if (r)
 		return r;
 	kd_volume_set_pending_opener(v, kd_pending_opener, keys);
@@ -125,63 +212,17 @@ int kd_handoff_commit(const char *device, struct kd_backend *b,
 	}
 	if (r)
 		goto out;
-
-	/* Leftovers of an interrupted earlier run: our pending slot, remnants. */
-	for (;;) {
-		int drop = -1;
-
-		t = kd_volume_tokens(v, &n);
-		for (size_t i = 0; i < n; i++)
-			if (t[i].state == KD_TOKEN_PENDING && t[i].keyslot != res.keyslot &&
-			    same_launch(&t[i], &ours))
-				drop = t[i].keyslot;
-		if (drop < 0)
-			break;
-		if ((r = kd_volume_retire_fp(v, drop, "commit.before-kill", "commit.after-kill")))
-			goto out;
-	}
-	if ((r = kd_volume_reclaim_orphans(v, "commit.after-reclaim", NULL)))
+	r = drop_leftovers(v, &ours, res.keyslot);
+	if (r)
 		goto out;
-
 	/* Reload: the token list may have changed under the previous write. */
 	kd_volume_close(v);
 	v = NULL;
 	r = kd_volume_open(device, &v);
 	if (r)
 		goto out;
-	t = kd_volume_tokens(v, &n);
-	for (size_t i = 0; i < n; i++) {
-		if (t[i].keyslot == res.keyslot || t[i].state == KD_TOKEN_PENDING)
-			continue;
-		if (policy == KD_COMMIT_KEEP_PREVIOUS) {
-			bool act = t[i].state == KD_TOKEN_ACTIVE;
-
-			if (keep < 0 || (act && !keep_active) ||
-			    (act == (bool)keep_active && newer(&t[i], &t[(size_t)keep]))) {
-				if (keep >= 0 && n_kill < KILL_MAX)
-					kill[n_kill++] = t[(size_t)keep].keyslot;
-				keep = (int)i;
-				keep_active = act;
-				continue;
-			}
-		}
-		if (n_kill < KILL_MAX)
-			kill[n_kill++] = t[i].keyslot;
-	}
-	{
-		int keep_slot = keep >= 0 ? t[(size_t)keep].keyslot : -1;
-
-		for (size_t i = 0; !r && i < n_kill; i++) {
-			r = kd_volume_retire(v, kill[i], false);
-			if (!r)
-				res.n_killed++;
-		}
-		if (!r && keep_slot >= 0 && keep_active) {
-			r = kd_volume_set_state(v, keep_slot, KD_TOKEN_RETIRED);
-			if (!r)
-				res.n_retired++;
-		}
-	}
+	plan_retire(v, res.keyslot, policy, &plan);
+	r = retire_previous(v, &plan, &res);
 	if (r)
 		goto out;
 	kd_failpoint("commit.after-retire");
