@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # Public header -> module that owns it.
 declare -A owner=(
-	[error.h]=core [cursor.h]=core [secret.h]=core [util.h]=core [failpoint.h]=core [hkdf.h]=core
+	[error.h]=core [cursor.h]=core [secret.h]=core [util.h]=core [failpoint.h]=core [hkdf.h]=core [cleanup.h]=core
 	[report.h]=snp [keyreq.h]=snp [certtable.h]=snp
 	[backend.h]=backend [simwire.h]=backend
 	[verify.h]=attest [certbundle.h]=attest [measure.h]=measure [manifest.h]=manifest [root.h]=boot

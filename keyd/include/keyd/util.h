@@ -15,6 +15,14 @@ static inline void kd_freep(void *p)
 }
 #define _kd_free_ __attribute__((cleanup(kd_freep)))
 
+/* Hand a value out of a cleanup variable: returns it and clears the variable. */
+#define KD_TAKE_PTR(p)                                                                             \
+	({                                                                                         \
+		__typeof__(p) kd_take_ = (p);                                                      \
+		(p) = NULL;                                                                        \
+		kd_take_;                                                                          \
+	})
+
 /* Lowercase hex of buf into out (2*len+1 bytes). */
 void kd_hex(const uint8_t *buf, size_t len, char *out);
 /*
