@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "keyd/certtable.h"
+#include "keyd/cleanup.h"
 #include "keyd/cursor.h"
 #include "keyd/error.h"
 #include "keyd/handoff.h"
@@ -393,34 +394,34 @@ static int vcek_key(const uint8_t *der, size_t len, EVP_PKEY **ret)
 int kd_own_vcek(struct kd_backend *b, uint8_t **ret_der, size_t *ret_len)
 {
 	static const uint8_t probe[64] = {'k', 'e', 'y', 'd', '-', 'v', 'c', 'e', 'k'};
-	uint8_t *rep = NULL, *certs = NULL, *der = NULL;
+	_kd_free_ uint8_t *rep = NULL, *certs = NULL;
+	_kd_pkey_ EVP_PKEY *k = NULL;
 	size_t rl = 0, cl = 0;
 	struct kd_certtable tab;
-	EVP_PKEY *k = NULL;
+	uint8_t *der;
 	int r;
 
 	r = kd_backend_report(b, probe, 0, &rep, &rl, &certs, &cl);
 	if (r)
 		return r;
 	r = kd_certtable_parse(certs, cl, &tab);
-	if (!r && !tab.vcek)
-		r = kd_fail(KD_ENOENT, "no VCEK in this chip's certificate table");
-	if (!r)
-		r = vcek_key(tab.vcek, tab.vcek_len, &k);
-	if (!r && (rl != KD_REPORT_SIZE || !report_sig_ok(k, rep)))
-		r = kd_fail(KD_EVERIFY, "the VCEK the host supplied does not sign this launch's "
-					"own reports");
-	if (!r && !(der = malloc(tab.vcek_len)))
-		r = kd_fail(KD_ENOMEM, "out of memory (pending slot)");
-	if (!r) {
-		memcpy(der, tab.vcek, tab.vcek_len);
-		*ret_len = tab.vcek_len;
-		*ret_der = der;
-	}
-	EVP_PKEY_free(k);
-	free(rep);
-	free(certs);
-	return r;
+	if (r)
+		return r;
+	if (!tab.vcek)
+		return kd_fail(KD_ENOENT, "no VCEK in this chip's certificate table");
+	r = vcek_key(tab.vcek, tab.vcek_len, &k);
+	if (r)
+		return r;
+	if (rl != KD_REPORT_SIZE || !report_sig_ok(k, rep))
+		return kd_fail(KD_EVERIFY, "the VCEK the host supplied does not sign this launch's "
+					   "own reports");
+	der = malloc(tab.vcek_len);
+	if (!der)
+		return kd_fail(KD_ENOMEM, "out of memory (pending slot)");
+	memcpy(der, tab.vcek, tab.vcek_len);
+	*ret_len = tab.vcek_len;
+	*ret_der = der;
+	return 0;
 }
 
 static int ev_fail(int err, const char *what)
@@ -431,88 +432,122 @@ static int ev_fail(int err, const char *what)
 	return kd_fail(err, "pending slot evidence: %s%s%s", what, *what ? ": " : "", d);
 }
 
+/* The release that made the slot, by N's own pinned keys. The window was
+ * judged when the handoff ran; guest time is the host's anyway. */
+static int evidence_manifest(const struct kd_token *t, const struct kd_release_keys *keys,
+			     struct kd_manifest **ret)
+{
+	_kd_manifest_ struct kd_manifest *m = NULL;
+	int r;
+
+	r = kd_manifest_parse((const uint8_t *)t->ev_manifest, strlen(t->ev_manifest), &m);
+	if (r)
+		return ev_fail(r, "O's manifest");
+	r = kd_manifest_verify(m, keys, m->not_before, NULL);
+	if (r)
+		return ev_fail(r, "O's manifest");
+	*ret = KD_TAKE_PTR(m);
+	return 0;
+}
+
+/* Same chip, and a report the AMD-SP really signed: our own VCEK. */
+static int evidence_report_signed(struct kd_backend *b, const struct kd_token *t)
+{
+	_kd_free_ uint8_t *vder = NULL;
+	_kd_pkey_ EVP_PKEY *vk = NULL;
+	size_t vlen = 0;
+	int r;
+
+	r = kd_own_vcek(b, &vder, &vlen);
+	if (r)
+		return ev_fail(r, "");
+	r = vcek_key(vder, vlen, &vk);
+	if (r)
+		return ev_fail(r, "");
+	if (!report_sig_ok(vk, t->ev_report))
+		return kd_fail(KD_EVERIFY, "pending slot evidence: O's report does not verify under "
+					   "this chip's VCEK (another chip, another TCB, or forged)");
+	return 0;
+}
+
+/* The report vouches for O's handoff key in that session. */
+static int evidence_binds_key(const struct kd_token *t, const struct kd_report *rep)
+{
+	uint8_t rd[64], bind[KD_HANDOFF_EXPORTER_LEN];
+	int r;
+
+	r = kd_handoff_binding(t->ev_exporter, t->ev_key, sizeof(t->ev_key), bind);
+	if (r)
+		return r;
+	r = kd_handoff_report_data(KD_ROLE_OLD, bind, rd);
+	if (r)
+		return r;
+	if (!kd_ct_equal(rep->report_data, rd, 64))
+		return kd_fail(KD_EVERIFY, "pending slot evidence: O's report does not bind its "
+					   "handoff key");
+	return 0;
+}
+
 int kd_pending_verify_evidence(struct kd_backend *b, const struct kd_report *own,
 			       const struct kd_release_keys *keys, const char *uuid,
 			       const struct kd_token *t, const uint8_t pub[KD_KEX_PUB_LEN])
 {
-	struct kd_manifest *m = NULL;
+	_kd_manifest_ struct kd_manifest *m = NULL;
 	struct kd_report rep;
-	uint8_t rd[64], bind[KD_HANDOFF_EXPORTER_LEN], *vder = NULL;
-	size_t vlen = 0;
-	EVP_PKEY *vk = NULL;
 	int r;
 
 	if (!t->has_wrap || !t->ev_manifest[0])
 		return kd_fail(KD_ETAMPER, "pending slot evidence: missing");
-	/* The release that made the slot, by N's own pinned keys. The window
-	 * was judged when the handoff ran; guest time is the host's anyway. */
-	r = kd_manifest_parse((const uint8_t *)t->ev_manifest, strlen(t->ev_manifest), &m);
-	if (!r)
-		r = kd_manifest_verify(m, keys, m->not_before, NULL);
-	if (r) {
-		r = ev_fail(r, "O's manifest");
-		goto out;
-	}
+	r = evidence_manifest(t, keys, &m);
+	if (r)
+		return r;
 	r = kd_report_parse(t->ev_report, KD_REPORT_SIZE, &rep);
-	if (r) {
-		r = ev_fail(r, "O's report");
-		goto out;
-	}
-	/* Same chip, and a report the AMD-SP really signed: our own VCEK. */
-	r = kd_own_vcek(b, &vder, &vlen);
-	if (!r)
-		r = vcek_key(vder, vlen, &vk);
-	if (r) {
-		r = ev_fail(r, "");
-		goto out;
-	}
-	if (!report_sig_ok(vk, t->ev_report)) {
-		r = kd_fail(KD_EVERIFY, "pending slot evidence: O's report does not verify under "
-					"this chip's VCEK (another chip, another TCB, or forged)");
-		goto out;
-	}
-	if (!kd_ct_equal(rep.chip_id, own->chip_id, 64)) {
-		r = kd_fail(KD_EPOLICY, "pending slot evidence: O's report is from another chip");
-		goto out;
-	}
-	/* The report vouches for O's handoff key in that session ... */
-	if ((r = kd_handoff_binding(t->ev_exporter, t->ev_key, sizeof(t->ev_key), bind)) ||
-	    (r = kd_handoff_report_data(KD_ROLE_OLD, bind, rd)))
-		goto out;
-	if (!kd_ct_equal(rep.report_data, rd, 64)) {
-		r = kd_fail(KD_EVERIFY, "pending slot evidence: O's report does not bind its "
-					"handoff key");
-		goto out;
-	}
+	if (r)
+		return ev_fail(r, "O's report");
+	r = evidence_report_signed(b, t);
+	if (r)
+		return r;
+	if (!kd_ct_equal(rep.chip_id, own->chip_id, 64))
+		return kd_fail(KD_EPOLICY, "pending slot evidence: O's report is from another chip");
+	r = evidence_binds_key(t, &rep);
+	if (r)
+		return r;
 	/* ... and that key signed exactly these wrapped secrets, pin, volume and slot. */
-	if (!evidence_sig_ok(uuid, t, pub)) {
-		r = kd_fail(KD_EVERIFY, "pending slot evidence: O's signature does not cover these "
-					"wrapped secrets, pin, volume and keyslot");
-		goto out;
-	}
-	if (rep.policy & (KD_POLICY_DEBUG | KD_POLICY_MIGRATE_MA)) {
-		r = kd_fail(KD_EPOLICY, "pending slot evidence: O ran with a debug or "
-					"migration-agent policy");
-		goto out;
-	}
-	if (rep.vmpl != 0) {
-		r = kd_fail(KD_EPOLICY, "pending slot evidence: O's report VMPL %u is not 0", rep.vmpl);
-		goto out;
-	}
-	if ((r = kd_manifest_has_measurement(m, rep.measurement))) {
-		r = ev_fail(r, "O");
-		goto out;
-	}
-	if (m->svn > t->svn) {
-		r = kd_fail(KD_EPOLICY, "pending slot evidence: O's release svn %u is above this "
-					"slot's svn %u", m->svn, t->svn);
-		goto out;
-	}
-out:
-	EVP_PKEY_free(vk);
-	free(vder);
-	kd_manifest_free(m);
-	return r;
+	if (!evidence_sig_ok(uuid, t, pub))
+		return kd_fail(KD_EVERIFY, "pending slot evidence: O's signature does not cover these "
+					   "wrapped secrets, pin, volume and keyslot");
+	if (rep.policy & (KD_POLICY_DEBUG | KD_POLICY_MIGRATE_MA))
+		return kd_fail(KD_EPOLICY, "pending slot evidence: O ran with a debug or "
+					   "migration-agent policy");
+	if (rep.vmpl != 0)
+		return kd_fail(KD_EPOLICY, "pending slot evidence: O's report VMPL %u is not 0",
+			       rep.vmpl);
+	r = kd_manifest_has_measurement(m, rep.measurement);
+	if (r)
+		return ev_fail(r, "O");
+	if (m->svn > t->svn)
+		return kd_fail(KD_EPOLICY, "pending slot evidence: O's release svn %u is above this "
+					   "slot's svn %u", m->svn, t->svn);
+	return 0;
+}
+
+/* This launch's key-agreement key, O's evidence, then the unwrap. */
+static int open_with_keys(struct kd_backend *b, const struct kd_report *own,
+			  const struct kd_release_keys *keys, const char *uuid,
+			  const struct kd_token *t, struct kd_secret **ret_pass,
+			  struct kd_secret **ret_pin_key)
+{
+	_kd_pkey_ EVP_PKEY *priv = NULL;
+	uint8_t pub[KD_KEX_PUB_LEN];
+	int r;
+
+	r = kd_kex_for_token(b, t, &priv, pub);
+	if (r)
+		return r;
+	r = kd_pending_verify_evidence(b, own, keys, uuid, t, pub);
+	if (r)
+		return r;
+	return kd_pending_unwrap(priv, uuid, t, ret_pass, ret_pin_key);
 }
 
 int kd_pending_open(struct kd_backend *b, const struct kd_report *own,
@@ -520,24 +555,18 @@ int kd_pending_open(struct kd_backend *b, const struct kd_report *own,
 		    struct kd_secret **ret_pass, struct kd_secret **ret_pin_key)
 {
 	struct kd_release_keys *loaded = NULL;
-	uint8_t pub[KD_KEX_PUB_LEN];
-	EVP_PKEY *priv = NULL;
 	int r;
 
 	if (!t->has_wrap)
 		return kd_fail(KD_ETAMPER, "pending keyd slot %d carries no wrapped secrets (an older "
 					   "handoff format, or forged); redo the handoff", t->keyslot);
 	if (!keys) {
-		if ((r = kd_release_keys_load(NULL, &loaded)))
+		r = kd_release_keys_load(NULL, &loaded);
+		if (r)
 			return r;
 		keys = loaded;
 	}
-	r = kd_kex_for_token(b, t, &priv, pub);
-	if (!r)
-		r = kd_pending_verify_evidence(b, own, keys, uuid, t, pub);
-	if (!r)
-		r = kd_pending_unwrap(priv, uuid, t, ret_pass, ret_pin_key);
-	EVP_PKEY_free(priv);
+	r = open_with_keys(b, own, keys, uuid, t, ret_pass, ret_pin_key);
 	kd_release_keys_free(loaded);
 	return r;
 }
