@@ -17,6 +17,8 @@
 
 #include <json-c/json.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 static inline void kd_pkey_freep(EVP_PKEY **p)
 {
@@ -31,6 +33,20 @@ static inline void kd_md_ctx_freep(EVP_MD_CTX **p)
 	*p = NULL;
 }
 #define _kd_md_ctx_ __attribute__((cleanup(kd_md_ctx_freep)))
+
+static inline void kd_x509_freep(X509 **p)
+{
+	X509_free(*p);
+	*p = NULL;
+}
+#define _kd_x509_ __attribute__((cleanup(kd_x509_freep)))
+
+static inline void kd_ssl_ctx_freep(SSL_CTX **p)
+{
+	SSL_CTX_free(*p);
+	*p = NULL;
+}
+#define _kd_ssl_ctx_ __attribute__((cleanup(kd_ssl_ctx_freep)))
 
 static inline void kd_json_putp(json_object **p)
 {

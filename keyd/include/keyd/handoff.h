@@ -130,6 +130,12 @@ void kd_tls_io(struct kd_tls *t, struct kd_io *io);
 int kd_tls_peer_gone(struct kd_tls *t, int timeout_ms);
 /* Bidirectional shutdown attempt, then close. NULL is fine. */
 void kd_tls_close(struct kd_tls *t);
+static inline void kd_tls_closep(struct kd_tls **t)
+{
+	kd_tls_close(*t);
+	*t = NULL;
+}
+#define _kd_tls_ __attribute__((cleanup(kd_tls_closep)))
 
 /* ---------------------------------------------------------------- HELLO */
 

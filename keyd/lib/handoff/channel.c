@@ -19,8 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "keyd/cleanup.h"
 #include "keyd/error.h"
 #include "keyd/handoff.h"
+#include "keyd/util.h"
 
 struct kd_tls {
 	SSL_CTX *ctx;
@@ -182,31 +184,27 @@ static int make_cert(EVP_PKEY **ret_key, X509 **ret_cert)
 
 static int new_ctx(int server, SSL_CTX **ret)
 {
-	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-	EVP_PKEY *pk = NULL;
-	X509 *x = NULL;
+	_kd_ssl_ctx_ SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	_kd_pkey_ EVP_PKEY *pk = NULL;
+	_kd_x509_ X509 *x = NULL;
 	int r;
 
 	if (!ctx)
 		return kd_fail(KD_ECRYPTO, "SSL_CTX_new failed");
 	r = make_cert(&pk, &x);
-	if (!r && (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-		   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-		   SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_use_PrivateKey(ctx, pk) != 1 ||
-		   SSL_CTX_check_private_key(ctx) != 1 || SSL_CTX_set1_groups_list(ctx, "P-384:X25519") != 1))
-		r = kd_fail(KD_ECRYPTO, "cannot configure TLS 1.3");
-	EVP_PKEY_free(pk);
-	X509_free(x);
-	if (r) {
-		SSL_CTX_free(ctx);
+	if (r)
 		return r;
-	}
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_use_PrivateKey(ctx, pk) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1 || SSL_CTX_set1_groups_list(ctx, "P-384:X25519") != 1)
+		return kd_fail(KD_ECRYPTO, "cannot configure TLS 1.3");
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, accept_any);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	/* KEYS travels through OpenSSL's record buffers: have them wiped too. */
 	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT | SSL_OP_NO_TICKET);
 	SSL_CTX_set_num_tickets(ctx, 0);
-	*ret = ctx;
+	*ret = KD_TAKE_PTR(ctx);
 	return 0;
 }
 
@@ -275,11 +273,12 @@ static int tls_start(struct kd_tls *t, int fd, int timeout_ms)
 	t->fd = fd;
 	t->deadline = kd_now_ms() + timeout_ms;
 	r = set_nonblock(fd);
-	if (!r && (!(t->ssl = SSL_new(t->ctx)) || SSL_set_fd(t->ssl, fd) != 1))
-		r = kd_fail(KD_ECRYPTO, "SSL_new failed");
-	if (!r)
-		r = handshake(t, t->server);
-	return r;
+	if (r)
+		return r;
+	t->ssl = SSL_new(t->ctx);
+	if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1)
+		return kd_fail(KD_ECRYPTO, "SSL_new failed");
+	return handshake(t, t->server);
 }
 
 /* A prepared context carries one connection, in the role it was made for. */
@@ -296,7 +295,8 @@ int kd_tls_accept_on(struct kd_tls *t, int listen_fd, int timeout_ms)
 	int64_t deadline = kd_now_ms() + timeout_ms;
 	int fd, w, r;
 
-	if ((r = check_unused(t, 1)))
+	r = check_unused(t, 1);
+	if (r)
 		return r;
 	w = kd_fd_wait(listen_fd, POLLIN, deadline);
 	if (w == KD_ETIMEOUT)
@@ -315,7 +315,8 @@ int kd_tls_connect_on(struct kd_tls *t, const char *addr, int timeout_ms)
 	struct addrinfo *ai = NULL;
 	int fd = -1, r, err = 0;
 
-	if ((r = check_unused(t, 0)))
+	r = check_unused(t, 0);
+	if (r)
 		return r;
 	r = resolve(addr, 0, &ai);
 	if (r)
@@ -361,22 +362,21 @@ struct kd_tls_listener {
 
 int kd_tls_listener_new(const char *addr, struct kd_tls_listener **ret)
 {
-	struct kd_tls_listener *l = calloc(1, sizeof(*l));
+	_kd_free_ struct kd_tls_listener *l = calloc(1, sizeof(*l));
+	_kd_fd_ int fd = -1;
 	int r;
 
 	if (!l)
 		return kd_fail(KD_ENOMEM, "out of memory (handoff)");
-	l->fd = -1;
-	r = kd_tls_listen(addr, &l->fd);
-	if (!r)
-		r = set_nonblock(l->fd);
-	if (r) {
-		if (l->fd >= 0)
-			close(l->fd);
-		free(l);
+	r = kd_tls_listen(addr, &fd);
+	if (r)
 		return r;
-	}
-	*ret = l;
+	r = set_nonblock(fd);
+	if (r)
+		return r;
+	l->fd = fd;
+	fd = -1;
+	*ret = KD_TAKE_PTR(l);
 	return 0;
 }
 
@@ -405,7 +405,8 @@ int kd_tls_listener_accept(struct kd_tls_listener *l, struct kd_tls *t, int64_t 
 {
 	int r;
 
-	if ((r = check_unused(t, 1)))
+	r = check_unused(t, 1);
+	if (r)
 		return r;
 	for (;;) {
 		struct pollfd p[KD_HANDOFF_MAX_PENDING + 1];
@@ -454,31 +455,31 @@ int kd_tls_listener_accept(struct kd_tls_listener *l, struct kd_tls *t, int64_t 
 
 int kd_tls_accept(int listen_fd, int timeout_ms, struct kd_tls **ret)
 {
-	struct kd_tls *t = NULL;
-	int r = kd_tls_new(1, &t);
+	_kd_tls_ struct kd_tls *t = NULL;
+	int r;
 
-	if (!r)
-		r = kd_tls_accept_on(t, listen_fd, timeout_ms);
-	if (r) {
-		kd_tls_close(t);
+	r = kd_tls_new(1, &t);
+	if (r)
 		return r;
-	}
-	*ret = t;
+	r = kd_tls_accept_on(t, listen_fd, timeout_ms);
+	if (r)
+		return r;
+	*ret = KD_TAKE_PTR(t);
 	return 0;
 }
 
 int kd_tls_connect(const char *addr, int timeout_ms, struct kd_tls **ret)
 {
-	struct kd_tls *t = NULL;
-	int r = kd_tls_new(0, &t);
+	_kd_tls_ struct kd_tls *t = NULL;
+	int r;
 
-	if (!r)
-		r = kd_tls_connect_on(t, addr, timeout_ms);
-	if (r) {
-		kd_tls_close(t);
+	r = kd_tls_new(0, &t);
+	if (r)
 		return r;
-	}
-	*ret = t;
+	r = kd_tls_connect_on(t, addr, timeout_ms);
+	if (r)
+		return r;
+	*ret = KD_TAKE_PTR(t);
 	return 0;
 }
 
