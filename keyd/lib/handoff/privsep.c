@@ -95,58 +95,73 @@ int kd_handoff_confine(void)
 		SCMP_SYS(newfstatat),	 SCMP_SYS(lseek),		    SCMP_SYS(sigaltstack),
 	};
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_KILL_PROCESS);
-	int r = f ? 0 : -1;
+	int r = -1;
 
-	for (size_t i = 0; !r && i < sizeof(allowed) / sizeof(allowed[0]); i++)
+	if (!f)
+		goto out;
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
 		r = seccomp_rule_add(f, SCMP_ACT_ALLOW, allowed[i], 0);
-	if (!r)
-		r = seccomp_load(f);
+		if (r)
+			goto out;
+	}
+	r = seccomp_load(f);
+out:
 	seccomp_release(f);
-	return r ? kd_fail(KD_EIO, "cannot load the seccomp filter (%d)", r) : 0;
+	if (r)
+		return kd_fail(KD_EIO, "cannot load the seccomp filter (%d)", r);
+	return 0;
 }
 
 
 
-static void put_result(int fd, int r, const struct kd_manifest *m)
+/* The verified manifest, after the verdict: what the parent re-checks. */
+static size_t put_manifest(uint8_t *buf, size_t off, const struct kd_manifest *m)
+{
+	size_t ll = strlen(m->version);
+	uint8_t mask = 0;
+
+	kd_put_le32(buf + off, m->svn);
+	buf[off + 4] = (uint8_t)ll;
+	memcpy(buf + off + 5, m->version, ll);
+	off += 5 + ll;
+	kd_put_le64(buf + off, (uint64_t)m->not_before);
+	kd_put_le64(buf + off + 8, (uint64_t)m->not_after);
+	buf[off + 16] = m->has_min_peer_svn;
+	kd_put_le32(buf + off + 17, m->min_peer_svn);
+	off += 21;
+	for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++)
+		if (m->has_min_tcb[p])
+			mask |= (uint8_t)(1u << p);
+	buf[off++] = mask;
+	for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++, off += 8)
+		kd_put_le64(buf + off, m->min_tcb[p]);
+	kd_put_le16(buf + off, (uint16_t)m->n_measurements);
+	off += 2;
+	memcpy(buf + off, m->measurements, m->n_measurements * 48);
+	off += m->n_measurements * 48;
+	buf[off++] = (uint8_t)m->n_sigs;
+	for (size_t i = 0; i < m->n_sigs; i++, off += 96) {
+		memcpy(buf + off, m->sigs[i].key_id, 32);
+		memcpy(buf + off + 32, m->sigs[i].sig, 64);
+	}
+	return off;
+}
+
+/* The child's answer: its verdict and detail, then on success the manifest. */
+static void put_result(int fd, int verdict, const struct kd_manifest *m)
 {
 	static uint8_t buf[RESULT_MAX];
-	const char *d = r ? kd_err_detail(r) : "";
-	size_t dl = strlen(d), off = 0, ll;
-	uint8_t mask = 0;
+	const char *d = verdict ? kd_err_detail(verdict) : "";
+	size_t dl = strlen(d), off;
 
 	if (dl > DETAIL_MAX)
 		dl = DETAIL_MAX;
-	kd_put_le32(buf, (uint32_t)r);
+	kd_put_le32(buf, (uint32_t)verdict);
 	kd_put_le16(buf + 4, (uint16_t)dl);
 	memcpy(buf + 6, d, dl);
 	off = 6 + dl;
-	if (!r) {
-		ll = strlen(m->version);
-		kd_put_le32(buf + off, m->svn);
-		buf[off + 4] = (uint8_t)ll;
-		memcpy(buf + off + 5, m->version, ll);
-		off += 5 + ll;
-		kd_put_le64(buf + off, (uint64_t)m->not_before);
-		kd_put_le64(buf + off + 8, (uint64_t)m->not_after);
-		buf[off + 16] = m->has_min_peer_svn;
-		kd_put_le32(buf + off + 17, m->min_peer_svn);
-		off += 21;
-		for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++)
-			if (m->has_min_tcb[p])
-				mask |= (uint8_t)(1u << p);
-		buf[off++] = mask;
-		for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++, off += 8)
-			kd_put_le64(buf + off, m->min_tcb[p]);
-		kd_put_le16(buf + off, (uint16_t)m->n_measurements);
-		off += 2;
-		memcpy(buf + off, m->measurements, m->n_measurements * 48);
-		off += m->n_measurements * 48;
-		buf[off++] = (uint8_t)m->n_sigs;
-		for (size_t i = 0; i < m->n_sigs; i++, off += 96) {
-			memcpy(buf + off, m->sigs[i].key_id, 32);
-			memcpy(buf + off + 32, m->sigs[i].sig, 64);
-		}
-	}
+	if (verdict == 0)
+		off = put_manifest(buf, off, m);
 	if (write(fd, buf, off) != (ssize_t)off)
 		_exit(124);
 }
@@ -338,14 +353,19 @@ int kd_handoff_verify_peer_isolated(char my_role, const struct kd_hello *peer,
 			       st);
 	}
 	r = kd_manifest_new(&m);
-	if (!r)
-		r = parse_result(buf, len, peer_role, m);
+	if (r)
+		goto out;
+	r = parse_result(buf, len, peer_role, m);
+	if (r)
+		goto out;
 	/* The child's verdict is only a first opinion: the parent's own decides. */
-	if (!r && rv)
+	if (rv) {
 		r = kd_fail(rv, "%s", rv_detail);
-	if (!r)
-		r = kd_handoff_recheck_manifest(my_role, &rep, m, exporter, own_report, own_manifest,
-						trust);
+		goto out;
+	}
+	r = kd_handoff_recheck_manifest(my_role, &rep, m, exporter, own_report, own_manifest,
+					trust);
+out:
 	kd_wipe(buf, len);
 	if (r) {
 		kd_manifest_free(m);
