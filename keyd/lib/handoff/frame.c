@@ -229,6 +229,30 @@ static void sanitise(const uint8_t *in, size_t n, char *out, size_t out_len)
 	out[j] = '\0';
 }
 
+/* A frame's n payload bytes; a budget spent or a short read is the peer's failure. */
+static int read_payload(struct kd_io *io, uint16_t type, uint32_t n, uint8_t **ret)
+{
+	uint8_t *payload = malloc(n);
+	int ms = 0, r;
+
+	if (!payload)
+		return kd_fail(KD_ENOMEM, "out of memory (handoff)");
+	r = budget(io, &ms);
+	if (r)
+		goto fail;
+	r = io->read(io->ctx, payload, n, ms);
+	if (r)
+		goto fail;
+	*ret = payload;
+	return 0;
+fail:
+	kd_wipe(payload, n);
+	free(payload);
+	if (r == KD_ETIMEOUT)
+		return kd_fail(r, "timed out reading %s payload", kd_msg_name(type));
+	return kd_fail(KD_EPROTO, "%s frame truncated: peer closed mid-frame", kd_msg_name(type));
+}
+
 int kd_frame_recv(struct kd_io *io, uint16_t expect, uint8_t **ret_payload, size_t *ret_len)
 {
 	uint8_t hdr[KD_FRAME_HDR];
@@ -253,20 +277,9 @@ int kd_frame_recv(struct kd_io *io, uint16_t expect, uint8_t **ret_payload, size
 		return kd_fail(KD_EPROTO, "peer sent %s where %s was expected", kd_msg_name(type),
 			       kd_msg_name(expect));
 	if (n) {
-		payload = malloc(n);
-		if (!payload)
-			return kd_fail(KD_ENOMEM, "out of memory (handoff)");
-		r = budget(io, &ms);
-		if (!r)
-			r = io->read(io->ctx, payload, n, ms);
-		if (r) {
-			kd_wipe(payload, n);
-			free(payload);
-			if (r == KD_ETIMEOUT)
-				return kd_fail(r, "timed out reading %s payload", kd_msg_name(type));
-			return kd_fail(KD_EPROTO, "%s frame truncated: peer closed mid-frame",
-				       kd_msg_name(type));
-		}
+		r = read_payload(io, type, n, &payload);
+		if (r)
+			return r;
 	}
 	if (type == KD_MSG_ERROR) {
 		char why[200];
