@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "keyd/cleanup.h"
 #include "keyd/error.h"
 #include "keyd/manifest.h"
 #include "keyd/util.h"
@@ -154,8 +155,9 @@ static int parse_sig(struct json_object *s, struct kd_manifest_sig *out)
 	if (!json_object_is_type(s, json_type_object) || json_object_object_length(s) != 2)
 		return kd_fail(KD_EMALFORMED, "manifest: a signature must be {\"key\",\"sig\"}");
 	r = get_string(s, "key", &key);
-	if (!r)
-		r = get_string(s, "sig", &sig);
+	if (r)
+		return r;
+	r = get_string(s, "sig", &sig);
 	if (r)
 		return r;
 	if (kd_unhex(key, out->key_id, 32) || kd_unhex(sig, out->sig, 64))
@@ -246,9 +248,17 @@ static int parse_obj(struct json_object *o, struct kd_manifest *m)
 	if (svn < 0 || svn > UINT32_MAX)
 		return kd_fail(KD_EMALFORMED, "manifest: svn out of range");
 	m->svn = (uint32_t)svn;
-	if ((r = get_string(o, "not_before", &s)) || (r = kd_manifest_parse_time(s, &m->not_before)))
+	r = get_string(o, "not_before", &s);
+	if (r)
 		return r;
-	if ((r = get_string(o, "not_after", &s)) || (r = kd_manifest_parse_time(s, &m->not_after)))
+	r = kd_manifest_parse_time(s, &m->not_before);
+	if (r)
+		return r;
+	r = get_string(o, "not_after", &s);
+	if (r)
+		return r;
+	r = kd_manifest_parse_time(s, &m->not_after);
+	if (r)
 		return r;
 	if (m->not_after < m->not_before)
 		return kd_fail(KD_EMALFORMED, "manifest: not_after precedes not_before");
@@ -303,8 +313,8 @@ static int parse_obj(struct json_object *o, struct kd_manifest *m)
 int kd_manifest_parse(const uint8_t *buf, size_t len, struct kd_manifest **ret)
 {
 	struct json_tokener *tok;
-	struct json_object *o;
-	struct kd_manifest *m = NULL;
+	_kd_json_ struct json_object *o = NULL;
+	_kd_manifest_ struct kd_manifest *m = NULL;
 	int r;
 
 	if (len == 0 || len > KD_MANIFEST_MAX_BYTES)
@@ -326,21 +336,18 @@ int kd_manifest_parse(const uint8_t *buf, size_t len, struct kd_manifest **ret)
 					  buf[end] == '\t' || buf[end] == '\r'))
 			end++;
 		if (!o || end != len) {
-			json_object_put(o);
 			json_tokener_free(tok);
 			return kd_fail(KD_EMALFORMED, "manifest: not valid JSON");
 		}
 	}
 	json_tokener_free(tok);
 	r = kd_manifest_new(&m);
-	if (!r)
-		r = parse_obj(o, m);
-	json_object_put(o);
-	if (r) {
-		kd_manifest_free(m);
+	if (r)
 		return r;
-	}
-	*ret = m;
+	r = parse_obj(o, m);
+	if (r)
+		return r;
+	*ret = KD_TAKE_PTR(m);
 	return 0;
 }
 
@@ -460,33 +467,28 @@ static int key_id(EVP_PKEY *pk, uint8_t out[32])
 int kd_manifest_sign(struct kd_manifest *m, const uint8_t *key_pem, size_t key_len)
 {
 	BIO *bio = BIO_new_mem_buf(key_pem, (int)key_len);
-	EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-	EVP_MD_CTX *md = NULL;
-	uint8_t *tbs = NULL, id[32], sig[64];
+	_kd_pkey_ EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	_kd_md_ctx_ EVP_MD_CTX *md = NULL;
+	_kd_free_ uint8_t *tbs = NULL;
+	uint8_t id[32], sig[64];
 	size_t tbs_len = 0, sig_len = sizeof(sig), slot;
 	int r;
 
 	BIO_free(bio);
 	if (!pk)
 		return kd_fail(KD_EINVAL, "signing key is not a PEM private key");
-	if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519) {
-		EVP_PKEY_free(pk);
+	if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519)
 		return kd_fail(KD_EINVAL, "signing key is not Ed25519");
-	}
 	r = key_id(pk, id);
-	if (!r)
-		r = kd_manifest_canonical(m, &tbs, &tbs_len);
-	if (!r) {
-		md = EVP_MD_CTX_new();
-		if (!md || EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1 ||
-		    EVP_DigestSign(md, sig, &sig_len, tbs, tbs_len) != 1 || sig_len != 64)
-			r = kd_fail(KD_ECRYPTO, "Ed25519 signing failed");
-	}
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(pk);
-	free(tbs);
 	if (r)
 		return r;
+	r = kd_manifest_canonical(m, &tbs, &tbs_len);
+	if (r)
+		return r;
+	md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1 ||
+	    EVP_DigestSign(md, sig, &sig_len, tbs, tbs_len) != 1 || sig_len != 64)
+		return kd_fail(KD_ECRYPTO, "Ed25519 signing failed");
 	/* One signature per key: re-signing replaces, so counts stay honest. */
 	for (slot = 0; slot < m->n_sigs; slot++)
 		if (!memcmp(m->sigs[slot].key_id, id, 32))
@@ -574,16 +576,17 @@ int kd_release_keys_parse(const uint8_t *buf, size_t len, struct kd_release_keys
 		r = kd_fail(KD_EINVAL, "release keys: more than %u keys", KD_RELEASE_KEYS_MAX);
 		goto out;
 	}
-	for (size_t i = 0; !r && i < json_object_array_length(keys); i++) {
+	for (size_t i = 0; i < json_object_array_length(keys); i++) {
 		struct json_object *e = json_object_array_get_idx(keys, i);
 
-		if (!json_object_is_type(e, json_type_string))
+		if (!json_object_is_type(e, json_type_string)) {
 			r = kd_fail(KD_EMALFORMED, "release keys: key %zu is not a string", i);
-		else
-			r = add_release_key(k, json_object_get_string(e));
+			goto out;
+		}
+		r = add_release_key(k, json_object_get_string(e));
+		if (r)
+			goto out;
 	}
-	if (r)
-		goto out;
 	thr = json_object_get_int64(t);
 	if (thr < 1 || (uint64_t)thr > k->n) {
 		r = kd_fail(KD_EINVAL, "release keys: threshold %lld outside 1..%zu", (long long)thr,
