@@ -14,10 +14,11 @@ static int find(struct kd_volume *v, unsigned *ret_k, size_t *ret_n, void *usr)
 
 	(void)usr;
 	r = kd_escrow_find(v, &esc);
-	if (!r) {
-		*ret_k = esc.threshold;
-		*ret_n = esc.n;
-	}
+	if (r)
+		goto out;
+	*ret_k = esc.threshold;
+	*ret_n = esc.n;
+out:
 	kd_escrow_token_clear(&esc);
 	return r;
 }

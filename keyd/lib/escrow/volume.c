@@ -220,57 +220,80 @@ out:
 	return r;
 }
 
+/* The volume key from shares that all belong to escrow t, checked against its keyslot. */
+static int open_escrow_slot(struct kd_volume *v, struct crypt_device *cd,
+			    const struct kd_escrow_token *t, struct kd_secret *const shares[],
+			    size_t n, struct kd_secret **ret_vk)
+{
+	_kd_secret_ struct kd_secret *key = NULL, *pass = NULL, *vk = NULL;
+	size_t vk_len = kd_volume_key_size(v);
+	int got, r;
+
+	for (size_t i = 0; i < n; i++) {
+		r = kd_escrow_check_share(t, shares[i]);
+		if (r)
+			return r;
+	}
+	r = kd_escrow_combine(shares, n, kd_volume_uuid(v), t->commitment, &key);
+	if (r)
+		return r;
+	r = hex_pass(key, &pass);
+	if (r)
+		return r;
+	r = kd_secret_new(kd_volume_key_size(v), &vk);
+	if (r)
+		return r;
+	got = crypt_volume_key_get(cd, t->keyslot, (char *)vk->data, &vk_len,
+				   (const char *)pass->data, pass->len);
+	if (got != t->keyslot || vk_len != kd_volume_key_size(v))
+		return kd_fail(KD_ETAMPER, "escrow keyslot %d does not open with the recovered key",
+			       t->keyslot);
+	*ret_vk = kd_secret_take(&vk);
+	return 0;
+}
+
 int kd_escrow_volume_key(struct kd_volume *v, struct kd_secret *const shares[], size_t n,
 			 struct kd_secret **ret_vk)
 {
-	_kd_secret_ struct kd_secret *key = NULL, *pass = NULL, *vk = NULL;
 	struct kd_escrow_token all[MAX_ESCROWS];
 	struct kd_escrow_share_info info;
 	const struct kd_escrow_token *t = NULL;
 	struct kd_checked_cd c;
-	size_t n_all = 0, vk_len = kd_volume_key_size(v);
+	size_t n_all = 0;
 	int r;
 
 	if (!n)
 		return kd_fail(KD_EINVAL, "no shares given");
-	if ((r = kd_escrow_share_parse(shares[0], &info)))
+	r = kd_escrow_share_parse(shares[0], &info);
+	if (r)
 		return r;
 	/* Only reads: a private copy of the header and keyslot areas. */
-	if ((r = kd_volume_checked_cd(v, KD_CD_READ_KEYSLOTS, &c)))
+	r = kd_volume_checked_cd(v, KD_CD_READ_KEYSLOTS, &c);
+	if (r)
 		return r;
-	if ((r = find_all(c.meta, all, MAX_ESCROWS, &n_all))) {
-		kd_checked_cd_free(&c);
-		return r;
-	}
+	r = find_all(c.meta, all, MAX_ESCROWS, &n_all);
+	if (r)
+		goto out;
 	/* The shares name their escrow generation: pick that token. */
 	for (size_t i = 0; i < n_all; i++)
 		if (!memcmp(all[i].commitment, info.commitment, sizeof(info.commitment)))
 			t = &all[i];
-	if (!n_all)
+	if (!n_all) {
 		r = kd_fail(KD_ENOENT, "%.200s has no keyd-escrow token (no recovery escrow)",
 			    kd_volume_path(v));
-	else if (!t)
+		goto out;
+	}
+	if (!t) {
 		r = kd_fail(KD_EREFUSED, "the shares belong to an escrow this volume no longer has "
 					 "(rotated, or another volume)");
-	for (size_t i = 0; !r && i < n; i++)
-		r = kd_escrow_check_share(t, shares[i]);
-	if (!r)
-		r = kd_escrow_combine(shares, n, kd_volume_uuid(v), t->commitment, &key);
-	if (!r && !(r = hex_pass(key, &pass)) && !(r = kd_secret_new(kd_volume_key_size(v), &vk))) {
-		int got = crypt_volume_key_get(c.cd, t->keyslot, (char *)vk->data, &vk_len,
-					       (const char *)pass->data, pass->len);
-
-		if (got != t->keyslot || vk_len != kd_volume_key_size(v))
-			r = kd_fail(KD_ETAMPER, "escrow keyslot %d does not open with the recovered key",
-				    t->keyslot);
+		goto out;
 	}
+	r = open_escrow_slot(v, c.cd, t, shares, n, ret_vk);
+out:
 	for (size_t i = 0; i < n_all; i++)
 		kd_escrow_token_clear(&all[i]);
 	kd_checked_cd_free(&c);
-	if (r)
-		return r;
-	*ret_vk = kd_secret_take(&vk);
-	return 0;
+	return r;
 }
 
 int kd_escrow_remove(struct kd_volume *v, bool force)
@@ -287,13 +310,22 @@ int kd_escrow_remove(struct kd_volume *v, bool force)
 	if (!live && !force)
 		return kd_fail(KD_EREFUSED, "the escrow is the only way into this volume (no "
 					    "active keyd slot); refusing to remove it");
-	if ((r = kd_volume_checked_cd(v, KD_CD_WRITE, &c)))
+	r = kd_volume_checked_cd(v, KD_CD_WRITE, &c);
+	if (r)
 		return r;
 	r = find_all(c.meta, all, MAX_ESCROWS, &n_all);
-	if (!r && !n_all)
+	if (r)
+		goto out;
+	if (!n_all) {
 		r = kd_fail(KD_ENOENT, "volume has no escrow");
-	for (size_t i = 0; !r && i < n_all; i++)
+		goto out;
+	}
+	for (size_t i = 0; i < n_all; i++) {
 		r = drop(c.cd, &all[i], "escrow.after-old-token");
+		if (r)
+			goto out;
+	}
+out:
 	for (size_t i = 0; i < n_all; i++)
 		kd_escrow_token_clear(&all[i]);
 	kd_checked_cd_free(&c);
@@ -307,14 +339,23 @@ int kd_escrow_enroll(const char *device, struct kd_backend *b, const struct kd_l
 	X509 *certs[KD_ESCROW_MAX_SHARES] = {0};
 	struct kd_volume *v = NULL;
 	struct kd_token tok;
-	int r = 0;
+	int r;
 
 	if (n < 1 || n > KD_ESCROW_MAX_SHARES)
 		return kd_fail(KD_EINVAL, "escrow needs 1..%u admin certificates", KD_ESCROW_MAX_SHARES);
-	for (size_t i = 0; i < n && !r; i++)
+	for (size_t i = 0; i < n; i++) {
 		r = kd_escrow_load_cert(cert_paths[i], &certs[i]);
-	if (!r && !(r = kd_volume_open(device, &v)) && !(r = kd_volume_get_key(v, b, l, &vk, &tok)))
-		r = kd_escrow_add(v, vk, k, certs, n, false, NULL);
+		if (r)
+			goto out;
+	}
+	r = kd_volume_open(device, &v);
+	if (r)
+		goto out;
+	r = kd_volume_get_key(v, b, l, &vk, &tok);
+	if (r)
+		goto out;
+	r = kd_escrow_add(v, vk, k, certs, n, false, NULL);
+out:
 	kd_volume_close(v);
 	for (size_t i = 0; i < n; i++)
 		X509_free(certs[i]);
