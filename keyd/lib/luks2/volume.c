@@ -547,6 +547,7 @@ int kd_volume_checked_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_ch
 	struct kd_header_health h;
 	const char *json = NULL, *dev = v->path, *uuid;
 	json_object *now;
+	bool same;
 	int r, fd;
 
 	if (v->health.allow_err)
@@ -592,9 +593,9 @@ int kd_volume_checked_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_ch
 		return checked_fail(&c, kd_fail(KD_ELUKS, "libcryptsetup cannot dump the LUKS2 "
 							  "metadata"));
 	now = json_tokener_parse(json);
-	r = now && json_object_equal(now, c.meta) && !strcmp(crypt_get_uuid(c.cd) ?: "", v->uuid);
+	same = now && json_object_equal(now, c.meta) && !strcmp(crypt_get_uuid(c.cd) ?: "", v->uuid);
 	json_object_put(now);
-	if (!r)
+	if (!same)
 		return checked_fail(&c, kd_fail(KD_ETAMPER, "LUKS2 header changed between the "
 							    "allow-list and its use"));
 	*ret = c;
@@ -859,15 +860,16 @@ static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 	t.token_id = -1;
 	r = kd_volume_pin(pin_key, vk, m, uuid, slot, t.pin);
 	json_object_put(m);
-	if (!r && seal)
+	if (r)
+		goto undo;
+	if (seal) {
 		r = seal(seal_ctx, uuid, &t);
-	if (!r)
-		r = kd_token_format(&t, &json);
-	if (r) {
-		/* Undo the slot: a keyslot nobody describes helps no one. */
-		crypt_keyslot_destroy(cd, slot);
-		return r;
+		if (r)
+			goto undo;
 	}
+	r = kd_token_format(&t, &json);
+	if (r)
+		goto undo;
 	r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
 	free(json);
 	if (r < 0) {
@@ -880,6 +882,10 @@ static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 	if (ret_keyslot)
 		*ret_keyslot = slot;
 	return 0;
+undo:
+	/* Undo the slot: a keyslot nobody describes helps no one. */
+	crypt_keyslot_destroy(cd, slot);
+	return r;
 }
 
 static int write_cd(struct kd_volume *v, struct kd_checked_cd *ret)
