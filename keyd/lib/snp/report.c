@@ -583,65 +583,65 @@ static struct json_object *fw_json(uint8_t major, uint8_t minor, uint8_t build)
 	return o;
 }
 
-struct json_object *kd_report_to_json(const struct kd_report *r)
+struct json_object *kd_report_to_json(const struct kd_report *rep)
 {
 	struct json_object *o, *cpuid, *sig;
 	enum kd_product p;
 	int e = 0;
 
-	if (!r)
+	if (!rep)
 		return NULL;
 	o = json_object_new_object();
 	if (!o)
 		return NULL;
-	p = r->product;
-	e |= put(o, "version", json_object_new_int64(r->version));
-	e |= put(o, "guest_svn", json_object_new_int64(r->guest_svn));
-	e |= put(o, "policy", policy_json(r->policy));
-	e |= put(o, "family_id", jhex(r->family_id, 16));
-	e |= put(o, "image_id", jhex(r->image_id, 16));
-	e |= put(o, "vmpl", json_object_new_int64(r->vmpl));
-	e |= put(o, "signature_algo", json_object_new_int64(r->signature_algo));
-	e |= put(o, "current_tcb", tcb_json(r->current_tcb, p));
-	e |= put(o, "platform_info", platform_json(r->platform_info));
-	e |= put(o, "signer_info", signer_json(r->signer_info));
-	e |= put(o, "report_data", jhex(r->report_data, 64));
-	e |= put(o, "measurement", jhex(r->measurement, 48));
-	e |= put(o, "host_data", jhex(r->host_data, 32));
-	e |= put(o, "id_key_digest", jhex(r->id_key_digest, 48));
-	e |= put(o, "author_key_digest", jhex(r->author_key_digest, 48));
-	e |= put(o, "report_id", jhex(r->report_id, 32));
-	e |= put(o, "report_id_ma", jhex(r->report_id_ma, 32));
-	e |= put(o, "reported_tcb", tcb_json(r->reported_tcb, p));
-	if (r->version >= 3) {
+	p = rep->product;
+	e |= put(o, "version", json_object_new_int64(rep->version));
+	e |= put(o, "guest_svn", json_object_new_int64(rep->guest_svn));
+	e |= put(o, "policy", policy_json(rep->policy));
+	e |= put(o, "family_id", jhex(rep->family_id, 16));
+	e |= put(o, "image_id", jhex(rep->image_id, 16));
+	e |= put(o, "vmpl", json_object_new_int64(rep->vmpl));
+	e |= put(o, "signature_algo", json_object_new_int64(rep->signature_algo));
+	e |= put(o, "current_tcb", tcb_json(rep->current_tcb, p));
+	e |= put(o, "platform_info", platform_json(rep->platform_info));
+	e |= put(o, "signer_info", signer_json(rep->signer_info));
+	e |= put(o, "report_data", jhex(rep->report_data, 64));
+	e |= put(o, "measurement", jhex(rep->measurement, 48));
+	e |= put(o, "host_data", jhex(rep->host_data, 32));
+	e |= put(o, "id_key_digest", jhex(rep->id_key_digest, 48));
+	e |= put(o, "author_key_digest", jhex(rep->author_key_digest, 48));
+	e |= put(o, "report_id", jhex(rep->report_id, 32));
+	e |= put(o, "report_id_ma", jhex(rep->report_id_ma, 32));
+	e |= put(o, "reported_tcb", tcb_json(rep->reported_tcb, p));
+	if (rep->version >= 3) {
 		cpuid = json_object_new_object();
 		if (cpuid) {
-			e |= put(cpuid, "family", json_object_new_int(r->cpuid_fam_id));
-			e |= put(cpuid, "model", json_object_new_int(r->cpuid_mod_id));
-			e |= put(cpuid, "stepping", json_object_new_int(r->cpuid_step));
+			e |= put(cpuid, "family", json_object_new_int(rep->cpuid_fam_id));
+			e |= put(cpuid, "model", json_object_new_int(rep->cpuid_mod_id));
+			e |= put(cpuid, "stepping", json_object_new_int(rep->cpuid_step));
 		}
 		e |= put(o, "cpuid", cpuid);
 	}
-	e |= put(o, "chip_id", jhex(r->chip_id, 64));
-	e |= put(o, "committed_tcb", tcb_json(r->committed_tcb, p));
+	e |= put(o, "chip_id", jhex(rep->chip_id, 64));
+	e |= put(o, "committed_tcb", tcb_json(rep->committed_tcb, p));
 	e |= put(o, "current_firmware",
-		 fw_json(r->current_major, r->current_minor, r->current_build));
+		 fw_json(rep->current_major, rep->current_minor, rep->current_build));
 	e |= put(o, "committed_firmware",
-		 fw_json(r->committed_major, r->committed_minor, r->committed_build));
-	e |= put(o, "launch_tcb", tcb_json(r->launch_tcb, p));
-	if (r->version >= 5) {
-		e |= put(o, "launch_mit_vector", jx64(r->launch_mit_vector));
-		e |= put(o, "current_mit_vector", jx64(r->current_mit_vector));
+		 fw_json(rep->committed_major, rep->committed_minor, rep->committed_build));
+	e |= put(o, "launch_tcb", tcb_json(rep->launch_tcb, p));
+	if (rep->version >= 5) {
+		e |= put(o, "launch_mit_vector", jx64(rep->launch_mit_vector));
+		e |= put(o, "current_mit_vector", jx64(rep->current_mit_vector));
 	}
 	sig = json_object_new_object();
 	if (sig) {
-		e |= put(sig, "r", jhex(r->sig_r, SIG_COMPONENT));
-		e |= put(sig, "s", jhex(r->sig_s, SIG_COMPONENT));
+		e |= put(sig, "r", jhex(rep->sig_r, SIG_COMPONENT));
+		e |= put(sig, "s", jhex(rep->sig_s, SIG_COMPONENT));
 	}
 	e |= put(o, "signature", sig);
 	e |= put(o, "product", json_object_new_string(kd_product_name(p)));
 	e |= put(o, "product_source",
-		 json_object_new_string(r->version >= 3 ? "cpuid" : "v2-heuristic"));
+		 json_object_new_string(rep->version >= 3 ? "cpuid" : "v2-heuristic"));
 	if (e) {
 		json_object_put(o);
 		return NULL;
