@@ -16,6 +16,28 @@
 
 enum { O_KEEP = 256, O_RETIRE, O_JSON, O_ROTATE, O_KEYS };
 
+/* --rotate: right after the commit, re-encrypt under a fresh volume key, so
+ * the previous version's keys (and any header copy holding them) open
+ * nothing any more (keyd rotate, rotate.h). */
+static int rotate_after_commit(const char *device, struct kd_backend *b)
+{
+	struct kd_rotate_opts ro = {0};
+	struct kd_rotate_result rr;
+	struct kd_launch l;
+	int r;
+
+	kd_escrow_rotate_hooks(&ro);
+	r = kd_launch_get(b, &l);
+	if (r)
+		return r;
+	r = kd_rotate(device, b, &l, &ro, &rr);
+	if (r)
+		return r;
+	fprintf(stderr, "rotated: keyslot %d opens the volume under a new volume key; "
+			"%zu old token(s) removed\n", rr.keyslot, rr.tokens_dropped);
+	return 0;
+}
+
 static int run_commit(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -58,24 +80,20 @@ static int run_commit(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("commit needs DEVICE");
-	r = keys_path ? kd_release_keys_load(keys_path, &keys) : 0;
-	if (!r)
-		r = kd_backend_open(&bo, &b);
-	if (!r)
-		r = kd_handoff_commit(argv[optind], b, keys, pol, &res);
-	/* --rotate: right after the commit, re-encrypt under a fresh volume key,
-	 * so the previous version's keys (and any header copy holding them)
-	 * open nothing any more (keyd rotate, rotate.h). */
-	if (!r && rotate) {
-		struct kd_rotate_opts ro = {0};
-		struct kd_rotate_result rr;
-		struct kd_launch l;
-
-		kd_escrow_rotate_hooks(&ro);
-		if (!(r = kd_launch_get(b, &l)) && !(r = kd_rotate(argv[optind], b, &l, &ro, &rr)))
-			fprintf(stderr, "rotated: keyslot %d opens the volume under a new volume key; "
-					"%zu old token(s) removed\n", rr.keyslot, rr.tokens_dropped);
+	if (keys_path) {
+		r = kd_release_keys_load(keys_path, &keys);
+		if (r)
+			goto out;
 	}
+	r = kd_backend_open(&bo, &b);
+	if (r)
+		goto out;
+	r = kd_handoff_commit(argv[optind], b, keys, pol, &res);
+	if (r)
+		goto out;
+	if (rotate)
+		r = rotate_after_commit(argv[optind], b);
+out:
 	kd_backend_close(b);
 	kd_release_keys_free(keys);
 	if (r)
