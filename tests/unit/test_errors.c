@@ -10,6 +10,12 @@
  * show it on functions that used to return bare codes, and scan the
  * sources (library, simulator, tools, token plugin) so that no bare failure
  * comes back.
+ *
+ * The same scan keeps keyd to one error idiom (keyd/cleanup.h): a failure
+ * returns at once, resources go by cleanup attribute or at "out:". Chains
+ * that run each step only if the last one worked ("if (!r) r = b();",
+ * "!(r = a()) && !(r = b())") hide which step failed and where the cleanup
+ * happens, so the scan refuses them.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -144,6 +150,7 @@ END_TEST
 static const char *const scanned[] = {"keyd/lib", "keyd/sim", "keyd/tools", "luks-hooks/plugin"};
 
 static regex_t re_return, re_assign, re_ternary, re_print;
+static regex_t re_guard_assign, re_guard_alone, re_assign_r, re_not_assign;
 static bool re_ready;
 
 static void compile_patterns(void)
@@ -167,16 +174,40 @@ static void compile_patterns(void)
 	ck_assert_int_eq(regcomp(&re_print, "(cli_refuse|kd_err_detail)\\([[:space:]]*KD_E[A-Z]+[[:space:]]*\\)",
 				 REG_EXTENDED | REG_NOSUB),
 			 0);
+	/* if (!r) r = b();  if (!r) { r = b(); */
+	ck_assert_int_eq(regcomp(&re_guard_assign,
+				 "(^|[^A-Za-z0-9_])if[[:space:]]*\\([[:space:]]*![[:space:]]*r[[:space:]]*\\)"
+				 "[[:space:]]*\\{?[[:space:]]*r[[:space:]]*=[^=]",
+				 REG_EXTENDED | REG_NOSUB),
+			 0);
+	/* if (!r)  or  if (!r) {  with the statement on the next line */
+	ck_assert_int_eq(regcomp(&re_guard_alone,
+				 "(^|[^A-Za-z0-9_])if[[:space:]]*\\([[:space:]]*![[:space:]]*r[[:space:]]*\\)"
+				 "[[:space:]]*\\{?[[:space:]]*$",
+				 REG_EXTENDED | REG_NOSUB),
+			 0);
+	/* the next line: r = b(); */
+	ck_assert_int_eq(regcomp(&re_assign_r, "^[[:space:]]*r[[:space:]]*=[^=]", REG_EXTENDED | REG_NOSUB),
+			 0);
+	/* !(r = a()) && !(r = b()) */
+	ck_assert_int_eq(regcomp(&re_not_assign, "![[:space:]]*\\([[:space:]]*r[[:space:]]*=[^=]",
+				 REG_EXTENDED | REG_NOSUB),
+			 0);
 	re_ready = true;
+}
+
+static bool is_comment(const char *line)
+{
+	const char *p = line + strspn(line, " \t");
+
+	return *p == '*' || !strncmp(p, "/*", 2) || !strncmp(p, "//", 2);
 }
 
 /* A source line that returns or stores a failure code without kd_fail(). */
 static bool bare_failure(const char *line)
 {
-	const char *p = line + strspn(line, " \t");
-
 	compile_patterns();
-	if (*p == '*' || !strncmp(p, "/*", 2) || !strncmp(p, "//", 2))
+	if (is_comment(line))
 		return false;
 	if (!regexec(&re_return, line, 0, NULL, 0) || !regexec(&re_assign, line, 0, NULL, 0) ||
 	    !regexec(&re_print, line, 0, NULL, 0))
@@ -184,6 +215,42 @@ static bool bare_failure(const char *line)
 	return strstr(line, "return") && !strstr(line, "kd_fail(") &&
 	       !regexec(&re_ternary, line, 0, NULL, 0);
 }
+
+/*
+ * A step of an "if (!r)" chain: line assigns r under an "if (!r)" guard
+ * (on the line itself, or on prev, the code line before it), or assigns r
+ * inside a negation.
+ */
+static bool chain_step(const char *prev, const char *line)
+{
+	compile_patterns();
+	if (is_comment(line))
+		return false;
+	if (!regexec(&re_guard_assign, line, 0, NULL, 0) || !regexec(&re_not_assign, line, 0, NULL, 0))
+		return true;
+	return prev && !is_comment(prev) && !regexec(&re_guard_alone, prev, 0, NULL, 0) &&
+	       !regexec(&re_assign_r, line, 0, NULL, 0);
+}
+
+START_TEST(scanner_recognises_chains)
+{
+	ck_assert(chain_step("	r = a();", "	if (!r) r = b();"));
+	ck_assert(chain_step("	if (!r)", "		r = b(x, y);"));
+	ck_assert(chain_step("	if (!r) {", "		r = b();"));
+	ck_assert(chain_step(NULL, "	if (!r && !(r = a()))"));
+	ck_assert(chain_step(NULL, "	if (!(r = a()) && !(r = b(c)))"));
+	ck_assert(chain_step(NULL, "	if (ok && !( r = a()))"));
+	ck_assert(!chain_step("	if (!r)", "		*ret = x;"));
+	ck_assert(!chain_step("	if (!r)", "		return NULL;"));
+	ck_assert(!chain_step("	if (r)", "		r = kd_fail_prefix(r, dev);"));
+	ck_assert(!chain_step("	if (!rep)", "		r = 0;"));
+	ck_assert(!chain_step("	if (!r) {", "		res.n++;"));
+	ck_assert(!chain_step(NULL, "	if (!r == 0)"));
+	ck_assert(!chain_step(NULL, "	return !(r == KD_EIO);"));
+	ck_assert(!chain_step(" * then if (!r)", " * r = b(); in a comment"));
+	ck_assert(!chain_step("	r = a();", "	if (r)"));
+}
+END_TEST
 
 START_TEST(scanner_recognises_bare_failures)
 {
@@ -206,15 +273,22 @@ START_TEST(scanner_recognises_bare_failures)
 }
 END_TEST
 
-static char found[8192];
-static size_t n_found;
+static char found[8192], found_chain[3072]; /* Check caps a message near 4 KiB */
+static size_t n_found, n_chain;
 static const char *src_root;
+
+static void note(char *buf, size_t size, const char *rel, unsigned no, const char *line)
+{
+	if (strlen(buf) + strlen(rel) + strlen(line) + 16 < size)
+		snprintf(buf + strlen(buf), size - strlen(buf), "\n%s:%u: %s", rel, no,
+			 line + strspn(line, " \t"));
+}
 
 static int scan_file(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	const char *rel = path + strlen(src_root) + 1;
 	size_t len = strlen(path);
-	char line[1024];
+	char line[1024], prev[1024] = "";
 	unsigned no = 0;
 	FILE *f;
 
@@ -228,29 +302,47 @@ static int scan_file(const char *path, const struct stat *st, int type, struct F
 	while (fgets(line, sizeof(line), f)) {
 		no++;
 		line[strcspn(line, "\n")] = '\0';
-		if (!bare_failure(line))
-			continue;
-		n_found++;
-		if (strlen(found) + strlen(rel) + strlen(line) + 16 < sizeof(found))
-			snprintf(found + strlen(found), sizeof(found) - strlen(found), "\n%s:%u: %s", rel,
-				 no, line + strspn(line, " \t"));
+		if (bare_failure(line)) {
+			n_found++;
+			note(found, sizeof(found), rel, no, line);
+		}
+		if (chain_step(prev[0] ? prev : NULL, line)) {
+			n_chain++;
+			note(found_chain, sizeof(found_chain), rel, no, line);
+		}
+		if (line[strspn(line, " \t")])
+			memcpy(prev, line, sizeof(prev));
 	}
 	fclose(f);
 	return 0;
 }
 
-START_TEST(no_bare_failure_in_the_sources)
+static void scan_sources(void)
 {
 	char dir[4096];
 	const char *env = getenv("KEYD_SRC");
 
 	src_root = env && *env ? env : KD_TEST_SRC;
-	found[0] = '\0';
-	n_found = 0;
+	found[0] = found_chain[0] = '\0';
+	n_found = n_chain = 0;
 	for (size_t i = 0; i < sizeof(scanned) / sizeof(scanned[0]); i++) {
 		snprintf(dir, sizeof(dir), "%s/%s", src_root, scanned[i]);
 		ck_assert_msg(nftw(dir, scan_file, 16, FTW_PHYS) == 0, "cannot walk %s", dir);
 	}
+}
+
+START_TEST(no_if_not_r_chain_in_the_sources)
+{
+	scan_sources();
+	ck_assert_msg(n_chain == 0,
+		      "%zu step(s) of an if (!r) chain (return at once instead; cleanup.h):%s",
+		      n_chain, found_chain);
+}
+END_TEST
+
+START_TEST(no_bare_failure_in_the_sources)
+{
+	scan_sources();
 	ck_assert_msg(n_found == 0,
 		      "%zu failure(s) returned without kd_fail() (a stale detail could surface):%s",
 		      n_found, found);
@@ -269,6 +361,8 @@ static Suite *errors_suite(void)
 	tcase_add_test(tc, library_asserts_are_on);
 	tcase_add_test(tc, scanner_recognises_bare_failures);
 	tcase_add_test(tc, no_bare_failure_in_the_sources);
+	tcase_add_test(tc, scanner_recognises_chains);
+	tcase_add_test(tc, no_if_not_r_chain_in_the_sources);
 	suite_add_tcase(s, tc);
 	return s;
 }
