@@ -8,7 +8,9 @@
  * of the variable that holds it (goto out only where the release must happen
  * in a set order, or a result is built over several steps). A value that
  * outlives the function leaves with KD_TAKE_PTR(), which clears the holder.
- * No chains of "if (!r) r = ...;" (tests/unit/test_errors.c scans for them).
+ * A run of checks may share one early return: if ((r = a()) || (r = b()))
+ * return r; stops at the first failure. No chains of "if (!r) r = ...;"
+ * (tests/unit/test_errors.c scans for them).
  */
 #ifndef KEYD_CLEANUP_H
 #define KEYD_CLEANUP_H
