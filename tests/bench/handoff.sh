@@ -25,8 +25,10 @@
 #                         `cryptsetup luksAddKey` of one PBKDF2-SHA512/1000
 #                         keyslot: an unattested handoff that adds a slot.
 #
-# Each run starts from the same pristine volume (O active only). The phase
-# breakdown below the figures comes from `--timings --json` of both sides.
+# Each run starts from the same pristine volume (O active only). CPU time
+# (user + system) of the same processes is printed as well: on a shared,
+# loaded host it moves far less than wall time. The phase breakdown comes
+# from `--timings --json` of both sides.
 # Target (issue 13): the handoff no slower than before (about 15 ms to
 # listening, 30 ms for N's receive).
 set -euo pipefail
@@ -80,7 +82,13 @@ def listening(port):
                 return True
     return False
 
+def cpu_so_far(pid):
+    # /proc/PID/schedstat: nanoseconds this task has run on a CPU.
+    with open("/proc/%d/schedstat" % pid) as f:
+        return int(f.read().split()[0]) / 1e6
+
 def start_until_listening(argv, port, **kw):
+    """-> (process, wall ms to LISTEN, CPU ms to LISTEN)"""
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, **kw)
     while not listening(port):
@@ -89,32 +97,38 @@ def start_until_listening(argv, port, **kw):
         if time.perf_counter() - t0 > 10:
             sys.exit("handoff bench: %s does not listen" % argv[0])
         time.sleep(0.0002)
-    return p, (time.perf_counter() - t0) * 1000
+    ms = (time.perf_counter() - t0) * 1000
+    return p, ms, cpu_so_far(p.pid)
+
+def reap(p, what):
+    """-> CPU ms (user + system) of the whole process"""
+    _, status, ru = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        sys.exit("handoff bench: %s failed" % what)
+    return (ru.ru_utime + ru.ru_stime) * 1000
 
 def wall(argv, **kw):
+    """-> (wall ms, CPU ms) of one process, fork to exit"""
     t0 = time.perf_counter()
-    rc = subprocess.run(argv, **kw).returncode
-    ms = (time.perf_counter() - t0) * 1000
-    if rc:
-        sys.exit("handoff bench: %s exited %d" % (" ".join(argv[:3]), rc))
-    return ms
+    p = subprocess.Popen(argv, **kw)
+    cpu = reap(p, " ".join(argv[:3]))
+    return (time.perf_counter() - t0) * 1000, cpu
 
-rows, phases = [], []
+rows, cpus, phases = [], [], []
 for _ in range(RUNS):
     # keyd: O, then N against it.
     subprocess.run(["cp", T + "/pristine.img", T + "/disk.img"], check=True)
     port = free_port()
     o_out = open(T + "/o.out", "w")
-    o, o_listen = start_until_listening(
+    o, o_listen, o_cpu_listen = start_until_listening(
         [KEYD, "handoff", "serve", "--listen", "127.0.0.1:%d" % port, "--device", T + "/disk.img",
          "--manifest", T + "/mo.json", *COMMON, "--backend", "sim", "--sim", "unix:%s/o.sock" % T,
          "--timeout", "20", "--timings", "--json"], port, stdout=o_out, stderr=DEVNULL)
-    n_wall = wall([KEYD, "handoff", "receive", "--connect", "127.0.0.1:%d" % port, "--manifest",
-                   T + "/mn.json", *COMMON, "--backend", "sim", "--sim", "unix:%s/n.sock" % T,
-                   "--timeout", "20", "--timings", "--json"],
-                  stdout=open(T + "/n.out", "w"), stderr=DEVNULL)
-    if o.wait() != 0:
-        sys.exit("handoff bench: O failed")
+    n_wall, n_cpu = wall([KEYD, "handoff", "receive", "--connect", "127.0.0.1:%d" % port,
+                          "--manifest", T + "/mn.json", *COMMON, "--backend", "sim", "--sim",
+                          "unix:%s/n.sock" % T, "--timeout", "20", "--timings", "--json"],
+                         stdout=open(T + "/n.out", "w"), stderr=DEVNULL)
+    o_cpu = reap(o, "O")
     o_out.close()
     ot = json.load(open(T + "/o.out"))["timings"]
     nt = json.load(open(T + "/n.out"))["timings"]
@@ -125,33 +139,46 @@ for _ in range(RUNS):
     # Baseline: a TLS 1.3 server that first opens one keyslot; a client's
     # handshake and one keyslot add.
     subprocess.run(["cp", T + "/base-pristine.img", T + "/base.img"], check=True)
-    t_open = wall(["cryptsetup", "open", "--test-passphrase", "--key-file", T + "/base.key",
-                   T + "/base.img"], stdout=DEVNULL, stderr=DEVNULL)
+    t_open, c_open = wall(["cryptsetup", "open", "--test-passphrase", "--key-file",
+                           T + "/base.key", T + "/base.img"], stdout=DEVNULL, stderr=DEVNULL)
     bport = free_port()
-    s, s_listen = start_until_listening(
+    s, s_listen, s_cpu_listen = start_until_listening(
         ["openssl", "s_server", "-accept", "127.0.0.1:%d" % bport, "-cert", T + "/tls.pem",
          "-key", T + "/tls.key", "-tls1_3", "-naccept", "1", "-quiet"], bport,
         stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
-    t_tls = wall(["openssl", "s_client", "-connect", "127.0.0.1:%d" % bport, "-tls1_3",
-                  "-groups", "P-384", "-quiet", "-no_ign_eof"],
-                 stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
-    s.wait(timeout=10)
-    t_add = wall(["cryptsetup", "luksAddKey", "-q", "--pbkdf", "pbkdf2", "--hash", "sha512",
-                  "--pbkdf-force-iterations", "1000", "--key-file", T + "/base.key",
-                  T + "/base.img", T + "/new.key"], stdout=DEVNULL, stderr=DEVNULL)
+    t_tls, c_tls = wall(["openssl", "s_client", "-connect", "127.0.0.1:%d" % bport, "-tls1_3",
+                         "-groups", "P-384", "-quiet", "-no_ign_eof"],
+                        stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+    s_cpu = reap(s, "openssl s_server")
+    t_add, c_add = wall(["cryptsetup", "luksAddKey", "-q", "--pbkdf", "pbkdf2", "--hash", "sha512",
+                         "--pbkdf-force-iterations", "1000", "--key-file", T + "/base.key",
+                         T + "/base.img", T + "/new.key"], stdout=DEVNULL, stderr=DEVNULL)
     rows.append([o_listen, s_listen + t_open, s_listen, t_open, n_wall, t_tls + t_add, t_tls, t_add])
+    # CPU: to listening (the server alone, plus the baseline's keyslot
+    # open); the receive on both ends (N whole, O after it listened;
+    # s_client, s_server after it listened, luksAddKey).
+    cpus.append([o_cpu_listen, s_cpu_listen + c_open, n_cpu + o_cpu - o_cpu_listen,
+                 c_tls + s_cpu - s_cpu_listen + c_add])
 
 med = [statistics.median(c) for c in zip(*rows)]
+cpu = [statistics.median(c) for c in zip(*cpus)]
 ph = [statistics.median(c) for c in zip(*phases)]
 print("keyd handoff (format 2) vs baseline, medians of %d runs, wall ms per process:" % RUNS)
 print("  O start to listening  keyd %7.2f   baseline %7.2f  (openssl s_server to LISTEN %.2f"
       " + cryptsetup open --test-passphrase %.2f)" % (med[0], med[1], med[2], med[3]))
 print("  N's whole receive     keyd %7.2f   baseline %7.2f  (openssl s_client TLS 1.3 handshake"
       " %.2f + cryptsetup luksAddKey %.2f)" % (med[4], med[5], med[6], med[7]))
+print("CPU ms (user + system; moves far less than wall time on a loaded host):")
+print("  O start to listening  keyd %7.2f   baseline %7.2f  (the server to LISTEN; baseline plus"
+      " its keyslot open)" % (cpu[0], cpu[1]))
+print("  N's whole receive     keyd %7.2f   baseline %7.2f  (both ends: N, O after LISTEN;"
+      " s_client, s_server after LISTEN, luksAddKey)" % (cpu[2], cpu[3]))
 print("  phases (keyd --timings): tls %.2f, own report %.2f, hello %.2f, verify %.2f, "
       "O waits for ACCEPT %.2f, O enrolls %.2f; N's handoff total %.2f"
       % tuple(ph))
-print("handoff-o-listen: %.2f ms (baseline %.2f ms; ratio %.2f)" % (med[0], med[1], med[0] / med[1]))
-print("handoff-n-receive: %.2f ms (baseline %.2f ms; ratio %.2f)" % (med[4], med[5], med[4] / med[5]))
+print("handoff-o-listen: %.2f ms (baseline %.2f ms; ratio %.2f; CPU %.2f vs %.2f ms)"
+      % (med[0], med[1], med[0] / med[1], cpu[0], cpu[1]))
+print("handoff-n-receive: %.2f ms (baseline %.2f ms; ratio %.2f; CPU %.2f vs %.2f ms)"
+      % (med[4], med[5], med[4] / med[5], cpu[2], cpu[3]))
 print("handoff: target no slower than before (about 15 ms to listening, 30 ms for N's receive)")
 EOF
