@@ -44,6 +44,13 @@
 #
 # Revocation does not depend on the guest clock (which the host sets): a
 # manifest's min_peer_svn refuses every older release, whatever the time.
+# Because the manifest itself cannot be in the image, the image pins its
+# release's floor in /etc/keyd/peer-svn-floor (one decimal SVN, measured).
+# The handoff applies it together with the manifest's (an own manifest whose
+# floor is higher is refused), and N's first real boot judges whoever made
+# its pending slot by it (keyd unlock reads it itself). An image without it
+# refuses every pending slot unless it ships /etc/keyd/no-peer-svn-floor;
+# so N refuses to ask for one it could not open.
 #
 # With the simulated AMD-SP the chip's ARK is pinned in the image as
 # /etc/keyd/ark.pem (on SNP hardware the AMD roots are built into keyd).
@@ -111,6 +118,9 @@ keyd_upgrade_opts() {
 	elif [ -e /etc/keyd/no-tcb-floor ]; then
 		echo "--no-tcb-floor"
 	fi
+	if [ -r /etc/keyd/peer-svn-floor ]; then
+		echo "--peer-svn-floor $(tr -d ' \r\n' </etc/keyd/peer-svn-floor)"
+	fi
 	return 0
 }
 
@@ -151,6 +161,10 @@ keyd_upgrade_serve() {
 # keyd retries every such failure until KEYD_UPGRADE_TIMEOUT. A refusal (a
 # verdict about O, about this image's own release, or O's) is final.
 keyd_upgrade_receive() {
+	if [ ! -r /etc/keyd/peer-svn-floor ] && [ ! -e /etc/keyd/no-peer-svn-floor ]; then
+		keyd_error "upgrade: this image pins no revocation floor (/etc/keyd/peer-svn-floor) and does not opt out (/etc/keyd/no-peer-svn-floor): its boot would refuse a pending slot"
+		return 1
+	fi
 	_ur_mf=$(keyd_upgrade_manifest) || return 1
 	keyd_net_up "$KEYD_UPGRADE_N_ADDR" || return 1
 	keyd_log "upgrade: asking $KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT for a keyslot"

@@ -30,7 +30,10 @@ install() {
 	inst_simple /usr/lib/keyd/keyd-upgrade.sh
 	inst_simple /etc/keyd/volumes
 	local f
-	for f in boot.conf release-keys.json ark.pem; do
+	# Measured with the image: what the handoff and a pending slot at boot
+	# are judged by (release keys, ARK off hardware, the pinned floors).
+	for f in boot.conf release-keys.json ark.pem tcb-floor no-tcb-floor peer-svn-floor \
+		no-peer-svn-floor; do
 		[ -r "/etc/keyd/$f" ] && inst_simple "/etc/keyd/$f"
 	done
 	[ -r /etc/mke2fs.conf ] && inst_simple /etc/mke2fs.conf

@@ -28,9 +28,10 @@ o_self_refused() { # what pattern
 }
 
 # N refuses to connect with a bad own release (nobody listens on PORT).
-n_self_refused() { # what pattern
+n_self_refused() { # what pattern (N_EXTRA: more receive options)
 	PORT=$(free_port)
-	receive
+	# shellcheck disable=SC2086 # option list, split on purpose
+	receive ${N_EXTRA:-}
 	[ "$NRC" = 1 ] || fail "$1: N exit $NRC, want 1"
 	grep -Eq "$2" "$T/n.err" || fail "$1: N said: $(cat "$T/n.err")"
 	if grep -q "cannot connect" "$T/n.err"; then fail "$1: N tried to connect"; fi
@@ -106,6 +107,20 @@ wait_o
 if grep -q "attempts" "$T/n.err"; then fail "revocation floor: N retried a refusal"; fi
 [ "$(img_sha)" = "$SHA0" ] || fail "revocation floor: volume changed"
 echo "ok: refused: O below N's revocation floor, inside its validity window"
+
+# The floor N's image pins (/etc/keyd/peer-svn-floor, what N's boot judges a
+# pending slot's maker by) is applied in the handoff too; and an image that
+# pins a lower floor than its own release ships refuses itself, since its
+# boot would judge by the lower one.
+serve_bg
+receive --peer-svn-floor 2
+wait_o
+[ "$NRC" = 1 ] && grep -q "peer O rejected: release 1.0 svn 1 is below the revocation floor 2 this image pins" \
+	"$T/n.err" || fail "pinned floor: N said $(cat "$T/n.err")"
+[ "$(img_sha)" = "$SHA0" ] || fail "pinned floor: volume changed"
+echo "ok: refused: O below the revocation floor N's image pins"
+N_MANIFEST=$T/mn-floor.json N_EXTRA="--peer-svn-floor 1" n_self_refused "image pins a lower floor than its release" \
+	"own manifest: release 2.0 has revocation floor 2, above the floor 1 this image pins"
 
 # The clock moved forward past N's window, or back before it: N refuses its
 # own release (the window is a convenience; the floor above is the check).

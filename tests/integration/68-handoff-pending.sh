@@ -5,7 +5,11 @@
 #    attested signed release is refused at unlock and at commit, whether its
 #    evidence is copied from a genuine slot or is a report of the host's own
 #    (unsigned) launch; only the evidence check stops it (the wrap itself is
-#    valid, which the control shows).
+#    valid, which the control shows);
+#  - a pending slot made by a signed release that N's own image revokes (its
+#    svn below the pinned floor, /etc/keyd/peer-svn-floor) is refused at
+#    unlock and commit; no pinned floor refuses every pending slot unless
+#    the image opts out; the pinned TCB floor judges the maker's TCB.
 set -euo pipefail
 . "$(dirname "$0")/handoff-lib.bash"
 
@@ -73,6 +77,54 @@ forged() { # NAME EVIDENCE-OPTION...
 }
 forged copied --evidence-from "$T/disk.img"
 forged self --evidence-self
+
+# A revoked but still signed release R (svn 0: at most N's svn 2, but below
+# the revocation floor 1 that N's image pins) runs genuinely on this chip,
+# makes a volume of its own and a pending slot for N on it, with evidence of
+# its own that is valid in every other respect. N's unlock and commit judge
+# that evidence by the floor of N's own image, without any clock: refused,
+# header unchanged. Without a pinned floor (and without the opt-out) every
+# pending slot is refused; the explicit opt-out, or a floor R meets, opens it.
+MR=$(printf 'd4%.0s' $(seq 48))
+manifest "$T/mr.json" 0.9 0 "$MR" 1 2
+launch r "$T/chip" "$MR"
+truncate -s 32M "$T/rev.img"
+"$KEYD" enroll "$T/rev.img" --format --label 0.9 --backend sim --sim "unix:$T/r.sock" >/dev/null
+"$TOOL" forge "$T/rev.img" --sim-x "unix:$T/r.sock" --sim-n "unix:$T/n.sock" \
+	--manifest "$T/mr.json" --label 2.0 --svn 2 --evidence-self >/dev/null || fail "revoked: mint"
+SHAR=$(sha256sum "$T/rev.img" | cut -d' ' -f1)
+n_unlock() { # IMG OPTIONS...: N's dry-run unlock; stderr in $T/err
+	"$KEYD" unlock "$1" --dry-run --release-keys "$T/keys.json" "${@:2}" --backend sim \
+		--sim "unix:$T/n.sock" >"$T/out" 2>"$T/err"
+}
+if n_unlock "$T/rev.img" --peer-svn-floor 1; then fail "N opened a slot made by a revoked release"; fi
+grep -q "O's release 0.9 svn 0 is below this image's revocation floor 1" "$T/err" ||
+	fail "revoked: refusal: $(cat "$T/err")"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "revoked: more than one line: $(cat "$T/err")"
+if "$KEYD" commit "$T/rev.img" "${RK[@]}" --backend sim --sim "unix:$T/n.sock" >"$T/out" 2>"$T/err"; then
+	fail "N committed a slot made by a revoked release"
+fi
+grep -q "below this image's revocation floor 1" "$T/err" || fail "revoked commit: $(cat "$T/err")"
+[ "$(sha256sum "$T/rev.img" | cut -d' ' -f1)" = "$SHAR" ] || fail "revoked: refused unlock or commit wrote"
+echo "ok: a pending slot made by a revoked signed release refused: $(cat "$T/err")"
+if n_unlock "$T/rev.img"; then fail "N opened a pending slot with no floor pinned"; fi
+grep -q "pins no revocation floor" "$T/err" || fail "no floor: $(cat "$T/err")"
+if n_unlock "$T/disk.img"; then fail "N opened the genuine slot with no floor pinned"; fi
+grep -q "pins no revocation floor" "$T/err" || fail "no floor (genuine): $(cat "$T/err")"
+echo "ok: with no revocation floor pinned, pending slots are refused: $(cat "$T/err")"
+n_unlock "$T/rev.img" --no-peer-svn-floor || fail "opt-out: $(cat "$T/err")"
+n_unlock "$T/rev.img" --peer-svn-floor 0 || fail "floor 0: $(cat "$T/err")"
+n_unlock "$T/disk.img" --peer-svn-floor 1 || fail "genuine O at the floor: $(cat "$T/err")"
+if n_unlock "$T/disk.img" --peer-svn-floor 2; then fail "genuine O (svn 1) opened above the floor"; fi
+echo "ok: the floor alone decides: the opt-out and a floor R meets open its slot; O (svn 1) opens at floor 1, not at 2"
+# The TCB floor the image pins is applied to the maker's reported TCB too.
+if n_unlock "$T/disk.img" --peer-svn-floor 1 --tcb-floor 7f00000000000000; then
+	fail "N opened a slot whose maker's TCB is below the pinned floor"
+fi
+grep -q "O's reported TCB $MIN_TCB is below this image's floor 7f00000000000000" "$T/err" ||
+	fail "TCB floor: $(cat "$T/err")"
+n_unlock "$T/disk.img" --peer-svn-floor 1 --tcb-floor "$MIN_TCB" || fail "TCB at the floor: $(cat "$T/err")"
+echo "ok: the pinned TCB floor judges the maker's reported TCB"
 
 # O's report is judged under this chip's VCEK at its current reported TCB: a
 # VCEK the AMD-SP really signs with (a fresh own report must verify under

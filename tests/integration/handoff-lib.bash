@@ -89,10 +89,11 @@ setup_world() {
 }
 
 COMMON=(--release-keys "$T/keys.json" --ark "$T/certs/ark.pem")
-# What N's unlock and commit judge a pending slot's evidence with (the image's
-# pinned keys; /etc/keyd/release-keys.json in a real image).
+# What N's unlock and commit judge a pending slot's evidence with: the
+# image's pinned keys and revocation floor (/etc/keyd/release-keys.json and
+# /etc/keyd/peer-svn-floor in a real image). O's release 1.0 has svn 1.
 # shellcheck disable=SC2034 # used by the tests that source this file
-RK=(--release-keys "$T/keys.json")
+RK=(--release-keys "$T/keys.json" --peer-svn-floor 1)
 
 # serve_bg [extra serve options...]: O in the background on $PORT; pid in OPID.
 serve_bg() {

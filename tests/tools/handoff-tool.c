@@ -10,10 +10,11 @@
  *       payload byte N sends after HELLO to FILE. --proto v1 speaks the
  *       format-1 binding and HELLO, to show what the old design disclosed.
  *
- *   reveal DEV --sim unix:N --release-keys K [--skip-evidence]
+ *   reveal DEV --sim unix:N --release-keys K [--peer-svn-floor S] [--skip-evidence]
  *       Print the hex passphrase of N's pending slot on DEV as N would
  *       unwrap it at boot (with --skip-evidence: without O's evidence,
- *       to show that a forged slot fails only on the evidence).
+ *       to show that a forged slot fails only on the evidence). Without
+ *       --peer-svn-floor, N's image opts out of the revocation floor.
  *
  *   forge DEV --sim-x unix:X --sim-n unix:N --manifest MO --label L --svn S
  *         (--evidence-from DEV2 | --evidence-self)
@@ -208,8 +209,10 @@ static const struct kd_token *pending_of(struct kd_volume *v, const struct kd_la
 
 static int reveal(int argc, char **argv)
 {
-	const char *sim = arg(argc, argv, "--sim"), *kp = arg(argc, argv, "--release-keys");
+	const char *sim = arg(argc, argv, "--sim"), *kp = arg(argc, argv, "--release-keys"),
+		   *floor = arg(argc, argv, "--peer-svn-floor");
 	_kd_secret_ struct kd_secret *pass = NULL, *pin = NULL;
+	struct kd_pending_policy pol = {.no_peer_svn_floor = !floor};
 	struct kd_release_keys *keys = NULL;
 	struct kd_backend *b = NULL;
 	struct kd_volume *v = NULL;
@@ -233,7 +236,10 @@ static int reveal(int argc, char **argv)
 			r = kd_pending_unwrap(priv, kd_volume_uuid(v), t, &pass, &pin);
 		EVP_PKEY_free(priv);
 	} else {
-		r = kd_pending_open(b, &l.report, keys, kd_volume_uuid(v), t, &pass, &pin);
+		pol.keys = keys;
+		pol.has_peer_svn_floor = floor != NULL;
+		pol.peer_svn_floor = floor ? (uint32_t)strtoul(floor, NULL, 10) : 0;
+		r = kd_pending_open(b, &l.report, &pol, kd_volume_uuid(v), t, &pass, &pin);
 	}
 	if (r)
 		return die(r, "unwrap");

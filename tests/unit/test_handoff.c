@@ -765,6 +765,27 @@ START_TEST(check_self)
 	ck_assert_int_eq(kd_handoff_check_self('N', o.m, &o.parsed, &t, &eff), 0);
 	ck_assert(eff.has_tcb_floor);
 	ck_assert_uint_eq(eff.tcb_floor, o.parsed.reported_tcb);
+	/* The revocation floor the image pins, and the manifest's: the higher
+	 * applies; a manifest floor above the pinned one refuses itself (the
+	 * boot would judge pending slots by the lower, pinned one). */
+	t.has_peer_svn_floor = true;
+	t.peer_svn_floor = 2;
+	ck_assert_int_eq(kd_handoff_check_self('N', o.m, &o.parsed, &t, &eff), 0);
+	ck_assert(eff.has_peer_svn_floor);
+	ck_assert_uint_eq(eff.peer_svn_floor, 2);
+	o.m->has_min_peer_svn = true;
+	o.m->min_peer_svn = 3;
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(kd_manifest_sign(o.m, (uint8_t *)priv[i], strlen(priv[i])), 0);
+	expect_refusal(kd_handoff_check_self('N', o.m, &o.parsed, &t, &eff),
+		       "revocation floor 3, above the floor 2 this image pins");
+	t.peer_svn_floor = 3;
+	ck_assert_int_eq(kd_handoff_check_self('N', o.m, &o.parsed, &t, &eff), 0);
+	ck_assert_uint_eq(eff.peer_svn_floor, 3);
+	t.has_peer_svn_floor = false;
+	ck_assert_int_eq(kd_handoff_check_self('N', o.m, &o.parsed, &t, &eff), 0);
+	ck_assert(eff.has_peer_svn_floor);
+	ck_assert_uint_eq(eff.peer_svn_floor, 3);
 	/* A masked (all-zero) CHIP_ID is refused. */
 	zero = o.parsed;
 	memset(zero.chip_id, 0, sizeof(zero.chip_id));
@@ -804,6 +825,13 @@ START_TEST(revocation_floor)
 	o.m->has_min_peer_svn = true;
 	o.m->min_peer_svn = 5;
 	expect_refusal(verify_as('O', &o, &n, E1, &t), "below the revocation floor 5");
+	/* The floor the image pins judges the peer as well. */
+	n.m->has_min_peer_svn = false;
+	t.has_peer_svn_floor = true;
+	t.peer_svn_floor = 4;
+	expect_refusal(verify_as('N', &n, &o, E1, &t), "below the revocation floor 4 this image pins");
+	t.peer_svn_floor = 3;
+	ck_assert_int_eq(verify_as('N', &n, &o, E1, &t), 0);
 	launch_free(&o);
 	launch_free(&n);
 	free(ark);

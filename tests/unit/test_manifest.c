@@ -366,6 +366,33 @@ START_TEST(release_keys_config)
 	ks = keys_cfg(3, 3);
 	ck_assert_uint_eq(ks->threshold, 3);
 	kd_release_keys_free(ks);
+	/* Keys are read without OpenSSL's generic decoder: only the one DER form
+	 * of an Ed25519 SubjectPublicKeyInfo is taken; another key kind (X25519
+	 * here: same length, another OID), a private key or no PEM is refused. */
+	{
+		static const char *bad[] = {
+			"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VuAyEAhSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=\n"
+			"-----END PUBLIC KEY-----\n",
+			"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n",
+			"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC"
+			"\n-----END PRIVATE KEY-----\n",
+			"not a key",
+		};
+		static const int want[] = {KD_EINVAL, KD_EMALFORMED, KD_EMALFORMED, KD_EMALFORMED};
+
+		for (size_t i = 0; i < 4; i++) {
+			struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+			const char *s;
+
+			json_object_array_add(a, json_object_new_string(pub[0]));
+			json_object_array_add(a, json_object_new_string(bad[i]));
+			json_object_object_add(o, "threshold", json_object_new_int(1));
+			json_object_object_add(o, "keys", a);
+			s = json_object_to_json_string(o);
+			ck_assert_int_eq(kd_release_keys_parse((const uint8_t *)s, strlen(s), &ks), want[i]);
+			json_object_put(o);
+		}
+	}
 	/* threshold > n */
 	{
 		struct json_object *o = json_object_new_object(), *a = json_object_new_array();

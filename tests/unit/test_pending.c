@@ -8,7 +8,9 @@
 #include <check.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keyd/error.h"
 #include "keyd/handoff.h"
@@ -353,6 +355,73 @@ START_TEST(unwrapped_pending_refused)
 }
 END_TEST
 
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void drop(const char *dir, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(path);
+}
+
+START_TEST(floors_from_the_image)
+{
+	char dir[] = "/tmp/keyd-floor-XXXXXX";
+	struct kd_pending_policy p;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	/* Nothing pinned: both floors unset, no opt-out (evidence is refused). */
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_eq(kd_pending_policy_from_image(&p, dir), 0);
+	ck_assert(!p.has_peer_svn_floor && !p.no_peer_svn_floor && !p.has_tcb_floor);
+	/* The opt-out file, and a floor that wins over it. */
+	put(dir, "no-peer-svn-floor", "");
+	ck_assert_int_eq(kd_pending_policy_from_image(&p, dir), 0);
+	ck_assert(!p.has_peer_svn_floor && p.no_peer_svn_floor);
+	put(dir, "peer-svn-floor", " 7\n");
+	put(dir, "tcb-floor", "0300000000000973\n");
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_eq(kd_pending_policy_from_image(&p, dir), 0);
+	ck_assert(p.has_peer_svn_floor && !p.no_peer_svn_floor);
+	ck_assert_uint_eq(p.peer_svn_floor, 7);
+	ck_assert(p.has_tcb_floor);
+	ck_assert_uint_eq(p.tcb_floor, 0x7309000000000003ull);
+	/* What the caller set is kept. */
+	memset(&p, 0, sizeof(p));
+	p.has_peer_svn_floor = true;
+	p.peer_svn_floor = 2;
+	ck_assert_int_eq(kd_pending_policy_from_image(&p, dir), 0);
+	ck_assert_uint_eq(p.peer_svn_floor, 2);
+	/* A file that is not one number refuses. */
+	for (size_t i = 0; i < 5; i++) {
+		static const char *bad[] = {"", "-1", "4294967296", "3 4", "0x10"};
+
+		put(dir, "peer-svn-floor", bad[i]);
+		memset(&p, 0, sizeof(p));
+		ck_assert_int_eq(kd_pending_policy_from_image(&p, dir), KD_EMALFORMED);
+	}
+	put(dir, "peer-svn-floor", "4294967295");
+	put(dir, "tcb-floor", "03000000");
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_eq(kd_pending_policy_from_image(&p, dir), KD_EMALFORMED);
+	drop(dir, "peer-svn-floor");
+	drop(dir, "no-peer-svn-floor");
+	drop(dir, "tcb-floor");
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pending");
@@ -367,6 +436,7 @@ int main(void)
 	tcase_add_test(tc, token_fields_roundtrip_and_strict);
 	tcase_add_test(tc, session_binding_covers_the_key);
 	tcase_add_test(tc, unwrapped_pending_refused);
+	tcase_add_test(tc, floors_from_the_image);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

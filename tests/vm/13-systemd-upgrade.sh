@@ -7,9 +7,10 @@
 #        keyd-handoff-serve.service hands a pending keyslot to v2, which
 #        boots with no disk in upgrade mode and receives it in its
 #        initramfs (the packaged local-top script), then powers off
-#   13c  v2's first real boot opens the state through its pending slot,
-#        finds v1's marker, and keyd-commit.service commits: v2 active,
-#        v1's slot retired
+#   13c  v2's first real boot opens the state through its pending slot
+#        (its maker judged by the revocation floor the image pins, in the
+#        initramfs and in the root), finds v1's marker, and
+#        keyd-commit.service commits: v2 active, v1's slot retired
 set -euo pipefail
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -28,6 +29,11 @@ m1=$(vm_measure "$G1/initrd.img" "$(cat "$G1/cmdline")")
 m2=$(vm_measure "$G2/initrd.img" "$(cat "$G2/cmdline")")
 [ "$m1" != "$m2" ] || fail "the two releases share a measurement"
 [ "$(cat "$G1/cmdline")" != "$(cat "$G2/cmdline")" ] || fail "the two releases share a root hash"
+# The packaged hook puts the pinned revocation floor into the (measured)
+# initramfs, which judges v2's pending slot at its first real boot.
+lsinitramfs "$G2/initrd.img" >"$VM_WORK/13-v2-initrd.list" || fail "cannot list v2's initramfs"
+grep -qx 'etc/keyd/peer-svn-floor' "$VM_WORK/13-v2-initrd.list" ||
+	fail "the packaged hook left the revocation floor out of the initramfs"
 vm_manifest "$VM_WORK/13-m1.json" 1.0 1 "$m1" || fail "manifest 1.0"
 vm_manifest "$VM_WORK/13-m2.json" 2.0 2 "$m2" || fail "manifest 2.0"
 disk=$VM_WORK/guestos-13-state.img

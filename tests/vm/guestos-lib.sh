@@ -106,9 +106,12 @@ FSTAB
 	# The release keys this run signs manifests with, and the simulated
 	# chip's ARK (vm_release_setup): in the root for the handoff served by
 	# keyd-handoff-serve.service, in the initramfs for the upgrade mode.
+	# The revocation floor is 1, the svn of the first release: keyd-commit
+	# in the root and the initramfs judge a pending slot's maker by it.
 	if [ -r "${VM_RELEASE:-}/release-keys.json" ]; then
 		cp "$VM_RELEASE/release-keys.json" "$r/etc/keyd/release-keys.json"
 		cp "$VM_RELEASE/certs/ark.pem" "$r/etc/keyd/ark.pem"
+		echo 1 >"$r/etc/keyd/peer-svn-floor"
 	fi
 	# The kernel is the host's (tests/vm/lib.sh): the root gets the modules
 	# its units load after switch_root (the handoff's NIC and fw_cfg).
@@ -166,7 +169,8 @@ CONF
 	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/init-premount-keyd-test-sevguest" \
 		"$conf/scripts/init-premount/keyd-test-sevguest"
 	cp "$r/etc/keyd/volumes" "$keydconf/volumes"
-	cp "$r"/etc/keyd/release-keys.json "$r"/etc/keyd/ark.pem "$keydconf/" 2>/dev/null || true
+	cp "$r"/etc/keyd/release-keys.json "$r"/etc/keyd/ark.pem "$r"/etc/keyd/peer-svn-floor \
+		"$keydconf/" 2>/dev/null || true
 	# Two TCG guests booting side by side: N in upgrade mode waits for O to
 	# reach multi-user.target and serve, which takes minutes here.
 	printf '%s\n' "KEYD_TEST_SEVGUEST_PORT=/dev/virtio-ports/$VM_SIM_PORT" \

@@ -349,9 +349,13 @@ vm_release_setup() {
 
 # Builder options that put the release keys and the ARK into an image, in
 # the array VM_RELEASE_ADDS.
+# The revocation floor every image of the scenarios pins is 1, the svn of
+# the first release (what N's boot judges a pending slot's maker by).
 vm_release_adds() {
+	[ -f "$VM_WORK/release/peer-svn-floor" ] || echo 1 >"$VM_WORK/release/peer-svn-floor"
 	VM_RELEASE_ADDS=(--add "$VM_WORK/release/release-keys.json=/etc/keyd/release-keys.json"
-		--add "$VM_WORK/release/certs/ark.pem=/etc/keyd/ark.pem")
+		--add "$VM_WORK/release/certs/ark.pem=/etc/keyd/ark.pem"
+		--add "$VM_WORK/release/peer-svn-floor=/etc/keyd/peer-svn-floor")
 }
 
 # vm_launch NAME INITRD APPEND DISK [POLICY]: one launch with its own

@@ -164,6 +164,10 @@ struct kd_handoff_trust {
 	bool has_tcb_floor; /* pinned floor; else the own manifest's min_tcb */
 	uint64_t tcb_floor;
 	bool no_tcb_floor;  /* explicit opt-out: judge no TCB at all */
+	/* The revocation floor the image pins (the one N's boot applies to a
+	 * pending slot's maker); applied with the manifest's min_peer_svn. */
+	bool has_peer_svn_floor;
+	uint32_t peer_svn_floor;
 	time_t at; /* 0 = now; the guest clock is the host's: never a revocation */
 };
 
@@ -175,7 +179,11 @@ struct kd_handoff_trust {
  * be all zero (a masked chip ID makes "same chip" meaningless). It also
  * settles the TCB floor: trust->tcb_floor when pinned, else the manifest's
  * min_tcb for this chip's product, else refused unless trust->no_tcb_floor.
- * *ret_trust is trust with that floor. KD_EVERIFY / KD_EPOLICY otherwise.
+ * A manifest whose min_peer_svn is above the floor the image pins
+ * (trust->peer_svn_floor) is refused: N's boot judges a pending slot's
+ * maker by the pinned floor alone, so it must not be the lower one.
+ * *ret_trust is trust with the TCB floor settled and the peer floor the
+ * higher of the two. KD_EVERIFY / KD_EPOLICY otherwise.
  */
 int kd_handoff_check_self(char my_role, const struct kd_manifest *own,
 			  const struct kd_report *own_report, const struct kd_handoff_trust *trust,
@@ -313,12 +321,14 @@ struct kd_commit_result {
  * the pending one, so nothing O ever saw opens the slot N keeps. Then apply the
  * policy to the other keyd slots. Never kills the slot that opens. Idempotent: a rerun
  * after a crash at any failpoint finishes the job.
- * keys: release keys for the evidence (NULL: the image's pinned keys).
+ * pol: what judges the evidence (pending.h; NULL, or any part left unset:
+ * the image's pinned release keys and floors).
  * Failpoints: commit.before-activate, commit.after-keyslot, commit.after-token,
  * commit.before-kill, commit.after-kill, commit.after-reclaim, commit.after-retire.
  */
+struct kd_pending_policy;
 int kd_handoff_commit(const char *device, struct kd_backend *b,
-		      const struct kd_release_keys *keys, enum kd_commit_policy policy,
+		      const struct kd_pending_policy *pol, enum kd_commit_policy policy,
 		      struct kd_commit_result *ret);
 
 #endif

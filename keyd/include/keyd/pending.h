@@ -30,9 +30,10 @@
  *   manifest. N accepts the slot only if the report verifies under this
  *   chip's own VCEK and binds E and the key, sig verifies, O's measurement
  *   is in that manifest, the manifest is signed by k of the release keys
- *   pinned in N's image, O's SVN <= N's, and no debug / migration agent /
- *   VMPL above 0. (One report per handoff, not per volume: the AMD-SP's
- *   signature is the slow step.)
+ *   pinned in N's image, O's SVN <= N's, O's SVN is not below the revocation
+ *   floor pinned in N's image (and O's reported TCB not below its pinned TCB
+ *   floor), and no debug / migration agent / VMPL above 0. (One report per
+ *   handoff, not per volume: the AMD-SP's signature is the slow step.)
  *
  * All of it through OpenSSL EVP. Every function returns 0 or a negative
  * KD_E* code with a kd_fail() detail; ret_ parameters are set on success only.
@@ -53,6 +54,28 @@
 #define KD_PENDING_EVIDENCE_CONTEXT "keyd-pending-v2/evidence"
 #define KD_INFO_KEX "keyd/v2/handoff-kex"
 #define KD_INFO_WRAP "keyd/v2/wrap"
+
+/*
+ * What N's own image pins to judge a pending slot by. N's signed release
+ * manifest cannot be in N's image (it lists the image's measurement, which
+ * would then depend on itself), so the release's revocation floor is pinned
+ * beside the release keys, as a measured file: one decimal SVN. Without it a
+ * pending slot is refused, unless the image opts out by shipping
+ * KD_NO_PEER_SVN_FLOOR_FILE. The TCB floor file is the one the handoff uses
+ * (16 hex digits, report byte order); at boot it is applied when present.
+ */
+#define KD_PEER_SVN_FLOOR_FILE "/etc/keyd/peer-svn-floor"
+#define KD_NO_PEER_SVN_FLOOR_FILE "/etc/keyd/no-peer-svn-floor"
+#define KD_TCB_FLOOR_FILE "/etc/keyd/tcb-floor"
+
+struct kd_pending_policy {
+	const struct kd_release_keys *keys; /* NULL: KD_RELEASE_KEYS_DEFAULT */
+	bool has_peer_svn_floor;            /* O's svn must be >= peer_svn_floor */
+	uint32_t peer_svn_floor;
+	bool no_peer_svn_floor;             /* explicit opt-out: no revocation at boot */
+	bool has_tcb_floor;                 /* O's reported TCB must be >= tcb_floor */
+	uint64_t tcb_floor;
+};
 
 struct evp_pkey_st;
 
@@ -110,30 +133,42 @@ int kd_pending_evidence_sign(struct evp_pkey_st *key, const char *uuid, struct k
 int kd_own_vcek(struct kd_backend *b, uint8_t **ret_der, size_t *ret_len);
 
 /*
+ * Fill the floors of p that are neither set nor opted out of from the files
+ * the image pins (dir: NULL for /etc/keyd): peer-svn-floor, else
+ * no-peer-svn-floor (the opt-out); tcb-floor. An absent file leaves the
+ * floor unset. Errors: KD_EMALFORMED (a file that is not one number),
+ * KD_EIO.
+ */
+int kd_pending_policy_from_image(struct kd_pending_policy *p, const char *dir);
+
+/*
  * N at boot: check the evidence of wrapped pending token t (see above).
- * own is this launch's report. keys are the pinned release keys.
+ * own is this launch's report. pol->keys are the pinned release keys (not
+ * NULL here); pol's floors are applied to O's release and report, and a
+ * policy with neither a revocation floor nor its opt-out refuses.
  * Errors: KD_EVERIFY / KD_EPOLICY / KD_EMALFORMED with a detail naming the
  * check ("pending slot evidence: ...").
  */
 int kd_pending_verify_evidence(struct kd_backend *b, const struct kd_report *own,
-			       const struct kd_release_keys *keys, const char *uuid,
+			       const struct kd_pending_policy *pol, const char *uuid,
 			       const struct kd_token *t, const uint8_t pub[KD_KEX_PUB_LEN]);
 
 /*
  * The whole boot-side open of a wrapped pending token: derive N's key for
- * the token's binding, verify the evidence, unwrap. keys may be NULL: the
- * image's pinned keys are loaded from KD_RELEASE_KEYS_DEFAULT.
+ * the token's binding, verify the evidence, unwrap. pol may be NULL, its
+ * keys may be NULL (the image's pinned keys, KD_RELEASE_KEYS_DEFAULT), and
+ * floors it leaves unset are read from the image (kd_pending_policy_from_image).
  */
 int kd_pending_open(struct kd_backend *b, const struct kd_report *own,
-		    const struct kd_release_keys *keys, const char *uuid, const struct kd_token *t,
+		    const struct kd_pending_policy *pol, const char *uuid, const struct kd_token *t,
 		    struct kd_secret **ret_pass, struct kd_secret **ret_pin_key);
 
 /*
  * kd_pending_open in the shape of volume.h's kd_pending_open_fn, for
- * kd_volume_set_pending_opener / kd_volume_default_pending_opener: keys is
- * a const struct kd_release_keys * or NULL (the image's pinned keys).
+ * kd_volume_set_pending_opener / kd_volume_default_pending_opener: pol is
+ * a const struct kd_pending_policy * or NULL (everything from the image).
  */
-int kd_pending_opener(const void *keys, struct kd_backend *b, const struct kd_report *own,
+int kd_pending_opener(const void *pol, struct kd_backend *b, const struct kd_report *own,
 		      const char *uuid, const struct kd_token *t, struct kd_secret **ret_pass,
 		      struct kd_secret **ret_pin_key);
 

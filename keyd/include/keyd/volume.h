@@ -63,6 +63,12 @@ struct kd_launch {
 
 /* Get and parse a report (report_data all zero, VMPL 0). */
 int kd_launch_get(struct kd_backend *b, struct kd_launch *ret);
+/*
+ * The same, and the certificate table the AMD-SP's report came with
+ * (malloc'ed, possibly empty): one request where a caller needs both.
+ */
+int kd_launch_get_certs(struct kd_backend *b, struct kd_launch *ret, uint8_t **ret_certs,
+			size_t *ret_certs_len);
 
 /*
  * Fill a token record for sealing to this launch at its committed TCB:

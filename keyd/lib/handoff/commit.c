@@ -175,7 +175,7 @@ static int retire_previous(struct kd_volume *v, const struct retire_plan *p,
 }
 
 int kd_handoff_commit(const char *device, struct kd_backend *b,
-		      const struct kd_release_keys *keys, enum kd_commit_policy policy,
+		      const struct kd_pending_policy *pol, enum kd_commit_policy policy,
 		      struct kd_commit_result *ret)
 {
 	struct kd_commit_result res = {.keyslot = -1};
@@ -192,7 +192,7 @@ int kd_handoff_commit(const char *device, struct kd_backend *b,
 	r = kd_volume_open(device, &v);
 	if (r)
 		return r;
-	kd_volume_set_pending_opener(v, kd_pending_opener, keys);
+	kd_volume_set_pending_opener(v, kd_pending_opener, pol);
 	/*
 	 * The proof that N really boots: this launch's key opens it, pin
 	 * verified; for a pending slot also O's evidence, then the unwrap.

@@ -56,6 +56,8 @@ struct side {
 	uint8_t own_report[KD_REPORT_SIZE]; /* O: its HELLO report, the evidence's anchor */
 	uint8_t peer_kex[KD_KEX_PUB_LEN]; /* O: N's public key, vouched for by N's report */
 	char *own_manifest_compact;       /* O: travels in N's pending tokens */
+	uint8_t *own_certs;               /* the certificate table of the launch report */
+	size_t own_certs_len;
 	int64_t t_mark;
 };
 
@@ -119,7 +121,8 @@ static int setup_common(struct side *s, const struct kd_handoff_opts *o, char ro
 	r = kd_manifest_parse(o->manifest, o->manifest_len, &s->own_manifest);
 	if (r)
 		return kd_fail_prefix(r, "own manifest");
-	r = kd_launch_get(o->backend, &s->launch);
+	/* One AMD-SP request for the launch and its certificate table. */
+	r = kd_launch_get_certs(o->backend, &s->launch, &s->own_certs, &s->own_certs_len);
 	if (r)
 		return r;
 	/* Our own release is judged before we listen or connect. */
@@ -133,15 +136,11 @@ static int setup_common(struct side *s, const struct kd_handoff_opts *o, char ro
  */
 static int prepare_own_vek(struct side *s)
 {
-	static const uint8_t zero[64];
-	_kd_free_ uint8_t *report = NULL, *certs = NULL;
-	size_t report_len = 0, certs_len = 0;
-	int r;
+	int r = kd_handoff_own_verifier(s->own_certs, s->own_certs_len, &s->trust, &s->own_vek);
 
-	r = kd_backend_report(s->o->backend, zero, 0, &report, &report_len, &certs, &certs_len);
-	if (r)
-		return r;
-	return kd_handoff_own_verifier(certs, certs_len, &s->trust, &s->own_vek);
+	free(s->own_certs);
+	s->own_certs = NULL;
+	return r;
 }
 
 /* O: its manifest as compact JSON, for the evidence in N's pending tokens. */
@@ -186,6 +185,7 @@ static void teardown(struct side *s)
 	kd_manifest_free(s->own_manifest);
 	kd_manifest_free(s->peer_manifest);
 	free(s->own_manifest_compact);
+	free(s->own_certs);
 	EVP_PKEY_free(s->sign_key);
 	kd_wipe(s->exporter, sizeof(s->exporter));
 }

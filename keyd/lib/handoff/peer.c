@@ -60,6 +60,11 @@ static int own_manifest_checks(const struct kd_manifest *own, const struct kd_re
 	if (own->has_min_peer_svn && own->svn < own->min_peer_svn)
 		return kd_fail(KD_EPOLICY, "manifest %s has svn %u below its own revocation floor %u",
 			       own->version, own->svn, own->min_peer_svn);
+	if (trust->has_peer_svn_floor && own->has_min_peer_svn &&
+	    own->min_peer_svn > trust->peer_svn_floor)
+		return kd_fail(KD_EPOLICY, "release %s has revocation floor %u, above the floor %u "
+					   "this image pins: rebuild the image with its release's floor",
+			       own->version, own->min_peer_svn, trust->peer_svn_floor);
 	return 0;
 }
 
@@ -78,6 +83,10 @@ int kd_handoff_check_self(char my_role, const struct kd_manifest *own,
 	r = own_manifest_checks(own, own_report, trust);
 	if (r)
 		return kd_fail_prefix(r, "own manifest");
+	if (own->has_min_peer_svn && (!t.has_peer_svn_floor || own->min_peer_svn > t.peer_svn_floor)) {
+		t.has_peer_svn_floor = true;
+		t.peer_svn_floor = own->min_peer_svn;
+	}
 	/* A host that masks the chip ID would make "same chip" mean 0 == 0. */
 	if (all_zero(own_report->chip_id, sizeof(own_report->chip_id)))
 		return kd_fail(KD_EPOLICY, "this launch reports an all-zero CHIP_ID (MASK_CHIP_ID?): "
@@ -109,6 +118,9 @@ static int manifest_checks(char my_role, const struct kd_manifest *m,
 		return kd_fail(KD_EPOLICY, "release %s svn %u is below the revocation floor %u of "
 					   "release %s",
 			       m->version, m->svn, own_manifest->min_peer_svn, own_manifest->version);
+	if (trust->has_peer_svn_floor && m->svn < trust->peer_svn_floor)
+		return kd_fail(KD_EPOLICY, "release %s svn %u is below the revocation floor %u this "
+					   "image pins", m->version, m->svn, trust->peer_svn_floor);
 	old_svn = my_role == KD_ROLE_OLD ? own_manifest->svn : m->svn;
 	new_svn = my_role == KD_ROLE_OLD ? m->svn : own_manifest->svn;
 	if (new_svn < old_svn)

@@ -10,8 +10,10 @@
  * only a public key, O invents the secrets, and N later replaces them with
  * its own (keyd commit), so nothing O ever saw opens N's committed slot.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
@@ -488,8 +490,110 @@ static int evidence_binds_key(const struct kd_token *t, const struct kd_report *
 	return 0;
 }
 
+/* "<dir>/<name>" into a fixed buffer. */
+static int image_path(const char *dir, const char *file, char out[256])
+{
+	const char *name = strrchr(file, '/') + 1;
+	int n = snprintf(out, 256, "%s/%s", dir, name);
+
+	return n > 0 && n < 256 ? 0 : kd_fail(KD_EINVAL, "image directory name too long");
+}
+
+/* A small pinned file, whitespace-trimmed; KD_ENOENT when absent. */
+static int read_pinned(const char *path, char out[32])
+{
+	uint8_t *buf = NULL;
+	size_t len = 0, a = 0;
+	int r = kd_read_file(path, 64, &buf, &len);
+
+	if (r == KD_ENOENT)
+		return r;
+	if (r)
+		return kd_fail(r, "cannot read %s", path);
+	while (a < len && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\n' || buf[a] == '\r'))
+		a++;
+	while (len > a && (buf[len - 1] == ' ' || buf[len - 1] == '\t' || buf[len - 1] == '\n' ||
+			   buf[len - 1] == '\r'))
+		len--;
+	if (len - a == 0 || len - a >= 32) {
+		free(buf);
+		return kd_fail(KD_EMALFORMED, "%s does not hold one value", path);
+	}
+	memcpy(out, buf + a, len - a);
+	out[len - a] = '\0';
+	free(buf);
+	return 0;
+}
+
+int kd_pending_policy_from_image(struct kd_pending_policy *p, const char *dir)
+{
+	char path[256], v[32];
+	int r;
+
+	if (!dir)
+		dir = "/etc/keyd";
+	if (!p->has_peer_svn_floor && !p->no_peer_svn_floor) {
+		if ((r = image_path(dir, KD_PEER_SVN_FLOOR_FILE, path)))
+			return r;
+		r = read_pinned(path, v);
+		if (!r) {
+			char *end = NULL;
+			unsigned long long n;
+
+			if (v[0] < '0' || v[0] > '9' || (n = strtoull(v, &end, 10)) > UINT32_MAX ||
+			    *end)
+				return kd_fail(KD_EMALFORMED, "%s: not an SVN (0..4294967295): %s",
+					       path, v);
+			p->has_peer_svn_floor = true;
+			p->peer_svn_floor = (uint32_t)n;
+		} else if (r != KD_ENOENT) {
+			return r;
+		} else {
+			if ((r = image_path(dir, KD_NO_PEER_SVN_FLOOR_FILE, path)))
+				return r;
+			p->no_peer_svn_floor = access(path, F_OK) == 0;
+		}
+	}
+	if (!p->has_tcb_floor) {
+		if ((r = image_path(dir, KD_TCB_FLOOR_FILE, path)))
+			return r;
+		r = read_pinned(path, v);
+		if (!r) {
+			if (kd_tcb_parse_hex(v, &p->tcb_floor))
+				return kd_fail(KD_EMALFORMED, "%s: not a TCB (16 hex digits): %s",
+					       path, v);
+			p->has_tcb_floor = true;
+		} else if (r != KD_ENOENT) {
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* Revocation at boot: the floors N's own (measured) image pins. Whoever
+ * mints a pending slot (any attested signed release with svn <= N's) is
+ * judged by them, as during the handoff; without a floor, a revoked but still
+ * signed release could make a volume of its own and a slot N accepts. */
+static int evidence_floors(const struct kd_pending_policy *pol, const struct kd_manifest *m,
+			   const struct kd_report *rep, const struct kd_report *own)
+{
+	if (pol->has_peer_svn_floor && m->svn < pol->peer_svn_floor)
+		return kd_fail(KD_EPOLICY, "pending slot evidence: O's release %s svn %u is below "
+					   "this image's revocation floor %u", m->version, m->svn,
+			       pol->peer_svn_floor);
+	if (pol->has_tcb_floor && !kd_tcb_ge(rep->reported_tcb, pol->tcb_floor, own->product)) {
+		char have[KD_TCB_HEX_LEN], want[KD_TCB_HEX_LEN];
+
+		kd_tcb_hex(rep->reported_tcb, have);
+		kd_tcb_hex(pol->tcb_floor, want);
+		return kd_fail(KD_EPOLICY, "pending slot evidence: O's reported TCB %s is below this "
+					   "image's floor %s", have, want);
+	}
+	return 0;
+}
+
 int kd_pending_verify_evidence(struct kd_backend *b, const struct kd_report *own,
-			       const struct kd_release_keys *keys, const char *uuid,
+			       const struct kd_pending_policy *pol, const char *uuid,
 			       const struct kd_token *t, const uint8_t pub[KD_KEX_PUB_LEN])
 {
 	_kd_manifest_ struct kd_manifest *m = NULL;
@@ -498,7 +602,13 @@ int kd_pending_verify_evidence(struct kd_backend *b, const struct kd_report *own
 
 	if (!t->has_wrap || !t->ev_manifest[0])
 		return kd_fail(KD_ETAMPER, "pending slot evidence: missing");
-	r = evidence_manifest(t, keys, &m);
+	if (!pol->keys)
+		return kd_fail(KD_EINVAL, "pending slot evidence needs the pinned release keys");
+	if (!pol->has_peer_svn_floor && !pol->no_peer_svn_floor)
+		return kd_fail(KD_EPOLICY, "pending slot evidence: this image pins no revocation "
+					   "floor (" KD_PEER_SVN_FLOOR_FILE ") to judge O's release by; "
+					   "refused (" KD_NO_PEER_SVN_FLOOR_FILE " opts out)");
+	r = evidence_manifest(t, pol->keys, &m);
 	if (r)
 		return r;
 	r = kd_report_parse(t->ev_report, KD_REPORT_SIZE, &rep);
@@ -528,14 +638,14 @@ int kd_pending_verify_evidence(struct kd_backend *b, const struct kd_report *own
 	if (m->svn > t->svn)
 		return kd_fail(KD_EPOLICY, "pending slot evidence: O's release svn %u is above this "
 					   "slot's svn %u", m->svn, t->svn);
-	return 0;
+	return evidence_floors(pol, m, &rep, own);
 }
 
 /* This launch's key-agreement key, O's evidence, then the unwrap. */
-static int open_with_keys(struct kd_backend *b, const struct kd_report *own,
-			  const struct kd_release_keys *keys, const char *uuid,
-			  const struct kd_token *t, struct kd_secret **ret_pass,
-			  struct kd_secret **ret_pin_key)
+static int open_with_policy(struct kd_backend *b, const struct kd_report *own,
+			    const struct kd_pending_policy *pol, const char *uuid,
+			    const struct kd_token *t, struct kd_secret **ret_pass,
+			    struct kd_secret **ret_pin_key)
 {
 	_kd_pkey_ EVP_PKEY *priv = NULL;
 	uint8_t pub[KD_KEX_PUB_LEN];
@@ -544,36 +654,43 @@ static int open_with_keys(struct kd_backend *b, const struct kd_report *own,
 	r = kd_kex_for_token(b, t, &priv, pub);
 	if (r)
 		return r;
-	r = kd_pending_verify_evidence(b, own, keys, uuid, t, pub);
+	r = kd_pending_verify_evidence(b, own, pol, uuid, t, pub);
 	if (r)
 		return r;
 	return kd_pending_unwrap(priv, uuid, t, ret_pass, ret_pin_key);
 }
 
 int kd_pending_open(struct kd_backend *b, const struct kd_report *own,
-		    const struct kd_release_keys *keys, const char *uuid, const struct kd_token *t,
+		    const struct kd_pending_policy *pol, const char *uuid, const struct kd_token *t,
 		    struct kd_secret **ret_pass, struct kd_secret **ret_pin_key)
 {
+	struct kd_pending_policy p = {0};
 	struct kd_release_keys *loaded = NULL;
 	int r;
 
 	if (!t->has_wrap)
 		return kd_fail(KD_ETAMPER, "pending keyd slot %d carries no wrapped secrets (an older "
 					   "handoff format, or forged); redo the handoff", t->keyslot);
-	if (!keys) {
+	if (pol)
+		p = *pol;
+	/* What the caller did not set comes from this (measured) image. */
+	r = kd_pending_policy_from_image(&p, NULL);
+	if (r)
+		return r;
+	if (!p.keys) {
 		r = kd_release_keys_load(NULL, &loaded);
 		if (r)
 			return r;
-		keys = loaded;
+		p.keys = loaded;
 	}
-	r = open_with_keys(b, own, keys, uuid, t, ret_pass, ret_pin_key);
+	r = open_with_policy(b, own, &p, uuid, t, ret_pass, ret_pin_key);
 	kd_release_keys_free(loaded);
 	return r;
 }
 
-int kd_pending_opener(const void *keys, struct kd_backend *b, const struct kd_report *own,
+int kd_pending_opener(const void *pol, struct kd_backend *b, const struct kd_report *own,
 		      const char *uuid, const struct kd_token *t, struct kd_secret **ret_pass,
 		      struct kd_secret **ret_pin_key)
 {
-	return kd_pending_open(b, own, keys, uuid, t, ret_pass, ret_pin_key);
+	return kd_pending_open(b, own, pol, uuid, t, ret_pass, ret_pin_key);
 }

@@ -97,25 +97,44 @@ int kd_device_resolve(const char *spec, char **ret_path)
 
 /* ---------------------------------------------------------------- launch */
 
-int kd_launch_get(struct kd_backend *b, struct kd_launch *ret)
+static int launch_get(struct kd_backend *b, struct kd_launch *ret, uint8_t **ret_certs,
+		      size_t *ret_certs_len)
 {
 	static const uint8_t zero[64];
 	struct kd_launch l;
-	uint8_t *rep = NULL;
-	size_t len = 0;
+	uint8_t *rep = NULL, *certs = NULL;
+	size_t len = 0, certs_len = 0;
 	int r;
 
 	memset(&l, 0, sizeof(l));
-	r = kd_backend_report(b, zero, 0, &rep, &len, NULL, NULL);
+	r = kd_backend_report(b, zero, 0, &rep, &len, ret_certs ? &certs : NULL,
+			      ret_certs ? &certs_len : NULL);
 	if (r)
 		return r;
 	r = kd_report_parse(rep, len, &l.report);
 	free(rep);
-	if (r)
+	if (r) {
+		free(certs);
 		return r;
+	}
 	snprintf(l.backend, sizeof(l.backend), "%s", b->ops && b->ops->name ? b->ops->name : "unknown");
 	*ret = l;
+	if (ret_certs) {
+		*ret_certs = certs;
+		*ret_certs_len = certs_len;
+	}
 	return 0;
+}
+
+int kd_launch_get(struct kd_backend *b, struct kd_launch *ret)
+{
+	return launch_get(b, ret, NULL, NULL);
+}
+
+int kd_launch_get_certs(struct kd_backend *b, struct kd_launch *ret, uint8_t **ret_certs,
+			size_t *ret_certs_len)
+{
+	return launch_get(b, ret, ret_certs, ret_certs_len);
 }
 
 static bool chip_is_zero(const uint8_t chip[64])

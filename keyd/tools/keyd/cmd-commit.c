@@ -14,7 +14,7 @@
 #include "keyd/rotate.h"
 #include "keyd/volume.h"
 
-enum { O_KEEP = 256, O_RETIRE, O_JSON, O_ROTATE, O_KEYS };
+enum { O_KEEP = 256, O_RETIRE, O_JSON, O_ROTATE };
 
 /* --rotate: right after the commit, re-encrypt under a fresh volume key, so
  * the previous version's keys (and any header copy holding them) open
@@ -45,7 +45,7 @@ static int run_commit(int argc, char **argv)
 		{"retire-previous", no_argument, NULL, O_RETIRE},
 		{"json", no_argument, NULL, O_JSON},
 		{"rotate", no_argument, NULL, O_ROTATE},
-		{"release-keys", required_argument, NULL, O_KEYS},
+		PENDING_LONGOPTS,
 		BACKEND_LONGOPTS,
 		{0},
 	};
@@ -53,8 +53,7 @@ static int run_commit(int argc, char **argv)
 	struct kd_backend_opts bo = {0};
 	struct kd_commit_result res;
 	struct kd_backend *b = NULL;
-	struct kd_release_keys *keys = NULL;
-	const char *keys_path = NULL;
+	struct pending_opts po = {0};
 	bool json = false, have_pol = false, rotate = false;
 	int c, r;
 
@@ -69,8 +68,11 @@ static int run_commit(int argc, char **argv)
 			break;
 		case O_JSON: json = true; break;
 		case O_ROTATE: rotate = true; break;
-		case O_KEYS: keys_path = optarg; break;
 		default:
+			if ((r = pending_opts_handle(c, optarg, &po)) < 0)
+				return EXIT_USAGE;
+			if (r == 1)
+				break;
 			r = backend_opts_handle(c, optarg, &bo);
 			if (r < 0)
 				return EXIT_USAGE;
@@ -80,22 +82,20 @@ static int run_commit(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("commit needs DEVICE");
-	if (keys_path) {
-		r = kd_release_keys_load(keys_path, &keys);
-		if (r)
-			goto out;
-	}
+	r = pending_opts_finish(&po);
+	if (r)
+		goto out;
 	r = kd_backend_open(&bo, &b);
 	if (r)
 		goto out;
-	r = kd_handoff_commit(argv[optind], b, keys, pol, &res);
+	r = kd_handoff_commit(argv[optind], b, &po.pol, pol, &res);
 	if (r)
 		goto out;
 	if (rotate)
 		r = rotate_after_commit(argv[optind], b);
 out:
 	kd_backend_close(b);
-	kd_release_keys_free(keys);
+	pending_opts_free(&po);
 	if (r)
 		return cli_refuse(r);
 	if (json) {
@@ -119,12 +119,13 @@ out:
 const struct kd_cmd cmd_commit = {
 	"commit", run_commit, "activate this launch's slot after an upgrade",
 	"Usage: keyd commit DEVICE [--keep-previous | --retire-previous] [--rotate]\n"
-	"                   [--release-keys FILE] [--backend NAME] [--sim unix:PATH] [--json]\n"
+	"                   [--release-keys FILE] [--peer-svn-floor SVN | --no-peer-svn-floor]\n"
+	"                   [--tcb-floor HEX] [--backend NAME] [--sim unix:PATH] [--json]\n"
 	"\n"
 	"Run on the new version's first real boot. Opens DEVICE with this launch's\n"
 	"key and verifies the pin (as `keyd unlock --dry-run`: for a pending slot\n"
-	"also the old version's evidence, judged with the pinned release keys,\n"
-	"default " KD_RELEASE_KEYS_DEFAULT "). Only then replaces the pending slot,\n"
+	"also the old version's evidence, judged with the release keys and floors\n"
+	"this image pins, see below). Only then replaces the pending slot,\n"
 	"whose secrets the old version made, with an active slot sealed to this\n"
 	"launch (new slot first, then the pending one is removed). Then:\n"
 	"  --keep-previous    (default) the previous active slot becomes 'retired'\n"
@@ -135,5 +136,5 @@ const struct kd_cmd cmd_commit = {
 	"  --rotate           then re-encrypt under a fresh volume key (keyd rotate\n"
 	"                     with its defaults): no earlier header, slot or escrow\n"
 	"                     share opens the data afterwards\n"
-	"\n" BACKEND_OPTS_HELP,
+	"\n" BACKEND_OPTS_HELP "\n" PENDING_OPTS_HELP,
 };

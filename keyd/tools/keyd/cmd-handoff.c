@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "keyd/backend.h"
 #include "keyd/error.h"
 #include "keyd/handoff.h"
+#include "keyd/pending.h"
 #include "keyd/report.h"
 #include "keyd/util.h"
 
@@ -22,6 +24,10 @@
 	"                         (16 hex digits, report byte order); default: the\n"       \
 	"                         manifest's min_tcb for this chip's product\n"              \
 	"  --no-tcb-floor         judge no TCB (refused without a floor otherwise)\n"       \
+	"  --peer-svn-floor SVN   the revocation floor this image pins (" KD_PEER_SVN_FLOOR_FILE \
+	")\n"                                                                                 \
+	"                         applied with the manifest's min_peer_svn (the higher\n"  \
+	"                         wins); an own manifest whose floor is higher is refused\n"\
 	"  --ark FILE             trust this ARK instead of the AMD roots (simulator)\n"    \
 	"  --timeout S            whole-handoff deadline in seconds (default 60)\n"          \
 	"  --read-timeout S       per-read timeout in seconds (default 10)\n"                \
@@ -32,7 +38,7 @@
 
 enum {
 	O_LISTEN = 256, O_CONNECT, O_DEVICE, O_MANIFEST, O_KEYS, O_FLOOR, O_ARK, O_TIMEOUT,
-	O_RTIMEOUT, O_TIMINGS, O_JSON, O_STALL, O_NOFLOOR,
+	O_RTIMEOUT, O_TIMINGS, O_JSON, O_STALL, O_NOFLOOR, O_SVNFLOOR,
 };
 
 struct args {
@@ -65,6 +71,7 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 		{"release-keys", required_argument, NULL, O_KEYS},
 		{"tcb-floor", required_argument, NULL, O_FLOOR},
 		{"no-tcb-floor", no_argument, NULL, O_NOFLOOR},
+		{"peer-svn-floor", required_argument, NULL, O_SVNFLOOR},
 		{"ark", required_argument, NULL, O_ARK},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"read-timeout", required_argument, NULL, O_RTIMEOUT},
@@ -106,6 +113,16 @@ static int parse_args(int argc, char **argv, bool serve, struct args *a)
 			a->ho.trust.has_tcb_floor = true;
 			break;
 		case O_NOFLOOR: a->ho.trust.no_tcb_floor = true; break;
+		case O_SVNFLOOR: {
+			char *end = NULL;
+			unsigned long long n = strtoull(optarg, &end, 10);
+
+			if (optarg[0] < '0' || optarg[0] > '9' || n > UINT32_MAX || *end)
+				return cli_usage_error("--peer-svn-floor needs an SVN (0..4294967295)");
+			a->ho.trust.has_peer_svn_floor = true;
+			a->ho.trust.peer_svn_floor = (uint32_t)n;
+			break;
+		}
 		case O_ARK: a->ark = optarg; break;
 		case O_TIMEOUT:
 			if (parse_seconds(optarg, &a->ho.total_timeout_ms))

@@ -5,7 +5,9 @@
  * allow-list, token for this launch, derive, keyslot, pin, then activate.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,8 +24,9 @@
 
 static const char unlock_usage[] =
 	"Usage: keyd unlock DEVICE NAME [--no-rekey] [--root-check] [--json] [--state-file FILE]\n"
-	"                   [BACKEND OPTIONS]\n"
+	"                   [BACKEND OPTIONS] [PENDING SLOT OPTIONS]\n"
 	"       keyd unlock DEVICE --dry-run [--json] [--state-file FILE] [BACKEND OPTIONS]\n"
+	"                   [PENDING SLOT OPTIONS]\n"
 	"\n"
 	"Open a keyd-sealed LUKS2 volume: check the header against the allow-list,\n"
 	"pick the keyd token of this launch, derive its key, open the keyslot\n"
@@ -46,13 +49,12 @@ static const char unlock_usage[] =
 	"  --state-file FILE      on success, write the state of the token that opened\n"
 	"                         (one word: active or pending) to FILE, for boot\n"
 	"                         scripts (a pending slot is an upgrade to commit)\n"
-	"  --release-keys FILE    keys that judge a pending handoff slot's evidence\n"
-	"                         (default " KD_RELEASE_KEYS_DEFAULT ")\n" BACKEND_OPTS_HELP
+	BACKEND_OPTS_HELP "\n" PENDING_OPTS_HELP
 	"\n"
 	"Exit status: 0 unlocked, 1 refused (one line on stderr says why), 2 usage.\n";
 
 static const char pass_usage[] =
-	"Usage: keyd passphrase DEVICE [--root-check] [BACKEND OPTIONS]\n"
+	"Usage: keyd passphrase DEVICE [--root-check] [BACKEND OPTIONS] [PENDING SLOT OPTIONS]\n"
 	"\n"
 	"Run every check of keyd unlock --dry-run (header allow-list, derive, pin)\n"
 	"and then write the keyslot passphrase of this launch to stdout, for a\n"
@@ -60,7 +62,63 @@ static const char pass_usage[] =
 	"Refuses to write it to a terminal. Nothing is logged.\n"
 	"  --root-check           first check that the root this boot switches into is\n"
 	"                         covered by the measurement (keyd root check)\n"
-	"  --release-keys FILE    as for keyd unlock\n" BACKEND_OPTS_HELP;
+	BACKEND_OPTS_HELP "\n" PENDING_OPTS_HELP;
+
+int pending_opts_handle(int opt, const char *arg, struct pending_opts *o)
+{
+	char *end = NULL;
+	unsigned long long n;
+
+	switch (opt) {
+	case PENDING_OPT_KEYS:
+		o->keys_path = arg;
+		return 1;
+	case PENDING_OPT_FLOOR:
+		if (arg[0] < '0' || arg[0] > '9' || (n = strtoull(arg, &end, 10)) > UINT32_MAX || *end) {
+			cli_usage_error("--peer-svn-floor needs an SVN (0..4294967295)");
+			return -1;
+		}
+		o->pol.has_peer_svn_floor = true;
+		o->pol.peer_svn_floor = (uint32_t)n;
+		break;
+	case PENDING_OPT_NOFLOOR:
+		o->pol.no_peer_svn_floor = true;
+		break;
+	case PENDING_OPT_TCB:
+		if (kd_tcb_parse_hex(arg, &o->pol.tcb_floor) < 0) {
+			cli_usage_error("--tcb-floor needs 16 hex digits");
+			return -1;
+		}
+		o->pol.has_tcb_floor = true;
+		return 1;
+	default:
+		return 0;
+	}
+	if (o->pol.has_peer_svn_floor && o->pol.no_peer_svn_floor) {
+		cli_usage_error("give one of --peer-svn-floor, --no-peer-svn-floor");
+		return -1;
+	}
+	return 1;
+}
+
+int pending_opts_finish(struct pending_opts *o)
+{
+	int r;
+
+	if (!o->keys_path)
+		return 0;
+	if ((r = kd_release_keys_load(o->keys_path, &o->keys)) < 0)
+		return r;
+	o->pol.keys = o->keys;
+	return 0;
+}
+
+void pending_opts_free(struct pending_opts *o)
+{
+	kd_release_keys_free(o->keys);
+	o->keys = NULL;
+	o->pol.keys = NULL;
+}
 
 /* One word and a newline, written whole: the boot scripts' machine interface. */
 static int write_state_file(const char *path, enum kd_token_state st)
@@ -83,7 +141,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 		{"json", no_argument, NULL, 'j'},
 		{"state-file", required_argument, NULL, 's'},
 		{"root-check", no_argument, NULL, 'C'},
-		{"release-keys", required_argument, NULL, 'K'},
+		PENDING_LONGOPTS,
 		BACKEND_LONGOPTS,
 		{0},
 	};
@@ -91,8 +149,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	_kd_secret_ struct kd_secret *vk = NULL, *pass = NULL;
 	struct kd_backend *b = NULL;
 	struct kd_volume *v = NULL;
-	struct kd_release_keys *keys = NULL;
-	const char *keys_path = NULL;
+	struct pending_opts po = {0};
 	struct kd_launch l;
 	struct kd_token tok;
 	struct kd_rotate_status rot;
@@ -120,11 +177,10 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 				return cli_usage_error("--state-file is an option of keyd unlock");
 			state_file = optarg;
 			break;
-		case 'K':
-			keys_path = optarg;
-			break;
 		default:
-			if (backend_opts_handle(c, optarg, &bopts) <= 0)
+			if ((r = pending_opts_handle(c, optarg, &po)) < 0)
+				return EXIT_USAGE;
+			if (r == 0 && backend_opts_handle(c, optarg, &bopts) <= 0)
 				return EXIT_USAGE;
 		}
 	}
@@ -144,14 +200,14 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	/* No state key for a root the measurement does not cover. */
 	if (root_check && (r = cli_root_check()) < 0)
 		return cli_refuse(r);
-	if (keys_path && (r = kd_release_keys_load(keys_path, &keys)) < 0)
+	if ((r = pending_opts_finish(&po)) < 0)
 		return cli_refuse(r);
 	/* Header first: a tampered header is refused before any key exists. */
 	if ((r = kd_volume_open(dev, &v)) < 0) {
-		kd_release_keys_free(keys);
+		pending_opts_free(&po);
 		return cli_refuse(r);
 	}
-	kd_volume_set_pending_opener(v, kd_pending_opener, keys);
+	kd_volume_set_pending_opener(v, kd_pending_opener, &po.pol);
 	if (kd_volume_health(v)->allow_err) {
 		r = kd_fail(kd_volume_health(v)->allow_err, "header refused: %s",
 			    kd_volume_health(v)->allow_detail);
@@ -214,7 +270,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	r = 0;
 out:
 	kd_volume_close(v);
-	kd_release_keys_free(keys);
+	pending_opts_free(&po);
 	kd_backend_close(b);
 	return r < 0 ? cli_refuse(r) : 0;
 }
