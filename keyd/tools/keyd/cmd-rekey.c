@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* keyd rekey DEVICE: TCB roll-forward after a firmware update (docs/formats.md §2). */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "backend-opts.h"
 #include "commands.h"
 #include "keyd/error.h"
 #include "keyd/recover.h"
+#include "volume-cli.h"
 
 static const char rekey_usage[] =
 	"Usage: keyd rekey DEVICE [BACKEND OPTIONS]\n"
@@ -21,22 +21,19 @@ static const char rekey_usage[] =
 
 static int run_rekey(int argc, char **argv)
 {
-	static const struct option opts[] = {BACKEND_LONGOPTS, {0}};
 	struct kd_backend_opts bopts = {0};
 	struct kd_backend *b = NULL;
 	struct kd_launch l;
 	char tcb[KD_TCB_HEX_LEN];
 	bool done = false;
-	int c, r;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
-		if (backend_opts_handle(c, optarg, &bopts) <= 0)
-			return EXIT_USAGE;
+	if ((r = backend_opts_parse(argc, argv, NULL, NULL, &bopts)))
+		return r;
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd rekey DEVICE");
 	/* The same re-key as keyd-recover rekey (keyd/recover.h). */
-	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0 ||
+	if ((r = cli_launch_open(&bopts, &b, &l)) < 0 ||
 	    (r = kd_recover_rekey(argv[optind], b, &l, &done)) < 0)
 		goto out;
 	kd_tcb_hex(l.report.committed_tcb, tcb);

@@ -1,16 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* keyd status DEVICE: tokens, header health and whether this launch can unlock. */
-#include <getopt.h>
-#include <stdio.h>
-#include <string.h>
-
-#include <json-c/json.h>
-
 #include "backend-opts.h"
 #include "commands.h"
-#include "keyd/error.h"
-#include "keyd/recover.h"
-#include "keyd/volume.h"
+#include "volume-cli.h"
 
 static const char status_usage[] =
 	"Usage: keyd status DEVICE [--json] [BACKEND OPTIONS]\n"
@@ -25,32 +17,10 @@ static const char status_usage[] =
 	"\nExit status: 0 shown (whatever the verdict), 1 not a readable LUKS2\n"
 	"volume, 2 usage.\n";
 
+/* One status for keyd and keyd-recover (keyd/recover.h). */
 static int run_status(int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, BACKEND_LONGOPTS, {0}};
-	struct kd_backend_opts bopts = {0};
-	json_object *o = NULL;
-	bool json = false;
-	int c, r;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else if (backend_opts_handle(c, optarg, &bopts) <= 0)
-			return EXIT_USAGE;
-	}
-	if (argc - optind != 1)
-		return cli_usage_error("usage: keyd status DEVICE [--json]");
-	/* One status for keyd and keyd-recover (keyd/recover.h). */
-	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)) < 0)
-		return cli_refuse(r);
-	if (json)
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	else
-		kd_recover_status_print(o, stdout);
-	json_object_put(o);
-	return 0;
+	return cli_status_run(argc, argv, "usage: keyd status DEVICE [--json]");
 }
 
 const struct kd_cmd cmd_status = {"status", run_status,

@@ -154,7 +154,7 @@ static int run_add(int argc, char **argv)
 		    (r = kd_recover_volume_key(v, files, sh, n_sh, &vk)))
 			goto out;
 		rotate = true; /* shares that were seen are spent */
-	} else if ((r = get_launch(&bopts, &b, &l)) || (r = kd_volume_get_key(v, b, &l, &vk, &tok))) {
+	} else if ((r = cli_launch_open(&bopts, &b, &l)) || (r = kd_volume_get_key(v, b, &l, &vk, &tok))) {
 		goto out;
 	}
 	if ((r = kd_escrow_add(v, vk, (unsigned)k, certs, n_adm, rotate, NULL)))
@@ -449,7 +449,7 @@ static int run_unlock(int argc, char **argv)
 		       "written)\n", kd_volume_path(v), n_sh);
 		goto out;
 	}
-	if ((r = get_launch(&bopts, &b, &l)) ||
+	if ((r = cli_launch_open(&bopts, &b, &l)) ||
 	    (r = kd_recover_unlock(dev, b, &l, files, sh, n_sh, &o, &res)))
 		goto out;
 	kd_recover_commitment_hex(res.commitment, hex);

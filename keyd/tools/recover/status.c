@@ -2,7 +2,6 @@
 /* keyd-recover status, list and dump: read-only views of a volume. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,29 +31,7 @@ static const char usage[] =
 
 static int run(int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, BACKEND_LONGOPTS, {0}};
-	struct kd_backend_opts bopts = {0};
-	json_object *o = NULL;
-	bool json = false;
-	int c, r;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else if (backend_opts_handle(c, optarg, &bopts) <= 0)
-			return EXIT_USAGE;
-	}
-	if (argc - optind != 1)
-		return cli_usage_error("usage: keyd-recover status DEVICE [--json]");
-	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)))
-		return cli_refuse(r);
-	if (json)
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	else
-		kd_recover_status_print(o, stdout);
-	json_object_put(o);
-	return 0;
+	return cli_status_run(argc, argv, "usage: keyd-recover status DEVICE [--json]");
 }
 
 const struct kd_cmd cmd_status = {"status", run,
@@ -74,15 +51,12 @@ static const char list_usage[] =
 
 static int run_list(int argc, char **argv)
 {
-	static const struct option opts[] = {BACKEND_LONGOPTS, {0}};
 	struct kd_backend_opts bopts = {0};
 	json_object *o = NULL;
-	int c, r;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
-		if (backend_opts_handle(c, optarg, &bopts) <= 0)
-			return EXIT_USAGE;
+	if ((r = backend_opts_parse(argc, argv, NULL, NULL, &bopts)))
+		return r;
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd-recover list DEVICE");
 	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)))
