@@ -270,6 +270,18 @@ START_TEST(typed_accessors)
 	ck_assert_int_eq(kd_lj_str(NULL, "x", "s", &str), KD_ETAMPER);
 	ck_assert_int_eq(kd_lj_len(json_object_object_get(o, "a")), 0);
 	ck_assert_ptr_null(kd_lj_elem_str(json_object_object_get(o, "bad"), 0));
+	/* Strict formats: the first member outside the list, or none. */
+	{
+		json_object *small = json_tokener_parse("{\"type\":\"keyd\",\"extra\":1}");
+		static const char *const both[] = {"type", "extra"}, *const one[] = {"type"};
+
+		ck_assert_ptr_nonnull(small);
+		ck_assert_ptr_null(kd_lj_unknown_key(small, both, 2));
+		ck_assert_str_eq(kd_lj_unknown_key(small, one, 1), "extra");
+		ck_assert_str_eq(kd_lj_unknown_key(small, both, 0), "type");
+		ck_assert_ptr_null(kd_lj_unknown_key(json_object_object_get(o, "a"), one, 1));
+		json_object_put(small);
+	}
 	json_object_put(o);
 }
 END_TEST

@@ -70,6 +70,14 @@ int kd_lj_id_set(json_object *o, const char *where, const char *key, uint32_t *r
 /* String value of an element of an array kd_lj_str_array returned. */
 const char *kd_lj_elem_str(json_object *arr, size_t i);
 
+/*
+ * The first member of object o whose name is not one of keys[0..n-1], or NULL
+ * when every member is one of them (or o is not an object). For the strict
+ * formats, which refuse a member they do not define; the caller words the
+ * refusal.
+ */
+const char *kd_lj_unknown_key(json_object *o, const char *const *keys, size_t n);
+
 /* Whether o is an object with member key (of any type, null included). */
 bool kd_lj_has(json_object *o, const char *key);
 

@@ -196,6 +196,22 @@ const char *kd_lj_elem_str(json_object *arr, size_t i)
 	return json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
 }
 
+const char *kd_lj_unknown_key(json_object *o, const char *const *keys, size_t n)
+{
+	if (!json_object_is_type(o, json_type_object))
+		return NULL;
+	json_object_object_foreach(o, key, val) {
+		size_t i = 0;
+
+		(void)val;
+		while (i < n && strcmp(key, keys[i]))
+			i++;
+		if (i == n)
+			return key;
+	}
+	return NULL;
+}
+
 bool kd_lj_has(json_object *o, const char *key)
 {
 	return json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, NULL);
