@@ -107,4 +107,14 @@ int kd_sim_write_frame(int fd, int step_ms, uint16_t type, uint32_t id, const vo
 enum kd_sim_transport { KD_SIM_UNIX = 1, KD_SIM_SERIAL = 2 };
 int kd_sim_addr_parse(const char *addr, enum kd_sim_transport *ret_kind, const char **ret_path);
 
+/*
+ * Open the serial channel PATH (a virtio-serial port, or a pty in tests)
+ * read-write, close-on-exec, never as a controlling terminal, with
+ * extra_flags (O_NONBLOCK for a side that polls); a tty is switched to raw
+ * mode, since a line discipline would mangle binary frames. Every end of
+ * the channel opens it this way. Returns the fd, or -1 with errno set (the
+ * caller names what it could not open).
+ */
+int kd_sim_serial_open(const char *path, int extra_flags);
+
 #endif

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -54,18 +53,9 @@ static int sim_connect(const char *addr, struct sim_priv *p)
 		p->serial = false;
 		return 0;
 	}
-	fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	fd = kd_sim_serial_open(path, O_NONBLOCK);
 	if (fd < 0)
 		return kd_fail(KD_EIO, "cannot open simulator port %s: %s", path, strerror(errno));
-	if (isatty(fd)) {
-		struct termios t;
-
-		/* A tty line discipline would mangle binary frames. */
-		if (tcgetattr(fd, &t) == 0) {
-			cfmakeraw(&t);
-			(void)tcsetattr(fd, TCSANOW, &t);
-		}
-	}
 	p->fd = fd;
 	p->serial = true;
 	return 0;

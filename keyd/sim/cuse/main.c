@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/uio.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <cuse_lowlevel.h>
@@ -90,18 +89,10 @@ static int link_fw(void *ctx, uint16_t type, const void *req, size_t len, uint8_
 
 static int link_open(const char *path, struct link *l)
 {
-	int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	int fd = kd_sim_serial_open(path, O_NONBLOCK);
 
 	if (fd < 0)
 		return kd_fail(KD_EIO, "cannot open %s: %s", path, strerror(errno));
-	if (isatty(fd)) {
-		struct termios t;
-
-		if (tcgetattr(fd, &t) == 0) {
-			cfmakeraw(&t);
-			(void)tcsetattr(fd, TCSANOW, &t);
-		}
-	}
 	if (getrandom(&l->next_id, sizeof(l->next_id), 0) != (ssize_t)sizeof(l->next_id))
 		l->next_id = (uint32_t)getpid() << 16;
 	l->fd = fd;

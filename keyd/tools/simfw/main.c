@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -330,20 +329,12 @@ static int serve_serial(struct kd_sim_fw *fw, const char *path)
 {
 	fprintf(stderr, "keyd-simfw: serving on serial:%s\n", path);
 	for (;;) {
-		int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		int fd = kd_sim_serial_open(path, 0);
 		struct timespec pause = {0, 200 * 1000 * 1000};
 		int r;
 
 		if (fd < 0)
 			return kd_fail(KD_EIO, "cannot open %s: %s", path, strerror(errno));
-		if (isatty(fd)) {
-			struct termios t;
-
-			if (tcgetattr(fd, &t) == 0) {
-				cfmakeraw(&t);
-				(void)tcsetattr(fd, TCSANOW, &t);
-			}
-		}
 		r = kd_sim_serve_fd(fw, fd, true, log_request, fw);
 		if (r < 0)
 			fprintf(stderr, "keyd-simfw: serial channel: %s\n", kd_err_detail(r));
