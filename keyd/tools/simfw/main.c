@@ -35,6 +35,24 @@ static int need_state(void)
 	return 0;
 }
 
+/*
+ * After a command's options: no operand follows, --state was given, and
+ * (ret not NULL) the chip is loaded from it. 0, or the exit code of the
+ * usage error or refusal (already printed).
+ */
+static int chip_args(int argc, char **argv, struct kd_sim_chip **ret)
+{
+	int r;
+
+	if (optind != argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if ((r = need_state()) != 0)
+		return r;
+	if (ret && (r = kd_sim_chip_load(state_dir, ret)) < 0)
+		return cli_refuse(r);
+	return 0;
+}
+
 static int parse_tcb(const char *s, uint64_t *ret)
 {
 	if (kd_tcb_parse_hex(s, ret) < 0)
@@ -78,9 +96,7 @@ static int run_init(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if ((r = need_state()) != 0)
+	if ((r = chip_args(argc, argv, NULL)) != 0)
 		return r;
 	if ((r = kd_sim_chip_init(state_dir, &o)) < 0)
 		return cli_refuse(r);
@@ -130,14 +146,11 @@ static int run_certs(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if (!out)
+	/* An unexpected operand is named before a missing --out. */
+	if (optind == argc && !out)
 		return cli_usage_error("--out DIR is required");
-	if ((r = need_state()) != 0)
+	if ((r = chip_args(argc, argv, &chip)) != 0)
 		return r;
-	if ((r = kd_sim_chip_load(state_dir, &chip)) < 0)
-		return cli_refuse(r);
 	if (!have_tcb)
 		tcb = kd_sim_chip_current_tcb(chip);
 	if (mkdir(out, 0755) < 0 && errno != EEXIST) {
@@ -218,12 +231,8 @@ static int run_tcb(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if ((r = need_state()) != 0)
+	if ((r = chip_args(argc, argv, &chip)) != 0)
 		return r;
-	if ((r = kd_sim_chip_load(state_dir, &chip)) < 0)
-		return cli_refuse(r);
 	if (set_cur || set_com) {
 		r = kd_sim_chip_set_tcb(chip, set_cur ? cur : kd_sim_chip_current_tcb(chip),
 					set_com ? com : kd_sim_chip_committed_tcb(chip));
@@ -249,12 +258,8 @@ static int run_show(int argc, char **argv)
 			return EXIT_USAGE;
 		json = true;
 	}
-	if (optind != argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if ((r = need_state()) != 0)
+	if ((r = chip_args(argc, argv, &chip)) != 0)
 		return r;
-	if ((r = kd_sim_chip_load(state_dir, &chip)) < 0)
-		return cli_refuse(r);
 	print_state(chip, json);
 	kd_sim_chip_free(chip);
 	return 0;
