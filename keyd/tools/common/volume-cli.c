@@ -25,7 +25,7 @@ int cli_launch_open(const struct kd_backend_opts *o, struct kd_backend **b, stru
 	return kd_launch_get(*b, l);
 }
 
-int cli_status_run(int argc, char **argv, const char *usage)
+int cli_status_run(int argc, char **argv)
 {
 	struct kd_backend_opts bopts = {0};
 	json_object *o = NULL;
@@ -35,7 +35,7 @@ int cli_status_run(int argc, char **argv, const char *usage)
 	if ((r = backend_opts_parse(argc, argv, "json", &json, &bopts)))
 		return r;
 	if (argc - optind != 1)
-		return cli_usage_error("%s", usage);
+		return cli_usage_error("usage: %s status DEVICE [--json]", cli_prog);
 	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)) < 0)
 		return cli_refuse(r);
 	if (json)
@@ -44,4 +44,29 @@ int cli_status_run(int argc, char **argv, const char *usage)
 		kd_recover_status_print(o, stdout);
 	json_object_put(o);
 	return 0;
+}
+
+int cli_rekey_run(int argc, char **argv)
+{
+	struct kd_backend_opts bopts = {0};
+	struct kd_backend *b = NULL;
+	struct kd_launch l;
+	char tcb[KD_TCB_HEX_LEN];
+	bool done = false;
+	int r;
+
+	if ((r = backend_opts_parse(argc, argv, NULL, NULL, &bopts)))
+		return r;
+	if (argc - optind != 1)
+		return cli_usage_error("usage: %s rekey DEVICE", cli_prog);
+	if ((r = cli_launch_open(&bopts, &b, &l)) < 0 ||
+	    (r = kd_recover_rekey(argv[optind], b, &l, &done)) < 0)
+		goto out;
+	kd_tcb_hex(l.report.committed_tcb, tcb);
+	printf("%s: %s (committed TCB %s)\n", argv[optind],
+	       done ? "re-keyed at the committed TCB; old slot retired" : "already sealed at the committed TCB",
+	       tcb);
+out:
+	kd_backend_close(b);
+	return r < 0 ? cli_refuse(r) : 0;
 }

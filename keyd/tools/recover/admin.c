@@ -13,40 +13,11 @@
 
 /* ---------------------------------------------------------------- rekey */
 
-static const char rekey_usage[] =
-	"Usage: keyd-recover rekey DEVICE [BACKEND OPTIONS]\n"
-	"\n"
-	"TCB roll-forward by hand, after a firmware update: open the volume through\n"
-	"this launch's keyd slot (allow-list, pin), add a slot sealed at the\n"
-	"committed TCB, then retire the old one (add first, remove after). For a\n"
-	"launch that has no slot at all (new chip, lost binding) use\n"
-	"keyd-recover unlock --share instead.\n" BACKEND_OPTS_HELP
-	"\nExit status: 0 re-keyed or nothing to do, 1 refused, 2 usage.\n";
-
-static int run_rekey(int argc, char **argv)
-{
-	struct kd_backend_opts bopts = {0};
-	struct kd_backend *b = NULL;
-	struct kd_launch l;
-	bool done = false;
-	int r;
-
-	if ((r = backend_opts_parse(argc, argv, NULL, NULL, &bopts)))
-		return r;
-	if (argc - optind != 1)
-		return cli_usage_error("usage: keyd-recover rekey DEVICE");
-	if ((r = cli_launch_open(&bopts, &b, &l)) || (r = kd_recover_rekey(argv[optind], b, &l, &done)))
-		goto out;
-	printf("%s: %s\n", argv[optind],
-	       done ? "re-keyed at the committed TCB; the old slot is retired"
-		    : "already sealed at the committed TCB; nothing to do");
-out:
-	kd_backend_close(b);
-	return r ? cli_refuse(r) : 0;
-}
-
-const struct kd_cmd cmd_rekey = {"rekey", run_rekey, "TCB roll-forward of this launch's slot",
-				 rekey_usage};
+/* The rekey command keyd has too (volume-cli.h). */
+const struct kd_cmd cmd_rekey = {
+	"rekey", cli_rekey_run, "TCB roll-forward of this launch's slot",
+	"Usage: keyd-recover rekey DEVICE [BACKEND OPTIONS]\n" CLI_REKEY_HELP,
+};
 
 /* ---------------------------------------------------------------- retire */
 

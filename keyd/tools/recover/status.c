@@ -13,29 +13,11 @@
 #include "keyd/header.h"
 #include "recover.h"
 
-static const char usage[] =
-	"Usage: keyd-recover status DEVICE [--json] [BACKEND OPTIONS]\n"
-	"\n"
-	"Everything an admin needs in one screen: the volume, the health of both\n"
-	"LUKS2 header copies and the allow-list verdict, every keyslot with what\n"
-	"describes it (keyd token and state, escrow, or nothing), every keyd token\n"
-	"with the measurement, chip (this chip or another), TCB, label and time it\n"
-	"is sealed to, pending handoffs, the escrow (threshold, commitment, admin\n"
-	"certificate fingerprints), whether the current launch can unlock (and a\n"
-	"reason code if not), and a verdict in words: what can open the volume now\n"
-	"and what to do next. Reads only; writes nothing.\n"
-	"\n"
-	"  --json                 machine-readable output (schema: keyd-recover(8))\n" BACKEND_OPTS_HELP
-	"\nExit status: 0 shown (whatever the verdict), 1 not a readable LUKS2\n"
-	"volume, 2 usage.\n";
-
-static int run(int argc, char **argv)
-{
-	return cli_status_run(argc, argv, "usage: keyd-recover status DEVICE [--json]");
-}
-
-const struct kd_cmd cmd_status = {"status", run,
-				  "everything about a volume, and what to do next", usage};
+/* The status command keyd has too (volume-cli.h). */
+const struct kd_cmd cmd_status = {
+	"status", cli_status_run, "everything about a volume, and what to do next",
+	"Usage: keyd-recover status DEVICE [--json] [BACKEND OPTIONS]\n" CLI_STATUS_HELP,
+};
 
 /* ---------------------------------------------------------------- list */
 
