@@ -170,6 +170,52 @@ int kd_sim_write_frame(int fd, int step_ms, uint16_t type, uint32_t id, const vo
 	return r;
 }
 
+/* Drop whatever an earlier, abandoned exchange left on a serial line. */
+static void drain(int fd)
+{
+	uint8_t junk[512];
+
+	while (read(fd, junk, sizeof(junk)) > 0)
+		;
+}
+
+int kd_sim_request(int fd, bool serial, int first_ms, int step_ms, uint16_t type, uint32_t id,
+		   const void *req, size_t len, uint8_t **ret, size_t *ret_len)
+{
+	struct kd_sim_hdr h;
+	uint8_t *rsp = NULL;
+	int r;
+
+	if (serial)
+		drain(fd);
+	if ((r = kd_sim_write_frame(fd, step_ms, type, id, req, len)) < 0)
+		return r;
+	for (int stale = 0;; stale++) {
+		if ((r = kd_sim_read_frame(fd, first_ms, step_ms, serial, &h, &rsp)) < 0)
+			return r;
+		if (h.id == id)
+			break;
+		free(rsp);
+		rsp = NULL;
+		if (!serial || stale >= KD_SIM_MAX_STALE)
+			return kd_fail(KD_EPROTO, "keyd-simfw answered another request");
+	}
+	if (h.type == KD_SIM_RSP_ERROR) {
+		uint32_t why = h.len == 4 ? kd_get_le32(rsp) : 0;
+
+		free(rsp);
+		return kd_fail(KD_EPROTO, "keyd-simfw rejected the request: %s",
+			       kd_strerror(-(int)why));
+	}
+	if (h.type != (type | KD_SIM_RSP)) {
+		free(rsp);
+		return kd_fail(KD_EPROTO, "keyd-simfw answered with type %u to type %u", h.type, type);
+	}
+	*ret = rsp;
+	*ret_len = h.len;
+	return 0;
+}
+
 int kd_sim_addr_parse(const char *addr, enum kd_sim_transport *ret_kind, const char **ret_path)
 {
 	if (!addr)
