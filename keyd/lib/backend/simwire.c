@@ -47,7 +47,7 @@ int kd_sim_hdr_parse(const uint8_t *buf, size_t len, struct kd_sim_hdr *ret)
 	return 0;
 }
 
-/* Wait at most ms for fd to become ready for events (POLLIN: "read", POLLOUT: "write"). */
+/* Wait at most ms for fd to be ready for events (POLLIN: a read, POLLOUT: a write). */
 static int wait_ready(int fd, short events, int ms)
 {
 	struct pollfd p = {.fd = fd, .events = events};
@@ -209,7 +209,8 @@ int kd_sim_request(int fd, bool serial, int first_ms, int step_ms, uint16_t type
 	}
 	if (h.type != (type | KD_SIM_RSP)) {
 		free(rsp);
-		return kd_fail(KD_EPROTO, "keyd-simfw answered with type %u to type %u", h.type, type);
+		return kd_fail(KD_EPROTO, "keyd-simfw answered with type %u to type %u", h.type,
+			       type);
 	}
 	*ret = rsp;
 	*ret_len = h.len;

@@ -126,7 +126,8 @@ static int check_segment(json_object *seg)
 {
 	json_object *f = NULL;
 
-	if (!json_object_is_type(seg, json_type_object) || !streq(kd_lj_peek_str(seg, "type"), "crypt"))
+	if (!json_object_is_type(seg, json_type_object) ||
+	    !streq(kd_lj_peek_str(seg, "type"), "crypt"))
 		return view_fail("a segment is not of type crypt");
 	if (!streq(kd_lj_peek_str(seg, "encryption"), SEG_CIPHER))
 		return view_fail("a segment cipher is not " SEG_CIPHER " (cipher_null header attack?)");
@@ -167,9 +168,11 @@ static int check_reencrypt_keyslot(json_object *ks, json_object *config)
 	json_object *area = kd_lj_peek(ks, "area", json_type_object);
 	uint64_t json_size = 0, ks_size = 0, off = 0, len = 0, hdr;
 
-	if (!streq(kd_lj_peek_str(ks, "mode"), "reencrypt") || !streq(kd_lj_peek_str(ks, "direction"), "forward"))
+	if (!streq(kd_lj_peek_str(ks, "mode"), "reencrypt") ||
+	    !streq(kd_lj_peek_str(ks, "direction"), "forward"))
 		return view_fail("the reencrypt keyslot is not a forward re-encryption");
-	if (!area || (!streq(kd_lj_peek_str(area, "type"), "journal") && !streq(kd_lj_peek_str(area, "type"), "checksum")))
+	if (!area || (!streq(kd_lj_peek_str(area, "type"), "journal") &&
+		      !streq(kd_lj_peek_str(area, "type"), "checksum")))
 		return view_fail("resilience is neither journal nor checksum");
 	if (kd_luks2_u64(config, "json_size", &json_size) ||
 	    kd_luks2_u64(config, "keyslots_size", &ks_size) || kd_luks2_u64(area, "offset", &off) ||
@@ -313,7 +316,8 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 	json_object_object_foreach(keyslots, kid2, ks2) {
 		json_object *c = NULL;
 
-		if (!streq(kd_lj_peek_str(ks2, "type"), "reencrypt") && !json_object_deep_copy(ks2, &c, NULL))
+		if (!streq(kd_lj_peek_str(ks2, "type"), "reencrypt") &&
+		    !json_object_deep_copy(ks2, &c, NULL))
 			json_object_object_add(vks, kid2, c);
 	}
 	{
@@ -388,7 +392,8 @@ int kd_rotate_status_of(json_object *meta, const char *path, struct kd_rotate_st
 		(void)kid;
 		if (streq(kd_lj_peek_str(ks, "type"), "reencrypt"))
 			snprintf(s.resilience, sizeof(s.resilience), "%s",
-				 kd_lj_peek_str(kd_lj_peek(ks, "area", json_type_object), "type") ?: "?");
+				 kd_lj_peek_str(kd_lj_peek(ks, "area", json_type_object), "type")
+					 ?: "?");
 	}
 	json_object_object_foreach(segs, sid, seg) {
 		if (has_flag(seg, "backup-final") || (s.phase == KD_ROTATE_PREPARED && !strcmp(sid, "0"))) {
@@ -657,7 +662,8 @@ static json_object *final_meta(json_object *meta, uint32_t fresh)
 	json_object_object_foreach(jobj(meta, "keyslots"), kid, k) {
 		json_object *c = NULL;
 
-		if (kd_lj_peek_id(kid) >= 0 && (fresh & (1u << kd_lj_peek_id(kid))) && !json_object_deep_copy(k, &c, NULL))
+		if (kd_lj_peek_id(kid) >= 0 && (fresh & (1u << kd_lj_peek_id(kid))) &&
+		    !json_object_deep_copy(k, &c, NULL))
 			json_object_object_add(ks, kid, c);
 	}
 	json_object_object_foreach(jobj(meta, "segments"), sid, seg) {
@@ -783,8 +789,8 @@ static int finalize_by_hand(const char *path)
 		uint64_t off = 0, len = 0;
 		static const uint8_t z[4096];
 
-		if (kd_lj_peek_id(kid) < 0 || (fresh & (1u << kd_lj_peek_id(kid))) || kd_luks2_u64(area, "offset", &off) ||
-		    kd_luks2_u64(area, "size", &len))
+		if (kd_lj_peek_id(kid) < 0 || (fresh & (1u << kd_lj_peek_id(kid))) ||
+		    kd_luks2_u64(area, "offset", &off) || kd_luks2_u64(area, "size", &len))
 			continue;
 		for (uint64_t o = 0; o < len; o += sizeof(z)) {
 			size_t n = len - o < sizeof(z) ? (size_t)(len - o) : sizeof(z);
@@ -1316,7 +1322,8 @@ const char *kd_rotate_keyslot_role(json_object *meta, int keyslot)
 	if (kd_rotate_phase_of(meta) == KD_ROTATE_NONE || keyslot < 0 || keyslot >= MAX_IDS)
 		return NULL;
 	snprintf(id, sizeof(id), "%d", keyslot);
-	if (!(ks = kd_lj_peek(kd_lj_peek(meta, "keyslots", json_type_object), id, json_type_object)))
+	if (!(ks = kd_lj_peek(kd_lj_peek(meta, "keyslots", json_type_object), id,
+			      json_type_object)))
 		return NULL;
 	if (streq(kd_lj_peek_str(ks, "type"), "reencrypt"))
 		return "rotation: the reencryption journal (removed when the rotation finishes)";

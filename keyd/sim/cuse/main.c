@@ -50,7 +50,7 @@ static int link_fw(void *ctx, uint16_t type, const void *req, size_t len, uint8_
 {
 	struct link *l = ctx;
 
-	/* The link is a serial line: leftovers of an exchange a killed daemon abandoned are dropped. */
+	/* A serial line: what an exchange of a killed daemon left is dropped first. */
 	return kd_sim_request(l->fd, true, LINK_FIRST_MS, LINK_STEP_MS, type, l->next_id++, req, len,
 			      ret, ret_len);
 }

@@ -64,7 +64,8 @@ int cli_rekey_run(int argc, char **argv)
 		goto out;
 	kd_tcb_hex(l.report.committed_tcb, tcb);
 	printf("%s: %s (committed TCB %s)\n", argv[optind],
-	       done ? "re-keyed at the committed TCB; old slot retired" : "already sealed at the committed TCB",
+	       done ? "re-keyed at the committed TCB; old slot retired"
+		    : "already sealed at the committed TCB",
 	       tcb);
 out:
 	kd_backend_close(b);
