@@ -88,7 +88,8 @@ SIM_CPPFLAGS := -Ikeyd/sim/include
 
 CLI_COMMON := $(sort $(wildcard keyd/tools/common/*.c))
 KEYD_SRCS := $(sort $(wildcard keyd/tools/keyd/*.c)) $(CLI_COMMON)
-SIMFW_SRCS := $(sort $(wildcard keyd/tools/simfw/*.c)) $(CLI_COMMON)
+# keyd-simfw has no volumes: it links no volume-cli.c (the volume tools' shared code).
+SIMFW_SRCS := $(sort $(wildcard keyd/tools/simfw/*.c)) $(filter-out %/volume-cli.c,$(CLI_COMMON))
 RECOVER_SRCS := $(sort $(wildcard keyd/tools/recover/*.c)) $(CLI_COMMON)
 PLUGIN_SRCS := $(sort $(wildcard luks-hooks/plugin/*.c))
 

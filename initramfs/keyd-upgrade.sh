@@ -124,6 +124,21 @@ keyd_upgrade_opts() {
 	return 0
 }
 
+# keyd_upgrade_handoff MANIFEST ROLE ARGS...: keyd handoff ROLE ARGS with the
+# manifest, the configured options and --timings (serve for O, receive for
+# N). Its lines go to the log; a refusal's as errors, returning 1.
+keyd_upgrade_handoff() {
+	_uh_mf=$1
+	shift
+	# shellcheck disable=SC2046 # option list, split on purpose
+	if ! _uh_out=$("$KEYD" handoff "$@" --manifest "$_uh_mf" $(keyd_upgrade_opts) --timings 2>&1); then
+		keyd_error "upgrade: handoff refused"
+		keyd_log_lines keyd_error "$_uh_out"
+		return 1
+	fi
+	keyd_log_lines keyd_log "$_uh_out"
+}
+
 # keyd_upgrade_serve [CONFIG]: O, after keyd_unlock_all. keyd serves until a
 # verified N completes or KEYD_UPGRADE_TIMEOUT passes: stray or refused
 # connections do not end it. Returns keyd's status.
@@ -146,14 +161,8 @@ keyd_upgrade_serve() {
 	_us_mf=$(keyd_upgrade_manifest) || return 1
 	keyd_net_up "$KEYD_UPGRADE_O_ADDR" || return 1
 	keyd_log "upgrade: serving${_us_devs} on $KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT"
-	# shellcheck disable=SC2046,SC2086 # option lists, split on purpose
-	if ! _us_out=$("$KEYD" handoff serve --listen "0.0.0.0:$KEYD_UPGRADE_PORT" $_us_devs \
-		--manifest "$_us_mf" $(keyd_upgrade_opts) --timings 2>&1); then
-		keyd_error "upgrade: handoff refused"
-		keyd_log_lines keyd_error "$_us_out"
-		return 1
-	fi
-	keyd_log_lines keyd_log "$_us_out"
+	# shellcheck disable=SC2086 # the --device list, split on purpose
+	keyd_upgrade_handoff "$_us_mf" serve --listen "0.0.0.0:$KEYD_UPGRADE_PORT" $_us_devs
 }
 
 # keyd_upgrade_receive: N, with no disk. O may still be booting (its address
@@ -168,14 +177,7 @@ keyd_upgrade_receive() {
 	_ur_mf=$(keyd_upgrade_manifest) || return 1
 	keyd_net_up "$KEYD_UPGRADE_N_ADDR" || return 1
 	keyd_log "upgrade: asking $KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT for a keyslot"
-	# shellcheck disable=SC2046 # option list, split on purpose
-	if ! _ur_out=$("$KEYD" handoff receive --connect "$KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT" \
-		--manifest "$_ur_mf" $(keyd_upgrade_opts) --timings 2>&1); then
-		keyd_error "upgrade: handoff refused"
-		keyd_log_lines keyd_error "$_ur_out"
-		return 1
-	fi
-	keyd_log_lines keyd_log "$_ur_out"
+	keyd_upgrade_handoff "$_ur_mf" receive --connect "$KEYD_UPGRADE_O_ADDR:$KEYD_UPGRADE_PORT"
 }
 
 # keyd_commit_pending [CONFIG]: run after the volumes are unlocked and found

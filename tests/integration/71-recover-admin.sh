@@ -158,6 +158,9 @@ R header-restore img hdr2.bak --yes >/dev/null 2>&1 || fail "restore --yes"
 R rekey img | kd_has "already sealed" || fail "rekey no-op"
 "$B/keyd-simfw" --state chip tcb --current 0300000000000973 --committed 0300000000000973 >/dev/null
 R rekey img | kd_has "re-keyed at the committed TCB" || fail "rekey"
+# keyd and keyd-recover run one rekey and one status: the same words.
+[ "$(R rekey img)" = "$("$B/keyd" rekey img)" ] || fail "keyd rekey and keyd-recover rekey differ"
+[ "$(R status img)" = "$("$B/keyd" status img)" ] || fail "keyd status and keyd-recover status differ"
 "$B/keyd" unlock img --dry-run >/dev/null || fail "unlock after rekey"
 # Stable reason codes for every cannot-unlock verdict (status --json).
 reason() { python3 -c 'import json,sys; print(json.load(sys.stdin)["launch"]["reason"])'; }

@@ -270,6 +270,41 @@ START_TEST(typed_accessors)
 	ck_assert_int_eq(kd_lj_str(NULL, "x", "s", &str), KD_ETAMPER);
 	ck_assert_int_eq(kd_lj_len(json_object_object_get(o, "a")), 0);
 	ck_assert_ptr_null(kd_lj_elem_str(json_object_object_get(o, "bad"), 0));
+	/* Strict formats: the first member outside the list, or none. */
+	{
+		json_object *small = json_tokener_parse("{\"type\":\"keyd\",\"extra\":1}");
+		static const char *const both[] = {"type", "extra"}, *const one[] = {"type"};
+
+		ck_assert_ptr_nonnull(small);
+		ck_assert_ptr_null(kd_lj_unknown_key(small, both, 2));
+		ck_assert_str_eq(kd_lj_unknown_key(small, one, 1), "extra");
+		ck_assert_str_eq(kd_lj_unknown_key(small, both, 0), "type");
+		ck_assert_ptr_null(kd_lj_unknown_key(json_object_object_get(o, "a"), one, 1));
+		json_object_put(small);
+	}
+	/* Lenient look-ups: the same types, but a mismatch is an answer, not a refusal. */
+	kd_fail(KD_ETAMPER, "earlier refusal");
+	ck_assert_ptr_eq(kd_lj_peek(o, "o", json_type_object), json_object_object_get(o, "o"));
+	ck_assert_ptr_null(kd_lj_peek(o, "s", json_type_object));
+	ck_assert_ptr_null(kd_lj_peek(o, "t", json_type_string)); /* null */
+	ck_assert_ptr_null(kd_lj_peek(NULL, "s", json_type_string));
+	ck_assert_str_eq(kd_lj_peek_str(o, "s"), "x");
+	ck_assert_ptr_null(kd_lj_peek_str(o, "e"));   /* empty */
+	ck_assert_ptr_null(kd_lj_peek_str(o, "nul")); /* embedded NUL */
+	ck_assert_ptr_null(kd_lj_peek_str(o, "n"));
+	ck_assert_int_eq(kd_lj_peek_id("31"), 31);
+	ck_assert_int_eq(kd_lj_peek_id("32"), -1);
+	ck_assert_int_eq(kd_lj_peek_id("07"), -1);
+	ck_assert_int_eq(kd_lj_peek_id("7a"), -1);
+	ck_assert_int_eq(kd_lj_peek_id(NULL), -1);
+	ck_assert(kd_lj_peek_id_set(o, "a", &m));
+	ck_assert_uint_eq(m, 0xa);
+	ck_assert(!kd_lj_peek_id_set(o, "dup", &m));
+	ck_assert(!kd_lj_peek_id_set(o, "bad", &m));
+	ck_assert(!kd_lj_peek_id_set(o, "id", &m));
+	ck_assert(!kd_lj_peek_id_set(o, "s", &m));
+	ck_assert(!kd_lj_peek_id_set(o, "absent", &m));
+	ck_assert_str_eq(kd_err_detail(KD_ETAMPER), "earlier refusal");
 	json_object_put(o);
 }
 END_TEST

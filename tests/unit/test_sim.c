@@ -533,6 +533,83 @@ START_TEST(wire_resync_on_magic)
 }
 END_TEST
 
+/* The simulator's side of one exchange: read the request, answer with these frames. */
+struct responder {
+	int fd;
+	size_t n;
+	struct {
+		uint16_t type; /* 0: the request's type | KD_SIM_RSP */
+		uint32_t id;   /* 0: the request's id */
+		const char *payload;
+	} f[3];
+};
+
+static void *respond(void *arg)
+{
+	struct responder *a = arg;
+	struct kd_sim_hdr h;
+	uint8_t *req = NULL;
+
+	if (kd_sim_read_frame(a->fd, 5000, 1000, false, &h, &req) < 0)
+		return NULL;
+	free(req);
+	for (size_t i = 0; i < a->n; i++)
+		kd_sim_write_frame(a->fd, 1000, a->f[i].type ? a->f[i].type : h.type | KD_SIM_RSP,
+				   a->f[i].id ? a->f[i].id : h.id, a->f[i].payload,
+				   strlen(a->f[i].payload));
+	return NULL;
+}
+
+static int request_answered(struct responder *a, int fd, bool serial, uint8_t **rsp, size_t *n)
+{
+	pthread_t t;
+	int r;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, respond, a), 0);
+	r = kd_sim_request(fd, serial, 5000, 1000, KD_SIM_REQ_CERTS, 7, NULL, 0, rsp, n);
+	pthread_join(t, NULL);
+	return r;
+}
+
+/*
+ * A requester takes only the answer to its own request: on a serial line the
+ * leftovers of an abandoned exchange (even one with the same id) are dropped
+ * first and answers to other ids skipped; on a stream another id, an ERROR
+ * frame or another type is a protocol error.
+ */
+START_TEST(wire_request_takes_its_own_answer)
+{
+	struct responder a = {.n = 2, .f = {{0, 6, "stale"}, {0, 0, "new"}}};
+	uint8_t *rsp = NULL;
+	size_t n = 0;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	a.fd = sv[1];
+	ck_assert_int_eq(kd_sim_write_frame(sv[1], 1000, KD_SIM_REQ_CERTS | KD_SIM_RSP, 7, "old", 3),
+			 0);
+	ck_assert_int_eq(request_answered(&a, sv[0], true, &rsp, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_mem_eq(rsp, "new", 3);
+	free(rsp);
+	a.n = 1;
+	ck_assert_int_eq(request_answered(&a, sv[0], false, &rsp, &n), KD_EPROTO);
+	ck_assert_str_eq(kd_err_detail(KD_EPROTO), "keyd-simfw answered another request");
+	a.f[0].type = KD_SIM_RSP_ERROR;
+	a.f[0].id = 0;
+	a.f[0].payload = ""; /* no reason given */
+	ck_assert_int_eq(request_answered(&a, sv[0], false, &rsp, &n), KD_EPROTO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EPROTO), "rejected the request"));
+	a.f[0].type = KD_SIM_REQ_DERIVE | KD_SIM_RSP;
+	a.f[0].payload = "x";
+	ck_assert_int_eq(request_answered(&a, sv[0], false, &rsp, &n), KD_EPROTO);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EPROTO), "answered with type"));
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(wire_handle_strict_payloads)
 {
 	struct kd_sim_launch l = base_launch();
@@ -709,6 +786,7 @@ int main(void)
 	tcase_add_test(t, tcb_update_and_rollback);
 	tcase_add_test(t, wire_header_strict);
 	tcase_add_test(t, wire_resync_on_magic);
+	tcase_add_test(t, wire_request_takes_its_own_answer);
 	tcase_add_test(t, wire_handle_strict_payloads);
 	tcase_add_test(t, addr_parse);
 	tcase_add_test(t, serve_many_clients_one_launch);

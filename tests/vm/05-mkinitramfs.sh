@@ -13,26 +13,9 @@ command -v mkinitramfs >/dev/null || fail "mkinitramfs missing (make deps-vm ins
 
 conf=$VM_WORK/mkinitramfs-conf
 keydconf=$VM_WORK/mkinitramfs-keyd
-mkdir -p "$conf/hooks" "$conf/scripts/init-premount" "$conf/scripts/local-top" \
-	"$conf/scripts/local-bottom" "$keydconf"
-cat >"$conf/initramfs.conf" <<'CONF'
-MODULES=list
-BUSYBOX=y
-KEYMAP=n
-COMPRESS=gzip
-DEVICE=
-NFSROOT=auto
-RUNSIZE=10%
-FSTYPE=ext4
-RESUME=none
-CONF
-printf '%s\n' virtio_pci virtio_blk ext4 >"$conf/modules"
-install -m 0755 "$KEYD_SRC/initramfs/initramfs-tools/hooks/keyd" "$conf/hooks/keyd"
-install -m 0755 "$KEYD_SRC/initramfs/initramfs-tools/scripts/local-top/keyd" "$conf/scripts/local-top/keyd"
+vm_mkinitramfs_conf "$conf" "$KEYD_SRC/initramfs/initramfs-tools" virtio_pci virtio_blk ext4
+mkdir -p "$conf/scripts/local-bottom" "$keydconf"
 install -m 0755 "$KEYD_SRC/tests/vm/fixtures/local-bottom-keyd-test" "$conf/scripts/local-bottom/keyd-test"
-install -m 0755 "$KEYD_SRC/tests/vm/fixtures/hook-keyd-test-sevguest" "$conf/hooks/keyd-test-sevguest"
-install -m 0755 "$KEYD_SRC/tests/vm/fixtures/init-premount-keyd-test-sevguest" \
-	"$conf/scripts/init-premount/keyd-test-sevguest"
 echo "state /dev/vda ext4 - defaults" >"$keydconf/volumes"
 echo "KEYD_TEST_SEVGUEST_PORT=/dev/virtio-ports/$VM_SIM_PORT" >"$keydconf/boot.conf"
 

@@ -150,24 +150,7 @@ FSTAB
 	# local-top script, the state volume's configuration, and the test rig's
 	# emulated /dev/sev-guest (tests/vm/fixtures, as in scenario 05).
 	local conf=$dir/conf keydconf=$dir/keydconf
-	mkdir -p "$conf/hooks" "$conf/scripts/init-premount" "$conf/scripts/local-top"
-	cat >"$conf/initramfs.conf" <<'CONF'
-MODULES=list
-BUSYBOX=y
-KEYMAP=n
-COMPRESS=gzip
-DEVICE=
-NFSROOT=auto
-RUNSIZE=10%
-FSTYPE=ext4
-RESUME=none
-CONF
-	printf '%s\n' virtio_pci virtio_blk ext4 dm_verity >"$conf/modules"
-	install -m 0755 "$dir/pkg/usr/share/initramfs-tools/hooks/keyd" "$conf/hooks/keyd"
-	install -m 0755 "$dir/pkg/usr/share/initramfs-tools/scripts/local-top/keyd" "$conf/scripts/local-top/keyd"
-	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/hook-keyd-test-sevguest" "$conf/hooks/keyd-test-sevguest"
-	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/init-premount-keyd-test-sevguest" \
-		"$conf/scripts/init-premount/keyd-test-sevguest"
+	vm_mkinitramfs_conf "$conf" "$dir/pkg/usr/share/initramfs-tools" virtio_pci virtio_blk ext4 dm_verity
 	cp "$r/etc/keyd/volumes" "$keydconf/volumes"
 	cp "$r"/etc/keyd/release-keys.json "$r"/etc/keyd/ark.pem "$r"/etc/keyd/peer-svn-floor \
 		"$keydconf/" 2>/dev/null || true

@@ -234,6 +234,35 @@ vm_initramfs() {
 		${VM_KROOT:+--modroot "$VM_KROOT"} "$@" "$KEYD_BUILD" >/dev/null
 }
 
+# An initramfs-tools configuration for mkinitramfs -d (scenario 05 and the
+# systemd GuestOS): vm_mkinitramfs_conf CONFDIR TOOLSDIR MODULE... writes
+# the initramfs.conf both use and the MODULEs to load, installs keyd's hook
+# and local-top script from TOOLSDIR (the tree's initramfs/initramfs-tools,
+# or a package's usr/share/initramfs-tools), and adds the test rig's
+# emulated /dev/sev-guest (tests/vm/fixtures).
+vm_mkinitramfs_conf() {
+	local conf=$1 tools=$2
+	shift 2
+	mkdir -p "$conf/hooks" "$conf/scripts/init-premount" "$conf/scripts/local-top"
+	cat >"$conf/initramfs.conf" <<'CONF'
+MODULES=list
+BUSYBOX=y
+KEYMAP=n
+COMPRESS=gzip
+DEVICE=
+NFSROOT=auto
+RUNSIZE=10%
+FSTYPE=ext4
+RESUME=none
+CONF
+	printf '%s\n' "$@" >"$conf/modules"
+	install -m 0755 "$tools/hooks/keyd" "$conf/hooks/keyd"
+	install -m 0755 "$tools/scripts/local-top/keyd" "$conf/scripts/local-top/keyd"
+	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/hook-keyd-test-sevguest" "$conf/hooks/keyd-test-sevguest"
+	install -m 0755 "$KEYD_SRC/tests/vm/fixtures/init-premount-keyd-test-sevguest" \
+		"$conf/scripts/init-premount/keyd-test-sevguest"
+}
+
 # A blank (all-zero) disk image of SIZE MiB.
 vm_blank_disk() {
 	rm -f "$1"

@@ -13,6 +13,11 @@
  *
  * Iterating a json object with json_object_object_foreach is only safe on a
  * value these getters returned as an object.
+ *
+ * Code that asks what shape a header has, rather than whether it may be used
+ * (the rotation's phase and progress, read beside the allow-list), uses the
+ * kd_lj_peek* look-ups instead: the same type checks, but a mismatch is an
+ * answer (NULL, -1, false), not a refusal, and sets no error detail.
  */
 #ifndef KEYD_LUKS2JSON_H
 #define KEYD_LUKS2JSON_H
@@ -69,6 +74,26 @@ int kd_lj_id_set(json_object *o, const char *where, const char *key, uint32_t *r
 
 /* String value of an element of an array kd_lj_str_array returned. */
 const char *kd_lj_elem_str(json_object *arr, size_t i);
+
+/*
+ * The first member of object o whose name is not one of keys[0..n-1], or NULL
+ * when every member is one of them (or o is not an object). For the strict
+ * formats, which refuse a member they do not define; the caller words the
+ * refusal.
+ */
+const char *kd_lj_unknown_key(json_object *o, const char *const *keys, size_t n);
+
+/*
+ * Lenient look-ups (see the top): member key of o with JSON type `type`, or
+ * NULL when o is not an object or the member is missing or of another type;
+ * a string member where kd_lj_str would give one, else NULL; the id 0..31 a
+ * string names where kd_lj_id would accept it, else -1; and an id array
+ * where kd_lj_id_set would accept it (into *ret, true), else false.
+ */
+json_object *kd_lj_peek(json_object *o, const char *key, json_type type);
+const char *kd_lj_peek_str(json_object *o, const char *key);
+int kd_lj_peek_id(const char *s);
+bool kd_lj_peek_id_set(json_object *o, const char *key, uint32_t *ret);
 
 /* Whether o is an object with member key (of any type, null included). */
 bool kd_lj_has(json_object *o, const char *key);

@@ -103,8 +103,32 @@ int kd_sim_read_frame(int fd, int first_ms, int step_ms, bool resync, struct kd_
 int kd_sim_write_frame(int fd, int step_ms, uint16_t type, uint32_t id, const void *payload,
 		       size_t len);
 
+/*
+ * One request of a requester (the guest side): on a serial channel, first
+ * drop what an abandoned exchange left (fd non-blocking); write the frame
+ * with id; read the response with that id -- on a serial channel skipping at
+ * most KD_SIM_MAX_STALE responses to other ids, on a stream none. *ret is
+ * its payload (malloc'ed, NULL when empty). Errors: those of the frame
+ * reader and writer (KD_ENOENT: the simulator closed the channel), KD_EPROTO
+ * for an ERROR frame (the reason named), an answer to another request or of
+ * another type.
+ */
+#define KD_SIM_MAX_STALE 16
+int kd_sim_request(int fd, bool serial, int first_ms, int step_ms, uint16_t type, uint32_t id,
+		   const void *req, size_t len, uint8_t **ret, size_t *ret_len);
+
 /* "unix:PATH" or "serial:PATH". KD_EINVAL otherwise. */
 enum kd_sim_transport { KD_SIM_UNIX = 1, KD_SIM_SERIAL = 2 };
 int kd_sim_addr_parse(const char *addr, enum kd_sim_transport *ret_kind, const char **ret_path);
+
+/*
+ * Open the serial channel PATH (a virtio-serial port, or a pty in tests)
+ * read-write, close-on-exec, never as a controlling terminal, with
+ * extra_flags (O_NONBLOCK for a side that polls); a tty is switched to raw
+ * mode, since a line discipline would mangle binary frames. Every end of
+ * the channel opens it this way. Returns the fd, or -1 with errno set (the
+ * caller names what it could not open).
+ */
+int kd_sim_serial_open(const char *path, int extra_flags);
 
 #endif

@@ -82,6 +82,9 @@ int kd_token_for_launch(const struct kd_launch *l, const char *label, uint32_t s
 /* The MSG_KEY_REQ a token needs. */
 void kd_token_key_req(const struct kd_token *t, struct kd_key_req *ret);
 
+/* Derive the key token t is sealed to (its MSG_KEY_REQ). Errors: kd_backend_derive's. */
+int kd_token_derive(struct kd_backend *b, const struct kd_token *t, struct kd_secret **ret);
+
 /*
  * Keyslot passphrase and pin key from a derived key (docs/formats.md §3). This is what
  * a handoff peer N computes on its side and sends to O. uuid is the LUKS2

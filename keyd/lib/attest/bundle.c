@@ -146,18 +146,12 @@ int kd_certs_from_bundle(struct kd_cert_inputs *in, const uint8_t *report, size_
 
 /* ---------------------------------------------------------------- KDS */
 
+/* KDS names a product as keyd does (kd_product_name); an unknown one has no path. */
 static const char *kds_product(enum kd_product p)
 {
-	switch (p) {
-	case KD_PRODUCT_MILAN:
-		return "Milan";
-	case KD_PRODUCT_GENOA:
-		return "Genoa";
-	case KD_PRODUCT_TURIN:
-		return "Turin";
-	default:
-		return NULL;
-	}
+	const char *name = kd_product_name(p);
+
+	return strcmp(name, "unknown") ? name : NULL;
 }
 
 int kd_kds_vcek_path(const struct kd_report *rep, enum kd_product p, char out[KD_KDS_PATH_MAX])

@@ -681,7 +681,9 @@ static void copy_checks(const struct kd_verifier *v, struct kd_verify_result *re
 	res->n = v->n_checks;
 }
 
-int kd_verifier_new(const struct kd_cert_inputs *certs, struct kd_verifier **ret, struct kd_verify_result *res)
+/* A verifier for certs, its chain checks the first ones of res (emptied first). */
+static int verifier_start(const struct kd_cert_inputs *certs, struct kd_verifier **ret,
+			  struct kd_verify_result *res)
 {
 	struct kd_verifier *v = NULL;
 	int r;
@@ -692,6 +694,17 @@ int kd_verifier_new(const struct kd_cert_inputs *certs, struct kd_verifier **ret
 	if (r < 0)
 		return r;
 	copy_checks(v, res);
+	*ret = v;
+	return 0;
+}
+
+int kd_verifier_new(const struct kd_cert_inputs *certs, struct kd_verifier **ret, struct kd_verify_result *res)
+{
+	struct kd_verifier *v = NULL;
+	int r;
+
+	if ((r = verifier_start(certs, &v, res)) < 0)
+		return r;
 	if (v->chain_err) {
 		r = kd_fail(v->chain_err, "%s", v->chain_detail);
 		kd_verifier_free(v);
@@ -995,12 +1008,8 @@ int kd_verify_chain(const struct kd_cert_inputs *certs, time_t at, struct kd_vek
 	struct checker c = {.out = res ? res->checks : NULL, .n = res ? &res->n : NULL};
 	int r;
 
-	if (res)
-		res->n = 0;
-	r = verifier_build(certs, &v);
-	if (r < 0)
+	if ((r = verifier_start(certs, &v, res)) < 0)
 		return r;
-	copy_checks(v, res);
 	if (v->chain_err) {
 		c.first_err = v->chain_err;
 		memcpy(c.first_detail, v->chain_detail, sizeof(c.first_detail));

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -21,7 +20,6 @@
 
 #define SIM_FIRST_MS 30000 /* the simulator may be making a VCEK first */
 #define SIM_STEP_MS 10000
-#define SIM_MAX_STALE 16   /* stale responses skipped on a serial line */
 
 struct sim_priv {
 	int fd;
@@ -54,73 +52,27 @@ static int sim_connect(const char *addr, struct sim_priv *p)
 		p->serial = false;
 		return 0;
 	}
-	fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	fd = kd_sim_serial_open(path, O_NONBLOCK);
 	if (fd < 0)
 		return kd_fail(KD_EIO, "cannot open simulator port %s: %s", path, strerror(errno));
-	if (isatty(fd)) {
-		struct termios t;
-
-		/* A tty line discipline would mangle binary frames. */
-		if (tcgetattr(fd, &t) == 0) {
-			cfmakeraw(&t);
-			(void)tcsetattr(fd, TCSANOW, &t);
-		}
-	}
 	p->fd = fd;
 	p->serial = true;
 	return 0;
 }
 
-/* Drop whatever an earlier, abandoned exchange left on a serial line. */
-static void drain(int fd)
-{
-	uint8_t junk[512];
-
-	while (read(fd, junk, sizeof(junk)) > 0)
-		;
-}
-
 static int exchange(struct sim_priv *p, uint16_t type, const void *req, size_t req_len,
 		    uint8_t **ret, size_t *ret_len)
 {
-	struct kd_sim_hdr h;
-	uint8_t *rsp = NULL;
 	uint32_t id;
 	int r;
 
 	if (RAND_bytes((unsigned char *)&id, sizeof(id)) != 1)
 		return kd_fail(KD_ECRYPTO, "OpenSSL: RAND_bytes failed");
-	if (p->serial)
-		drain(p->fd);
-	if ((r = kd_sim_write_frame(p->fd, SIM_STEP_MS, type, id, req, req_len)) < 0)
-		return r;
-	for (int stale = 0;; stale++) {
-		r = kd_sim_read_frame(p->fd, SIM_FIRST_MS, SIM_STEP_MS, p->serial, &h, &rsp);
-		if (r == KD_ENOENT)
-			return kd_fail(KD_EIO, "keyd-simfw closed the connection");
-		if (r < 0)
-			return r;
-		if (h.id == id)
-			break;
-		free(rsp);
-		rsp = NULL;
-		if (!p->serial || stale >= SIM_MAX_STALE)
-			return kd_fail(KD_EPROTO, "keyd-simfw answered another request");
-	}
-	if (h.type == KD_SIM_RSP_ERROR) {
-		uint32_t why = h.len == 4 ? kd_get_le32(rsp) : 0;
-
-		free(rsp);
-		return kd_fail(KD_EPROTO, "keyd-simfw rejected the request: %s",
-			       kd_strerror(-(int)why));
-	}
-	if (h.type != (type | KD_SIM_RSP)) {
-		free(rsp);
-		return kd_fail(KD_EPROTO, "keyd-simfw answered with type %u to type %u", h.type, type);
-	}
-	*ret = rsp;
-	*ret_len = h.len;
-	return 0;
+	r = kd_sim_request(p->fd, p->serial, SIM_FIRST_MS, SIM_STEP_MS, type, id, req, req_len, ret,
+			   ret_len);
+	if (r == KD_ENOENT)
+		return kd_fail(KD_EIO, "keyd-simfw closed the connection");
+	return r;
 }
 
 static int sim_derive(struct kd_backend *b, const struct kd_key_req *req, struct kd_secret **ret_key)

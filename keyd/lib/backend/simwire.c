@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The simulator wire protocol: framing, timeouts, resync. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "keyd/cursor.h"
@@ -45,22 +47,33 @@ int kd_sim_hdr_parse(const uint8_t *buf, size_t len, struct kd_sim_hdr *ret)
 	return 0;
 }
 
+/* Wait at most ms for fd to be ready for events (POLLIN: a read, POLLOUT: a write). */
+static int wait_ready(int fd, short events, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	int r;
+
+	while ((r = poll(&p, 1, ms)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		return kd_fail(KD_EIO, "poll on simulator channel: %s", strerror(errno));
+	if (r == 0)
+		return kd_fail(KD_ETIMEOUT, "simulator channel: %s timed out",
+			       events == POLLIN ? "read" : "write");
+	return 0;
+}
+
 /* Read exactly n bytes; the first waits first_ms, later ones step_ms. */
 static int read_exact(int fd, uint8_t *buf, size_t n, int first_ms, int step_ms, bool *started)
 {
 	size_t got = 0;
 
 	while (got < n) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int r = poll(&p, 1, *started ? step_ms : first_ms);
+		int r = wait_ready(fd, POLLIN, *started ? step_ms : first_ms);
 		ssize_t k;
 
-		if (r < 0 && errno == EINTR)
-			continue;
 		if (r < 0)
-			return kd_fail(KD_EIO, "poll on simulator channel: %s", strerror(errno));
-		if (r == 0)
-			return kd_fail(KD_ETIMEOUT, "simulator channel: read timed out");
+			return r;
 		k = read(fd, buf + got, n - got);
 		if (k < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -117,16 +130,11 @@ int kd_sim_read_frame(int fd, int first_ms, int step_ms, bool resync, struct kd_
 static int write_all(int fd, const uint8_t *p, size_t n, int step_ms)
 {
 	while (n) {
-		struct pollfd pf = {.fd = fd, .events = POLLOUT};
-		int r = poll(&pf, 1, step_ms);
+		int r = wait_ready(fd, POLLOUT, step_ms);
 		ssize_t k;
 
-		if (r < 0 && errno == EINTR)
-			continue;
 		if (r < 0)
-			return kd_fail(KD_EIO, "poll on simulator channel: %s", strerror(errno));
-		if (r == 0)
-			return kd_fail(KD_ETIMEOUT, "simulator channel: write timed out");
+			return r;
 		k = write(fd, p, n);
 		if (k < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -162,6 +170,53 @@ int kd_sim_write_frame(int fd, int step_ms, uint16_t type, uint32_t id, const vo
 	return r;
 }
 
+/* Drop whatever an earlier, abandoned exchange left on a serial line. */
+static void drain(int fd)
+{
+	uint8_t junk[512];
+
+	while (read(fd, junk, sizeof(junk)) > 0)
+		;
+}
+
+int kd_sim_request(int fd, bool serial, int first_ms, int step_ms, uint16_t type, uint32_t id,
+		   const void *req, size_t len, uint8_t **ret, size_t *ret_len)
+{
+	struct kd_sim_hdr h;
+	uint8_t *rsp = NULL;
+	int r;
+
+	if (serial)
+		drain(fd);
+	if ((r = kd_sim_write_frame(fd, step_ms, type, id, req, len)) < 0)
+		return r;
+	for (int stale = 0;; stale++) {
+		if ((r = kd_sim_read_frame(fd, first_ms, step_ms, serial, &h, &rsp)) < 0)
+			return r;
+		if (h.id == id)
+			break;
+		free(rsp);
+		rsp = NULL;
+		if (!serial || stale >= KD_SIM_MAX_STALE)
+			return kd_fail(KD_EPROTO, "keyd-simfw answered another request");
+	}
+	if (h.type == KD_SIM_RSP_ERROR) {
+		uint32_t why = h.len == 4 ? kd_get_le32(rsp) : 0;
+
+		free(rsp);
+		return kd_fail(KD_EPROTO, "keyd-simfw rejected the request: %s",
+			       kd_strerror(-(int)why));
+	}
+	if (h.type != (type | KD_SIM_RSP)) {
+		free(rsp);
+		return kd_fail(KD_EPROTO, "keyd-simfw answered with type %u to type %u", h.type,
+			       type);
+	}
+	*ret = rsp;
+	*ret_len = h.len;
+	return 0;
+}
+
 int kd_sim_addr_parse(const char *addr, enum kd_sim_transport *ret_kind, const char **ret_path)
 {
 	if (!addr)
@@ -177,4 +232,16 @@ int kd_sim_addr_parse(const char *addr, enum kd_sim_transport *ret_kind, const c
 		return 0;
 	}
 	return kd_fail(KD_EINVAL, "simulator address '%s' is not unix:PATH or serial:PATH", addr);
+}
+
+int kd_sim_serial_open(const char *path, int extra_flags)
+{
+	int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | extra_flags);
+	struct termios t;
+
+	if (fd >= 0 && isatty(fd) && tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t);
+		(void)tcsetattr(fd, TCSANOW, &t);
+	}
+	return fd;
 }

@@ -46,17 +46,12 @@ void kd_escrow_token_clear(struct kd_escrow_token *t)
 
 static int only_keys(json_object *o, const char *const *keys, size_t n, const char *what)
 {
+	const char *other;
+
 	if (!json_object_is_type(o, json_type_object))
 		return token_fail(KD_EMALFORMED, "%s is not a JSON object", what);
-	json_object_object_foreach(o, key, val) {
-		bool known = false;
-
-		(void)val;
-		for (size_t i = 0; i < n; i++)
-			known |= !strcmp(key, keys[i]);
-		if (!known)
-			return token_fail(KD_EMALFORMED, "unknown key \"%.32s\" in %s", key, what);
-	}
+	if ((other = kd_lj_unknown_key(o, keys, n)))
+		return token_fail(KD_EMALFORMED, "unknown key \"%.32s\" in %s", other, what);
 	for (size_t i = 0; i < n; i++)
 		if (!kd_lj_has(o, keys[i]))
 			return token_fail(KD_EMALFORMED, "missing \"%s\" in %s", keys[i], what);

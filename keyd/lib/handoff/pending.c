@@ -64,11 +64,9 @@ int kd_kex_for_token(struct kd_backend *b, const struct kd_token *t, EVP_PKEY **
 		     uint8_t ret_pub[KD_KEX_PUB_LEN])
 {
 	_kd_secret_ struct kd_secret *derived = NULL;
-	struct kd_key_req req;
 	int r;
 
-	kd_token_key_req(t, &req);
-	if ((r = kd_backend_derive(b, &req, &derived)))
+	if ((r = kd_token_derive(b, t, &derived)))
 		return r;
 	return kd_kex_from_derived(derived, ret, ret_pub);
 }

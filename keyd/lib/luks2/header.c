@@ -395,19 +395,13 @@ static int allow_sections(struct allow *a)
 {
 	static const char *const names[] = {"keyslots", "segments", "digests", "tokens", "config"};
 	json_object **dst[] = {&a->keyslots, &a->segments, &a->digests, &a->tokens, &a->config};
+	const char *other;
 	int r;
 
 	if (!json_object_is_type(a->meta, json_type_object))
 		return kd_fail(KD_ETAMPER, "LUKS2 metadata is not an object");
-	json_object_object_foreach(a->meta, top, topv) {
-		bool known = false;
-
-		(void)topv;
-		for (size_t i = 0; i < KD_ARRAY_SIZE(names); i++)
-			known |= !strcmp(top, names[i]);
-		if (!known)
-			return kd_fail(KD_ETAMPER, "LUKS2 metadata: unexpected section \"%.32s\"", top);
-	}
+	if ((other = kd_lj_unknown_key(a->meta, names, KD_ARRAY_SIZE(names))))
+		return kd_fail(KD_ETAMPER, "LUKS2 metadata: unexpected section \"%.32s\"", other);
 	for (size_t i = 0; i < KD_ARRAY_SIZE(names); i++)
 		if ((r = kd_lj_obj(a->meta, "LUKS2 metadata", names[i], dst[i])))
 			return r;
@@ -426,15 +420,13 @@ static int allow_sections(struct allow *a)
 /* Only members in `allowed` (a NULL-terminated list). */
 static int only_members(json_object *o, const char *where, const char *const *allowed)
 {
-	json_object_object_foreach(o, key, val) {
-		bool known = false;
+	const char *other;
+	size_t n = 0;
 
-		(void)val;
-		for (size_t i = 0; allowed[i]; i++)
-			known |= !strcmp(key, allowed[i]);
-		if (!known)
-			return kd_fail(KD_ETAMPER, "%s: unexpected member \"%.32s\"", where, key);
-	}
+	while (allowed[n])
+		n++;
+	if ((other = kd_lj_unknown_key(o, allowed, n)))
+		return kd_fail(KD_ETAMPER, "%s: unexpected member \"%.32s\"", where, other);
 	return 0;
 }
 

@@ -126,17 +126,28 @@ int kd_lj_u64(json_object *o, const char *where, const char *key, uint64_t *ret)
 	return 0;
 }
 
-int kd_lj_id(const char *s, const char *where, const char *what)
+/* A decimal of one or two digits without a leading zero, into *ret. */
+static bool small_decimal(const char *s, unsigned *ret)
 {
 	unsigned n = 0;
 
 	if (!s || !*s || strlen(s) > 2 || (s[0] == '0' && s[1]))
-		return kd_fail(KD_ETAMPER, "%.64s: bad %s id \"%.8s\"", where, what, s ? s : "");
+		return false;
 	for (const char *p = s; *p; p++) {
 		if (*p < '0' || *p > '9')
-			return kd_fail(KD_ETAMPER, "%.64s: bad %s id \"%.8s\"", where, what, s);
+			return false;
 		n = n * 10 + (unsigned)(*p - '0');
 	}
+	*ret = n;
+	return true;
+}
+
+int kd_lj_id(const char *s, const char *where, const char *what)
+{
+	unsigned n;
+
+	if (!small_decimal(s, &n))
+		return kd_fail(KD_ETAMPER, "%.64s: bad %s id \"%.8s\"", where, what, s ? s : "");
 	if (n >= KD_LJ_MAX_ID)
 		return kd_fail(KD_ETAMPER, "%.64s: %s id %u out of range", where, what, n);
 	return (int)n;
@@ -194,6 +205,64 @@ const char *kd_lj_elem_str(json_object *arr, size_t i)
 			 : NULL;
 
 	return json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+}
+
+const char *kd_lj_unknown_key(json_object *o, const char *const *keys, size_t n)
+{
+	if (!json_object_is_type(o, json_type_object))
+		return NULL;
+	json_object_object_foreach(o, key, val) {
+		size_t i = 0;
+
+		(void)val;
+		while (i < n && strcmp(key, keys[i]))
+			i++;
+		if (i == n)
+			return key;
+	}
+	return NULL;
+}
+
+json_object *kd_lj_peek(json_object *o, const char *key, json_type type)
+{
+	json_object *v;
+
+	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, type))
+		return NULL;
+	return v;
+}
+
+const char *kd_lj_peek_str(json_object *o, const char *key)
+{
+	json_object *v = kd_lj_peek(o, key, json_type_string);
+
+	return v && plain_string(v) ? json_object_get_string(v) : NULL;
+}
+
+int kd_lj_peek_id(const char *s)
+{
+	unsigned n;
+
+	return small_decimal(s, &n) && n < KD_LJ_MAX_ID ? (int)n : -1;
+}
+
+bool kd_lj_peek_id_set(json_object *o, const char *key, uint32_t *ret)
+{
+	json_object *a = kd_lj_peek(o, key, json_type_array);
+	uint32_t m = 0;
+
+	if (!a)
+		return false;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		int id = kd_lj_peek_id(kd_lj_elem_str(a, i));
+
+		if (id < 0 || (m & (1u << id)))
+			return false;
+		m |= 1u << id;
+	}
+	*ret = m;
+	return true;
 }
 
 bool kd_lj_has(json_object *o, const char *key)

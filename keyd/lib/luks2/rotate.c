@@ -26,47 +26,35 @@
 #include "keyd/error.h"
 #include "keyd/failpoint.h"
 #include "keyd/header.h"
+#include "keyd/luks2json.h"
 #include "keyd/rotate.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
 #define SEG_CIPHER KD_VOLUME_CIPHER "-" KD_VOLUME_CIPHER_MODE
 #define SEG_SECTOR KD_VOLUME_SECTOR_SIZE
-#define MAX_IDS 32
+#define MAX_IDS ((int)KD_LJ_MAX_ID)
 
 /* ---------------------------------------------------------------- json helpers */
 
-static json_object *jget(json_object *o, const char *key, json_type type)
-{
-	json_object *v;
-
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
-		return NULL;
-	return v;
-}
-
 /*
+ * The rotation reads the header's shape with the lenient look-ups of the
+ * typed layer (luks2json.h): a missing or mistyped member is an answer here;
+ * kd_rotate_header_view() turns the answers into refusals.
+ *
  * An object member for json_object_object_foreach, which dereferences a NULL
  * object: a missing or mistyped member of host-written JSON iterates as {}.
  */
 static json_object *jobj(json_object *o, const char *key)
 {
 	static json_object *empty;
-	json_object *v = jget(o, key, json_type_object);
+	json_object *v = kd_lj_peek(o, key, json_type_object);
 
 	if (v)
 		return v;
 	if (!empty)
 		empty = json_object_new_object();
 	return empty;
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-	json_object *v = jget(o, key, json_type_string);
-
-	return v ? json_object_get_string(v) : NULL;
 }
 
 static bool streq(const char *a, const char *b)
@@ -77,46 +65,12 @@ static bool streq(const char *a, const char *b)
 /* A segment's flags array holds flag (absent flags array: no). */
 static bool has_flag(json_object *seg, const char *flag)
 {
-	json_object *f = jget(seg, "flags", json_type_array);
+	json_object *f = kd_lj_peek(seg, "flags", json_type_array);
 
 	for (size_t i = 0; f && i < json_object_array_length(f); i++)
-		if (streq(json_object_get_string(json_object_array_get_idx(f, i)), flag))
+		if (streq(kd_lj_elem_str(f, i), flag))
 			return true;
 	return false;
-}
-
-/* Decimal id 0..31 of a JSON key or an array element; -1 if not one. */
-static int id_of(const char *s)
-{
-	int n = 0;
-
-	if (!s || !*s || strlen(s) > 2 || (s[0] == '0' && s[1]))
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		n = n * 10 + (*s - '0');
-	}
-	return n < MAX_IDS ? n : -1;
-}
-
-/* Array of id strings -> bitmask; false on anything else. */
-static bool id_mask(json_object *arr, uint32_t *ret)
-{
-	uint32_t m = 0;
-
-	if (!arr || !json_object_is_type(arr, json_type_array))
-		return false;
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *e = json_object_array_get_idx(arr, i);
-		int id = json_object_is_type(e, json_type_string) ? id_of(json_object_get_string(e)) : -1;
-
-		if (id < 0 || (m & (1u << id)))
-			return false;
-		m |= 1u << id;
-	}
-	*ret = m;
-	return true;
 }
 
 static json_object *mask_array(uint32_t m)
@@ -143,9 +97,9 @@ static int view_fail(const char *what)
 
 static bool has_requirements(json_object *meta)
 {
-	json_object *req = jget(jget(meta, "config", json_type_object), "requirements",
+	json_object *req = kd_lj_peek(kd_lj_peek(meta, "config", json_type_object), "requirements",
 				json_type_object);
-	json_object *mand = jget(req, "mandatory", json_type_array);
+	json_object *mand = kd_lj_peek(req, "mandatory", json_type_array);
 
 	return req && (json_object_object_length(req) != 1 || !mand ||
 		       json_object_array_length(mand) != 0);
@@ -172,20 +126,21 @@ static int check_segment(json_object *seg)
 {
 	json_object *f = NULL;
 
-	if (!json_object_is_type(seg, json_type_object) || !streq(jstr(seg, "type"), "crypt"))
+	if (!json_object_is_type(seg, json_type_object) ||
+	    !streq(kd_lj_peek_str(seg, "type"), "crypt"))
 		return view_fail("a segment is not of type crypt");
-	if (!streq(jstr(seg, "encryption"), SEG_CIPHER))
+	if (!streq(kd_lj_peek_str(seg, "encryption"), SEG_CIPHER))
 		return view_fail("a segment cipher is not " SEG_CIPHER " (cipher_null header attack?)");
-	if (!jget(seg, "sector_size", json_type_int) ||
-	    json_object_get_int64(jget(seg, "sector_size", json_type_int)) != SEG_SECTOR)
+	if (!kd_lj_peek(seg, "sector_size", json_type_int) ||
+	    json_object_get_int64(kd_lj_peek(seg, "sector_size", json_type_int)) != SEG_SECTOR)
 		return view_fail("a segment sector size is not 4096");
-	if (json_object_object_get_ex(seg, "integrity", NULL))
+	if (kd_lj_has(seg, "integrity"))
 		return view_fail("a segment carries integrity, which reencryption does not support");
 	if (json_object_object_get_ex(seg, "flags", &f)) {
 		if (!json_object_is_type(f, json_type_array))
 			return view_fail("segment flags are not a list");
 		for (size_t i = 0; i < json_object_array_length(f); i++) {
-			const char *s = json_object_get_string(json_object_array_get_idx(f, i));
+			const char *s = kd_lj_elem_str(f, i);
 
 			if (!streq(s, "backup-previous") && !streq(s, "backup-final") &&
 			    !streq(s, "in-reencryption"))
@@ -202,20 +157,22 @@ static bool same_layout(json_object *a, json_object *b)
 	static const char *const keys[] = {"offset", "size", "iv_tweak", "encryption"};
 
 	for (size_t i = 0; i < KD_ARRAY_SIZE(keys); i++)
-		if (!streq(jstr(a, keys[i]), jstr(b, keys[i])))
+		if (!streq(kd_lj_peek_str(a, keys[i]), kd_lj_peek_str(b, keys[i])))
 			return false;
-	return json_object_get_int64(jget(a, "sector_size", json_type_int)) ==
-	       json_object_get_int64(jget(b, "sector_size", json_type_int));
+	return json_object_get_int64(kd_lj_peek(a, "sector_size", json_type_int)) ==
+	       json_object_get_int64(kd_lj_peek(b, "sector_size", json_type_int));
 }
 
 static int check_reencrypt_keyslot(json_object *ks, json_object *config)
 {
-	json_object *area = jget(ks, "area", json_type_object);
+	json_object *area = kd_lj_peek(ks, "area", json_type_object);
 	uint64_t json_size = 0, ks_size = 0, off = 0, len = 0, hdr;
 
-	if (!streq(jstr(ks, "mode"), "reencrypt") || !streq(jstr(ks, "direction"), "forward"))
+	if (!streq(kd_lj_peek_str(ks, "mode"), "reencrypt") ||
+	    !streq(kd_lj_peek_str(ks, "direction"), "forward"))
 		return view_fail("the reencrypt keyslot is not a forward re-encryption");
-	if (!area || (!streq(jstr(area, "type"), "journal") && !streq(jstr(area, "type"), "checksum")))
+	if (!area || (!streq(kd_lj_peek_str(area, "type"), "journal") &&
+		      !streq(kd_lj_peek_str(area, "type"), "checksum")))
 		return view_fail("resilience is neither journal nor checksum");
 	if (kd_luks2_u64(config, "json_size", &json_size) ||
 	    kd_luks2_u64(config, "keyslots_size", &ks_size) || kd_luks2_u64(area, "offset", &off) ||
@@ -243,21 +200,21 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 		*ret_view = NULL;
 		return 0;
 	}
-	keyslots = jget(meta, "keyslots", json_type_object);
-	segments = jget(meta, "segments", json_type_object);
-	digests = jget(meta, "digests", json_type_object);
-	config = jget(meta, "config", json_type_object);
-	tokens = jget(meta, "tokens", json_type_object);
+	keyslots = kd_lj_peek(meta, "keyslots", json_type_object);
+	segments = kd_lj_peek(meta, "segments", json_type_object);
+	digests = kd_lj_peek(meta, "digests", json_type_object);
+	config = kd_lj_peek(meta, "config", json_type_object);
+	tokens = kd_lj_peek(meta, "tokens", json_type_object);
 	if (!keyslots || !segments || !digests || !config || !tokens)
 		return view_fail("a mandatory section is missing");
 
 	/* Keyslots: luks2 ones go to the view; at most the one reencrypt slot. */
 	json_object_object_foreach(keyslots, kid, ks) {
-		int id = id_of(kid);
+		int id = kd_lj_peek_id(kid);
 
 		if (id < 0)
 			return view_fail("bad keyslot id");
-		if (streq(jstr(ks, "type"), "reencrypt")) {
+		if (streq(kd_lj_peek_str(ks, "type"), "reencrypt")) {
 			if (phase != KD_ROTATE_RUNNING || reenc_slot >= 0)
 				return view_fail("unexpected reencrypt keyslot");
 			if ((r = check_reencrypt_keyslot(ks, config)))
@@ -268,10 +225,10 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 		}
 	}
 	if (phase == KD_ROTATE_RUNNING) {
-		req = jget(config, "requirements", json_type_object);
-		mand = jget(req, "mandatory", json_type_array);
+		req = kd_lj_peek(config, "requirements", json_type_object);
+		mand = kd_lj_peek(req, "mandatory", json_type_array);
 		mreq = mand && json_object_array_length(mand) == 1
-			       ? json_object_get_string(json_object_array_get_idx(mand, 0))
+			       ? kd_lj_elem_str(mand, 0)
 			       : NULL;
 		if (!req || json_object_object_length(req) != 1 || !mreq ||
 		    strncmp(mreq, "online-reencrypt", 16))
@@ -283,7 +240,7 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 		if (reenc_slot < 0 && !done)
 			return view_fail("no reencrypt keyslot");
 		json_object_object_foreach(segments, sid, seg) {
-			if (id_of(sid) < 0)
+			if (kd_lj_peek_id(sid) < 0)
 				return view_fail("bad segment id");
 			if ((r = check_segment(seg)))
 				return r;
@@ -291,13 +248,13 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 				if (final)
 					return view_fail("two final segments");
 				final = seg;
-				id_final = id_of(sid);
+				id_final = kd_lj_peek_id(sid);
 			}
 			if (has_flag(seg, "backup-previous")) {
 				if (prev)
 					return view_fail("two previous segments");
 				prev = seg;
-				id_prev = id_of(sid);
+				id_prev = kd_lj_peek_id(sid);
 			}
 		}
 		if (!final || (!prev && !done) || final == prev || (prev && !same_layout(final, prev)))
@@ -306,7 +263,7 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 		    (json_object_object_length(digests) != 3 && !done))
 			return view_fail("not exactly the old-key, new-key and reencrypt digests");
 	} else {
-		if (!(final = jget(segments, "0", json_type_object)) ||
+		if (!(final = kd_lj_peek(segments, "0", json_type_object)) ||
 		    json_object_object_length(segments) != 1)
 			return view_fail("a prepared rotation has exactly segment 0");
 		id_final = 0;
@@ -316,9 +273,9 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 	json_object_object_foreach(digests, did, dig) {
 		uint32_t dks = 0, segs = 0;
 
-		if (id_of(did) < 0 || !streq(jstr(dig, "type"), "pbkdf2") ||
-		    !id_mask(jget(dig, "keyslots", json_type_array), &dks) ||
-		    !id_mask(jget(dig, "segments", json_type_array), &segs))
+		if (kd_lj_peek_id(did) < 0 || !streq(kd_lj_peek_str(dig, "type"), "pbkdf2") ||
+		    !kd_lj_peek_id_set(dig, "keyslots", &dks) ||
+		    !kd_lj_peek_id_set(dig, "segments", &segs))
 			return view_fail("a digest is malformed");
 		if (reenc_slot >= 0 && dks == 1u << reenc_slot && !segs)
 			continue;
@@ -359,7 +316,8 @@ int kd_rotate_header_view(json_object *meta, json_object **ret_view)
 	json_object_object_foreach(keyslots, kid2, ks2) {
 		json_object *c = NULL;
 
-		if (!streq(jstr(ks2, "type"), "reencrypt") && !json_object_deep_copy(ks2, &c, NULL))
+		if (!streq(kd_lj_peek_str(ks2, "type"), "reencrypt") &&
+		    !json_object_deep_copy(ks2, &c, NULL))
 			json_object_object_add(vks, kid2, c);
 	}
 	{
@@ -402,7 +360,7 @@ static uint64_t data_size(const char *path, json_object *final)
 
 	if (!final || kd_luks2_u64(final, "offset", &off))
 		return 0;
-	if (!streq(jstr(final, "size"), "dynamic") && !kd_luks2_u64(final, "size", &sz))
+	if (!streq(kd_lj_peek_str(final, "size"), "dynamic") && !kd_luks2_u64(final, "size", &sz))
 		return sz;
 	if (!path || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return 0;
@@ -432,14 +390,15 @@ int kd_rotate_status_of(json_object *meta, const char *path, struct kd_rotate_st
 	}
 	json_object_object_foreach(jobj(meta, "keyslots"), kid, ks) {
 		(void)kid;
-		if (streq(jstr(ks, "type"), "reencrypt"))
+		if (streq(kd_lj_peek_str(ks, "type"), "reencrypt"))
 			snprintf(s.resilience, sizeof(s.resilience), "%s",
-				 jstr(jget(ks, "area", json_type_object), "type") ?: "?");
+				 kd_lj_peek_str(kd_lj_peek(ks, "area", json_type_object), "type")
+					 ?: "?");
 	}
 	json_object_object_foreach(segs, sid, seg) {
 		if (has_flag(seg, "backup-final") || (s.phase == KD_ROTATE_PREPARED && !strcmp(sid, "0"))) {
 			final = seg;
-			id_final = id_of(sid);
+			id_final = kd_lj_peek_id(sid);
 		}
 		s.interrupted |= has_flag(seg, "in-reencryption");
 	}
@@ -451,17 +410,17 @@ int kd_rotate_status_of(json_object *meta, const char *path, struct kd_rotate_st
 			uint32_t m = 0;
 
 			(void)did;
-			if (id_mask(jget(dig, "segments", json_type_array), &m) && id_final >= 0 &&
+			if (kd_lj_peek_id_set(dig, "segments", &m) && id_final >= 0 &&
 			    (m & (1u << id_final)))
 				new_segs = m & ~(1u << id_final);
 		}
 		json_object_object_foreach(segs, sid2, seg2) {
 			uint64_t sz = 0;
-			int id = id_of(sid2);
+			int id = kd_lj_peek_id(sid2);
 
 			if (id < 0 || !(new_segs & (1u << id)) || has_flag(seg2, "in-reencryption"))
 				continue;
-			if (streq(jstr(seg2, "size"), "dynamic"))
+			if (streq(kd_lj_peek_str(seg2, "size"), "dynamic"))
 				s.done = s.size;
 			else if (!kd_luks2_u64(seg2, "size", &sz))
 				s.done += sz;
@@ -552,14 +511,14 @@ static uint32_t new_key_slots(json_object *meta)
 
 	json_object_object_foreach(segs, sid, seg) {
 		if (has_flag(seg, "backup-final"))
-			id_final = id_of(sid);
+			id_final = kd_lj_peek_id(sid);
 	}
 	json_object_object_foreach(jobj(meta, "digests"), did, dig) {
 		uint32_t ks = 0, sg = 0;
 
 		(void)did;
-		if (!id_mask(jget(dig, "keyslots", json_type_array), &ks) ||
-		    !id_mask(jget(dig, "segments", json_type_array), &sg))
+		if (!kd_lj_peek_id_set(dig, "keyslots", &ks) ||
+		    !kd_lj_peek_id_set(dig, "segments", &sg))
 			continue;
 		if (ph == KD_ROTATE_PREPARED ? !sg
 					     : id_final >= 0 && (sg & (1u << id_final)))
@@ -590,12 +549,12 @@ static size_t list_tokens(json_object *meta, struct tok_ref *out, size_t max)
 
 	json_object_object_foreach(jobj(meta, "tokens"), tid, tok) {
 		uint32_t m = 0;
-		const char *type = jstr(tok, "type");
+		const char *type = kd_lj_peek_str(tok, "type");
 
-		if (n >= max || id_of(tid) < 0)
+		if (n >= max || kd_lj_peek_id(tid) < 0)
 			continue;
-		id_mask(jget(tok, "keyslots", json_type_array), &m);
-		out[n].id = id_of(tid);
+		kd_lj_peek_id_set(tok, "keyslots", &m);
+		out[n].id = kd_lj_peek_id(tid);
 		out[n].slots = m;
 		out[n].keyd = streq(type, KD_TOKEN_TYPE);
 		out[n].escrow = streq(type, KD_ESCROW_TOKEN_TYPE);
@@ -673,7 +632,7 @@ static bool all_data_new(json_object *meta)
 	if (kd_rotate_phase_of(meta) != KD_ROTATE_RUNNING)
 		return false;
 	json_object_object_foreach(segs, sid, seg) {
-		int id = id_of(sid);
+		int id = kd_lj_peek_id(sid);
 
 		if (id < 0 || has_flag(seg, "in-reencryption"))
 			return false;
@@ -686,7 +645,7 @@ static bool all_data_new(json_object *meta)
 		uint32_t m = 0;
 
 		(void)did;
-		if (id_mask(jget(dig, "segments", json_type_array), &m) && id_final >= 0 &&
+		if (kd_lj_peek_id_set(dig, "segments", &m) && id_final >= 0 &&
 		    (m & (1u << id_final)))
 			new_segs = m;
 	}
@@ -703,7 +662,8 @@ static json_object *final_meta(json_object *meta, uint32_t fresh)
 	json_object_object_foreach(jobj(meta, "keyslots"), kid, k) {
 		json_object *c = NULL;
 
-		if (id_of(kid) >= 0 && (fresh & (1u << id_of(kid))) && !json_object_deep_copy(k, &c, NULL))
+		if (kd_lj_peek_id(kid) >= 0 && (fresh & (1u << kd_lj_peek_id(kid))) &&
+		    !json_object_deep_copy(k, &c, NULL))
 			json_object_object_add(ks, kid, c);
 	}
 	json_object_object_foreach(jobj(meta, "segments"), sid, seg) {
@@ -719,7 +679,7 @@ static json_object *final_meta(json_object *meta, uint32_t fresh)
 		uint32_t m = 0;
 		json_object *c = NULL, *a;
 
-		if (id_mask(jget(dig, "keyslots", json_type_array), &m) && m && !(m & ~fresh) &&
+		if (kd_lj_peek_id_set(dig, "keyslots", &m) && m && !(m & ~fresh) &&
 		    !json_object_deep_copy(dig, &c, NULL)) {
 			a = json_object_new_array();
 			json_object_array_add(a, json_object_new_string("0"));
@@ -731,11 +691,11 @@ static json_object *final_meta(json_object *meta, uint32_t fresh)
 		uint32_t m = 0;
 		json_object *c = NULL;
 
-		if (id_mask(jget(tok, "keyslots", json_type_array), &m) && m && !(m & ~fresh) &&
+		if (kd_lj_peek_id_set(tok, "keyslots", &m) && m && !(m & ~fresh) &&
 		    !json_object_deep_copy(tok, &c, NULL))
 			json_object_object_add(toks, tid, c);
 	}
-	json_object_deep_copy(jget(meta, "config", json_type_object), &cfg, NULL);
+	json_object_deep_copy(kd_lj_peek(meta, "config", json_type_object), &cfg, NULL);
 	if (cfg)
 		json_object_object_del(cfg, "requirements");
 	json_object_object_add(out, "keyslots", ks);
@@ -825,12 +785,12 @@ static int finalize_by_hand(const char *path)
 	/* The old keyslots (the old key, under this launch's passphrase) and the
 	 * journal are no longer referenced: wipe them as libcryptsetup would. */
 	json_object_object_foreach(jobj(meta, "keyslots"), kid, ks) {
-		json_object *area = jget(ks, "area", json_type_object);
+		json_object *area = kd_lj_peek(ks, "area", json_type_object);
 		uint64_t off = 0, len = 0;
 		static const uint8_t z[4096];
 
-		if (id_of(kid) < 0 || (fresh & (1u << id_of(kid))) || kd_luks2_u64(area, "offset", &off) ||
-		    kd_luks2_u64(area, "size", &len))
+		if (kd_lj_peek_id(kid) < 0 || (fresh & (1u << kd_lj_peek_id(kid))) ||
+		    kd_luks2_u64(area, "offset", &off) || kd_luks2_u64(area, "size", &len))
 			continue;
 		for (uint64_t o = 0; o < len; o += sizeof(z)) {
 			size_t n = len - o < sizeof(z) ? (size_t)(len - o) : sizeof(z);
@@ -1362,9 +1322,10 @@ const char *kd_rotate_keyslot_role(json_object *meta, int keyslot)
 	if (kd_rotate_phase_of(meta) == KD_ROTATE_NONE || keyslot < 0 || keyslot >= MAX_IDS)
 		return NULL;
 	snprintf(id, sizeof(id), "%d", keyslot);
-	if (!(ks = jget(jget(meta, "keyslots", json_type_object), id, json_type_object)))
+	if (!(ks = kd_lj_peek(kd_lj_peek(meta, "keyslots", json_type_object), id,
+			      json_type_object)))
 		return NULL;
-	if (streq(jstr(ks, "type"), "reencrypt"))
+	if (streq(kd_lj_peek_str(ks, "type"), "reencrypt"))
 		return "rotation: the reencryption journal (removed when the rotation finishes)";
 	if (new_key_slots(meta) & (1u << keyslot))
 		return NULL;

@@ -63,18 +63,13 @@ _Static_assert(KD_EVIDENCE_REPORT_SIZE == KD_REPORT_SIZE, "evidence report size"
 /* Exactly these members, nothing else (the nested objects are strict too). */
 static int only_keys(json_object *o, const char *what, const char *const *keys, size_t n)
 {
+	const char *other;
+
 	if (!json_object_is_type(o, json_type_object))
 		return kd_fail(KD_EMALFORMED, "keyd token: \"%s\" is not an object", what);
-	json_object_object_foreach(o, key, val) {
-		bool known = false;
-
-		(void)val;
-		for (size_t i = 0; i < n; i++)
-			known |= !strcmp(key, keys[i]);
-		if (!known)
-			return kd_fail(KD_EMALFORMED, "keyd token: unknown key \"%.32s\" in \"%s\"", key,
-				       what);
-	}
+	if ((other = kd_lj_unknown_key(o, keys, n)))
+		return kd_fail(KD_EMALFORMED, "keyd token: unknown key \"%.32s\" in \"%s\"", other,
+			       what);
 	return 0;
 }
 
@@ -205,21 +200,15 @@ static int parse_pending(json_object *o, struct kd_token *t)
 static int parse_obj(json_object *o, struct kd_token *t)
 {
 	const char *s;
+	const char *other;
 	json_object *ks;
 	uint32_t m;
 	int r;
 
 	if (!json_object_is_type(o, json_type_object))
 		return kd_fail(KD_EMALFORMED, "keyd token: not a JSON object");
-	json_object_object_foreach(o, key, val) {
-		bool known = false;
-
-		(void)val;
-		for (size_t i = 0; i < KD_ARRAY_SIZE(token_keys); i++)
-			known |= !strcmp(key, token_keys[i]);
-		if (!known)
-			return kd_fail(KD_EMALFORMED, "keyd token: unknown key \"%.32s\"", key);
-	}
+	if ((other = kd_lj_unknown_key(o, token_keys, KD_ARRAY_SIZE(token_keys))))
+		return kd_fail(KD_EMALFORMED, "keyd token: unknown key \"%.32s\"", other);
 	if ((r = get_str(o, "type", 16, &s)))
 		return r;
 	if (strcmp(s, KD_TOKEN_TYPE))

@@ -194,6 +194,14 @@ void kd_token_key_req(const struct kd_token *t, struct kd_key_req *ret)
 	ret->tcb_version = t->tcb;
 }
 
+int kd_token_derive(struct kd_backend *b, const struct kd_token *t, struct kd_secret **ret)
+{
+	struct kd_key_req req;
+
+	kd_token_key_req(t, &req);
+	return kd_backend_derive(b, &req, ret);
+}
+
 int kd_seal_keys_from_derived(const struct kd_secret *derived, const char *uuid,
 			      struct kd_secret **ret_pass, struct kd_secret **ret_pin_key)
 {
@@ -222,11 +230,9 @@ int kd_seal_keys_for_token(struct kd_backend *b, const struct kd_token *t, const
 			   struct kd_secret **ret_pass, struct kd_secret **ret_pin_key)
 {
 	_kd_secret_ struct kd_secret *derived = NULL;
-	struct kd_key_req req;
 	int r;
 
-	kd_token_key_req(t, &req);
-	if ((r = kd_backend_derive(b, &req, &derived)))
+	if ((r = kd_token_derive(b, t, &derived)))
 		return r;
 	return kd_seal_keys_from_derived(derived, uuid, ret_pass, ret_pin_key);
 }

@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/uio.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <cuse_lowlevel.h>
@@ -37,7 +36,6 @@
 
 #define LINK_FIRST_MS 30000 /* keyd-simfw may be making a VCEK first */
 #define LINK_STEP_MS 10000
-#define LINK_MAX_STALE 16
 
 struct link {
 	int fd;
@@ -46,62 +44,23 @@ struct link {
 
 static struct sg_dev dev;
 
-/* Leftovers of an exchange a killed daemon abandoned. */
-static void drain(int fd)
-{
-	uint8_t junk[512];
-
-	while (read(fd, junk, sizeof(junk)) > 0)
-		;
-}
-
 /* One simwire exchange; called with the device lock held. */
 static int link_fw(void *ctx, uint16_t type, const void *req, size_t len, uint8_t **ret,
 		   size_t *ret_len)
 {
 	struct link *l = ctx;
-	struct kd_sim_hdr h;
-	uint8_t *rsp = NULL;
-	uint32_t id = l->next_id++;
-	int r;
 
-	drain(l->fd);
-	if ((r = kd_sim_write_frame(l->fd, LINK_STEP_MS, type, id, req, len)) < 0)
-		return r;
-	for (int stale = 0;; stale++) {
-		r = kd_sim_read_frame(l->fd, LINK_FIRST_MS, LINK_STEP_MS, true, &h, &rsp);
-		if (r < 0)
-			return r;
-		if (h.id == id)
-			break;
-		free(rsp);
-		rsp = NULL;
-		if (stale >= LINK_MAX_STALE)
-			return kd_fail(KD_EPROTO, "keyd-simfw answered other requests");
-	}
-	if (h.type != (type | KD_SIM_RSP)) {
-		free(rsp);
-		return kd_fail(KD_EPROTO, "keyd-simfw answered type %u to type %u", h.type, type);
-	}
-	*ret = rsp;
-	*ret_len = h.len;
-	return 0;
+	/* A serial line: what an exchange of a killed daemon left is dropped first. */
+	return kd_sim_request(l->fd, true, LINK_FIRST_MS, LINK_STEP_MS, type, l->next_id++, req, len,
+			      ret, ret_len);
 }
 
 static int link_open(const char *path, struct link *l)
 {
-	int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	int fd = kd_sim_serial_open(path, O_NONBLOCK);
 
 	if (fd < 0)
 		return kd_fail(KD_EIO, "cannot open %s: %s", path, strerror(errno));
-	if (isatty(fd)) {
-		struct termios t;
-
-		if (tcgetattr(fd, &t) == 0) {
-			cfmakeraw(&t);
-			(void)tcsetattr(fd, TCSANOW, &t);
-		}
-	}
 	if (getrandom(&l->next_id, sizeof(l->next_id), 0) != (ssize_t)sizeof(l->next_id))
 		l->next_id = (uint32_t)getpid() << 16;
 	l->fd = fd;

@@ -29,3 +29,20 @@ int backend_opts_handle(int opt, const char *arg, struct kd_backend_opts *o)
 		return 0;
 	}
 }
+
+int backend_opts_parse(int argc, char **argv, const char *flag, bool *flag_set,
+		       struct kd_backend_opts *o)
+{
+	/* Without a flag its entry is the table's terminator. */
+	const struct option opts[] = {BACKEND_LONGOPTS, {flag, no_argument, NULL, 'f'}, {0}};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (flag && c == 'f')
+			*flag_set = true;
+		else if (backend_opts_handle(c, optarg, o) <= 0)
+			return EXIT_USAGE;
+	}
+	return 0;
+}

@@ -5,6 +5,7 @@
 
 #include "backend-opts.h"
 #include "commands.h"
+#include "volume-cli.h"
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/recover.h"
@@ -119,7 +120,7 @@ static int run_enroll(int argc, char **argv)
 	/* No state key for a root the measurement does not cover. */
 	if (root_check && (r = cli_root_check()) < 0)
 		return cli_refuse(r);
-	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0 ||
+	if ((r = cli_launch_open(&bopts, &b, &l)) < 0 ||
 	    (r = kd_volume_enroll(argv[optind], b, &l, &eo, &redone)) < 0)
 		goto out;
 	if (n_escrow && (r = kd_escrow_enroll(argv[optind], b, &l, escrow, n_escrow,

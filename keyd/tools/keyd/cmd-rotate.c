@@ -11,6 +11,7 @@
 
 #include "backend-opts.h"
 #include "commands.h"
+#include "volume-cli.h"
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/rotate.h"
@@ -207,7 +208,7 @@ static int run_rotate(int argc, char **argv)
 	kd_escrow_rotate_hooks(&o);
 	o.progress = show_progress;
 	o.usr = &g;
-	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0 ||
+	if ((r = cli_launch_open(&bopts, &b, &l)) < 0 ||
 	    (r = kd_rotate(argv[optind], b, &l, &o, &res)) < 0)
 		goto out;
 	if (json) {

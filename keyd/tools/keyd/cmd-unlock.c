@@ -15,6 +15,7 @@
 
 #include "backend-opts.h"
 #include "commands.h"
+#include "volume-cli.h"
 #include "keyd/error.h"
 #include "keyd/manifest.h"
 #include "keyd/pending.h"
@@ -217,7 +218,7 @@ static int run_unlock_common(int argc, char **argv, bool passphrase_mode)
 	 * copies disagree, which only keyd-recover repair resolves. */
 	if (!dry && !passphrase_mode && (r = kd_header_require_agree(kd_volume_health(v))) < 0)
 		goto out;
-	if ((r = kd_backend_open(&bopts, &b)) < 0 || (r = kd_launch_get(b, &l)) < 0)
+	if ((r = cli_launch_open(&bopts, &b, &l)) < 0)
 		goto out;
 	if ((r = kd_volume_unlock_secrets(v, b, &l, &vk, &pass, &tok)) < 0)
 		goto out;

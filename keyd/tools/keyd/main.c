@@ -6,8 +6,7 @@
 #include <stdio.h>
 
 #include "commands.h"
-#include "keyd/pending.h"
-#include "keyd/volume.h"
+#include "volume-cli.h"
 
 static int run_version(int argc, char **argv)
 {
@@ -40,8 +39,5 @@ int main(int argc, char **argv)
 		{0},
 	};
 
-	kd_volume_quiet_libcryptsetup();
-	/* A pending handoff slot opens after its evidence is judged (pending.h). */
-	kd_volume_default_pending_opener(kd_pending_opener, NULL);
-	return cli_dispatch("keyd", cmds, argc, argv);
+	return cli_volume_main("keyd", cmds, argc, argv);
 }

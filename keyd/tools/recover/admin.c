@@ -13,43 +13,11 @@
 
 /* ---------------------------------------------------------------- rekey */
 
-static const char rekey_usage[] =
-	"Usage: keyd-recover rekey DEVICE [BACKEND OPTIONS]\n"
-	"\n"
-	"TCB roll-forward by hand, after a firmware update: open the volume through\n"
-	"this launch's keyd slot (allow-list, pin), add a slot sealed at the\n"
-	"committed TCB, then retire the old one (add first, remove after). For a\n"
-	"launch that has no slot at all (new chip, lost binding) use\n"
-	"keyd-recover unlock --share instead.\n" BACKEND_OPTS_HELP
-	"\nExit status: 0 re-keyed or nothing to do, 1 refused, 2 usage.\n";
-
-static int run_rekey(int argc, char **argv)
-{
-	static const struct option opts[] = {BACKEND_LONGOPTS, {0}};
-	struct kd_backend_opts bopts = {0};
-	struct kd_backend *b = NULL;
-	struct kd_launch l;
-	bool done = false;
-	int c, r;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
-		if (backend_opts_handle(c, optarg, &bopts) <= 0)
-			return EXIT_USAGE;
-	if (argc - optind != 1)
-		return cli_usage_error("usage: keyd-recover rekey DEVICE");
-	if ((r = get_launch(&bopts, &b, &l)) || (r = kd_recover_rekey(argv[optind], b, &l, &done)))
-		goto out;
-	printf("%s: %s\n", argv[optind],
-	       done ? "re-keyed at the committed TCB; the old slot is retired"
-		    : "already sealed at the committed TCB; nothing to do");
-out:
-	kd_backend_close(b);
-	return r ? cli_refuse(r) : 0;
-}
-
-const struct kd_cmd cmd_rekey = {"rekey", run_rekey, "TCB roll-forward of this launch's slot",
-				 rekey_usage};
+/* The rekey command keyd has too (volume-cli.h). */
+const struct kd_cmd cmd_rekey = {
+	"rekey", cli_rekey_run, "TCB roll-forward of this launch's slot",
+	"Usage: keyd-recover rekey DEVICE [BACKEND OPTIONS]\n" CLI_REKEY_HELP,
+};
 
 /* ---------------------------------------------------------------- retire */
 
@@ -70,8 +38,6 @@ static const char retire_usage[] =
 
 static int run_retire(int argc, char **argv)
 {
-	static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, BACKEND_LONGOPTS,
-					     {0}};
 	struct kd_backend_opts bopts = {0};
 	struct kd_backend *b = NULL;
 	struct kd_volume *v = NULL;
@@ -79,20 +45,15 @@ static int run_retire(int argc, char **argv)
 	struct kd_launch l;
 	bool force = false, have_launch;
 	uint64_t slot;
-	int c, r;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'f')
-			force = true;
-		else if (backend_opts_handle(c, optarg, &bopts) <= 0)
-			return EXIT_USAGE;
-	}
+	if ((r = backend_opts_parse(argc, argv, "force", &force, &bopts)))
+		return r;
 	if (argc - optind != 2 || kd_parse_u64(argv[optind + 1], 31, &slot))
 		return cli_usage_error("usage: keyd-recover retire DEVICE SLOT (0..31) [--force]");
 	if ((r = kd_volume_open(argv[optind], &v)))
 		return cli_refuse(r);
-	have_launch = !get_launch(&bopts, &b, &l);
+	have_launch = !cli_launch_open(&bopts, &b, &l);
 	if ((r = kd_recover_retire_plan(v, have_launch ? b : NULL, have_launch ? &l : NULL, (int)slot,
 					force, &p)) == 0)
 		r = kd_recover_retire(v, &p, force);

@@ -32,6 +32,58 @@ static int load_certs(const char *const paths[], size_t n, X509 *out[])
 	return 0;
 }
 
+/*
+ * What escrow add and unlock share: the options both take (ESCROW_LONGOPTS,
+ * parsed by escrow_opt) and what they hold until they end (job_done).
+ */
+struct escrow_job {
+	const char *admins[MAX_FILES], *files[MAX_FILES], *key, *cert;
+	size_t n_adm, n_sh;
+	uint64_t k;
+	bool json;
+	struct kd_backend_opts bopts;
+	struct kd_secret *sh[MAX_FILES];
+	X509 *certs[MAX_FILES];
+	struct kd_backend *b;
+	struct kd_volume *v;
+};
+
+#define ESCROW_LONGOPTS                                                                       \
+	{"admin", required_argument, NULL, 'a'}, {"share", required_argument, NULL, 's'},     \
+	{"threshold", required_argument, NULL, 't'}, {"key", required_argument, NULL, 'k'},   \
+	{"cert", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'}, BACKEND_LONGOPTS
+
+/* 1 if opt is one of ESCROW_LONGOPTS (stored in j), 0 if not, -1 after a usage error. */
+static int escrow_opt(int opt, const char *arg, struct escrow_job *j)
+{
+	switch (opt) {
+	case 'a':
+		return add_file("admin", arg, j->admins, &j->n_adm) ? -1 : 1;
+	case 's':
+		return add_file("share", arg, j->files, &j->n_sh) ? -1 : 1;
+	case 't':
+		if (kd_parse_u64(arg, KD_ESCROW_MAX_SHARES, &j->k) || !j->k) {
+			cli_usage_error("--threshold must be 1..%u", KD_ESCROW_MAX_SHARES);
+			return -1;
+		}
+		return 1;
+	case 'k': j->key = arg; return 1;
+	case 'c': j->cert = arg; return 1;
+	case 'j': j->json = true; return 1;
+	default: return backend_opts_handle(opt, arg, &j->bopts);
+	}
+}
+
+/* Exit code of a job that ended with r; everything it held is released. */
+static int job_done(struct escrow_job *j, int r)
+{
+	kd_recover_free_shares(j->sh, j->n_sh);
+	free_certs(j->certs, j->n_adm);
+	kd_volume_close(j->v);
+	kd_backend_close(j->b);
+	return r ? cli_refuse(r) : 0;
+}
+
 /* ---------------------------------------------------------------- escrow add */
 
 static const char add_usage[] =
@@ -93,81 +145,48 @@ static int print_escrow(const char *device, bool json)
 
 static int run_add(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"admin", required_argument, NULL, 'a'}, {"threshold", required_argument, NULL, 't'},
-		{"rotate", no_argument, NULL, 'R'},	 {"share", required_argument, NULL, 's'},
-		{"key", required_argument, NULL, 'k'},	 {"cert", required_argument, NULL, 'c'},
-		{"json", no_argument, NULL, 'j'},	 BACKEND_LONGOPTS,
-		{0},
-	};
-	const char *admins[MAX_FILES], *files[MAX_FILES], *key = NULL, *cert = NULL;
-	size_t n_adm = 0, n_sh = 0;
-	struct kd_backend_opts bopts = {0};
-	struct kd_backend *b = NULL;
-	struct kd_volume *v = NULL;
-	struct kd_secret *sh[MAX_FILES] = {0};
+	static const struct option opts[] = {{"rotate", no_argument, NULL, 'R'}, ESCROW_LONGOPTS,
+					     {0}};
+	struct escrow_job j = {0};
 	_kd_secret_ struct kd_secret *vk = NULL;
-	X509 *certs[MAX_FILES] = {0};
 	struct kd_launch l;
 	struct kd_token tok;
-	uint64_t k = 0;
-	bool rotate = false, json = false;
+	bool rotate = false;
 	int c, r;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'a':
-			if (add_file("admin", optarg, admins, &n_adm))
-				return EXIT_USAGE;
-			break;
-		case 's':
-			if (add_file("share", optarg, files, &n_sh))
-				return EXIT_USAGE;
-			break;
-		case 't':
-			if (kd_parse_u64(optarg, KD_ESCROW_MAX_SHARES, &k) || !k)
-				return cli_usage_error("--threshold must be 1..%u", KD_ESCROW_MAX_SHARES);
-			break;
-		case 'R': rotate = true; break;
-		case 'k': key = optarg; break;
-		case 'c': cert = optarg; break;
-		case 'j': json = true; break;
-		default:
-			if (backend_opts_handle(c, optarg, &bopts) <= 0)
-				return EXIT_USAGE;
-		}
+		if (c == 'R')
+			rotate = true;
+		else if (escrow_opt(c, optarg, &j) <= 0)
+			return EXIT_USAGE;
 	}
-	if (argc - optind != 1 || !n_adm || !k)
+	if (argc - optind != 1 || !j.n_adm || !j.k)
 		return cli_usage_error("usage: keyd-recover escrow add DEVICE --admin CERT "
 				       "[--admin CERT]... --threshold K");
-	if (k > n_adm)
-		return cli_usage_error("--threshold %u is above the %zu admins", (unsigned)k, n_adm);
-	if (n_sh && (!key || !cert))
+	if (j.k > j.n_adm)
+		return cli_usage_error("--threshold %u is above the %zu admins", (unsigned)j.k,
+				       j.n_adm);
+	if (j.n_sh && (!j.key || !j.cert))
 		return cli_usage_error("--share needs --key and --cert of the operator");
-	if ((r = load_certs(admins, n_adm, certs)))
+	if ((r = load_certs(j.admins, j.n_adm, j.certs)))
 		return cli_refuse(r);
-	if ((r = kd_volume_open(argv[optind], &v)))
-		goto out;
-	if (n_sh) {
-		if ((r = kd_recover_read_shares(files, n_sh, key, cert, sh)) ||
-		    (r = kd_recover_volume_key(v, files, sh, n_sh, &vk)))
-			goto out;
+	if ((r = kd_volume_open(argv[optind], &j.v)))
+		return job_done(&j, r);
+	if (j.n_sh) {
+		if ((r = kd_recover_read_shares(j.files, j.n_sh, j.key, j.cert, j.sh)) ||
+		    (r = kd_recover_volume_key(j.v, j.files, j.sh, j.n_sh, &vk)))
+			return job_done(&j, r);
 		rotate = true; /* shares that were seen are spent */
-	} else if ((r = get_launch(&bopts, &b, &l)) || (r = kd_volume_get_key(v, b, &l, &vk, &tok))) {
-		goto out;
+	} else if ((r = cli_launch_open(&j.bopts, &j.b, &l)) ||
+		   (r = kd_volume_get_key(j.v, j.b, &l, &vk, &tok))) {
+		return job_done(&j, r);
 	}
-	if ((r = kd_escrow_add(v, vk, (unsigned)k, certs, n_adm, rotate, NULL)))
-		goto out;
-	if (!json && rotate)
-		printf("%s: any previous escrow destroyed\n", kd_volume_path(v));
-	r = print_escrow(kd_volume_path(v), json);
-out:
-	kd_recover_free_shares(sh, n_sh);
-	free_certs(certs, n_adm);
-	kd_volume_close(v);
-	kd_backend_close(b);
-	return r ? cli_refuse(r) : 0;
+	if ((r = kd_escrow_add(j.v, vk, (unsigned)j.k, j.certs, j.n_adm, rotate, NULL)))
+		return job_done(&j, r);
+	if (!j.json && rotate)
+		printf("%s: any previous escrow destroyed\n", kd_volume_path(j.v));
+	return job_done(&j, print_escrow(kd_volume_path(j.v), j.json));
 }
 
 const struct kd_cmd cmd_escrow_add = {"escrow add", run_add,
@@ -368,27 +387,17 @@ static const char unlock_usage[] =
 static int run_unlock(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"share", required_argument, NULL, 's'},   {"key", required_argument, NULL, 'k'},
-		{"cert", required_argument, NULL, 'c'},	   {"label", required_argument, NULL, 'l'},
-		{"rotate-escrow", no_argument, NULL, 'R'}, {"admin", required_argument, NULL, 'a'},
-		{"threshold", required_argument, NULL, 't'}, {"dry-run", no_argument, NULL, 'n'},
-		{"check", no_argument, NULL, 'C'},	   {"json", no_argument, NULL, 'j'},
-		BACKEND_LONGOPTS,			   {0},
+		{"label", required_argument, NULL, 'l'}, {"rotate-escrow", no_argument, NULL, 'R'},
+		{"dry-run", no_argument, NULL, 'n'},	 {"check", no_argument, NULL, 'C'},
+		ESCROW_LONGOPTS,			 {0},
 	};
-	const char *files[MAX_FILES], *admins[MAX_FILES], *key = NULL, *cert = NULL;
 	struct kd_recover_unlock_opts o = {.label = "recovered"};
 	struct kd_recover_unlock_result res;
-	size_t n_sh = 0, n_adm = 0;
-	struct kd_backend_opts bopts = {0};
-	struct kd_backend *b = NULL;
-	struct kd_volume *v = NULL;
-	struct kd_secret *sh[MAX_FILES] = {0};
+	struct escrow_job j = {0};
 	_kd_secret_ struct kd_secret *vk = NULL;
-	X509 *certs[MAX_FILES] = {0};
 	struct kd_launch l;
 	char hex[2 * KD_ESCROW_COMMIT_SIZE + 1];
-	uint64_t k = 0;
-	bool rotate = false, dry = false, check = false, json = false;
+	bool rotate = false, dry = false, check = false;
 	struct stat st;
 	const char *dev;
 	int c, r;
@@ -396,31 +405,16 @@ static int run_unlock(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			if (add_file("share", optarg, files, &n_sh))
-				return EXIT_USAGE;
-			break;
-		case 'a':
-			if (add_file("admin", optarg, admins, &n_adm))
-				return EXIT_USAGE;
-			break;
-		case 'k': key = optarg; break;
-		case 'c': cert = optarg; break;
 		case 'l': o.label = optarg; break;
 		case 'R': rotate = true; break;
 		case 'n': dry = true; break;
 		case 'C': check = true; break;
-		case 'j': json = true; break;
-		case 't':
-			if (kd_parse_u64(optarg, KD_ESCROW_MAX_SHARES, &k) || !k)
-				return cli_usage_error("--threshold must be 1..%u", KD_ESCROW_MAX_SHARES);
-			break;
 		default:
-			if (backend_opts_handle(c, optarg, &bopts) <= 0)
+			if (escrow_opt(c, optarg, &j) <= 0)
 				return EXIT_USAGE;
 		}
 	}
-	if (argc - optind < 1 || argc - optind > 2 || !n_sh || !key || !cert)
+	if (argc - optind < 1 || argc - optind > 2 || !j.n_sh || !j.key || !j.cert)
 		return cli_usage_error("usage: keyd-recover unlock DEVICE --share FILE [--share FILE]... "
 				       "--key K --cert C (NAME | --dry-run | --check)");
 	dev = argv[optind];
@@ -431,29 +425,30 @@ static int run_unlock(int argc, char **argv)
 	if (o.name && (strchr(o.name, '/') || (!stat(o.name, &st) && S_ISREG(st.st_mode))))
 		return cli_usage_error("NAME %s is a file, not a mapping name (give each share "
 				       "with its own --share)", o.name);
-	if (rotate != (n_adm > 0))
+	if (rotate != (j.n_adm > 0))
 		return cli_usage_error("--rotate-escrow and --admin go together");
 	if (rotate && check)
 		return cli_usage_error("--check writes nothing; it cannot rotate the escrow");
-	o.threshold = (unsigned)k;
-	if (n_adm && (r = load_certs(admins, n_adm, certs)))
+	o.threshold = (unsigned)j.k;
+	if (j.n_adm && (r = load_certs(j.admins, j.n_adm, j.certs)))
 		return cli_refuse(r);
-	o.admins = certs;
-	o.n_admins = n_adm;
-	if ((r = kd_recover_read_shares(files, n_sh, key, cert, sh)))
-		goto out;
+	o.admins = j.certs;
+	o.n_admins = j.n_adm;
+	if ((r = kd_recover_read_shares(j.files, j.n_sh, j.key, j.cert, j.sh)))
+		return job_done(&j, r);
 	if (check) {
-		if ((r = kd_volume_open(dev, &v)) || (r = kd_recover_volume_key(v, files, sh, n_sh, &vk)))
-			goto out;
+		if ((r = kd_volume_open(dev, &j.v)) ||
+		    (r = kd_recover_volume_key(j.v, j.files, j.sh, j.n_sh, &vk)))
+			return job_done(&j, r);
 		printf("%s: %zu shares combine; the escrow keyslot opens the volume (nothing "
-		       "written)\n", kd_volume_path(v), n_sh);
-		goto out;
+		       "written)\n", kd_volume_path(j.v), j.n_sh);
+		return job_done(&j, 0);
 	}
-	if ((r = get_launch(&bopts, &b, &l)) ||
-	    (r = kd_recover_unlock(dev, b, &l, files, sh, n_sh, &o, &res)))
-		goto out;
+	if ((r = cli_launch_open(&j.bopts, &j.b, &l)) ||
+	    (r = kd_recover_unlock(dev, j.b, &l, j.files, j.sh, j.n_sh, &o, &res)))
+		return job_done(&j, r);
 	kd_recover_commitment_hex(res.commitment, hex);
-	if (json) {
+	if (j.json) {
 		json_object *jo = json_object_new_object(), *je = NULL;
 
 		json_object_object_add(jo, "device", json_object_new_string(dev));
@@ -471,7 +466,7 @@ static int run_unlock(int argc, char **argv)
 		json_object_object_add(jo, "activated", json_object_new_boolean(o.name != NULL));
 		printf("%s\n", json_object_to_json_string_ext(jo, JSON_C_TO_STRING_PLAIN));
 		json_object_put(jo);
-		goto out;
+		return job_done(&j, 0);
 	}
 	if (res.enrolled >= 0)
 		printf("%s: enrolled keyslot %d (active, label %s) for this launch\n", dev,
@@ -485,12 +480,7 @@ static int run_unlock(int argc, char **argv)
 		       dev, res.threshold, res.admins, res.escrow_keyslot, hex);
 	if (o.name)
 		printf("%s: activated as /dev/mapper/%s\n", dev, o.name);
-out:
-	kd_recover_free_shares(sh, n_sh);
-	free_certs(certs, n_adm);
-	kd_volume_close(v);
-	kd_backend_close(b);
-	return r ? cli_refuse(r) : 0;
+	return job_done(&j, 0);
 }
 
 const struct kd_cmd cmd_unlock = {"unlock", run_unlock,

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "keyd/error.h"
-#include "keyd/pending.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 #include "recover.h"
@@ -30,15 +29,6 @@ int add_file(const char *opt, const char *path, const char **list, size_t *n)
 		return cli_usage_error("--%s %s: %s", opt, path, strerror(errno));
 	list[(*n)++] = path;
 	return 0;
-}
-
-int get_launch(const struct kd_backend_opts *o, struct kd_backend **b, struct kd_launch *l)
-{
-	int r;
-
-	if ((r = kd_backend_open(o, b)))
-		return r;
-	return kd_launch_get(*b, l);
 }
 
 int confirm_volume(const char *uuid, const char *label, bool yes)
@@ -68,8 +58,5 @@ int main(int argc, char **argv)
 		{0},
 	};
 
-	kd_volume_quiet_libcryptsetup();
-	/* A pending handoff slot opens after its evidence is judged (pending.h). */
-	kd_volume_default_pending_opener(kd_pending_opener, NULL);
-	return cli_dispatch("keyd-recover", cmds, argc, argv);
+	return cli_volume_main("keyd-recover", cmds, argc, argv);
 }

@@ -11,6 +11,7 @@
 #include "keyd/escrow.h"
 #include "keyd/recover.h"
 #include "keyd/volume.h"
+#include "volume-cli.h"
 
 #define MAX_FILES 8
 
@@ -25,9 +26,6 @@ extern const struct kd_cmd cmd_status, cmd_list, cmd_dump, cmd_escrow_add, cmd_e
  * EXIT_USAGE.
  */
 int add_file(const char *opt, const char *path, const char **list, size_t *n);
-
-/* Open the backend and get this launch. */
-int get_launch(const struct kd_backend_opts *o, struct kd_backend **b, struct kd_launch *l);
 
 /*
  * Typed confirmation of a destructive command on stdin (after the caller

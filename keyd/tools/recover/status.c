@@ -2,7 +2,6 @@
 /* keyd-recover status, list and dump: read-only views of a volume. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,51 +13,11 @@
 #include "keyd/header.h"
 #include "recover.h"
 
-static const char usage[] =
-	"Usage: keyd-recover status DEVICE [--json] [BACKEND OPTIONS]\n"
-	"\n"
-	"Everything an admin needs in one screen: the volume, the health of both\n"
-	"LUKS2 header copies and the allow-list verdict, every keyslot with what\n"
-	"describes it (keyd token and state, escrow, or nothing), every keyd token\n"
-	"with the measurement, chip (this chip or another), TCB, label and time it\n"
-	"is sealed to, pending handoffs, the escrow (threshold, commitment, admin\n"
-	"certificate fingerprints), whether the current launch can unlock (and a\n"
-	"reason code if not), and a verdict in words: what can open the volume now\n"
-	"and what to do next. Reads only; writes nothing.\n"
-	"\n"
-	"  --json                 machine-readable output (schema: keyd-recover(8))\n" BACKEND_OPTS_HELP
-	"\nExit status: 0 shown (whatever the verdict), 1 not a readable LUKS2\n"
-	"volume, 2 usage.\n";
-
-static int run(int argc, char **argv)
-{
-	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, BACKEND_LONGOPTS, {0}};
-	struct kd_backend_opts bopts = {0};
-	json_object *o = NULL;
-	bool json = false;
-	int c, r;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else if (backend_opts_handle(c, optarg, &bopts) <= 0)
-			return EXIT_USAGE;
-	}
-	if (argc - optind != 1)
-		return cli_usage_error("usage: keyd-recover status DEVICE [--json]");
-	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)))
-		return cli_refuse(r);
-	if (json)
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	else
-		kd_recover_status_print(o, stdout);
-	json_object_put(o);
-	return 0;
-}
-
-const struct kd_cmd cmd_status = {"status", run,
-				  "everything about a volume, and what to do next", usage};
+/* The status command keyd has too (volume-cli.h). */
+const struct kd_cmd cmd_status = {
+	"status", cli_status_run, "everything about a volume, and what to do next",
+	"Usage: keyd-recover status DEVICE [--json] [BACKEND OPTIONS]\n" CLI_STATUS_HELP,
+};
 
 /* ---------------------------------------------------------------- list */
 
@@ -74,15 +33,12 @@ static const char list_usage[] =
 
 static int run_list(int argc, char **argv)
 {
-	static const struct option opts[] = {BACKEND_LONGOPTS, {0}};
 	struct kd_backend_opts bopts = {0};
 	json_object *o = NULL;
-	int c, r;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
-		if (backend_opts_handle(c, optarg, &bopts) <= 0)
-			return EXIT_USAGE;
+	if ((r = backend_opts_parse(argc, argv, NULL, NULL, &bopts)))
+		return r;
 	if (argc - optind != 1)
 		return cli_usage_error("usage: keyd-recover list DEVICE");
 	if ((r = kd_recover_status_device(argv[optind], &bopts, &o)))

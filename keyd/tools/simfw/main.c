@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +32,24 @@ static int need_state(void)
 {
 	if (!state_dir)
 		return cli_usage_error("--state DIR is required before the command");
+	return 0;
+}
+
+/*
+ * After a command's options: no operand follows, --state was given, and
+ * (ret not NULL) the chip is loaded from it. 0, or the exit code of the
+ * usage error or refusal (already printed).
+ */
+static int chip_args(int argc, char **argv, struct kd_sim_chip **ret)
+{
+	int r;
+
+	if (optind != argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if ((r = need_state()) != 0)
+		return r;
+	if (ret && (r = kd_sim_chip_load(state_dir, ret)) < 0)
+		return cli_refuse(r);
 	return 0;
 }
 
@@ -79,9 +96,7 @@ static int run_init(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if ((r = need_state()) != 0)
+	if ((r = chip_args(argc, argv, NULL)) != 0)
 		return r;
 	if ((r = kd_sim_chip_init(state_dir, &o)) < 0)
 		return cli_refuse(r);
@@ -131,14 +146,11 @@ static int run_certs(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if (!out)
+	/* An unexpected operand is named before a missing --out. */
+	if (optind == argc && !out)
 		return cli_usage_error("--out DIR is required");
-	if ((r = need_state()) != 0)
+	if ((r = chip_args(argc, argv, &chip)) != 0)
 		return r;
-	if ((r = kd_sim_chip_load(state_dir, &chip)) < 0)
-		return cli_refuse(r);
 	if (!have_tcb)
 		tcb = kd_sim_chip_current_tcb(chip);
 	if (mkdir(out, 0755) < 0 && errno != EEXIST) {
@@ -219,12 +231,8 @@ static int run_tcb(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if ((r = need_state()) != 0)
+	if ((r = chip_args(argc, argv, &chip)) != 0)
 		return r;
-	if ((r = kd_sim_chip_load(state_dir, &chip)) < 0)
-		return cli_refuse(r);
 	if (set_cur || set_com) {
 		r = kd_sim_chip_set_tcb(chip, set_cur ? cur : kd_sim_chip_current_tcb(chip),
 					set_com ? com : kd_sim_chip_committed_tcb(chip));
@@ -250,12 +258,8 @@ static int run_show(int argc, char **argv)
 			return EXIT_USAGE;
 		json = true;
 	}
-	if (optind != argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if ((r = need_state()) != 0)
+	if ((r = chip_args(argc, argv, &chip)) != 0)
 		return r;
-	if ((r = kd_sim_chip_load(state_dir, &chip)) < 0)
-		return cli_refuse(r);
 	print_state(chip, json);
 	kd_sim_chip_free(chip);
 	return 0;
@@ -330,20 +334,12 @@ static int serve_serial(struct kd_sim_fw *fw, const char *path)
 {
 	fprintf(stderr, "keyd-simfw: serving on serial:%s\n", path);
 	for (;;) {
-		int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		int fd = kd_sim_serial_open(path, 0);
 		struct timespec pause = {0, 200 * 1000 * 1000};
 		int r;
 
 		if (fd < 0)
 			return kd_fail(KD_EIO, "cannot open %s: %s", path, strerror(errno));
-		if (isatty(fd)) {
-			struct termios t;
-
-			if (tcgetattr(fd, &t) == 0) {
-				cfmakeraw(&t);
-				(void)tcsetattr(fd, TCSANOW, &t);
-			}
-		}
 		r = kd_sim_serve_fd(fw, fd, true, log_request, fw);
 		if (r < 0)
 			fprintf(stderr, "keyd-simfw: serial channel: %s\n", kd_err_detail(r));
