@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# The chip-loss recovery shared by the escrow scenarios (09, 18): an image
+# The chip-loss recovery shared by the escrow scenarios (09, 20): an image
 # whose volume is provisioned with a 2-of-3 escrow, chip A that provisions
 # it, and the admins' side on the host that turns two exported shares into
 # a recovery disk for the operator (tests/vm/fixtures/recovery-hook.sh reads

@@ -1,18 +1,18 @@
 #!/bin/bash
-# Scenario 18 (issue 18, item 2): after a chip-loss recovery, keyd-recover
+# Scenario 20 (issue 18, item 2): after a chip-loss recovery, keyd-recover
 # retire never removes the running launch's only working slot.
 #
 # Chip A provisions the volume with a 2-of-3 escrow and writes the marker
-# (18a); chip A is lost and two admins recover the volume in a chip B guest
-# (18b, as in scenario 09). The volume now has chip A's slot (it opens
+# (20a); chip A is lost and two admins recover the volume in a chip B guest
+# (20b, as in scenario 09). The volume now has chip A's slot (it opens
 # nothing that runs), the rotated escrow, and chip B's "recovered" slot.
-# 18c is the same image and command line on chip B with a recovery disk
+# 20c is the same image and command line on chip B with a recovery disk
 # that selects the hook's retire mode (unmeasured: the disk, not the command
 # line, chooses it); in the guest the admin runs the real keyd-recover:
 #   retire ESCROW  allowed: this launch still opens through its own slot;
 #   retire THIS    refused in one line, the device unchanged: only chip A's
 #                  slot would remain, and a lost chip's slot is no way in.
-# That boot unlocks through chip B's slot, and 18d, a normal chip B boot,
+# That boot unlocks through chip B's slot, and 20d, a normal chip B boot,
 # opens it again and reads the marker chip A wrote.
 set -euo pipefail
 # shellcheck source=tests/vm/lib.sh
@@ -59,12 +59,12 @@ said() {
 	tr -d '\r' <"$1" | sed -n "s/.*KEYD-TEST: RETIRE-$2 slot=$3 //p"
 }
 
-# 18a, 18b: provision on chip A; chip A is lost; 2 of 3 admins recover on chip B.
-rec_provision 18a-retire-chip-a-provision "$img" "$disk"
+# 20a, 20b: provision on chip A; chip A is lost; 2 of 3 admins recover on chip B.
+rec_provision 20a-retire-chip-a-provision "$img" "$disk"
 marker=$REC_MARKER
 rec_share_disk "$R" "$disk"
 VM_CHIP=$chip_b
-rec_recover 18b-retire-chip-b-recover "$img" "$disk" "$R/recovery-disk.tar"
+rec_recover 20b-retire-chip-b-recover "$img" "$disk" "$R/recovery-disk.tar"
 s=$(slots "$disk") || fail "cannot read the recovered header"
 read -r lost this esc keyslots <<<"$s"
 [ -n "$keyslots" ] && [ "$lost" != - ] && [ "$this" != - ] && [ "$esc" != - ] ||
@@ -72,13 +72,13 @@ read -r lost this esc keyslots <<<"$s"
 [ "$keyslots" = "$(printf '%s\n' "$lost" "$this" "$esc" | sort -n | paste -sd,)" ] ||
 	fail "recovered volume has keyslots $keyslots, expected chip A's $lost, chip B's $this, escrow $esc"
 
-# 18c: the admin, in the recovered launch on chip B, retires the escrow and
+# 20c: the admin, in the recovered launch on chip B, retires the escrow and
 # then this chip's slot.
 mkdir -p "$R/retire-disk/keyd-recovery"
 printf '%s\n' "$esc" "$this" >"$R/retire-disk/keyd-recovery/retire"
 rec_tar "$R/retire-disk" "$R/retire-disk.tar"
 VM_QEMU_EXTRA=(-drive "file=$R/retire-disk.tar,if=virtio,format=raw,readonly=on")
-vm_launch 18c-retire-chip-b-retire "$img" "$VM_APPEND_BASE" "$disk" || fail "retire boot did not power off"
+vm_launch 20c-retire-chip-b-retire "$img" "$VM_APPEND_BASE" "$disk" || fail "retire boot did not power off"
 VM_QEMU_EXTRA=()
 grep -aq 'KEYD-TEST: RETIRE result=done' "$VM_LOG" || fail "the retire attempts did not run in the guest"
 grep -aq 'KEYD-TEST: RECOVERY' "$VM_LOG" && fail "the retire disk ran a recovery"
@@ -120,9 +120,9 @@ read -r lost2 this2 esc2 keyslots2 <<<"$s"
 [ "$keyslots2" = "$(printf '%s\n' "$lost" "$this" | sort -n | paste -sd,)" ] ||
 	fail "header after the retire boot has keyslots $keyslots2"
 
-# 18d: the next normal boot on chip B opens the volume through its slot and
+# 20d: the next normal boot on chip B opens the volume through its slot and
 # reads the data chip A wrote.
-vm_launch 18d-retire-chip-b-normal "$img" "$VM_APPEND_BASE" "$disk" || fail "normal chip B boot did not power off"
+vm_launch 20d-retire-chip-b-normal "$img" "$VM_APPEND_BASE" "$disk" || fail "normal chip B boot did not power off"
 expect_result "$VM_LOG" ok
 [ "$(vm_field "$VM_LOG" state)" = unlocked ] || fail "volume was not simply unlocked on chip B"
 grep -aq "unlocked as /dev/mapper/state with keyslot $this (label recovered" "$VM_LOG" ||
