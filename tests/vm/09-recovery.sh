@@ -14,29 +14,13 @@
 set -euo pipefail
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/vm/recovery-lib.sh
+. "$(dirname "$0")/recovery-lib.sh"
 vm_setup
-[ -x "$KEYD_BUILD/keyd-recover" ] || fail "$KEYD_BUILD/keyd-recover is missing (make all)"
 
 R=$VM_WORK/recovery
-rm -rf "$R"
-mkdir -p "$R/escrow"
-for a in alice bob carol operator; do
-	openssl req -x509 -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout "$R/$a.key" \
-		-out "$R/$a.crt" -subj "/CN=$a" -days 2 2>/dev/null || fail "cannot make the $a certificate"
-done
-for a in alice bob carol; do cp "$R/$a.crt" "$R/escrow/$a.pem"; done
-
 img=$VM_WORK/recovery.cpio.gz
-echo "state /dev/vda ext4 /state escrow=/etc/keyd/escrow,escrow-threshold=2" >"$R/volumes"
-echo "keyd-test-image v1 recovery" >"$R/image-version"
-vm_initramfs "$img" --volumes "$R/volumes" \
-	--add "$R/image-version=/etc/keyd/image-version" \
-	--add "$R/escrow/alice.pem=/etc/keyd/escrow/alice.pem" \
-	--add "$R/escrow/bob.pem=/etc/keyd/escrow/bob.pem" \
-	--add "$R/escrow/carol.pem=/etc/keyd/escrow/carol.pem" \
-	--add "$KEYD_BUILD/keyd-recover=/sbin/keyd-recover" \
-	--add "$KEYD_SRC/tests/vm/fixtures/recovery-hook.sh=/etc/keyd/test-hook.sh" ||
-	fail "cannot build the recovery test image"
+rec_setup "$R" "keyd-test-image v1 recovery" "$img"
 disk=$VM_WORK/recovery.img
 vm_blank_disk "$disk" 64
 chip_a=$VM_CHIP
@@ -45,14 +29,8 @@ rm -rf "$chip_b"
 sim_init "$chip_b" || fail "cannot create chip B"
 
 # 1: chip A provisions with escrow and writes the marker.
-vm_launch 09a-chip-a-provision "$img" "$VM_APPEND_BASE" "$disk" || fail "provisioning boot did not power off"
-expect_result "$VM_LOG" ok
-[ "$(vm_field "$VM_LOG" state)" = provisioned ] || fail "volume was not provisioned"
-grep -aq '2-of-3 recovery escrow added' "$VM_LOG" || fail "enroll did not report the 2-of-3 escrow"
-marker=$(vm_field "$VM_LOG" marker)
-[ ${#marker} -eq 32 ] || fail "no marker on the console"
-uuid=$(cryptsetup luksUUID "$disk")
-cryptsetup luksDump "$disk" | kd_has 'keyd-escrow' || fail "no keyd-escrow token in the header"
+rec_provision 09a-chip-a-provision "$img" "$disk"
+marker=$REC_MARKER
 
 # 2: chip A is gone. The same image on chip B is refused; the disk is unchanged.
 before=$(vm_sha "$disk")
@@ -63,35 +41,12 @@ grep -aq 'sealed to another chip' "$VM_LOG" || fail "refusal on chip B does not 
 [ "$(vm_sha "$disk")" = "$before" ] || fail "disk changed during the refused chip B boot"
 why=$(grep -a 'keyd: ERROR: ' "$VM_LOG" | grep -av '^\[' | grep -a 'another chip' | sed -n 1p | sed 's/^keyd: ERROR: *//; s/^ *keyd: //')
 
-# 3: the admins. The shares are public ciphertext: exported on the host from
-# the image file; alice and carol each re-encrypt theirs to the operator.
-"$KEYD_BUILD/keyd-recover" export-shares "$disk" --out "$R/shares" >"$R/export.out" ||
-	fail "export-shares: $(cat "$R/export.out")"
-[ "$(find "$R/shares" -name 'share-*.der' | wc -l)" -eq 3 ] || fail "export-shares did not write 3 shares"
-mkdir -p "$R/disk/keyd-recovery"
-for i in 1 3; do
-	a=$([ $i = 1 ] && echo alice || echo carol)
-	"$KEYD_BUILD/keyd-recover" decrypt-share "$R/shares/share-$i.der" --key "$R/$a.key" \
-		--cert "$R/$a.crt" --to "$R/operator.crt" --out "$R/disk/keyd-recovery/share-$i.der" \
-		--volume "$uuid" >/dev/null || fail "decrypt-share by $a"
-done
-cp "$R/operator.key" "$R/operator.crt" "$R/disk/keyd-recovery/"
-tar --format=ustar --sort=name --owner=0 --group=0 -cf "$R/recovery-disk.tar" -C "$R/disk" keyd-recovery ||
-	fail "cannot build the recovery disk"
-[ "$(head -c 14 "$R/recovery-disk.tar")" = keyd-recovery/ ] || fail "recovery disk does not start with keyd-recovery/"
+# 3: the admins re-encrypt shares 1 and 3 to the operator.
+rec_share_disk "$R" "$disk"
 
 # 4: recovery in a guest on chip B: same image, same command line, plus the
 # recovery disk (unmeasured).
-VM_QEMU_EXTRA=(-drive "file=$R/recovery-disk.tar,if=virtio,format=raw,readonly=on")
-vm_launch 09c-chip-b-recover "$img" "$VM_APPEND_BASE" "$disk" || fail "recovery boot did not power off"
-VM_QEMU_EXTRA=()
-grep -aq 'KEYD-TEST: RECOVERY result=ok' "$VM_LOG" || fail "keyd-recover unlock did not succeed in the guest"
-expect_result "$VM_LOG" ok
-[ "$(vm_field "$VM_LOG" action)" = verify ] || fail "recovery boot did not read the marker"
-[ "$(vm_field "$VM_LOG" marker)" = "$marker" ] || fail "marker after recovery differs from chip A's"
-meta=$(cryptsetup luksDump --dump-json-metadata "$disk")
-grep -q '"label":"recovered"' <<<"$meta" || fail "no keyd token labelled 'recovered' in the header"
-[ "$(cryptsetup luksUUID "$disk")" = "$uuid" ] || fail "volume UUID changed"
+rec_recover 09c-chip-b-recover "$img" "$disk" "$R/recovery-disk.tar"
 # The shares were seen: the escrow was rotated (fresh recovery key and shares).
 "$KEYD_BUILD/keyd-recover" export-shares "$disk" --out "$R/shares-rotated" >/dev/null ||
 	fail "no escrow after the rotation"
