@@ -123,6 +123,42 @@ grep -q "rotated: keyslot" err || fail "commit --rotate did not rotate: $(cat er
 K3=$(vkhex img)
 [ "$K3" != "$K2" ] || fail "commit --rotate kept the volume key"
 data_is_plain img "$K3" || fail "data not intact after commit --rotate"
+# ---- a release manifest that asks for a rotation ("rotate": true): the
+# commit judges it (signed by k pinned keys, lists this launch) and rotates;
+# without the flag it does not; a manifest that does not check out commits
+# and rotates nothing.
+K manifest keygen -o rk1.pem --pub rk1.pub >/dev/null
+K manifest keys --threshold 1 -o rkeys.json rk1.pub >/dev/null
+mkmanifest() { # OUT MEASUREMENT [--rotate]
+	K manifest create --version-label 2.0 --svn 2 --measurement "$2" --not-before 2020-01-01T00:00:00Z \
+		--not-after 2099-01-01T00:00:00Z "${@:3}" -o "$1" >/dev/null
+	K manifest sign "$1" --key rk1.pem >/dev/null
+}
+mkmanifest mplain.json "$M1"
+mkmanifest mrot.json "$M1" --rotate
+K manifest show mrot.json | grep -q "^rotate: *yes" || fail "manifest show does not show the rotate flag"
+K4=$(vkhex img)
+K commit img --manifest mplain.json --release-keys rkeys.json >/dev/null 2>err || fail "commit --manifest: $(cat err)"
+[ "$(vkhex img)" = "$K4" ] || fail "a manifest without the rotate flag rotated"
+grep -q "asks for a volume-key rotation" err && fail "a manifest without the flag asked for a rotation"
+for bad in other unsigned badvalue; do
+	case $bad in
+	other) mkmanifest mbad.json "$(printf 'b2c4%.0s' $(seq 24))" --rotate ;;
+	unsigned) K manifest create --version-label 2.0 --svn 2 --measurement "$M1" \
+		--not-after 2099-01-01T00:00:00Z --rotate -o mbad.json >/dev/null ;;
+	badvalue) python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m["rotate"]="yes"; json.dump(m, open("mbad.json","w"))' mrot.json ;;
+	esac
+	sum=$(sha256sum <img)
+	set +e; K commit img --manifest mbad.json --release-keys rkeys.json >/dev/null 2>err; rc=$?; set -e
+	[ $rc -eq 1 ] || fail "commit with a $bad manifest: exit $rc ($(cat err))"
+	[ "$(sha256sum <img)" = "$sum" ] || fail "commit with a $bad manifest wrote"
+done
+grep -q 'must be true or false' err || fail "bad rotate value not named: $(cat err)"
+K commit img --manifest mrot.json --release-keys rkeys.json >/dev/null 2>err || fail "commit --manifest (rotate): $(cat err)"
+grep -q "release 2.0 (svn 2) asks for a volume-key rotation" err || fail "the release's request not reported: $(cat err)"
+grep -q "rotated: keyslot" err || fail "commit did not rotate for the release: $(cat err)"
+[ "$(vkhex img)" != "$K4" ] || fail "the release's rotation kept the volume key"
+data_is_plain img "$(vkhex img)" || fail "data not intact after the release's rotation"
 K rotate img --max-rate 64M --resilience checksum --json >out.json 2>/dev/null || fail "rotate --max-rate --resilience checksum"
 grep -q "\"resilience\":\"checksum\"" out.json || fail "checksum resilience not used: $(cat out.json)"
 data_is_plain img "$(vkhex img)" || fail "data not intact after a throttled rotation"

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend-opts.h"
@@ -11,10 +12,47 @@
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/handoff.h"
+#include "keyd/manifest.h"
 #include "keyd/rotate.h"
+#include "keyd/util.h"
 #include "keyd/volume.h"
 
-enum { O_KEEP = 256, O_RETIRE, O_JSON, O_ROTATE, O_KEYS };
+enum { O_KEEP = 256, O_RETIRE, O_JSON, O_ROTATE, O_KEYS, O_MANIFEST };
+
+/*
+ * --manifest: this release's signed manifest (the host hands it over, like
+ * in the handoff). It must be signed by k of the pinned release keys and
+ * list this launch's measurement; otherwise nothing is committed. Its
+ * "rotate" flag makes this commit rotate the volume key. The host can
+ * withhold the manifest and so the request (a host that wants the old keys
+ * to keep working can as well keep the node from committing at all); it
+ * cannot forge one or make a release ask for less.
+ */
+static int release_asks_rotation(const char *path, struct kd_release_keys **keys,
+				 struct kd_backend *b, bool *ret)
+{
+	struct kd_manifest *m = NULL;
+	struct kd_launch l;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!*keys && (r = kd_release_keys_load(KD_RELEASE_KEYS_DEFAULT, keys)))
+		return r;
+	if ((r = kd_read_file(path, KD_MANIFEST_MAX_BYTES, &buf, &len)) ||
+	    (r = kd_manifest_parse(buf, len, &m)) || (r = kd_manifest_verify(m, *keys, 0, NULL)) ||
+	    (r = kd_launch_get(b, &l)) ||
+	    (r = kd_manifest_has_measurement(m, l.report.measurement)))
+		goto out;
+	if (m->rotate)
+		fprintf(stderr, "release %s (svn %u) asks for a volume-key rotation after the "
+				"commit\n", m->version, m->svn);
+	*ret = m->rotate;
+out:
+	kd_manifest_free(m);
+	free(buf);
+	return r;
+}
 
 static int run_commit(int argc, char **argv)
 {
@@ -24,6 +62,7 @@ static int run_commit(int argc, char **argv)
 		{"json", no_argument, NULL, O_JSON},
 		{"rotate", no_argument, NULL, O_ROTATE},
 		{"release-keys", required_argument, NULL, O_KEYS},
+		{"manifest", required_argument, NULL, O_MANIFEST},
 		BACKEND_LONGOPTS,
 		{0},
 	};
@@ -32,8 +71,8 @@ static int run_commit(int argc, char **argv)
 	struct kd_commit_result res;
 	struct kd_backend *b = NULL;
 	struct kd_release_keys *keys = NULL;
-	const char *keys_path = NULL;
-	bool json = false, have_pol = false, rotate = false;
+	const char *keys_path = NULL, *manifest_path = NULL;
+	bool json = false, have_pol = false, rotate = false, asked = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -48,6 +87,7 @@ static int run_commit(int argc, char **argv)
 		case O_JSON: json = true; break;
 		case O_ROTATE: rotate = true; break;
 		case O_KEYS: keys_path = optarg; break;
+		case O_MANIFEST: manifest_path = optarg; break;
 		default:
 			r = backend_opts_handle(c, optarg, &bo);
 			if (r < 0)
@@ -61,6 +101,9 @@ static int run_commit(int argc, char **argv)
 	r = keys_path ? kd_release_keys_load(keys_path, &keys) : 0;
 	if (!r)
 		r = kd_backend_open(&bo, &b);
+	/* The release's request is judged before anything is written. */
+	if (!r && manifest_path && !(r = release_asks_rotation(manifest_path, &keys, b, &asked)))
+		rotate |= asked;
 	if (!r)
 		r = kd_handoff_commit(argv[optind], b, keys, pol, &res);
 	/* --rotate: right after the commit, re-encrypt under a fresh volume key,
@@ -101,7 +144,8 @@ static int run_commit(int argc, char **argv)
 const struct kd_cmd cmd_commit = {
 	"commit", run_commit, "activate this launch's slot after an upgrade",
 	"Usage: keyd commit DEVICE [--keep-previous | --retire-previous] [--rotate]\n"
-	"                   [--release-keys FILE] [--backend NAME] [--sim unix:PATH] [--json]\n"
+	"                   [--manifest FILE] [--release-keys FILE] [--backend NAME]\n"
+	"                   [--sim unix:PATH] [--json]\n"
 	"\n"
 	"Run on the new version's first real boot. Opens DEVICE with this launch's\n"
 	"key and verifies the pin (as `keyd unlock --dry-run`: for a pending slot\n"
@@ -117,5 +161,10 @@ const struct kd_cmd cmd_commit = {
 	"  --rotate           then re-encrypt under a fresh volume key (keyd rotate\n"
 	"                     with its defaults): no earlier header, slot or escrow\n"
 	"                     share opens the data afterwards\n"
+	"  --manifest FILE    this release's signed manifest: it must be signed by k\n"
+	"                     of the pinned release keys and list this launch's\n"
+	"                     measurement (else nothing is committed); when it says\n"
+	"                     \"rotate\": true (keyd manifest create --rotate), the\n"
+	"                     commit rotates as with --rotate\n"
 	"\n" BACKEND_OPTS_HELP,
 };
