@@ -32,7 +32,13 @@
 # Environment: KEYD (keyd binary, default "keyd" on PATH), KEYD_SIM (passed
 # through to keyd: "serial:/dev/virtio-ports/org.keyd.sim" selects the
 # simulated AMD-SP), KEYD_DEVICE_TIMEOUT (seconds to wait for a device,
-# default 10), KEYD_RUN (state directory, default /run/keyd).
+# default 10), KEYD_RUN (state directory, default /run/keyd),
+# KEYD_ROTATE_RESUME (what to do with a volume-key rotation that a crash or
+# power loss interrupted: "boot", the default, finishes it right after the
+# unlock, before the volume is mounted; "no" leaves it for `keyd rotate`
+# later, the volume opening meanwhile with both keys), KEYD_ROTATE_MAX_RATE
+# (throttle of that resume in bytes per second, suffix K, M or G; default
+# unthrottled).
 #
 # Results: keyd_unlock_all returns the number of volumes that failed and
 # leaves /run/keyd/NAME.state = provisioned | unlocked | failed, and
@@ -186,6 +192,41 @@ keyd_mkfs() {
 	esac
 }
 
+# keyd_rotate_resume NAME DEVICE: after the unlock, finish a volume-key
+# rotation (keyd rotate) that a crash or power loss interrupted, as cryptsetup
+# does for a LUKS2 online re-encryption: the mapping is already active (keyd
+# unlock replayed an interrupted hotzone from the journal), and keyd rotate
+# --resume-only goes on from where the header says it stopped, online. A
+# plain header answers at once. Progress reaches /dev/kmsg from keyd itself
+# (stderr is no terminal here). A failed resume leaves the volume unlocked
+# and the rotation for the next boot or the admin: it still opens.
+keyd_rotate_resume() {
+	_rr_name=$1 _rr_dev=$2
+	[ "${KEYD_ROTATE_RESUME:-boot}" = no ] && return 0
+	set -- rotate "$_rr_dev" --name "$_rr_name" --resume-only
+	[ -n "${KEYD_ROTATE_MAX_RATE:-}" ] && set -- "$@" --max-rate "$KEYD_ROTATE_MAX_RATE"
+	# Streamed, not captured: a long resume shows its progress as it goes.
+	# keyd writes its own progress lines to /dev/kmsg; they only go to the
+	# console here.
+	_rr_rc=$KEYD_RUN/$_rr_name.rotate-rc
+	echo 1 >"$_rr_rc"
+	{
+		"$KEYD" "$@" 2>&1
+		echo "$?" >"$_rr_rc"
+	} | while IFS= read -r _rr_line; do
+		case $_rr_line in
+		*': no rotation in progress') ;;
+		'keyd rotate: '*) echo "keyd: $_rr_name: ${_rr_line#keyd rotate: }" >&2 ;;
+		*) keyd_log "$_rr_name: $_rr_line" ;;
+		esac
+	done
+	read -r _rr_st <"$_rr_rc" || _rr_st=1
+	rm -f "$_rr_rc"
+	[ "$_rr_st" = 0 ] && return 0
+	keyd_error "$_rr_name: the interrupted volume-key rotation of $_rr_dev did not finish (it still unlocks; keyd rotate $_rr_dev finishes it)"
+	return 0
+}
+
 # keyd_unlock_volume NAME SPEC FS MOUNTPOINT OPTIONS
 keyd_unlock_volume() {
 	_uv_name=$1 _uv_spec=$2 _uv_fs=$3 _uv_opts=$5
@@ -247,6 +288,7 @@ keyd_unlock_volume() {
 		return 1
 	fi
 	keyd_log_lines keyd_log "$_uv_out"
+	[ "$_uv_blank" = 1 ] || keyd_rotate_resume "$_uv_name" "$_uv_dev"
 	# keyd wrote the state of the slot that opened (active or pending)
 	# to $KEYD_RUN/NAME.slot: a new version's first boot opens through
 	# its pending slot, and keyd_commit_pending (keyd-upgrade.sh)

@@ -184,14 +184,27 @@ keyd_upgrade_receive() {
 # usable. Only a volume that opened through a pending slot (recorded by
 # keyd_unlock_volume in $KEYD_RUN/NAME.slot) is committed. Prints, per
 # volume, "NAME ok" or "NAME failed" on stdout; returns the failure count.
+# When the host hands this release's manifest over (fw_cfg, as for the
+# handoff), keyd commit judges it (k of the pinned release keys, this
+# launch's measurement) and rotates the volume key right after the commit if
+# the release asks for it ("rotate": true); a manifest that does not check
+# out commits nothing.
 keyd_commit_pending() {
 	_cp_conf=${1:-/etc/keyd/volumes}
 	_cp_failed=0
+	_cp_mf=
+	mkdir -p "$KEYD_RUN"
+	if keyd_host_param manifest >"$KEYD_RUN/commit-manifest.json" &&
+		[ -s "$KEYD_RUN/commit-manifest.json" ]; then
+		_cp_mf=$KEYD_RUN/commit-manifest.json
+	fi
 	while read -r _cp_name _cp_spec _ <&3; do
 		case $_cp_name in '' | '#'*) continue ;; esac
 		[ "$(cat "$KEYD_RUN/$_cp_name.slot" 2>/dev/null)" = pending ] || continue
 		_cp_dev=$(keyd_resolve "$_cp_spec") || { _cp_failed=$((_cp_failed + 1)); continue; }
-		if _cp_out=$("$KEYD" commit "$_cp_dev" 2>&1); then
+		set -- commit "$_cp_dev"
+		[ -n "$_cp_mf" ] && set -- "$@" --manifest "$_cp_mf"
+		if _cp_out=$("$KEYD" "$@" 2>&1); then
 			keyd_log_lines keyd_log "$_cp_out"
 			echo active >"$KEYD_RUN/$_cp_name.slot"
 			echo "$_cp_name ok"

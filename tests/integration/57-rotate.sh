@@ -90,6 +90,32 @@ data_is_plain rolled.img "$K1" && fail "rolled-back header opens the rotated dat
 cmp -s <(dd if=chk.img bs=4096 skip=$((OFF / 4096)) count=1 status=none) \
 	<(dd if=plain.bin bs=4096 count=1 status=none) && fail "first sector readable under the old key"
 
+# ---- --resume-only (the boot scripts run it after every unlock): on a plain
+# header it starts nothing and writes nothing.
+cp img before.img
+K rotate img --resume-only --json >out.json || fail "rotate --resume-only on a plain volume"
+grep -q '"rotated":false' out.json || fail "--resume-only started a rotation: $(cat out.json)"
+cmp -s img before.img || fail "--resume-only wrote to a volume with no rotation in progress"
+[ "$(K rotate img --resume-only)" = "img: no rotation in progress" ] || fail "--resume-only message"
+rm -f before.img
+
+# ---- progress to the kernel log when stderr is no terminal: a start line,
+# one per tenth at most (plus one per 30 s), the end; 1 MiB hotzones give
+# about 30 progress callbacks, so an unbounded log would show them all.
+: >kmsg
+KEYD_KMSG=$T/kmsg K rotate img --hotzone 1M >/dev/null 2>prog.err || fail "rotate with KEYD_KMSG"
+[ -s kmsg ] || fail "no progress in the kernel log"
+grep -q '^<14>keyd rotate: img: starting, 0.0 B of ' kmsg || fail "no start line in the kernel log: $(cat kmsg)"
+grep -q '^<14>keyd rotate: img: .* re-encrypted (100%)' kmsg || fail "no end line in the kernel log: $(cat kmsg)"
+n=$(wc -l <kmsg)
+[ "$n" -ge 3 ] && [ "$n" -le 12 ] || fail "$n progress records in the kernel log (want 3..12): $(cat kmsg)"
+cmp -s <(sed 's/^<14>//' kmsg) prog.err || fail "stderr and the kernel log disagree"
+data_is_plain img "$(vkhex img)" || fail "data not intact after the logged rotation"
+: >kmsg.quiet
+KEYD_KMSG=$T/kmsg.quiet K rotate img --hotzone 1M --quiet >/dev/null 2>prog.err || fail "rotate --quiet"
+[ -s prog.err ] && fail "--quiet printed progress: $(cat prog.err)"
+[ -s kmsg.quiet ] && fail "--quiet logged progress: $(cat kmsg.quiet)"
+
 # ---- keyd commit --rotate (this launch already active: commit is a no-op),
 # throttled: the data moves under a new key again.
 K commit img --rotate >/dev/null 2>err || fail "commit --rotate: $(cat err)"
@@ -97,6 +123,42 @@ grep -q "rotated: keyslot" err || fail "commit --rotate did not rotate: $(cat er
 K3=$(vkhex img)
 [ "$K3" != "$K2" ] || fail "commit --rotate kept the volume key"
 data_is_plain img "$K3" || fail "data not intact after commit --rotate"
+# ---- a release manifest that asks for a rotation ("rotate": true): the
+# commit judges it (signed by k pinned keys, lists this launch) and rotates;
+# without the flag it does not; a manifest that does not check out commits
+# and rotates nothing.
+K manifest keygen -o rk1.pem --pub rk1.pub >/dev/null
+K manifest keys --threshold 1 -o rkeys.json rk1.pub >/dev/null
+mkmanifest() { # OUT MEASUREMENT [--rotate]
+	K manifest create --version-label 2.0 --svn 2 --measurement "$2" --not-before 2020-01-01T00:00:00Z \
+		--not-after 2099-01-01T00:00:00Z "${@:3}" -o "$1" >/dev/null
+	K manifest sign "$1" --key rk1.pem >/dev/null
+}
+mkmanifest mplain.json "$M1"
+mkmanifest mrot.json "$M1" --rotate
+K manifest show mrot.json | grep -q "^rotate: *yes" || fail "manifest show does not show the rotate flag"
+K4=$(vkhex img)
+K commit img --manifest mplain.json --release-keys rkeys.json >/dev/null 2>err || fail "commit --manifest: $(cat err)"
+[ "$(vkhex img)" = "$K4" ] || fail "a manifest without the rotate flag rotated"
+grep -q "asks for a volume-key rotation" err && fail "a manifest without the flag asked for a rotation"
+for bad in other unsigned badvalue; do
+	case $bad in
+	other) mkmanifest mbad.json "$(printf 'b2c4%.0s' $(seq 24))" --rotate ;;
+	unsigned) K manifest create --version-label 2.0 --svn 2 --measurement "$M1" \
+		--not-after 2099-01-01T00:00:00Z --rotate -o mbad.json >/dev/null ;;
+	badvalue) python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m["rotate"]="yes"; json.dump(m, open("mbad.json","w"))' mrot.json ;;
+	esac
+	sum=$(sha256sum <img)
+	set +e; K commit img --manifest mbad.json --release-keys rkeys.json >/dev/null 2>err; rc=$?; set -e
+	[ $rc -eq 1 ] || fail "commit with a $bad manifest: exit $rc ($(cat err))"
+	[ "$(sha256sum <img)" = "$sum" ] || fail "commit with a $bad manifest wrote"
+done
+grep -q 'must be true or false' err || fail "bad rotate value not named: $(cat err)"
+K commit img --manifest mrot.json --release-keys rkeys.json >/dev/null 2>err || fail "commit --manifest (rotate): $(cat err)"
+grep -q "release 2.0 (svn 2) asks for a volume-key rotation" err || fail "the release's request not reported: $(cat err)"
+grep -q "rotated: keyslot" err || fail "commit did not rotate for the release: $(cat err)"
+[ "$(vkhex img)" != "$K4" ] || fail "the release's rotation kept the volume key"
+data_is_plain img "$(vkhex img)" || fail "data not intact after the release's rotation"
 K rotate img --max-rate 64M --resilience checksum --json >out.json 2>/dev/null || fail "rotate --max-rate --resilience checksum"
 grep -q "\"resilience\":\"checksum\"" out.json || fail "checksum resilience not used: $(cat out.json)"
 data_is_plain img "$(vkhex img)" || fail "data not intact after a throttled rotation"
@@ -161,7 +223,12 @@ if [ -x "$FP" ] && grep -qa KEYD_FAILPOINT "$FP"; then
 			python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rotation"]; assert 0 < r["bytes_done"] < r["bytes_total"], r' \
 				st.json || fail "$fp: progress not shown: $(cat st.json)"
 		fi
-		K rotate fp.img --hotzone 1M --json >out.json 2>err || fail "$fp: rerun: $(cat err)"
+		# What the boot scripts run after the unlock (keyd_rotate_resume).
+		K rotate fp.img --hotzone 1M --resume-only --json >out.json 2>err || fail "$fp: resume: $(cat err)"
+		case $fp in
+		rotate.after-finish) grep -q '"rotated":false' out.json || fail "$fp: resumed a finished rotation" ;;
+		*) grep -q '"rotated":true,"resumed":true' out.json || fail "$fp: not resumed: $(cat out.json)" ;;
+		esac
 		K unlock fp.img --dry-run >/dev/null || fail "$fp: does not open after the rerun"
 		data_is_plain fp.img "$(vkhex fp.img)" || fail "$fp: data lost"
 		meta fp.img | python3 -c '
@@ -171,6 +238,30 @@ assert len(m["keyslots"]) == 1 and len(m["digests"]) == 1 and len(m["tokens"]) =
 			fail "$fp: slots or tokens piled up"
 		echo "ok $fp"
 	done
+	# keyd-recover finish-rotation: the admin's way to finish a rotation
+	# stopped inside a hotzone (kill at rotate.mid-run, journal to replay).
+	mkvol fin.img
+	set +e
+	KEYD_FAILPOINT=rotate.mid-run KEYD_FAILPOINT_BYTES=$((8 * 1024 * 1024)) "$FP" rotate fin.img \
+		--hotzone 1M --quiet >/dev/null 2>err
+	rc=$?
+	set -e
+	[ $rc -eq 137 ] || fail "finish-rotation setup: not killed (exit $rc: $(cat err))"
+	"$B/keyd-recover" status fin.img >st.txt 2>&1 || true
+	grep -q "keyd-recover finish-rotation" st.txt || fail "keyd-recover status does not name finish-rotation: $(cat st.txt)"
+	"$B/keyd-recover" finish-rotation fin.img --json >out.json 2>err || fail "finish-rotation: $(cat err)"
+	python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["finished"] and o["bytes"] > 0 and not o["online"], o' \
+		out.json || fail "finish-rotation --json: $(cat out.json)"
+	data_is_plain fin.img "$(vkhex fin.img)" || fail "finish-rotation: data lost"
+	meta fin.img | kd_has requirements && fail "finish-rotation left the reencryption requirement"
+	cp fin.img fin.before
+	[ "$("$B/keyd-recover" finish-rotation fin.img)" = "fin.img: no rotation in progress; nothing to finish" ] ||
+		fail "finish-rotation with nothing to finish"
+	cmp -s fin.img fin.before || fail "finish-rotation with nothing to finish wrote"
+	set +e; "$B/keyd-recover" finish-rotation fin.img --threshold 1 2>err; rc=$?; set -e
+	[ $rc -eq 2 ] || fail "finish-rotation --threshold without --escrow accepted ($rc)"
+	rm -f fin.img fin.before
+	echo "ok keyd-recover finish-rotation"
 	# Kills at arbitrary moments (inside a hotzone write, the journal, a
 	# header write, the finish), not only at failpoints: the same rotation
 	# is killed again and again while it resumes, until it completes.

@@ -39,7 +39,7 @@ UUID=$(cryptsetup luksUUID img)
 
 # --help everywhere, usage errors exit 2.
 for c in status list dump "escrow add" export-shares decrypt-share unlock rekey retire header-backup \
-	header-restore wipe; do
+	header-restore wipe finish-rotation; do
 	read -ra words <<<"$c"
 	R "${words[@]}" --help | kd_has "^Usage: keyd-recover $c" || fail "$c --help"
 done
@@ -57,7 +57,7 @@ page = subprocess.run(["man", "--nh", "--nj", "-l", man], env=env, capture_outpu
 norm = lambda t: " ".join(t.split())
 syn = page.split("SYNOPSIS", 1)[1].split("DESCRIPTION", 1)[0]
 cmds = ["status", "list", "dump", "escrow add", "export-shares", "decrypt-share", "unlock",
-        "rekey", "retire", "header-backup", "header-restore", "wipe"]
+        "rekey", "retire", "header-backup", "header-restore", "wipe", "finish-rotation"]
 opts = lambda t: set(re.findall(r"--[a-z][a-z-]*", t)) - {"--backend", "--sim", "--help"}
 bad = []
 for c in cmds:

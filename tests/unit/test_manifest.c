@@ -300,6 +300,66 @@ START_TEST(floors)
 END_TEST
 
 /*
+ * "rotate": true asks the committing node to rotate its volume key. It is
+ * signed (dropping it breaks the signature), false is the same as absent
+ * (canonical bytes and signatures of older manifests unchanged), and any
+ * other value is refused.
+ */
+START_TEST(rotate_flag)
+{
+	struct kd_release_keys *ks = keys_cfg(1, 1);
+	time_t now = at("2026-06-01T00:00:00Z");
+	struct kd_manifest *m = base(), *r;
+	uint8_t *c0, *c1;
+	size_t n0, n1;
+	char *j;
+
+	ck_assert_int_eq(kd_manifest_canonical(m, &c0, &n0), 0);
+	m->rotate = true;
+	ck_assert_int_eq(kd_manifest_canonical(m, &c1, &n1), 0);
+	ck_assert_uint_eq(n1, n0 + strlen("rotate:1\n"));
+	ck_assert_mem_eq(c1, c0, n0);
+	ck_assert_mem_eq(c1 + n0, "rotate:1\n", n1 - n0);
+	free(c0);
+	free(c1);
+	sign(m, priv[0]);
+	ck_assert_int_eq(kd_manifest_to_json(m, &j), 0);
+	ck_assert_ptr_nonnull(strstr(j, "\"rotate\""));
+	free(j);
+	r = reparse(m);
+	ck_assert(r->rotate);
+	ck_assert_int_eq(kd_manifest_verify(r, ks, now, NULL), 0);
+	/* The host cannot strip the request from a signed manifest. */
+	r->rotate = false;
+	ck_assert_int_eq(kd_manifest_verify(r, ks, now, NULL), KD_EVERIFY);
+	kd_manifest_free(r);
+	/* ... nor add it to a manifest signed without it. */
+	m->rotate = false;
+	kd_manifest_free(m);
+	m = base();
+	sign(m, priv[0]);
+	r = reparse(m);
+	ck_assert(!r->rotate);
+	ck_assert_int_eq(kd_manifest_verify(r, ks, now, NULL), 0);
+	r->rotate = true;
+	ck_assert_int_eq(kd_manifest_verify(r, ks, now, NULL), KD_EVERIFY);
+	kd_manifest_free(r);
+	kd_manifest_free(m);
+	kd_release_keys_free(ks);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES ",\"rotate\":true}"), 0);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES ",\"rotate\":false}"), 0);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES ",\"rotate\":1}"),
+			 KD_EMALFORMED);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES ",\"rotate\":\"yes\"}"),
+			 KD_EMALFORMED);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES ",\"rotate\":null}"),
+			 KD_EMALFORMED);
+	ck_assert_int_eq(parse_str(HEAD "\"measurements\":[" M48 "]," TIMES ",\"rotation\":true}"),
+			 KD_EMALFORMED);
+}
+END_TEST
+
+/*
  * A parsed manifest's own JSON form parses again to the same manifest: a
  * year below 1000 once formatted as "440-..." and did not (the fuzz target
  * fuzz_manifest found it; its input is tests/fuzz/regressions/manifest/).
@@ -439,6 +499,7 @@ int main(void)
 	tcase_add_test(tc, release_keys_config);
 	tcase_add_test(tc, has_measurement);
 	tcase_add_test(tc, floors);
+	tcase_add_test(tc, rotate_flag);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

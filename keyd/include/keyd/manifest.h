@@ -69,6 +69,14 @@ struct kd_manifest {
 	uint32_t min_peer_svn;
 	bool has_min_tcb[KD_PRODUCT_TURIN + 1]; /* indexed by enum kd_product */
 	uint64_t min_tcb[KD_PRODUCT_TURIN + 1];
+	/*
+	 * "rotate": true asks every node that commits to this release to rotate
+	 * its volume key right after the commit (keyd commit --manifest): the
+	 * release revokes its predecessors' keys, so that a restored old header
+	 * opens nothing. Signed when set; false is the same as absent; any other
+	 * value is KD_EMALFORMED.
+	 */
+	bool rotate;
 };
 
 struct kd_release_keys {

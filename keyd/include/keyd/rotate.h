@@ -100,6 +100,8 @@ struct kd_rotate_opts {
 	uint64_t hotzone;         /* max hotzone bytes; 0 = libcryptsetup's choice */
 	bool drop_pending;        /* pending handoff slots of other launches */
 	bool drop_escrow;         /* remove the escrow instead of re-splitting */
+	bool resume_only;         /* finish a rotation in progress; start none
+				   * (the boot path: ret->idle when there is none) */
 	X509 *const *escrow_certs; /* re-split the escrow to these admins ... */
 	size_t n_escrow_certs;
 	unsigned escrow_threshold; /* ... k-of-n; 0 = the old escrow's k */
@@ -121,6 +123,7 @@ struct kd_rotate_opts {
 };
 
 struct kd_rotate_result {
+	bool idle;             /* resume_only and no rotation in progress: nothing done */
 	bool resumed;          /* a rotation found in progress was finished */
 	bool online;
 	bool recovered;        /* an interrupted hotzone was replayed first */
@@ -147,7 +150,7 @@ struct kd_rotate_status {
 	bool interrupted;      /* a hotzone awaits recovery (crash mid-write) */
 	char resilience[16];
 	uint64_t done, size;   /* bytes; size 0 when unknown */
-	char advice[200];
+	char advice[320];
 };
 
 /* From the parsed LUKS2 metadata of the device at path (size from stat). */

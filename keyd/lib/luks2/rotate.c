@@ -428,11 +428,13 @@ int kd_rotate_status_of(json_object *meta, const char *path, struct kd_rotate_st
 		if (s.size && s.done > s.size)
 			s.done = s.size;
 		snprintf(s.advice, sizeof(s.advice),
-			 "%s; it still unlocks. Run `keyd rotate %.60s` to %s it",
+			 "%s; it still unlocks, and the boot scripts finish it after the next "
+			 "unlock. Run `keyd rotate %.60s` (or keyd-recover finish-rotation) to "
+			 "finish it now",
 			 s.interrupted ? "interrupted in the middle of a hotzone (recovered on the next "
 					 "open or resume)"
 				       : "re-encryption under a new volume key in progress",
-			 path ? path : "DEVICE", "finish");
+			 path ? path : "DEVICE");
 	} else {
 		snprintf(s.advice, sizeof(s.advice),
 			 "a new volume key was added but no data moved yet; it unlocks with the old "
@@ -1115,6 +1117,14 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 	}
 	if ((r = kd_rotate_status(v, &st)))
 		goto out;
+	if (o->resume_only && st.phase == KD_ROTATE_NONE) {
+		/* Nothing begun: the boot path asks on every boot. */
+		res.idle = true;
+		res.keyslot = -1;
+		if (ret)
+			*ret = res;
+		goto out;
+	}
 	/* Step 1: this launch's slot, through the whole unlock order. */
 	if ((r = kd_volume_unlock_secrets(v, b, l, &vk, &pass, &tok)) ||
 	    (r = kd_seal_keys_for_token(b, &tok, kd_volume_uuid(v), &pass2, &pin_key)))

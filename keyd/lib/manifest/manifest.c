@@ -215,7 +215,8 @@ static int parse_obj(struct json_object *o, struct kd_manifest *m)
 {
 	static const char *const allowed[] = {"format",	 "version",	 "svn",
 					      "measurements", "not_before",  "not_after",
-					      "signatures",   "min_peer_svn", "min_tcb"};
+					      "signatures",   "min_peer_svn", "min_tcb",
+					      "rotate"};
 	struct json_object *v;
 	const char *s;
 	int64_t svn;
@@ -293,6 +294,11 @@ static int parse_obj(struct json_object *o, struct kd_manifest *m)
 	}
 	if (json_object_object_get_ex(o, "min_tcb", &v) && (r = parse_min_tcb(v, m)))
 		return r;
+	if (json_object_object_get_ex(o, "rotate", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return kd_fail(KD_EMALFORMED, "manifest: \"rotate\" must be true or false");
+		m->rotate = json_object_get_boolean(v);
+	}
 
 	if (!json_object_object_get_ex(o, "signatures", &v))
 		return 0;
@@ -388,6 +394,8 @@ int kd_manifest_to_json(const struct kd_manifest *m, char **ret)
 		kd_tcb_hex(m->min_tcb[tcb_products[i].p], th);
 		json_object_object_add(mt, tcb_products[i].name, json_object_new_string(th));
 	}
+	if (m->rotate)
+		json_object_object_add(o, "rotate", json_object_new_boolean(1));
 	sigs = json_object_new_array();
 	for (size_t i = 0; i < m->n_sigs; i++) {
 		struct json_object *e = json_object_new_object();
@@ -447,6 +455,8 @@ int kd_manifest_canonical(const struct kd_manifest *m, uint8_t **ret, size_t *re
 		off += (size_t)snprintf(buf + off, cap - off, "min_tcb:%s:%s\n", tcb_products[i].name,
 					th);
 	}
+	if (m->rotate)
+		off += (size_t)snprintf(buf + off, cap - off, "rotate:1\n");
 	*ret = (uint8_t *)buf;
 	*ret_len = off;
 	return 0;

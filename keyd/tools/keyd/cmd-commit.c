@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend-opts.h"
@@ -11,10 +12,47 @@
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/handoff.h"
+#include "keyd/manifest.h"
 #include "keyd/rotate.h"
+#include "keyd/util.h"
 #include "keyd/volume.h"
 
-enum { O_KEEP = 256, O_RETIRE, O_JSON, O_ROTATE };
+enum { O_KEEP = 256, O_RETIRE, O_JSON, O_ROTATE, O_MANIFEST };
+
+/*
+ * --manifest: this release's signed manifest (the host hands it over, like
+ * in the handoff). It must be signed by k of the pinned release keys and
+ * list this launch's measurement; otherwise nothing is committed. Its
+ * "rotate" flag makes this commit rotate the volume key. The host can
+ * withhold the manifest and so the request (a host that wants the old keys
+ * to keep working can as well keep the node from committing at all); it
+ * cannot forge one or make a release ask for less.
+ */
+static int release_asks_rotation(const char *path, struct kd_release_keys **keys,
+				 struct kd_backend *b, bool *ret)
+{
+	struct kd_manifest *m = NULL;
+	struct kd_launch l;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!*keys && (r = kd_release_keys_load(KD_RELEASE_KEYS_DEFAULT, keys)))
+		return r;
+	if ((r = kd_read_file(path, KD_MANIFEST_MAX_BYTES, &buf, &len)) ||
+	    (r = kd_manifest_parse(buf, len, &m)) || (r = kd_manifest_verify(m, *keys, 0, NULL)) ||
+	    (r = kd_launch_get(b, &l)) ||
+	    (r = kd_manifest_has_measurement(m, l.report.measurement)))
+		goto out;
+	if (m->rotate)
+		fprintf(stderr, "release %s (svn %u) asks for a volume-key rotation after the "
+				"commit\n", m->version, m->svn);
+	*ret = m->rotate;
+out:
+	kd_manifest_free(m);
+	free(buf);
+	return r;
+}
 
 /* --rotate: right after the commit, re-encrypt under a fresh volume key, so
  * the previous version's keys (and any header copy holding them) open
@@ -46,6 +84,7 @@ static int run_commit(int argc, char **argv)
 		{"json", no_argument, NULL, O_JSON},
 		{"rotate", no_argument, NULL, O_ROTATE},
 		PENDING_LONGOPTS,
+		{"manifest", required_argument, NULL, O_MANIFEST},
 		BACKEND_LONGOPTS,
 		{0},
 	};
@@ -54,7 +93,8 @@ static int run_commit(int argc, char **argv)
 	struct kd_commit_result res;
 	struct kd_backend *b = NULL;
 	struct pending_opts po = {0};
-	bool json = false, have_pol = false, rotate = false;
+	const char *manifest_path = NULL;
+	bool json = false, have_pol = false, rotate = false, asked = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -68,6 +108,7 @@ static int run_commit(int argc, char **argv)
 			break;
 		case O_JSON: json = true; break;
 		case O_ROTATE: rotate = true; break;
+		case O_MANIFEST: manifest_path = optarg; break;
 		default:
 			if ((r = pending_opts_handle(c, optarg, &po)) < 0)
 				return EXIT_USAGE;
@@ -88,6 +129,13 @@ static int run_commit(int argc, char **argv)
 	r = kd_backend_open(&bo, &b);
 	if (r)
 		goto out;
+	/* The release's request is judged before anything is written. */
+	if (manifest_path) {
+		r = release_asks_rotation(manifest_path, &po.keys, b, &asked);
+		if (r)
+			goto out;
+		rotate |= asked;
+	}
 	r = kd_handoff_commit(argv[optind], b, &po.pol, pol, &res);
 	if (r)
 		goto out;
@@ -119,8 +167,9 @@ out:
 const struct kd_cmd cmd_commit = {
 	"commit", run_commit, "activate this launch's slot after an upgrade",
 	"Usage: keyd commit DEVICE [--keep-previous | --retire-previous] [--rotate]\n"
-	"                   [--release-keys FILE] [--peer-svn-floor SVN | --no-peer-svn-floor]\n"
-	"                   [--tcb-floor HEX] [--backend NAME] [--sim unix:PATH] [--json]\n"
+	"                   [--manifest FILE] [--release-keys FILE]\n"
+	"                   [--peer-svn-floor SVN | --no-peer-svn-floor] [--tcb-floor HEX]\n"
+	"                   [--backend NAME] [--sim unix:PATH] [--json]\n"
 	"\n"
 	"Run on the new version's first real boot. Opens DEVICE with this launch's\n"
 	"key and verifies the pin (as `keyd unlock --dry-run`: for a pending slot\n"
@@ -136,5 +185,10 @@ const struct kd_cmd cmd_commit = {
 	"  --rotate           then re-encrypt under a fresh volume key (keyd rotate\n"
 	"                     with its defaults): no earlier header, slot or escrow\n"
 	"                     share opens the data afterwards\n"
+	"  --manifest FILE    this release's signed manifest: it must be signed by k\n"
+	"                     of the pinned release keys and list this launch's\n"
+	"                     measurement (else nothing is committed); when it says\n"
+	"                     \"rotate\": true (keyd manifest create --rotate), the\n"
+	"                     commit rotates as with --rotate\n"
 	"\n" BACKEND_OPTS_HELP "\n" PENDING_OPTS_HELP,
 };

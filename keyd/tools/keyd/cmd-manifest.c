@@ -160,6 +160,7 @@ static int run_create(int argc, char **argv)
 		{"not-after", required_argument, NULL, 'a'},
 		{"min-peer-svn", required_argument, NULL, 'f'},
 		{"min-tcb", required_argument, NULL, 't'},
+		{"rotate", no_argument, NULL, 'R'},
 		{"out", required_argument, NULL, 'o'},
 		{0},
 	};
@@ -197,6 +198,7 @@ static int run_create(int argc, char **argv)
 			break;
 		case 'b': nb = optarg; break;
 		case 'a': na = optarg; break;
+		case 'R': m->rotate = true; break;
 		case 'f':
 			if (kd_parse_u64(optarg, UINT32_MAX, &floor_svn)) {
 				kd_manifest_free(m);
@@ -269,7 +271,7 @@ const struct kd_cmd cmd_manifest_create = {
 	"manifest create", run_create, "write an unsigned release manifest",
 	"Usage: keyd manifest create --version-label L --svn N --measurement HEX\n"
 	"       [--measurement HEX ...] [--not-before RFC3339] --not-after RFC3339\n"
-	"       [--min-peer-svn N] [--min-tcb PRODUCT:HEX ...] -o FILE\n"
+	"       [--min-peer-svn N] [--min-tcb PRODUCT:HEX ...] [--rotate] -o FILE\n"
 	"\n"
 	"One --measurement per supported vCPU count (from `keyd measure`).\n"
 	"--not-before defaults to now. Times are UTC: 2026-01-01T00:00:00Z.\n"
@@ -278,7 +280,10 @@ const struct kd_cmd cmd_manifest_create = {
 	"any peer (old or new) whose manifest svn is below N, whatever the clock says.\n"
 	"--min-tcb PRODUCT:HEX (milan|genoa|turin, 16 hex digits in report byte order)\n"
 	"is the lowest TCB this release accepts from a handoff peer on that product;\n"
-	"a handoff without a floor is refused unless run with --no-tcb-floor.\n",
+	"a handoff without a floor is refused unless run with --no-tcb-floor.\n"
+	"--rotate asks every node that commits to this release (keyd commit\n"
+	"--manifest, run by the boot scripts) to rotate its volume key right after\n"
+	"the commit: a release that revokes its predecessors' keys.\n",
 };
 
 /* ---------------------------------------------------------------- sign */
@@ -460,6 +465,8 @@ static int run_show(int argc, char **argv)
 		}
 		if (m->has_min_peer_svn)
 			printf("min peer svn: %u\n", m->min_peer_svn);
+		if (m->rotate)
+			printf("rotate:       yes (nodes rotate their volume key when they commit)\n");
 		for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++) {
 			char th[KD_TCB_HEX_LEN];
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* keyd rotate DEVICE: re-encrypt the volume under a fresh volume key (rotate.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,10 +42,16 @@ static const char rotate_usage[] =
 	"  --threshold K          shares needed (default: the old escrow's)\n"
 	"  --drop-escrow          remove the escrow instead (its old shares stop working)\n"
 	"  --drop-pending         remove pending handoff slots (hand off again after)\n"
+	"  --resume-only          finish a rotation in progress (interrupted by a\n"
+	"                         crash or power loss); start none: with none in\n"
+	"                         progress, say so and exit 0 (the boot scripts run\n"
+	"                         this after every unlock)\n"
 	"  --json                 print a JSON summary at the end\n"
 	"  --quiet                no progress\n" BACKEND_OPTS_HELP
-	"\nOn a terminal, progress (bytes done, rate, time left) is shown on stderr;\n"
-	"otherwise one line per quarter.\n"
+	"\nOn a terminal, progress (bytes done, rate, time left) is shown on stderr.\n"
+	"Otherwise (boot, systemd) a progress line goes to stderr and to the kernel\n"
+	"log (/dev/kmsg, read by the journal) when the run starts, at every 10%,\n"
+	"at least every 30 s in between, and at the end.\n"
 	"\nExit status: 0 rotated, 1 refused or failed (the volume still opens), 2 usage.\n";
 
 static int parse_size(const char *s, uint64_t *ret)
@@ -75,9 +82,23 @@ static int parse_size(const char *s, uint64_t *ret)
 	return 0;
 }
 
+/*
+ * Progress. On a terminal, one line redrawn after every hotzone. Otherwise
+ * (the boot scripts, a systemd unit) a line on stderr and the same line in
+ * the kernel log (/dev/kmsg, which the journal reads) at a bounded rate: when
+ * the run starts, at every tenth of the volume, at least every
+ * PROGRESS_PERIOD seconds in between, and at the end. A stalled or slow
+ * rotation at boot is thus visible in dmesg and journalctl without flooding
+ * either. KEYD_KMSG names another log device (default /dev/kmsg).
+ */
+#define PROGRESS_PERIOD 30.0
+
 struct prog {
-	bool tty, quiet;
-	int quarter;
+	bool tty, quiet, started;
+	int tenth;        /* tenths of the volume last reported */
+	double last;      /* elapsed seconds at the last line */
+	int kmsg;         /* kernel log fd, -1 if none */
+	const char *dev;
 };
 
 static void human(double b, char *out, size_t len)
@@ -92,11 +113,27 @@ static void human(double b, char *out, size_t len)
 	snprintf(out, len, "%.1f %s", b, u[i]);
 }
 
+static void log_line(struct prog *g, const char *line)
+{
+	char rec[512];
+	int n;
+
+	fprintf(stderr, "keyd rotate: %s\n", line);
+	if (g->kmsg < 0)
+		return;
+	/* One record per write(2); priority 6 (info), facility user. */
+	n = snprintf(rec, sizeof(rec), "<14>keyd rotate: %s\n", line);
+	if (n > 0 && (size_t)n < sizeof(rec) && write(g->kmsg, rec, (size_t)n) < 0) {
+		close(g->kmsg); /* the kernel log refuses: stderr still has it */
+		g->kmsg = -1;
+	}
+}
+
 static int show_progress(const struct kd_rotate_progress *p, void *usr)
 {
 	struct prog *g = usr;
-	char done[32], total[32], rate[32], left[32] = "--:--";
-	int q;
+	char done[32], total[32], rate[32], left[32] = "--:--", line[256];
+	int tenth;
 
 	if (g->quiet || !p->size)
 		return 0;
@@ -115,13 +152,43 @@ static int show_progress(const struct kd_rotate_progress *p, void *usr)
 			fputc('\n', stderr);
 		return 0;
 	}
-	q = (int)(4 * p->done / p->size);
-	if (q > g->quarter) {
-		g->quarter = q;
-		fprintf(stderr, "keyd rotate: %s of %s re-encrypted, %s/s, %s left\n", done, total,
-			rate, left);
+	tenth = (int)(10 * p->done / p->size);
+	if (!g->started) {
+		g->started = true;
+		g->tenth = tenth;
+		g->last = p->elapsed;
+		snprintf(line, sizeof(line), "%s: %s %s of %s (%.0f%%) already under the new key",
+			 g->dev, p->start ? "resuming," : "starting,", done, total,
+			 100.0 * (double)p->done / (double)p->size);
+		log_line(g, line);
+		return 0;
 	}
+	if (tenth <= g->tenth && p->elapsed - g->last < PROGRESS_PERIOD && p->done != p->size)
+		return 0;
+	g->tenth = tenth > g->tenth ? tenth : g->tenth;
+	g->last = p->elapsed;
+	snprintf(line, sizeof(line), "%s: %s of %s re-encrypted (%.0f%%), %s/s, %s left", g->dev,
+		 done, total, 100.0 * (double)p->done / (double)p->size, rate, left);
+	log_line(g, line);
 	return 0;
+}
+
+/* 1: a rotation is prepared or running on device, 0: none, <0: error. */
+static int rotation_begun(const char *device)
+{
+	struct kd_volume *v = NULL;
+	struct kd_rotate_status st;
+	int r;
+
+	if ((r = kd_volume_open(device, &v)) < 0)
+		return r;
+	if (kd_volume_health(v)->allow_err)
+		r = kd_fail(kd_volume_health(v)->allow_err, "header refused: %s",
+			    kd_volume_health(v)->allow_detail);
+	else if ((r = kd_rotate_status(v, &st)) == 0)
+		r = st.phase != KD_ROTATE_NONE;
+	kd_volume_close(v);
+	return r;
 }
 
 static int run_rotate(int argc, char **argv)
@@ -132,12 +199,13 @@ static int run_rotate(int argc, char **argv)
 		{"escrow", required_argument, NULL, 'e'},   {"threshold", required_argument, NULL, 't'},
 		{"drop-escrow", no_argument, NULL, 'E'},    {"drop-pending", no_argument, NULL, 'P'},
 		{"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
+		{"resume-only", no_argument, NULL, 'R'},
 		BACKEND_LONGOPTS,                           {0},
 	};
 	struct kd_backend_opts bopts = {0};
 	struct kd_rotate_opts o = {0};
 	struct kd_rotate_result res;
-	struct prog g = {.tty = isatty(STDERR_FILENO) == 1};
+	struct prog g = {.tty = isatty(STDERR_FILENO) == 1, .kmsg = -1};
 	X509 *certs[KD_ESCROW_MAX_SHARES] = {0};
 	const char *cert_paths[KD_ESCROW_MAX_SHARES];
 	size_t n_certs = 0;
@@ -182,6 +250,9 @@ static int run_rotate(int argc, char **argv)
 		case 'P':
 			o.drop_pending = true;
 			break;
+		case 'R':
+			o.resume_only = true;
+			break;
 		case 'j':
 			json = true;
 			break;
@@ -208,14 +279,31 @@ static int run_rotate(int argc, char **argv)
 	kd_escrow_rotate_hooks(&o);
 	o.progress = show_progress;
 	o.usr = &g;
-	if ((r = cli_launch_open(&bopts, &b, &l)) < 0 ||
-	    (r = kd_rotate(argv[optind], b, &l, &o, &res)) < 0)
+	g.dev = argv[optind];
+	if (!g.tty && !g.quiet) {
+		const char *k = getenv("KEYD_KMSG");
+
+		g.kmsg = open(k && *k ? k : "/dev/kmsg", O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+	}
+	/* The boot path asks after every unlock: a plain header answers from
+	 * the header alone, before the AMD-SP is asked for anything. */
+	if (o.resume_only && (r = rotation_begun(argv[optind])) <= 0) {
+		if (r == 0) {
+			memset(&res, 0, sizeof(res));
+			res.idle = true;
+			res.keyslot = -1;
+		}
+	} else if ((r = cli_launch_open(&bopts, &b, &l)) < 0 ||
+		   (r = kd_rotate(argv[optind], b, &l, &o, &res)) < 0) {
+		goto out;
+	}
+	if (r < 0)
 		goto out;
 	if (json) {
 		json_object *j = json_object_new_object();
 
 		json_object_object_add(j, "device", json_object_new_string(argv[optind]));
-		json_object_object_add(j, "rotated", json_object_new_boolean(1));
+		json_object_object_add(j, "rotated", json_object_new_boolean(!res.idle));
 		json_object_object_add(j, "resumed", json_object_new_boolean(res.resumed));
 		json_object_object_add(j, "online", json_object_new_boolean(res.online));
 		json_object_object_add(j, "recovered", json_object_new_boolean(res.recovered));
@@ -232,6 +320,8 @@ static int run_rotate(int argc, char **argv)
 									      : 0));
 		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
 		json_object_put(j);
+	} else if (res.idle) {
+		printf("%s: no rotation in progress\n", argv[optind]);
 	} else {
 		char bytes[32];
 
@@ -244,6 +334,8 @@ static int run_rotate(int argc, char **argv)
 		       res.escrow_resplit ? "; escrow re-split with fresh shares" : "");
 	}
 out:
+	if (g.kmsg >= 0)
+		close(g.kmsg);
 	for (size_t i = 0; i < n_certs; i++)
 		X509_free(certs[i]);
 	kd_backend_close(b);

@@ -1,13 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keyd-recover rekey, retire, header-backup, header-restore, wipe, repair. */
+/*
+ * keyd-recover rekey, retire, header-backup, header-restore, wipe, repair,
+ * finish-rotation.
+ */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "keyd/error.h"
 #include "keyd/header.h"
+#include "keyd/rotate.h"
 #include "keyd/util.h"
 #include "recover.h"
 
@@ -268,3 +276,152 @@ static int run_repair(int argc, char **argv)
 
 const struct kd_cmd cmd_repair = {"repair", run_repair,
 				  "rewrite a damaged header copy (after saving both)", repair_usage};
+
+/* ---------------------------------------------------------------- finish-rotation */
+
+static const char finish_usage[] =
+	"Usage: keyd-recover finish-rotation DEVICE [--name NAME] [--max-rate BYTES]\n"
+	"                   [--escrow CERT ... --threshold K] [--json] [BACKEND OPTIONS]\n"
+	"\n"
+	"Finish a volume-key rotation (keyd rotate) that a crash, a power loss or a\n"
+	"kill interrupted: replay the interrupted hotzone from the journal, re-encrypt\n"
+	"the rest under the new key through this launch's keyd slot, and drop the\n"
+	"old key's keyslots. Online when the volume is active (found by its UUID, or\n"
+	"--name), offline otherwise. Starts no new rotation: with none in progress it\n"
+	"says so and changes nothing. The boot scripts do the same after every unlock\n"
+	"unless KEYD_ROTATE_RESUME=no; keyd-recover status shows how far it got.\n"
+	"\n"
+	"  --name NAME            the active mapping (default: found by UUID)\n"
+	"  --max-rate BYTES       throttle to BYTES per second (suffix K, M, G)\n"
+	"  --escrow CERT          re-split the escrow for the new key to these admins\n"
+	"                         (an interrupted rotation has already removed the\n"
+	"                         old one)\n"
+	"  --threshold K          shares needed for that escrow (1..the certificates)\n"
+	"  --json                 print the result as JSON\n" BACKEND_OPTS_HELP
+	"\nExit status: 0 finished or nothing to finish, 1 refused or failed (the\n"
+	"volume still opens), 2 usage.\n";
+
+static int parse_rate(const char *s, uint64_t *ret)
+{
+	char *end = NULL;
+	unsigned long long n;
+	uint64_t mul = 1;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 0:
+		break;
+	case 'K': case 'k':
+		mul = 1024;
+		break;
+	case 'M': case 'm':
+		mul = 1024 * 1024;
+		break;
+	case 'G': case 'g':
+		mul = 1024ull * 1024 * 1024;
+		break;
+	default:
+		return -1;
+	}
+	if ((*end && end[1]) || !n || n > UINT64_MAX / mul)
+		return -1;
+	*ret = n * mul;
+	return 0;
+}
+
+static int run_finish_rotation(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"name", required_argument, NULL, 'n'},	  {"max-rate", required_argument, NULL, 'm'},
+		{"escrow", required_argument, NULL, 'e'}, {"threshold", required_argument, NULL, 't'},
+		{"json", no_argument, NULL, 'j'},	  BACKEND_LONGOPTS,
+		{0},
+	};
+	struct kd_backend_opts bopts = {0};
+	struct kd_rotate_opts o = {0};
+	struct kd_rotate_result res;
+	struct kd_backend *b = NULL;
+	struct kd_launch l;
+	X509 *certs[KD_ESCROW_MAX_SHARES] = {0};
+	const char *cert_paths[KD_ESCROW_MAX_SHARES];
+	size_t n_certs = 0;
+	uint64_t threshold = 0;
+	bool json = false;
+	int c, r = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			o.name = optarg;
+			break;
+		case 'm':
+			if (parse_rate(optarg, &o.max_rate))
+				return cli_usage_error("--max-rate takes a positive byte count");
+			break;
+		case 'e':
+			if (add_file("escrow", optarg, cert_paths, &n_certs))
+				return EXIT_USAGE;
+			break;
+		case 't':
+			if (kd_parse_u64(optarg, KD_ESCROW_MAX_SHARES, &threshold) < 0 || !threshold)
+				return cli_usage_error("--threshold must be 1..%u", KD_ESCROW_MAX_SHARES);
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			if (backend_opts_handle(c, optarg, &bopts) <= 0)
+				return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("usage: keyd-recover finish-rotation DEVICE");
+	if (!threshold != !n_certs)
+		return cli_usage_error("--escrow and --threshold go together");
+	if (threshold > n_certs)
+		return cli_usage_error("--threshold K needs at least K --escrow certificates");
+	for (size_t i = 0; i < n_certs; i++)
+		if ((r = kd_escrow_load_cert(cert_paths[i], &certs[i])))
+			goto out;
+	o.resume_only = true;
+	o.escrow_certs = certs;
+	o.n_escrow_certs = n_certs;
+	o.escrow_threshold = (unsigned)threshold;
+	kd_escrow_rotate_hooks(&o);
+	if ((r = cli_launch_open(&bopts, &b, &l)) || (r = kd_rotate(argv[optind], b, &l, &o, &res)))
+		goto out;
+	if (json) {
+		json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "device", json_object_new_string(argv[optind]));
+		json_object_object_add(j, "finished", json_object_new_boolean(!res.idle));
+		json_object_object_add(j, "online", json_object_new_boolean(res.online));
+		json_object_object_add(j, "recovered", json_object_new_boolean(res.recovered));
+		json_object_object_add(j, "keyslot", json_object_new_int(res.keyslot));
+		json_object_object_add(j, "escrow_resplit", json_object_new_boolean(res.escrow_resplit));
+		json_object_object_add(j, "bytes", json_object_new_int64((int64_t)res.bytes));
+		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+		json_object_put(j);
+	} else if (res.idle) {
+		printf("%s: no rotation in progress; nothing to finish\n", argv[optind]);
+	} else {
+		printf("%s: rotation finished (%s%s); keyslot %d opens the volume under the new key%s\n",
+		       argv[optind], res.online ? "online" : "offline",
+		       res.recovered ? ", interrupted hotzone replayed" : "", res.keyslot,
+		       res.escrow_resplit ? "; escrow re-split with fresh shares" : "");
+	}
+out:
+	for (size_t i = 0; i < n_certs; i++)
+		X509_free(certs[i]);
+	kd_backend_close(b);
+	return r ? cli_refuse(r) : 0;
+}
+
+const struct kd_cmd cmd_finish_rotation = {"finish-rotation", run_finish_rotation,
+					   "finish an interrupted volume-key rotation", finish_usage};

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keyd-recover: the admin recovery tool (status, k-of-n escrow recovery,
- * re-key, retire, header backup/restore/repair, crypto-erase). Thin: each command
+ * re-key, retire, header backup/restore/repair, crypto-erase, finishing an
+ * interrupted volume-key rotation). Thin: each command
  * parses its options, calls libkeyd (keyd/recover.h) and prints one result.
  */
 #include <errno.h>
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
 		cmd_status,	   cmd_list,	      cmd_dump,		 cmd_escrow_add,
 		cmd_export_shares, cmd_decrypt_share, cmd_unlock,	 cmd_rekey,
 		cmd_retire,	   cmd_header_backup, cmd_header_restore, cmd_wipe,
-		cmd_repair,
+		cmd_repair,	   cmd_finish_rotation,
 		{0},
 	};
 

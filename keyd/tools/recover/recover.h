@@ -17,7 +17,7 @@
 
 extern const struct kd_cmd cmd_status, cmd_list, cmd_dump, cmd_escrow_add, cmd_export_shares,
 	cmd_decrypt_share, cmd_unlock, cmd_rekey, cmd_retire, cmd_header_backup,
-	cmd_header_restore, cmd_wipe, cmd_repair;
+	cmd_header_restore, cmd_wipe, cmd_repair, cmd_finish_rotation;
 
 /*
  * One file per option (--share FILE, --admin CERT; repeat the option for
