@@ -217,7 +217,7 @@ CONF
 # its own, as scenario 12's mkinitramfs image gets it from a hook).
 guestos_dracut() {
 	local dir=$1 r=$2 lib rc
-	# The kernel's modules, all of them: dracut chooses the drivers itself.
+	# The kernel's module tree: dracut resolves each driver's dependencies.
 	rm -rf "$r/lib/modules/$VM_KVER"
 	cp -a "$VM_KROOT/lib/modules/$VM_KVER" "$r/lib/modules/"
 	# The rig: keyd-sevguest-cuse with the libraries the image lacks
