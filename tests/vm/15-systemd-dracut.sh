@@ -35,11 +35,11 @@ for f in usr/lib/dracut/hooks/initqueue/settled/50-keyd-unlock-hook.sh \
 	grep -x "$f" "$lst" >/dev/null || fail "the dracut initramfs lacks $f"
 done
 if grep -x 'scripts/local-top/keyd' "$lst" >/dev/null; then fail "the initramfs is initramfs-tools'"; fi
-(cd "$VM_WORK" && rm -rf dracut-x && mkdir dracut-x && cd dracut-x &&
-	cpio -i --quiet usr/lib/dracut/hooks/initqueue/settled/50-keyd-unlock-hook.sh <"$lst.cpio")
-cmp "$VM_WORK/dracut-x/usr/lib/dracut/hooks/initqueue/settled/50-keyd-unlock-hook.sh" \
-	"$KEYD_SRC/initramfs/dracut/keyd-unlock-hook.sh" || fail "the initramfs's keyd hook is not the packaged one"
-rm -rf "$lst.cpio" "$VM_WORK/dracut-x"
+cpio -i --quiet --to-stdout usr/lib/dracut/hooks/initqueue/settled/50-keyd-unlock-hook.sh \
+	<"$lst.cpio" >"$lst.hook"
+cmp "$lst.hook" "$KEYD_SRC/initramfs/dracut/keyd-unlock-hook.sh" ||
+	fail "the initramfs's keyd hook is not the packaged one"
+rm -f "$lst.cpio" "$lst.hook"
 
 guestos_launch 15a-dracut-provision "$G" "$disk" || fail "15a: boot did not power off"
 expect_result "$VM_LOG" ok
