@@ -263,6 +263,9 @@ check-asan: deps
 check-valgrind: all $(UNIT_BINS)
 	@tests/run-valgrind.sh $(UNIT_BINS)
 
+# Every tests/vm/NN-*.sh (tests/vm/run.sh): the test image's scenarios, and the systemd GuestOS
+# ones (12 initramfs-tools, 13 upgrade, 14 systemd-cryptsetup, 15 dracut) on an image built with
+# mmdebstrap (its package lists in tests/vm/guestos-lib.sh: the dracut image's adds dracut-core).
 check-vm: all $(SEVGUEST_PROBE) deps-vm deps-vm-kernel2
 	@if [ -x tests/vm/run.sh ]; then tests/vm/run.sh; else echo "check-vm: no VM tests"; fi
 

@@ -1,11 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# dracut module "keyd": the same content as the initramfs-tools hook, and a
-# pre-mount hook that runs the shared unlock logic (keyd-unlock.sh), or, when
+# dracut module "keyd": the same content as the initramfs-tools hook, and an
+# initqueue job that runs the shared unlock logic (keyd-unlock.sh), or, when
 # the host's boot mode is "upgrade", receives a keyslot (keyd-upgrade.sh).
 # Installed as /usr/lib/dracut/modules.d/90keyd/.
-# shellcheck disable=SC2154  # moddir is set by dracut
+#
+# The job runs in the initqueue (initqueue/settled), not in pre-mount: keyd
+# maps the verity root (/dev/mapper/root) that the initqueue, and with
+# systemd sysroot.mount, wait for, so the root exists only once keyd has run.
+# initqueue/finished holds the queue until keyd is done, also when the root
+# is on a plain disk that is there at once.
+# shellcheck disable=SC2154  # moddir and initdir are set by dracut
 
 # Only included when there is something to unlock (or when asked for).
 check() {
@@ -26,6 +32,11 @@ installkernel() {
 
 install() {
 	inst_multiple keyd mke2fs veritysetup ip
+	# What keyd-unlock.sh and keyd-upgrade.sh run besides keyd: a dracut
+	# image has no busybox to bring them (keyd_is_blank reads with dd and
+	# counts with wc; without them every blank disk would look used).
+	inst_multiple cat dd wc tr mkdir ln rm sleep mount sync
+	inst_multiple -o blkid findfs
 	inst_simple /usr/lib/keyd/keyd-unlock.sh
 	inst_simple /usr/lib/keyd/keyd-upgrade.sh
 	inst_simple /etc/keyd/volumes
@@ -40,5 +51,8 @@ install() {
 	# Token plugin (dlopened by libcryptsetup) and libgcc_s (dlopened by
 	# glibc for thread cancellation): neither shows up in ldd.
 	inst_libdir_file "cryptsetup/libcryptsetup-token-keyd.so" "libgcc_s.so*"
-	inst_hook pre-mount 10 "$moddir/keyd-unlock-hook.sh"
+	inst_hook initqueue/settled 50 "$moddir/keyd-unlock-hook.sh"
+	inst_hook initqueue/finished 50 "$moddir/keyd-finished.sh"
+	# With systemd, dracut-initqueue.service runs only when asked to.
+	dracut_need_initqueue
 }

@@ -10,8 +10,13 @@
 # (/dev/vda) is unlocked in the initramfs and mounted by systemd at
 # /var/lib/keyd-state from the root's /etc/fstab.
 #
+# With GUESTOS_INITRAMFS=dracut the initramfs is built by dracut instead,
+# run inside the image (Debian 12's dracut-core, in the image's package list)
+# with the module of the keyd-dracut package, installed from its .deb.
+#
 # The first run downloads the base system (about 70 MB of packages) and
-# keeps it as a tarball in $KEYD_BUILD/vm-cache; reruns reuse it.
+# keeps it as a tarball in $KEYD_BUILD/vm-cache; reruns reuse it. The dracut
+# image has a base tarball of its own (the same packages and dracut-core).
 #
 # Sourced after tests/vm/lib.sh. Test-rig parts (the emulated /dev/sev-guest
 # and the report unit) come from tests/vm/fixtures/ and are never installed.
@@ -21,6 +26,8 @@ GUESTOS_SUITE=bookworm
 GUESTOS_MIRROR=${GUESTOS_MIRROR:-http://deb.debian.org/debian}
 GUESTOS_PKGS="systemd-sysv,udev,kmod,dmsetup,iproute2,e2fsprogs,cryptsetup-bin,libcryptsetup12,libjson-c5,libgfshare2,libssl3,libdevmapper1.02.1,libblkid1"
 GUESTOS_CACHE=$KEYD_BUILD/vm-cache
+# initramfs-tools (Debian's mkinitramfs, on the host) or dracut (in the image).
+GUESTOS_INITRAMFS=${GUESTOS_INITRAMFS:-initramfs-tools}
 # A systemd boot under TCG on a loaded host takes minutes.
 GUESTOS_TIMEOUT=${GUESTOS_TIMEOUT:-900}
 # systemd.verity=no: the initramfs has mapped /dev/mapper/root from the
@@ -33,15 +40,16 @@ GUESTOS_TIMEOUT=${GUESTOS_TIMEOUT:-900}
 # fails to open it read-write) and its integrity is verity's job.
 GUESTOS_BASE_APPEND="console=ttyS0 panic=-1 no_timer_check root=/dev/mapper/root ro rootfstype=ext4 systemd.show_status=0 systemd.verity=no net.ifnames=0 fsck.mode=skip"
 
-# guestos_base -> prints the path of the cached base rootfs tarball.
+# guestos_base [EXTRA] -> prints the path of the cached base rootfs tarball
+# (GUESTOS_PKGS, plus the comma list EXTRA: another tarball of its own).
 guestos_base() {
-	local key tar
-	key=$(printf '%s %s %s' "$GUESTOS_SUITE" "$GUESTOS_MIRROR" "$GUESTOS_PKGS" | sha256sum | cut -c1-12)
+	local key tar pkgs=$GUESTOS_PKGS${1:+,$1}
+	key=$(printf '%s %s %s' "$GUESTOS_SUITE" "$GUESTOS_MIRROR" "$pkgs" | sha256sum | cut -c1-12)
 	tar=$GUESTOS_CACHE/guestos-base-$key.tar
 	if [ ! -s "$tar" ]; then
 		mkdir -p "$GUESTOS_CACHE"
 		command -v mmdebstrap >/dev/null || { echo "guestos: mmdebstrap missing (make deps-vm)" >&2; return 1; }
-		if ! mmdebstrap --variant=minbase --format=tar --include="$GUESTOS_PKGS" "$GUESTOS_SUITE" "$tar.tmp" \
+		if ! mmdebstrap --variant=minbase --format=tar --include="$pkgs" "$GUESTOS_SUITE" "$tar.tmp" \
 			"$GUESTOS_MIRROR" >"$GUESTOS_CACHE/mmdebstrap.log" 2>&1; then
 			echo "guestos: mmdebstrap failed:" >&2
 			tail -n 20 "$GUESTOS_CACHE/mmdebstrap.log" >&2
@@ -69,14 +77,19 @@ guestos_debs() {
 
 # guestos_build DIR VERSION [CUSTOMIZE]: a GuestOS release in DIR: root.img (ext4),
 # root.hash (its verity hash tree), verity.txt (veritysetup format's output),
-# initrd.img (mkinitramfs), cmdline (the measured command line), and the
-# keyd packages unpacked in DIR/pkg. VERSION lands in /etc/keyd/image-version
-# of the root, so two versions have two root hashes and two measurements.
+# initrd.img (mkinitramfs, or dracut: GUESTOS_INITRAMFS), cmdline (the
+# measured command line), and the keyd packages unpacked in DIR/pkg.
+# VERSION lands in /etc/keyd/image-version of the root, so two versions
+# have two root hashes and two measurements.
 # CUSTOMIZE, a function, is called with the root directory before the root
 # image is made.
 guestos_build() {
 	local dir=$1 version=$2 custom=${3:-} base debs r d size
-	base=$(guestos_base) || return 1
+	case $GUESTOS_INITRAMFS in
+	initramfs-tools) base=$(guestos_base) || return 1 ;;
+	dracut) base=$(guestos_base dracut-core) || return 1 ;;
+	*) echo "guestos: GUESTOS_INITRAMFS=$GUESTOS_INITRAMFS (initramfs-tools or dracut)" >&2; return 1 ;;
+	esac
 	debs=$(guestos_debs) || return 1
 	rm -rf "$dir"
 	mkdir -p "$dir/root" "$dir/pkg" "$dir/conf" "$dir/keydconf"
@@ -86,6 +99,7 @@ guestos_build() {
 	# keyd from its own packages, as a GuestOS image build would install it.
 	mkdir -p "$r/tmp/debs"
 	cp "$debs"/keyd_*.deb "$debs"/libcryptsetup-token-keyd_*.deb "$r/tmp/debs/"
+	[ "$GUESTOS_INITRAMFS" = initramfs-tools ] || cp "$debs"/keyd-dracut_*.deb "$r/tmp/debs/"
 	chroot "$r" /bin/sh -c 'dpkg -i /tmp/debs/*.deb' >"$dir/dpkg.log" 2>&1 ||
 		{ tail -n 20 "$dir/dpkg.log" >&2; return 1; }
 	rm -rf "$r/tmp/debs"
@@ -146,6 +160,21 @@ FSTAB
 	truncate -s 16M "$dir/root.hash"
 	veritysetup format "$dir/root.img" "$dir/root.hash" >"$dir/verity.txt"
 
+	if [ "$GUESTOS_INITRAMFS" = dracut ]; then
+		guestos_dracut "$dir" "$r" || return 1
+	else
+		guestos_mkinitramfs "$dir" "$r" || return 1
+	fi
+
+	"$KEYD_BUILD/keyd" root cmdline --verity-output "$dir/verity.txt" --append "$GUESTOS_BASE_APPEND" \
+		--data /dev/vdb --hash /dev/vdc >"$dir/cmdline"
+	rm -rf "$r"
+}
+
+# guestos_mkinitramfs DIR ROOT: DIR/initrd.img by Debian's mkinitramfs on the
+# host, from the image's keyd configuration in ROOT.
+guestos_mkinitramfs() {
+	local dir=$1 r=$2
 	# The initramfs: Debian's mkinitramfs, keyd's packaged hook and
 	# local-top script, the state volume's configuration, and the test rig's
 	# emulated /dev/sev-guest (tests/vm/fixtures, as in scenario 05).
@@ -166,10 +195,43 @@ FSTAB
 		SOURCE_DATE_EPOCH=0 \
 		mkinitramfs -d "$conf" -o "$dir/initrd.img" "$VM_KVER" >"$dir/mkinitramfs.log" 2>&1 ||
 		{ tail -n 20 "$dir/mkinitramfs.log" >&2; return 1; }
+}
 
-	"$KEYD_BUILD/keyd" root cmdline --verity-output "$dir/verity.txt" --append "$GUESTOS_BASE_APPEND" \
-		--data /dev/vdb --hash /dev/vdc >"$dir/cmdline"
-	rm -rf "$r"
+# guestos_dracut DIR ROOT: DIR/initrd.img by dracut run inside the image
+# ROOT (after its root image is made: nothing added here reaches the root),
+# with the module of the keyd-dracut package installed there, and the test
+# rig's emulated /dev/sev-guest from tests/vm/fixtures/dracut (a module of
+# its own, as scenario 12's mkinitramfs image gets it from a hook).
+guestos_dracut() {
+	local dir=$1 r=$2 lib rc
+	# The kernel's module tree: dracut resolves each driver's dependencies.
+	rm -rf "$r/lib/modules/$VM_KVER"
+	cp -a "$VM_KROOT/lib/modules/$VM_KVER" "$r/lib/modules/"
+	# The rig: keyd-sevguest-cuse with the libraries the image lacks
+	# (libfuse3), the rig script, its dracut module, and the port to use.
+	install -m 0755 "$KEYD_BUILD/keyd-sevguest-cuse" "$r/usr/lib/keyd/keyd-sevguest-cuse"
+	install -m 0644 "$KEYD_SRC/initramfs/test-sevguest-rig.sh" "$r/usr/lib/keyd/test-sevguest-rig.sh"
+	for lib in $(ldd "$KEYD_BUILD/keyd-sevguest-cuse" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p'); do
+		[ -e "$r$lib" ] || cp -L "$lib" "$r$lib"
+	done
+	cp -r "$KEYD_SRC/tests/vm/fixtures/dracut/91keyd-test-sevguest" "$r/usr/lib/dracut/modules.d/"
+	printf '%s\n' "KEYD_TEST_SEVGUEST_PORT=/dev/virtio-ports/$VM_SIM_PORT" \
+		"KEYD_UPGRADE_TIMEOUT=$GUESTOS_TIMEOUT" >"$r/etc/keyd/boot.conf"
+	# keyd's module is included by its own check (/etc/keyd/volumes); the
+	# rig's is asked for. --no-hostonly: an image for any VM, not this host.
+	# The drivers are the ones this VM boots with: dracut's qemu module
+	# (virtio), keyd's (dm-crypt, dm-verity, ext4, virtio-console, fw_cfg)
+	# and the rig's (cuse), without the catch-all kernel-modules modules
+	# (every storage driver and filesystem: a three times larger image).
+	# dracut reads /proc (findmnt, bash's process substitution).
+	mount -t proc proc "$r/proc" || return 1
+	rc=0
+	SOURCE_DATE_EPOCH=0 chroot "$r" dracut --force --no-hostonly --reproducible --gzip \
+		--omit "kernel-modules kernel-modules-extra" --kver "$VM_KVER" --add keyd-test-sevguest \
+		/tmp/initrd.img >"$dir/dracut.log" 2>&1 || rc=$?
+	umount "$r/proc" || return 1
+	[ "$rc" -eq 0 ] || { tail -n 20 "$dir/dracut.log" >&2; return 1; }
+	mv "$r/tmp/initrd.img" "$dir/initrd.img"
 }
 
 # guestos_mkfs_unit ROOT NAME: a test-only unit in ROOT that puts ext4 on
