@@ -26,7 +26,7 @@
 
 static char root[] = "/tmp/keyd-test-tsmtree-XXXXXX";
 static const uint64_t tcb0 = 0x7308000000000003ull;
-static struct kd_sim_chip *chip;
+static char chip_dir[300];
 static struct kd_sim_fw *fw;
 static struct sg_dev dev;
 static struct tsm_tree *tree;
@@ -79,21 +79,22 @@ static int dev_ioctl(void *ctx, unsigned long cmd, struct snp_guest_request_ioct
 static void new_fw(uint32_t launch_vmpl)
 {
 	struct kd_sim_launch l = {.policy = 0x30000, .guest_svn = 5, .vmpl = launch_vmpl};
+	struct kd_sim_chip *chip = NULL;
 
-	kd_sim_fw_free(fw);
+	kd_sim_fw_free(fw); /* and its chip */
+	fw = NULL;
 	memset(l.measurement, 0x11, sizeof(l.measurement));
+	ck_assert_int_eq(kd_sim_chip_load(chip_dir, &chip), 0);
 	ck_assert_int_eq(kd_sim_fw_new(chip, &l, &fw), 0);
 }
 
 static void setup(void)
 {
 	struct kd_sim_init_opts o = {.product = KD_PRODUCT_MILAN, .have_tcb = true, .tcb = tcb0};
-	char dir[300];
-
 	if (!mkdtemp(root))
 		abort();
-	snprintf(dir, sizeof(dir), "%s/chip", root);
-	if (kd_test_chip_init(dir, &o) < 0 || kd_sim_chip_load(dir, &chip) < 0)
+	snprintf(chip_dir, sizeof(chip_dir), "%s/chip", root);
+	if (kd_test_chip_init(chip_dir, &o) < 0)
 		abort();
 }
 
@@ -103,7 +104,6 @@ static void teardown(void)
 
 	kd_sim_fw_free(fw);
 	fw = NULL;
-	kd_sim_chip_free(chip);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cleanup of %s failed\n", root);
