@@ -30,6 +30,11 @@ tsm_selftest() { # TAG
 	say "TSM-$1-EXIT=$rc left=$(ls /sys/kernel/config/tsm/report | tr '\n' ' ')"
 }
 hexof() { od -An -tx1 -v "$1" | tr -d ' \n'; }
+# Long blobs go out in lines of 1024 hex digits (a console line is not
+# guaranteed to keep more than 4096 characters).
+hexlines() { # TAG FILE
+	hexof "$2" | fold -w 1024 | while read -r l; do say "$1 $l"; done
+}
 test_hook_pre_unlock() {
 	grep ' /sys/kernel/config/tsm ' /proc/mounts >/dev/null && say "TSM-MOUNTED"
 	tsm_selftest OK
@@ -44,8 +49,8 @@ test_hook_pre_unlock() {
 	rmdir "$d"
 	say "TSM-GENERATION $g1 $g2"
 	say "TSM-NONCE $(hexof /tmp/nonce)"
-	say "TSM-REPORT $(hexof /tmp/report.bin)"
-	say "TSM-CERTS $(hexof /tmp/certs.bin)"
+	hexlines TSM-REPORT /tmp/report.bin
+	hexlines TSM-CERTS /tmp/certs.bin
 	keyd_test_tsm_stop
 	keyd_test_tsm_start --privlevel-floor 1
 	tsm_selftest FLOOR
@@ -66,6 +71,7 @@ vm_launch 18-configfs-tsm "$img" "$VM_APPEND_BASE" "$disk" || fail "the configfs
 con=$VM_WORK/tsm.console.txt
 tr -d '\r' <"$VM_LOG" >"$con"
 line() { sed -n "s/.*KEYD-TEST: $1//p" "$con" | tail -n 1; }
+blob() { sed -n "s/.*KEYD-TEST: $1 \([0-9a-f]*\)$/\1/p" "$con" | tr -d '\n' | xxd -r -p; }
 has() { grep -aq -- "$1" "$con"; }
 
 has 'KEYD-TEST: TSM-MOUNTED' || fail "the configfs-tsm tree is not mounted at /sys/kernel/config/tsm"
@@ -80,8 +86,9 @@ has 'TSM-OK: report-verifies *yes' || fail "keyd's report through configfs-tsm d
 read -r g1 g2 <<<"$(line 'TSM-GENERATION ')"
 [ "$g1" = 1 ] && [ "$g2" = 1 ] || fail "generation around one inblob write: $g1 $g2"
 nonce=$(line 'TSM-NONCE ')
-line 'TSM-REPORT ' | xxd -r -p >"$VM_WORK/tsm-report.bin"
-line 'TSM-CERTS ' | xxd -r -p >"$VM_WORK/tsm-certs.bin"
+blob TSM-REPORT >"$VM_WORK/tsm-report.bin"
+blob TSM-CERTS >"$VM_WORK/tsm-certs.bin"
+[ "$(stat -c %s "$VM_WORK/tsm-report.bin")" = 1184 ] || fail "the outblob is not one 1184-byte report"
 meas=$(sed -n 's/.*launch measurement \([0-9a-f]*\) .*/\1/p' "$VM_WORK/18-configfs-tsm.sock.log")
 chip=$("$KEYD_BUILD/keyd-simfw" --state "$VM_CHIP" show | sed -n 's/^chip_id *\([0-9a-f]*\).*/\1/p')
 [ -n "$meas" ] && [ -n "$chip" ] || fail "no launch measurement or chip ID on the host"
