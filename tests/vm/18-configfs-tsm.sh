@@ -30,10 +30,12 @@ tsm_selftest() { # TAG
 	say "TSM-$1-EXIT=$rc left=$(ls /sys/kernel/config/tsm/report | tr '\n' ' ')"
 }
 hexof() { od -An -tx1 -v "$1" | tr -d ' \n'; }
-# Long blobs go out in lines of 1024 hex digits (a console line is not
-# guaranteed to keep more than 4096 characters).
+# Blobs go out in short lines of 128 hex digits, the last one included,
+# with their SHA-256 so that the host notices a console that dropped some
+# (the 6.12 guest's console lost parts of long lines).
 hexlines() { # TAG FILE
-	hexof "$2" | fold -w 1024 | while read -r l; do say "$1 $l"; done
+	{ hexof "$2"; echo; } | fold -w 128 | while read -r l; do say "$1 $l"; done
+	say "$1-SHA $(sha256sum <"$2" | cut -d' ' -f1)"
 }
 test_hook_pre_unlock() {
 	grep ' /sys/kernel/config/tsm ' /proc/mounts >/dev/null && say "TSM-MOUNTED"
@@ -88,6 +90,9 @@ read -r g1 g2 <<<"$(line 'TSM-GENERATION ')"
 nonce=$(line 'TSM-NONCE ')
 blob TSM-REPORT >"$VM_WORK/tsm-report.bin"
 blob TSM-CERTS >"$VM_WORK/tsm-certs.bin"
+[ "$(vm_sha "$VM_WORK/tsm-report.bin")" = "$(line 'TSM-REPORT-SHA ')" ] &&
+	[ "$(vm_sha "$VM_WORK/tsm-certs.bin")" = "$(line 'TSM-CERTS-SHA ')" ] ||
+	fail "the report or certificate table did not reach the host's console intact"
 [ "$(stat -c %s "$VM_WORK/tsm-report.bin")" = 1184 ] || fail "the outblob is not one 1184-byte report"
 meas=$(sed -n 's/.*launch measurement \([0-9a-f]*\) .*/\1/p' "$VM_WORK/18-configfs-tsm.sock.log")
 chip=$("$KEYD_BUILD/keyd-simfw" --state "$VM_CHIP" show | sed -n 's/^chip_id *\([0-9a-f]*\).*/\1/p')
