@@ -126,7 +126,13 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 			st->st_mode = S_IFREG | (tsm_attr_readable(attr) ? 0444 : 0) |
 				      (tsm_attr_writable(attr) ? 0200 : 0);
 			st->st_nlink = 1;
-			st->st_size = 4096;
+			/*
+			 * The most an attribute holds (a page of text, or the
+			 * binary attribute's maximum): readers that go by the
+			 * size (sendfile, splice on 6.x FUSE) stop there.
+			 */
+			st->st_size = attr == TSM_INBLOB ? TSM_INBLOB_MAX
+				    : tsm_attr_binary(attr) ? TSM_OUTBLOB_MAX : 4096;
 		}
 		return 0;
 	default:
