@@ -31,8 +31,7 @@ tsm_selftest() { # TAG
 }
 hexof() { od -An -tx1 -v "$1" | tr -d ' \n'; }
 # Blobs go out in short lines of 128 hex digits, the last one included,
-# with their SHA-256 so that the host notices a console that dropped some
-# (the 6.12 guest's console lost parts of long lines).
+# with their SHA-256, so that the host notices anything the console lost.
 hexlines() { # TAG FILE
 	{ hexof "$2"; echo; } | fold -w 128 | while read -r l; do say "$1 $l"; done
 	say "$1-SHA $(sha256sum <"$2" | cut -d' ' -f1)"
