@@ -105,6 +105,11 @@ CUSE_LIBS = $(shell pkg-config --libs fuse3 2>/dev/null)
 SEVGUEST_OBJ := $(B)/obj/keyd/sim/cuse/sevguest.o
 SEVGUEST_CUSE := $(B)/keyd-sevguest-cuse
 BINS += $(SEVGUEST_CUSE)
+# Its configfs-tsm report tree (FUSE, libfuse3): the same kind of test rig,
+# never installed (not even by install-simfw: only the test initramfs has it).
+TSMTREE_OBJ := $(B)/obj/keyd/sim/tsm/tsmtree.o
+SEVGUEST_TSM := $(B)/keyd-sevguest-tsm
+BINS += $(SEVGUEST_TSM)
 ifneq ($(strip $(PLUGIN_SRCS)),)
 PLUGIN := $(B)/libcryptsetup-token-keyd.so
 endif
@@ -147,6 +152,11 @@ $(SEVGUEST_CUSE): $(B)/obj/keyd/sim/cuse/main.o $(SEVGUEST_OBJ) $(LIBKEYD)
 	@pkg-config --exists fuse3 || { echo "keyd-sevguest-cuse needs libfuse3-dev (make deps)" >&2; exit 1; }
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUSE_LIBS)
 
+$(B)/obj/keyd/sim/tsm/main.o: CFLAGS += $(CUSE_CFLAGS)
+$(SEVGUEST_TSM): $(B)/obj/keyd/sim/tsm/main.o $(TSMTREE_OBJ) $(LIBKEYD)
+	@pkg-config --exists fuse3 || { echo "keyd-sevguest-tsm needs libfuse3-dev (make deps)" >&2; exit 1; }
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUSE_LIBS)
+
 $(B)/keyd-recover: $(RECOVER_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -157,10 +167,12 @@ $(B)/libcryptsetup-token-keyd.so: $(PLUGIN_SRCS:%.c=$(B)/obj/%.o) $(LIBKEYD) luk
 $(TEST_HELPERS:%.c=$(B)/obj/%.o): CPPFLAGS += $(SIM_CPPFLAGS)
 # test_sevguest drives the emulated device's ABI in process.
 $(B)/tests/test_sevguest: $(SEVGUEST_OBJ)
+# test_tsmtree drives the configfs-tsm tree through that device.
+$(B)/tests/test_tsmtree: $(TSMTREE_OBJ) $(SEVGUEST_OBJ)
 $(B)/tests/%: tests/unit/%.c $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(SIM_CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) -Itests/unit -Ikeyd/sim/cuse $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
-		$(filter %/sevguest.o,$^) $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
+	$(CC) $(CPPFLAGS) $(SIM_CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) -Itests/unit -Ikeyd/sim/cuse -Ikeyd/sim/tsm $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
+		$(filter %/sevguest.o %/tsmtree.o,$^) $(TEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBSIM) $(LIBKEYD) $(PKG_LIBS) $(CHECK_LIBS)
 
 # VM scenario 17 runs this raw-ioctl probe of /dev/sev-guest inside the guest.
 SEVGUEST_PROBE := $(B)/tests/sevguest-probe

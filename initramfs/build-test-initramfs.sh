@@ -8,7 +8,8 @@
 # images run.
 #
 # The test rig that stands in for SEV-SNP hardware comes along: the CUSE
-# daemon keyd-sevguest-cuse (with cuse.ko) and initramfs/test-sevguest-rig.sh,
+# daemon keyd-sevguest-cuse (with cuse.ko), the FUSE configfs-tsm tree
+# keyd-sevguest-tsm (with configfs.ko) and initramfs/test-sevguest-rig.sh,
 # which /init runs before keyd so that /dev/sev-guest exists, backed by
 # keyd-simfw on the host. keyd in the image is configured exactly as on
 # hardware (no KEYD_SIM): its backend detection finds /dev/sev-guest.
@@ -138,11 +139,12 @@ fi
 # authenticated encryption, aes-xts-plain64 + hmac(sha256) tags).
 # virtio_net (with net_failover, failover) and qemu_fw_cfg: the upgrade
 # handoff (keyd-upgrade.sh) - its link to the peer VM, and the host's mode
-# and manifest. cuse (with fuse): the test rig's /dev/sev-guest. dm_verity: a
-# verity root named by the measured command line.
+# and manifest. cuse (with fuse): the test rig's /dev/sev-guest; configfs:
+# the mount point of its configfs-tsm tree. dm_verity: a verity root named by
+# the measured command line.
 mods="virtio virtio_ring virtio_pci virtio_blk virtio_console dm_mod dm_crypt
 ext4 crc32c_intel crc32c_generic xts ecb aesni_intel cryptd crypto_simd
-dm_integrity authenc sha256_ssse3 virtio_net qemu_fw_cfg cuse dm_verity"
+dm_integrity authenc sha256_ssse3 virtio_net qemu_fw_cfg cuse configfs dm_verity"
 # Staged once per kernel and module list (xz-compressed modules, as Debian's
 # 6.12 ships them, are unpacked: busybox's modprobe loads plain .ko files).
 cache=$build/initramfs/cache/modules-$kver-$(echo "$mods" | sha256sum | cut -c1-12)
@@ -176,6 +178,9 @@ echo "$mods" | tr ' ' '\n' >"$stage/etc/keyd/test-modules"
 if [ -x "$build/keyd-sevguest-cuse" ]; then
 	put_elf "$build/keyd-sevguest-cuse" /usr/lib/keyd/keyd-sevguest-cuse
 	install -m 0644 "$here/test-sevguest-rig.sh" "$stage/usr/lib/keyd/test-sevguest-rig.sh"
+	# Its configfs-tsm tree (FUSE), mounted when /etc/keyd/test-tsm is present.
+	[ -x "$build/keyd-sevguest-tsm" ] &&
+		put_elf "$build/keyd-sevguest-tsm" /usr/lib/keyd/keyd-sevguest-tsm
 elif [ -z "$bootconf" ]; then
 	echo "build-test-initramfs: $build/keyd-sevguest-cuse is missing (make all, libfuse3-dev)" >&2
 	exit 1

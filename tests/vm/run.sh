@@ -4,7 +4,7 @@
 # make check-vm: boot the VM scenarios (tests/vm/NN-*.sh) under QEMU TCG with
 # the simulated AMD-SP behind an emulated /dev/sev-guest: keyd in the guest
 # runs its production snp backend. The scenarios that touch the guest
-# interface (VM_KERNEL2_SCENARIOS, default 01-03 and 17) boot a second time on
+# interface (VM_KERNEL2_SCENARIOS, default 01-03, 17 and 18) boot a second time on
 # Debian 12's 6.12 kernel (tests/vm/fetch-kernel.sh; VM_KERNEL2=none skips). Scenario 05 (Debian's mkinitramfs) has its own disk
 # and runs in parallel with the chain of the others, which run in order (01-03
 # and 08 share one state disk; 08 itself boots two VMs at once for the upgrade
@@ -97,7 +97,7 @@ if [ "${VM_KERNEL2:-}" != none ]; then
 	k2_ver=$(VM_KROOT=$k2_root bash -c '. tests/vm/lib.sh; echo "$VM_KVER"' 2>/dev/null)
 	for s in "${scripts[@]}"; do
 		n=$(basename "$s" .sh)
-		[[ " ${VM_KERNEL2_SCENARIOS:-01 02 03 17} " == *" ${n:0:2} "* ]] || continue
+		[[ " ${VM_KERNEL2_SCENARIOS:-01 02 03 17 18} " == *" ${n:0:2} "* ]] || continue
 		name="$n@${k2_ver:-kernel2}"
 		names+=("$name")
 		if [ -z "$k2_root" ]; then
