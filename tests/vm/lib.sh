@@ -5,8 +5,8 @@
 # Source it from bash; it expects KEYD_BUILD and KEYD_SRC (exported by make,
 # defaulted here for direct runs).
 #
-# Every guest runs under TCG (KVM on these hosts is unusable, see
-# VM-NOTES.md) inside `timeout`, with 512 MiB, -cpu max (emulated AES-NI),
+# Every guest runs under TCG (the test hosts have no usable KVM) inside
+# `timeout`, with 512 MiB, -cpu max (emulated AES-NI),
 # one vCPU and no NIC. The serial console goes to a log file that the
 # scenarios grep for "KEYD-TEST:" lines.
 
