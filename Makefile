@@ -245,14 +245,17 @@ export KEYD_SRC := $(abspath .)
 export KEYD_VECTORS ?= $(abspath tests/vectors)
 
 .PHONY: check check-unit check-integration check-asan check-vm model-check check-valgrind lint
-check: deps deps-vm deps-model deps-valgrind deps-deb deps-lint
+# CHECK_BESIDE_VM="check-asan fuzz-replay" (CI, .ci/run) runs those targets
+# beside check-vm, whose TCG guests leave one core idle (tests/beside-vm.sh).
+CHECK_BESIDE_VM ?=
+check: deps deps-vm deps-model deps-valgrind deps-deb deps-lint $(if $(CHECK_BESIDE_VM),deps-fuzz)
 	$(MAKE) lint
 	$(MAKE) all $(UNIT_BINS)
 	$(MAKE) check-unit check-integration
 	$(MAKE) deb
 	$(MAKE) check-valgrind
 	$(MAKE) model-check
-	$(MAKE) check-vm
+	$(if $(CHECK_BESIDE_VM),@tests/beside-vm.sh "$(CHECK_BESIDE_VM)",$(MAKE) check-vm)
 
 # ShellCheck at severity warning over every shell script (tests/lint.sh).
 lint: deps-lint
