@@ -131,8 +131,17 @@ kill_launch 19d-rotate-kill-resume-early "$resume_line" 0
 vm_launch 19e-rotate-kill-finish "$img" "$VM_APPEND_BASE" "$disk" || fail "final boot did not power off"
 expect_result "$VM_LOG" ok
 [ "$(vm_field "$VM_LOG" state)" = unlocked ] || fail "volume was not unlocked"
-grep -aq "$resume_line" "$VM_LOG" || fail "the final boot did not resume the rotation"
-grep -aq 'keyd: state: /dev/vda: rotation finished' "$VM_LOG" || fail "the final boot did not finish the rotation"
+# Usually the final boot resumes and finishes. When kill 4 came after the
+# last hotzone was written but before the header was finalized, activating
+# the volume finalizes it (libcryptsetup's recovery on activation) and there
+# is nothing left to resume; the header checks below prove the rotation
+# completed either way.
+if grep -aq "$resume_line" "$VM_LOG"; then
+	grep -aq 'keyd: state: /dev/vda: rotation finished' "$VM_LOG" ||
+		fail "the final boot resumed the rotation but did not finish it"
+else
+	echo "19e: nothing left to resume: the unlock completed the rotation kill 4 interrupted at its end"
+fi
 [ "$(vm_field "$VM_LOG" marker)" = "$marker" ] || fail "marker differs after the rotation"
 [ "$(sums "$VM_LOG")" = "$want" ] || fail "files differ after the interrupted rotation"
 in_rotation "$disk" && fail "the header still carries the reencryption requirement"
