@@ -248,7 +248,7 @@ export KEYD_VECTORS ?= $(abspath tests/vectors)
 # CHECK_BESIDE_VM="check-asan fuzz-replay" (CI, .ci/run) runs those targets
 # beside check-vm, whose TCG guests leave one core idle (tests/beside-vm.sh).
 CHECK_BESIDE_VM ?=
-check: deps deps-vm deps-model deps-valgrind deps-deb deps-lint $(if $(CHECK_BESIDE_VM),deps-fuzz)
+check: deps deps-vm deps-vm-kernel2 deps-model deps-valgrind deps-deb deps-lint $(if $(CHECK_BESIDE_VM),deps-fuzz)
 	$(MAKE) lint
 	$(MAKE) all $(UNIT_BINS)
 	$(MAKE) check-unit check-integration
