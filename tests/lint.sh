@@ -28,4 +28,13 @@ for f in "${all[@]}"; do
 	esac
 done
 shellcheck -x -S warning "${files[@]}"
+# No reader that stops early on the right of a pipe (tests/lib.bash, rule 1):
+# under pipefail its writer dies of SIGPIPE at random. Comments are skipped.
+bad=$(grep -nE '^[^#]*[^|]\|[[:space:]]*(head([[:space:]]|$)|grep[[:space:]]+-[a-zA-Z]*[qm]|awk[^|]*[;{[:space:]]exit[[:space:];}])' \
+	"${files[@]}" || true)
+if [ -n "$bad" ]; then
+	printf '%s\n' "$bad" >&2
+	echo "lint: an early-exit reader on the right of a pipe (above); capture the output first" >&2
+	exit 1
+fi
 echo "lint: shellcheck -S warning clean on ${#files[@]} shell files"

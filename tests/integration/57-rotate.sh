@@ -136,7 +136,8 @@ mkmanifest() { # OUT MEASUREMENT [--rotate]
 }
 mkmanifest mplain.json "$M1"
 mkmanifest mrot.json "$M1" --rotate
-K manifest show mrot.json | grep -q "^rotate: *yes" || fail "manifest show does not show the rotate flag"
+shown=$(K manifest show mrot.json) || fail "manifest show failed"
+grep -q "^rotate: *yes" <<<"$shown" || fail "manifest show does not show the rotate flag"
 K4=$(vkhex img)
 K commit img --manifest mplain.json --release-keys rkeys.json >/dev/null 2>err || fail "commit --manifest: $(cat err)"
 [ "$(vkhex img)" = "$K4" ] || fail "a manifest without the rotate flag rotated"
