@@ -223,12 +223,6 @@ int kd_rotate_header_view(struct json_object *meta, struct json_object **ret_vie
  */
 const char *kd_rotate_keyslot_role(struct json_object *meta, int keyslot);
 
-/*
- * Is there anything for a resume to do: a rotation prepared or running, or
- * an escrow plan whose re-split is pending (the data may be done)?
- */
-bool kd_rotate_resume_due(struct json_object *meta);
-
 /* Is this header (parsed metadata) in a prepared or running rotation? */
 enum kd_rotate_phase kd_rotate_phase_of(struct json_object *meta);
 

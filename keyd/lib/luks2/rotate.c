@@ -398,13 +398,6 @@ static size_t plan_tokens(json_object *meta, int *ids, size_t max, unsigned *ret
 	return n;
 }
 
-bool kd_rotate_resume_due(json_object *meta)
-{
-	int id;
-
-	return kd_rotate_phase_of(meta) != KD_ROTATE_NONE || plan_tokens(meta, &id, 1, NULL, NULL);
-}
-
 int kd_rotate_status_of(json_object *meta, const char *path, struct kd_rotate_status *ret)
 {
 	struct kd_rotate_status s;
