@@ -191,6 +191,26 @@ rm -f esc.img && truncate -s $SIZE esc.img
 K enroll esc.img --format --label g --escrow alice.crt --threshold 1 >/dev/null
 K rotate esc.img --drop-escrow --quiet >/dev/null || fail "rotate --drop-escrow"
 meta esc.img | kd_has keyd-escrow && fail "escrow token survived --drop-escrow"
+# A release that asks for a rotation, on a volume with an escrow, at boot
+# (keyd commit --manifest, no admin certificates there): the commit stands,
+# the rotation is refused before anything is written, and the volume opens
+# under the unchanged key with its escrow.
+rm -f esc.img && truncate -s $SIZE esc.img
+K enroll esc.img --format --label g --escrow alice.crt --threshold 1 >/dev/null
+Kesc=$(vkhex esc.img)
+set +e; K commit esc.img --manifest mrot.json --release-keys rkeys.json >out 2>err; rc=$?; set -e
+[ $rc -eq 1 ] || fail "release rotation on an escrowed volume: exit $rc ($(cat out err))"
+grep -q "asks for a volume-key rotation" err || fail "the release's request not reported: $(cat err)"
+grep -q "committed, but the volume key was NOT rotated: .*escrow whose shares would stop working" err ||
+	fail "release rotation on an escrowed volume: refusal not explicit: $(cat err)"
+[ "$(grep -c 'NOT rotated' err)" = 1 ] || fail "refusal not one line: $(cat err)"
+[ "$(vkhex esc.img)" = "$Kesc" ] || fail "the refused release rotation changed the volume key"
+meta esc.img | kd_has keyd-escrow || fail "the refused release rotation lost the escrow"
+meta esc.img | kd_has keyd-rotate-plan && fail "the refused release rotation left a plan"
+K unlock esc.img --dry-run >/dev/null || fail "escrowed volume does not open after the refused rotation"
+"$B/keyd-recover" status esc.img --json >st.json 2>/dev/null || true
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["rotation"]["phase"] == "none"' st.json ||
+	fail "refused release rotation: status shows a rotation: $(cat st.json)"
 set +e; K rotate esc.img --resilience none 2>err; rc=$?; set -e
 [ $rc -eq 2 ] || fail "--resilience none accepted ($rc)"
 

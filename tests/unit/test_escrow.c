@@ -21,6 +21,7 @@
 #include "keyd/error.h"
 #include "keyd/escrow.h"
 #include "keyd/recover.h"
+#include "keyd/rotate.h"
 #include "keyd/util.h"
 #include "keyd/volume.h"
 
@@ -625,6 +626,119 @@ START_TEST(restore_asks_last)
 }
 END_TEST
 
+
+/*
+ * The escrow plan of a rotation (keyd/rotate.h, docs/formats.md 8.1): it
+ * round-trips with the pin key, keyslot and pin it was made with, and any
+ * change the host could make to it, or another launch's pin key, another
+ * keyslot or another rotation's pin, is refused before a certificate is
+ * returned.
+ */
+static int plan_open_json(struct kd_rotate_opts *o, const char *json,
+			  const struct kd_secret *pk, int slot, const uint8_t *pin, unsigned *k,
+			  size_t *n)
+{
+	X509 *out[KD_ROTATE_PLAN_MAX] = {0};
+	int r = o->plan_open(json, pk, UUID, slot, pin, k, out, n, NULL);
+
+	for (size_t i = 0; i < KD_ROTATE_PLAN_MAX; i++) {
+		if (r)
+			ck_assert_ptr_null(out[i]);
+		X509_free(out[i]);
+	}
+	return r;
+}
+
+static char *replaced(const char *json, const char *from, const char *to)
+{
+	const char *at = strstr(json, from);
+	char *out;
+
+	ck_assert_ptr_nonnull(at);
+	out = malloc(strlen(json) - strlen(from) + strlen(to) + 1);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, json, (size_t)(at - json));
+	strcpy(out + (at - json), to);
+	strcat(out, at + strlen(from));
+	return out;
+}
+
+START_TEST(rotate_plan)
+{
+	struct kd_rotate_opts o = {0};
+	struct kd_secret *pk = random_key(), *pk2 = random_key();
+	uint8_t pin[KD_PIN_SIZE], pin2[KD_PIN_SIZE];
+	X509 *two[2] = {certs[0], certs[2]}, *swapped[2] = {certs[0], certs[3]};
+	X509 *out[KD_ROTATE_PLAN_MAX] = {0};
+	char *json = NULL, *other = NULL, *bad;
+	unsigned k = 0;
+	size_t n = 0;
+
+	ck_assert_int_eq(RAND_bytes(pin, sizeof(pin)), 1);
+	memcpy(pin2, pin, sizeof(pin));
+	pin2[7] ^= 1;
+	kd_escrow_rotate_hooks(&o);
+	ck_assert_int_eq(o.plan_make(pk, UUID, 3, pin, 2, two, 2, &json, NULL), 0);
+	ck_assert_ptr_nonnull(strstr(json, "\"type\":\"" KD_ROTATE_PLAN_TOKEN_TYPE "\""));
+	ck_assert_ptr_nonnull(strstr(json, "\"keyslots\":[]"));
+	ck_assert_int_eq(o.plan_open(json, pk, UUID, 3, pin, &k, out, &n, NULL), 0);
+	ck_assert_uint_eq(k, 2);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(X509_cmp(out[0], certs[0]), 0);
+	ck_assert_int_eq(X509_cmp(out[1], certs[2]), 0);
+	X509_free(out[0]);
+	X509_free(out[1]);
+	/* Another launch (pin key), keyslot, rotation (pin) or volume. */
+	ck_assert_int_eq(plan_open_json(&o, json, pk2, 3, pin, &k, &n), KD_ETAMPER);
+	ck_assert_int_eq(plan_open_json(&o, json, pk, 4, pin, &k, &n), KD_ETAMPER);
+	ck_assert_int_eq(plan_open_json(&o, json, pk, 3, pin2, &k, &n), KD_ETAMPER);
+	{
+		X509 *o2[KD_ROTATE_PLAN_MAX] = {0};
+
+		ck_assert_int_eq(o.plan_open(json, pk, "00000000-0000-0000-0000-000000000000", 3,
+					     pin, &k, o2, &n, NULL),
+				 KD_ETAMPER);
+		ck_assert_ptr_null(o2[0]);
+	}
+	/* The host's edits: threshold, keyslot, a certificate swapped. */
+	bad = replaced(json, "\"threshold\":2", "\"threshold\":1");
+	ck_assert_int_eq(plan_open_json(&o, bad, pk, 3, pin, &k, &n), KD_ETAMPER);
+	free(bad);
+	bad = replaced(json, "\"keyslot\":3", "\"keyslot\":4");
+	ck_assert_int_eq(plan_open_json(&o, bad, pk, 4, pin, &k, &n), KD_ETAMPER);
+	free(bad);
+	ck_assert_int_eq(o.plan_make(pk2, UUID, 3, pin, 2, swapped, 2, &other, NULL), 0);
+	{
+		/* mallory's plan, made with another key, under our mac */
+		const char *m1 = strstr(json, "\"mac\":\""), *m2 = strstr(other, "\"mac\":\"");
+		char *mix = strdup(other);
+
+		ck_assert_ptr_nonnull(m1);
+		ck_assert_ptr_nonnull(m2);
+		ck_assert_ptr_nonnull(mix);
+		memcpy(mix + (m2 - other), m1, 7 + 96);
+		ck_assert_int_eq(plan_open_json(&o, mix, pk, 3, pin, &k, &n), KD_ETAMPER);
+		free(mix);
+	}
+	/* Strictness: unknown key, no certs, k > n. */
+	bad = replaced(json, "{", "{\"x\":1,");
+	ck_assert_int_eq(plan_open_json(&o, bad, pk, 3, pin, &k, &n), KD_ETAMPER);
+	free(bad);
+	bad = replaced(json, "\"threshold\":2", "\"threshold\":3");
+	ck_assert_int_eq(plan_open_json(&o, bad, pk, 3, pin, &k, &n), KD_ETAMPER);
+	free(bad);
+	ck_assert_int_ne(plan_open_json(&o, "{\"type\":\"keyd-rotate-plan\"}", pk, 3, pin, &k, &n), 0);
+	ck_assert_int_ne(plan_open_json(&o, "not json", pk, 3, pin, &k, &n), 0);
+	/* Bad plans are not made. */
+	ck_assert_int_eq(o.plan_make(pk, UUID, 3, pin, 3, two, 2, &bad, NULL), KD_EINVAL);
+	ck_assert_int_eq(o.plan_make(pk, UUID, 3, pin, 0, two, 2, &bad, NULL), KD_EINVAL);
+	free(json);
+	free(other);
+	kd_secret_free(pk);
+	kd_secret_free(pk2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("escrow");
@@ -643,6 +757,7 @@ int main(void)
 	tcase_add_test(tc, token_round_trip_and_shares);
 	tcase_add_test(tc, token_strict);
 	tcase_add_test(tc, token_truncated);
+	tcase_add_test(tc, rotate_plan);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(tv, 60);
 	tcase_add_checked_fixture(tv, volume_setup, volume_teardown);

@@ -100,6 +100,9 @@ struct launch {
 };
 
 /* A manifest listing `meas`, svn, signed by the given keys. */
+/* Set: the next manifests ask for a volume-key rotation ("rotate": true). */
+static bool manifest_rotate;
+
 static char *manifest_json(uint8_t meas, uint32_t svn, const char *label, int nsig,
 			   const char *extra_signer, struct kd_manifest **ret)
 {
@@ -113,6 +116,7 @@ static char *manifest_json(uint8_t meas, uint32_t svn, const char *label, int ns
 	m->svn = svn;
 	m->not_before = time(NULL) - 3600;
 	m->not_after = time(NULL) + 3600;
+	m->rotate = manifest_rotate;
 	ck_assert_int_eq(kd_manifest_add_measurement(m, mm), 0);
 	for (int i = 0; i < nsig; i++)
 		ck_assert_int_eq(kd_manifest_sign(m, (uint8_t *)priv[i], strlen(priv[i])), 0);
@@ -521,7 +525,24 @@ START_TEST(isolated_verifier)
 			 0);
 	ck_assert_str_eq(pm->version, "1.4");
 	ck_assert_uint_eq(pm->svn, 4);
+	ck_assert(!pm->rotate);
 	ck_assert_mem_eq(rep.measurement, n.parsed.measurement, 48);
+	kd_manifest_free(pm);
+	pm = NULL;
+	/* A release that asks for rotation: the flag is signed, so the parent's
+	 * re-check needs it from the child (it once lost it, and every such
+	 * handoff failed "0 valid signature(s)"). */
+	free(n.manifest);
+	kd_manifest_free(n.m);
+	manifest_rotate = true;
+	n.manifest = manifest_json(MEAS_N, 4, "1.4", 2, NULL, &n.m);
+	manifest_rotate = false;
+	h.manifest = (const uint8_t *)n.manifest;
+	h.manifest_len = strlen(n.manifest);
+	ck_assert_int_eq(kd_handoff_verify_peer_isolated('O', &h, v, E1, &o.parsed, o.m, &t, 5000,
+							 &rep, &pm),
+			 0);
+	ck_assert(pm->rotate);
 	kd_manifest_free(pm);
 	pm = NULL;
 	r = kd_handoff_verify_peer_isolated('O', &h, v, E2, &o.parsed, o.m, &t, 5000, &rep, &pm);

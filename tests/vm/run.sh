@@ -8,8 +8,9 @@
 # Debian 12's 6.12 kernel (tests/vm/fetch-kernel.sh; VM_KERNEL2=none skips). Scenario 05 (Debian's mkinitramfs) has its own disk
 # and runs in parallel with the chain of the others, which run in order (01-03
 # and 08 share one state disk; 08 itself boots two VMs at once for the upgrade
-# handoff; 09 recovery, 10 integrity-tamper and 20 retire-after-recovery have
-# their own disks, and 09 and 20 a second chip).
+# handoff; 09 recovery, 10 integrity-tamper, 20 retire-after-recovery and 21
+# upgrade-with-rotation have their own disks, and 09 and 20 a second chip; 21
+# boots two VMs at once for its handoff, as 08 does).
 # Prints PASS/FAIL per scenario with times; exits non-zero on any failure.
 set -u
 cd "$(dirname "$0")/../.." || exit 1

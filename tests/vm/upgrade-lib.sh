@@ -16,9 +16,11 @@
 # it does not matter which QEMU starts first.
 # shellcheck disable=SC2034 # VM_LOG_O, VM_LOG_N, VM_QEMU_EXTRA are read by the caller and lib.sh
 
-# vm_manifest OUT LABEL SVN MEASUREMENT: a release manifest signed by release
-# keys 1 and 2 (2 of 3, the threshold the images pin), whose TCB floor is the
-# simulated chip's current TCB (keyd refuses a handoff without a floor).
+# vm_manifest OUT LABEL SVN MEASUREMENT [CREATE OPTIONS...]: a release
+# manifest signed by release keys 1 and 2 (2 of 3, the threshold the images
+# pin), whose TCB floor is the simulated chip's current TCB (keyd refuses a
+# handoff without a floor); further options go to `keyd manifest create`
+# (--rotate).
 vm_manifest() {
 	local out=$1 label=$2 svn=$3 meas=$4 k show prod tcb
 	show=$("$KEYD_BUILD/keyd-simfw" --state "$VM_CHIP" show) || return 1
@@ -26,7 +28,7 @@ vm_manifest() {
 	tcb=$(sed -n 's/^current_tcb *\([0-9a-f]*\).*/\1/p' <<<"$show")
 	"$KEYD_BUILD/keyd" manifest create --version-label "$label" --svn "$svn" \
 		--measurement "$meas" --not-before 2020-01-01T00:00:00Z \
-		--not-after 2099-01-01T00:00:00Z --min-tcb "${prod,,}:$tcb" -o "$out" || return 1
+		--not-after 2099-01-01T00:00:00Z --min-tcb "${prod,,}:$tcb" "${@:5}" -o "$out" || return 1
 	for k in 1 2; do
 		"$KEYD_BUILD/keyd" manifest sign "$out" --key "$VM_RELEASE/k$k.pem" || return 1
 	done

@@ -33,8 +33,26 @@
  *                                                     [rotate.before-finalize]
  *      libcryptsetup finishes by dropping the old digest and every keyslot
  *      bound to it                                    [rotate.after-finish]
- *   7. with admin certificates: a fresh k-of-n escrow for K'
+ *   7. a fresh k-of-n escrow for K', to the admin certificates given or,
+ *      on a resume without them, to those of the rotation's escrow plan
  *                                                     [rotate.after-escrow]
+ *      then the plan goes                             [rotate.after-plan-done]
+ *
+ * The escrow plan. A rotation that re-splits the escrow records, before any
+ * old token goes (step 3, [rotate.after-plan]), the admins' certificates and
+ * the threshold in a "keyd-rotate-plan" token (no keyslot; docs/formats.md
+ * §8.1), authenticated with this launch's pin key (HMAC-SHA384 over the
+ * volume UUID, the new key's keyslot and its token's pin, the threshold and
+ * the certificates' SHA-256). Whatever finishes the rotation (this process,
+ * `keyd rotate --resume-only` at boot, `keyd rotate` again, `keyd-recover
+ * finish-rotation`) does step 7 from the plan when it is given no
+ * certificates; [rotate.before-escrow] sits between the finished data and
+ * step 7. A plan that does not verify (the host changed it, or another
+ * launch made it) is never used: the rotation finishes the data, fails with
+ * "escrow re-split pending: ..." and keeps the plan, which `status` shows
+ * until a launch re-splits (keyd rotate --escrow, keyd-recover escrow add).
+ * A volume whose escrow would be dropped and for which no plan exists is
+ * refused before any token goes.
  *
  * From step 2 to the finish the volume opens with this launch's passphrase,
  * which opens a keyslot of each key (keyd unlock activates by passphrase;
@@ -76,6 +94,8 @@ struct kd_volume;
 struct kd_secret;
 
 #define KD_ROTATE_RESILIENCE_DEFAULT "journal"
+#define KD_ROTATE_PLAN_TOKEN_TYPE "keyd-rotate-plan"
+#define KD_ROTATE_PLAN_MAX 8u /* certificates in a plan (KD_ESCROW_MAX_SHARES) */
 
 /* Where a volume stands. */
 enum kd_rotate_phase {
@@ -115,6 +135,19 @@ struct kd_rotate_opts {
 	int (*escrow_find)(struct kd_volume *v, unsigned *ret_k, size_t *ret_n, void *usr);
 	int (*escrow_add)(struct kd_volume *v, const struct kd_secret *vk, unsigned k,
 			  X509 *const *certs, size_t n_certs, void *usr);
+	/*
+	 * The escrow plan (above): plan_make returns the token JSON for a
+	 * k-of-n plan to certs, made with pin_key for the new key's keyslot and
+	 * its token's pin; plan_open verifies such JSON (KD_ETAMPER when it does
+	 * not) and returns the plan's k and certificates (ret_certs holds
+	 * KD_ROTATE_PLAN_MAX; the caller frees them).
+	 */
+	int (*plan_make)(const struct kd_secret *pin_key, const char *uuid, int keyslot,
+			 const uint8_t *pin, unsigned k, X509 *const *certs, size_t n,
+			 char **ret_json, void *usr);
+	int (*plan_open)(const char *json, const struct kd_secret *pin_key, const char *uuid,
+			 int keyslot, const uint8_t *pin, unsigned *ret_k, X509 **ret_certs,
+			 size_t *ret_n, void *usr);
 	void *escrow_usr;
 	/* Called after every hotzone; a non-zero return stops the run (it can
 	 * be resumed). */
@@ -130,6 +163,7 @@ struct kd_rotate_result {
 	int keyslot;           /* this launch's keyslot for the new key */
 	size_t tokens_dropped; /* keyd and escrow tokens of the old key removed */
 	bool escrow_resplit;
+	bool escrow_from_plan; /* ... to the certificates of the escrow plan */
 	uint64_t bytes;        /* re-encrypted in this run */
 	double seconds;
 	char resilience[16];
@@ -151,6 +185,12 @@ struct kd_rotate_status {
 	char resilience[16];
 	uint64_t done, size;   /* bytes; size 0 when unknown */
 	char advice[320];
+	/* A "keyd-rotate-plan" token: the escrow is still to be re-split
+	 * (k-of-n, n certificates); plan_advice says what happens next. */
+	bool escrow_pending;
+	unsigned plan_k;
+	size_t plan_n;
+	char plan_advice[512];
 };
 
 /* From the parsed LUKS2 metadata of the device at path (size from stat). */

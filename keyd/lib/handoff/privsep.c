@@ -114,7 +114,9 @@ out:
 
 
 
-/* The verified manifest, after the verdict: what the parent re-checks. */
+/* The verified manifest, after the verdict: what the parent re-checks. Every
+ * field the signature covers must be here ("rotate" too), or the parent's
+ * re-check of the signatures fails for a manifest that has it. */
 static size_t put_manifest(uint8_t *buf, size_t off, const struct kd_manifest *m)
 {
 	size_t ll = strlen(m->version);
@@ -133,6 +135,7 @@ static size_t put_manifest(uint8_t *buf, size_t off, const struct kd_manifest *m
 		if (m->has_min_tcb[p])
 			mask |= (uint8_t)(1u << p);
 	buf[off++] = mask;
+	buf[off++] = m->rotate ? 1 : 0;
 	for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++, off += 8)
 		kd_put_le64(buf + off, m->min_tcb[p]);
 	kd_put_le16(buf + off, (uint16_t)m->n_measurements);
@@ -204,17 +207,18 @@ static int parse_manifest_fields(struct kd_cursor *c, struct kd_manifest *m)
 {
 	uint64_t nb, na;
 	uint16_t nm;
-	uint8_t ll, has_floor, mask, ns;
+	uint8_t ll, has_floor, mask, rot, ns;
 
 	if (kd_cur_u32(c, &m->svn) || kd_cur_u8(c, &ll) || ll == 0 || ll > KD_MANIFEST_LABEL_MAX ||
 	    kd_cur_bytes(c, m->version, ll) || kd_cur_u64(c, &nb) || kd_cur_u64(c, &na) ||
 	    kd_cur_u8(c, &has_floor) || has_floor > 1 || kd_cur_u32(c, &m->min_peer_svn) ||
-	    kd_cur_u8(c, &mask) || (mask & ~0x0eu))
+	    kd_cur_u8(c, &mask) || (mask & ~0x0eu) || kd_cur_u8(c, &rot) || rot > 1)
 		return kd_fail(KD_EPROTO, "the verifier child sent a malformed result");
 	m->version[ll] = '\0';
 	m->not_before = (time_t)(int64_t)nb;
 	m->not_after = (time_t)(int64_t)na;
 	m->has_min_peer_svn = has_floor;
+	m->rotate = rot;
 	for (int p = KD_PRODUCT_MILAN; p <= KD_PRODUCT_TURIN; p++) {
 		m->has_min_tcb[p] = mask & (1u << p);
 		if (kd_cur_u64(c, &m->min_tcb[p]))

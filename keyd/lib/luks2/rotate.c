@@ -374,6 +374,30 @@ static uint64_t data_size(const char *path, json_object *final)
 	return dev > off ? dev - off : 0;
 }
 
+/* Escrow plan tokens of meta (their ids into ids, up to max); the last one's k and n. */
+static size_t plan_tokens(json_object *meta, int *ids, size_t max, unsigned *ret_k,
+			  size_t *ret_n)
+{
+	size_t n = 0;
+
+	json_object_object_foreach(jobj(meta, "tokens"), tid, tok) {
+		json_object *c = kd_lj_peek(tok, "certs", json_type_array),
+			    *k = kd_lj_peek(tok, "threshold", json_type_int);
+
+		if (!streq(kd_lj_peek_str(tok, "type"), KD_ROTATE_PLAN_TOKEN_TYPE) ||
+		    kd_lj_peek_id(tid) < 0)
+			continue;
+		if (n < max)
+			ids[n] = kd_lj_peek_id(tid);
+		n++;
+		if (ret_k)
+			*ret_k = k ? (unsigned)json_object_get_int(k) : 0;
+		if (ret_n)
+			*ret_n = c ? json_object_array_length(c) : 0;
+	}
+	return n;
+}
+
 int kd_rotate_status_of(json_object *meta, const char *path, struct kd_rotate_status *ret)
 {
 	struct kd_rotate_status s;
@@ -384,6 +408,23 @@ int kd_rotate_status_of(json_object *meta, const char *path, struct kd_rotate_st
 
 	memset(&s, 0, sizeof(s));
 	s.phase = kd_rotate_phase_of(meta);
+	{
+		int ids[4];
+
+		s.escrow_pending = plan_tokens(meta, ids, KD_ARRAY_SIZE(ids), &s.plan_k,
+					       &s.plan_n) != 0;
+	}
+	if (s.escrow_pending)
+		snprintf(s.plan_advice, sizeof(s.plan_advice),
+			 "escrow re-split pending: a %u-of-%zu escrow for the new volume key %s; "
+			 "`keyd rotate %.60s` (or keyd-recover finish-rotation) from the launch that "
+			 "began the rotation does it, or give new admin certificates (keyd rotate "
+			 "--escrow CERT ... --threshold K)",
+			 s.plan_k, s.plan_n,
+			 s.phase == KD_ROTATE_NONE
+				 ? "was not written (the rotation was interrupted after the data)"
+				 : "follows when the rotation finishes",
+			 path ? path : "DEVICE");
 	if (s.phase == KD_ROTATE_NONE) {
 		*ret = s;
 		return 0;
@@ -469,6 +510,14 @@ json_object *kd_rotate_status_json(const struct kd_rotate_status *s)
 		json_object_object_add(o, "bytes_total", json_object_new_int64((int64_t)s->size));
 		json_object_object_add(o, "advice", json_object_new_string(s->advice));
 	}
+	if (s->escrow_pending) {
+		json_object *p = json_object_new_object();
+
+		json_object_object_add(p, "threshold", json_object_new_int((int)s->plan_k));
+		json_object_object_add(p, "admins", json_object_new_int64((int64_t)s->plan_n));
+		json_object_object_add(p, "advice", json_object_new_string(s->plan_advice));
+		json_object_object_add(o, "escrow_resplit_pending", p);
+	}
 	return o;
 }
 
@@ -542,7 +591,7 @@ static bool same_launch(const struct kd_token *a, const struct kd_token *b)
 struct tok_ref {
 	int id;
 	uint32_t slots;
-	bool keyd, escrow;
+	bool keyd, escrow, plan;
 };
 
 static size_t list_tokens(json_object *meta, struct tok_ref *out, size_t max)
@@ -560,6 +609,7 @@ static size_t list_tokens(json_object *meta, struct tok_ref *out, size_t max)
 		out[n].slots = m;
 		out[n].keyd = streq(type, KD_TOKEN_TYPE);
 		out[n].escrow = streq(type, KD_ESCROW_TOKEN_TYPE);
+		out[n].plan = streq(type, KD_ROTATE_PLAN_TOKEN_TYPE);
 		n++;
 	}
 	return n;
@@ -693,7 +743,9 @@ static json_object *final_meta(json_object *meta, uint32_t fresh)
 		uint32_t m = 0;
 		json_object *c = NULL;
 
-		if (kd_lj_peek_id_set(tok, "keyslots", &m) && m && !(m & ~fresh) &&
+		if (kd_lj_peek_id_set(tok, "keyslots", &m) &&
+		    ((m && !(m & ~fresh)) ||
+		     (!m && streq(kd_lj_peek_str(tok, "type"), KD_ROTATE_PLAN_TOKEN_TYPE))) &&
 		    !json_object_deep_copy(tok, &c, NULL))
 			json_object_object_add(toks, tid, c);
 	}
@@ -877,7 +929,8 @@ static int drop_old_tokens(struct crypt_device *cd, json_object *meta, size_t *r
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
-		if (refs[i].slots && !(refs[i].slots & ~fresh))
+		/* The escrow plan names no keyslot and outlives the rotation. */
+		if (refs[i].plan || (refs[i].slots && !(refs[i].slots & ~fresh)))
 			continue;
 		if ((r = crypt_token_json_set(cd, refs[i].id, NULL)) < 0)
 			return kd_fail(KD_ELUKS, "cannot remove token %d of the old key: %s", refs[i].id,
@@ -889,13 +942,147 @@ static int drop_old_tokens(struct crypt_device *cd, json_object *meta, size_t *r
 	return 0;
 }
 
+static int remove_plans(struct crypt_device *cd, json_object *meta)
+{
+	int ids[MAX_IDS], r;
+	size_t n = plan_tokens(meta, ids, KD_ARRAY_SIZE(ids), NULL, NULL);
+
+	for (size_t i = 0; i < n && i < KD_ARRAY_SIZE(ids); i++)
+		if ((r = crypt_token_json_set(cd, ids[i], NULL)) < 0)
+			return kd_fail(KD_ELUKS, "cannot remove the escrow plan token %d: %s", ids[i],
+				       strerror(-r));
+	return 0;
+}
+
+/*
+ * Step 3b, before any old token goes: the escrow plan, so that whatever
+ * finishes the rotation re-splits the escrow (rotate.h). Without
+ * certificates an escrow must either be dropped or already have a plan
+ * (an earlier run of this rotation wrote it).
+ */
+static int write_plan(struct crypt_device *cd, json_object *meta, const struct kd_rotate_opts *o,
+		      unsigned k, const struct kd_secret *pin_key, int slot, const uint8_t *pin)
+{
+	struct tok_ref refs[MAX_IDS];
+	size_t n = list_tokens(meta, refs, MAX_IDS);
+	bool escrow = false, plan = false;
+	char *json = NULL;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		escrow |= refs[i].escrow;
+		plan |= refs[i].plan;
+	}
+	if (o->drop_escrow)
+		return remove_plans(cd, meta);
+	if (!o->n_escrow_certs) {
+		if (escrow && !plan)
+			return kd_fail(KD_EREFUSED, "the volume has an escrow whose shares would stop "
+						    "working and no escrow plan says who gets new "
+						    "ones; give the admins' certificates (--escrow "
+						    "CERT ...) or --drop-escrow");
+		return 0;
+	}
+	if ((r = remove_plans(cd, meta)) ||
+	    (r = o->plan_make(pin_key, crypt_get_uuid(cd), slot, pin, k, o->escrow_certs,
+			      o->n_escrow_certs, &json, o->escrow_usr)))
+		goto out;
+	if ((r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0) {
+		r = kd_fail(KD_ELUKS, "cannot write the rotation's escrow plan: %s (is the LUKS2 "
+				      "metadata area too small for the certificates?)",
+			    strerror(-r));
+		goto out;
+	}
+	kd_failpoint("rotate.after-plan");
+	r = 0;
+out:
+	free(json);
+	return r;
+}
+
+/*
+ * Step 7: the escrow for the new key, to the certificates given or to the
+ * plan's; then the plan goes. v is freshly opened on the finished header.
+ */
+static int finish_escrow(const char *path, struct kd_volume *v, struct kd_backend *b,
+			 const struct kd_launch *l, const struct kd_rotate_opts *o, unsigned esc_k,
+			 const struct kd_secret *pin_key, struct kd_rotate_result *res)
+{
+	_kd_secret_ struct kd_secret *vk = NULL;
+	struct crypt_device *cd = NULL;
+	struct kd_header_health h;
+	json_object *meta = NULL;
+	X509 *pcerts[KD_ROTATE_PLAN_MAX] = {0};
+	X509 *const *certs = o->escrow_certs;
+	size_t n_certs = o->n_escrow_certs, n_plans;
+	struct kd_token tok;
+	int ids[MAX_IDS], r;
+	unsigned k = esc_k;
+
+	kd_failpoint("rotate.before-escrow");
+	if ((r = kd_header_read_file(path, &h, &meta)))
+		return r;
+	n_plans = plan_tokens(meta, ids, KD_ARRAY_SIZE(ids), NULL, NULL);
+	if (o->drop_escrow || (!n_certs && !n_plans)) {
+		r = 0;
+		goto drop;
+	}
+	if ((r = kd_volume_get_key(v, b, l, &vk, &tok)))
+		goto out;
+	if (!n_certs) {
+		json_object *pt = NULL;
+		char id[12];
+
+		snprintf(id, sizeof(id), "%d", ids[0]);
+		pt = kd_lj_peek(kd_lj_peek(meta, "tokens", json_type_object), id, json_type_object);
+		if (n_plans != 1 || !pt)
+			r = kd_fail(KD_ETAMPER, "%zu escrow plan tokens, keyd writes one", n_plans);
+		else
+			r = o->plan_open(json_object_to_json_string_ext(pt, JSON_C_TO_STRING_PLAIN),
+					 pin_key, kd_volume_uuid(v), tok.keyslot, tok.pin, &k, pcerts,
+					 &n_certs, o->escrow_usr);
+		if (r) {
+			char why[200];
+
+			snprintf(why, sizeof(why), "%s", kd_err_detail(r));
+			r = kd_fail(r, "escrow re-split pending: %s; the volume is under the new key "
+				       "and opens, but has no escrow: re-split it from a launch that "
+				       "can unlock (keyd rotate DEVICE --escrow CERT ... --threshold "
+				       "K, or keyd-recover escrow add)",
+				    why);
+			goto out;
+		}
+		certs = pcerts;
+		res->escrow_from_plan = true;
+	}
+	if ((r = o->escrow_add(v, vk, k, certs, n_certs, o->escrow_usr)))
+		goto out;
+	res->escrow_resplit = true;
+	kd_failpoint("rotate.after-escrow");
+drop:
+	if (!n_plans)
+		goto out;
+	json_object_put(meta);
+	meta = NULL;
+	if ((r = checked_cd(path, &cd, &meta)) || (r = remove_plans(cd, meta)))
+		goto out;
+	kd_failpoint("rotate.after-plan-done");
+out:
+	for (size_t i = 0; i < KD_ARRAY_SIZE(pcerts); i++)
+		X509_free(pcerts[i]);
+	json_object_put(meta);
+	crypt_free(cd);
+	return r;
+}
+
 /*
  * Steps 2-4 from a plain header: new key, its unbound keyslot and pending
  * token, reencryption metadata.
  */
 static int prepare(const char *path, const char *name, const struct kd_secret *pass,
 		   const struct kd_secret *pin_key, const struct kd_token *tok,
-		   const struct crypt_params_reencrypt *params, bool have_slot, int new_slot,
+		   const struct crypt_params_reencrypt *params, const struct kd_rotate_opts *o,
+		   unsigned esc_k, bool have_slot, int new_slot, const uint8_t *new_pin,
 		   size_t *ret_dropped, struct crypt_device **ret_cd)
 {
 	_kd_secret_ struct kd_secret *nvk = NULL;
@@ -960,6 +1147,8 @@ static int prepare(const char *path, const char *name, const struct kd_secret *p
 			goto out;
 		}
 	}
+	if ((r = write_plan(cd, m2, o, esc_k, pin_key, slot, have_slot ? new_pin : t.pin)))
+		goto out;
 	if ((r = drop_old_tokens(cd, m2, ret_dropped)))
 		goto out;
 	kd_failpoint("rotate.before-init");
@@ -999,7 +1188,7 @@ out:
 /* Prepared header: the new slot's token for this launch, and its pin. */
 static int check_prepared(const char *path, struct kd_volume *v, const struct kd_secret *pass,
 			  const struct kd_secret *pin_key, const struct kd_token *launch_tok,
-			  int *ret_slot)
+			  int *ret_slot, uint8_t ret_pin[KD_PIN_SIZE])
 {
 	struct crypt_device *cd = NULL;
 	json_object *meta = NULL;
@@ -1056,6 +1245,7 @@ static int check_prepared(const char *path, struct kd_volume *v, const struct kd
 		goto out;
 	}
 	*ret_slot = toks[slot].keyslot;
+	memcpy(ret_pin, toks[slot].pin, KD_PIN_SIZE);
 	r = 0;
 out:
 	kd_wipe(pin, sizeof(pin));
@@ -1091,6 +1281,7 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 	unsigned esc_k = o->escrow_threshold;
 	struct run_ctx ctx = {.o = o};
 	size_t nt, dropped = 0;
+	uint8_t new_pin[KD_PIN_SIZE] = {0};
 	int r, new_slot = -1;
 
 	memset(&res, 0, sizeof(res));
@@ -1098,7 +1289,7 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 		return kd_fail(KD_EINVAL, "resilience must be journal or checksum");
 	if (o->drop_escrow && o->n_escrow_certs)
 		return kd_fail(KD_EINVAL, "either re-split the escrow or drop it, not both");
-	if (!o->escrow_find || !o->escrow_add)
+	if (!o->escrow_find || !o->escrow_add || !o->plan_make || !o->plan_open)
 		return kd_fail(KD_EINVAL, "kd_rotate needs the escrow steps (kd_escrow_rotate_hooks)");
 	if ((r = kd_device_resolve(device, &path)))
 		return r;
@@ -1117,7 +1308,7 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 	}
 	if ((r = kd_rotate_status(v, &st)))
 		goto out;
-	if (o->resume_only && st.phase == KD_ROTATE_NONE) {
+	if (o->resume_only && st.phase == KD_ROTATE_NONE && !st.escrow_pending) {
 		/* Nothing begun: the boot path asks on every boot. */
 		res.idle = true;
 		res.keyslot = -1;
@@ -1138,7 +1329,7 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 		goto out;
 	}
 	toks = kd_volume_tokens(v, &nt);
-	if (st.phase == KD_ROTATE_NONE) {
+	if (st.phase == KD_ROTATE_NONE && !st.escrow_pending) {
 		for (size_t i = 0; i < nt; i++)
 			if (toks[i].state == KD_TOKEN_PENDING && !o->drop_pending) {
 				r = kd_fail(KD_EREFUSED, "keyslot %d holds a pending handoff (label %s) "
@@ -1166,7 +1357,12 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 		r = kd_fail(KD_EINVAL, "no old escrow to take the threshold from; give --threshold");
 		goto out;
 	}
-	res.resumed = st.phase != KD_ROTATE_NONE;
+	res.resumed = st.phase != KD_ROTATE_NONE || st.escrow_pending;
+	if (st.phase == KD_ROTATE_NONE && st.escrow_pending) {
+		/* The data is done; only the escrow (step 7) is left. */
+		res.keyslot = tok.keyslot;
+		goto escrow;
+	}
 	name = o->name;
 	if (!name && find_active(kd_volume_uuid(v), active, sizeof(active)))
 		name = active;
@@ -1174,15 +1370,15 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 
 	/* Steps 2-4. */
 	if (st.phase == KD_ROTATE_PREPARED) {
-		r = check_prepared(path, v, pass, pin_key, &tok, &new_slot);
+		r = check_prepared(path, v, pass, pin_key, &tok, &new_slot, new_pin);
 		if (r == KD_ENOENT)
 			st.phase = KD_ROTATE_NONE; /* the half-made slot was dropped */
 		else if (r)
 			goto out;
 	}
 	if (st.phase != KD_ROTATE_RUNNING &&
-	    (r = prepare(path, name, pass, pin_key, &tok, &params, st.phase == KD_ROTATE_PREPARED,
-			 new_slot, &dropped, &cd)))
+	    (r = prepare(path, name, pass, pin_key, &tok, &params, o, esc_k,
+			 st.phase == KD_ROTATE_PREPARED, new_slot, new_pin, &dropped, &cd)))
 		goto out;
 	res.tokens_dropped = dropped;
 	if (cd)
@@ -1263,21 +1459,13 @@ finished:
 	res.seconds = since(&ctx.t0);
 	kd_failpoint("rotate.after-finish");
 
-	/* Step 7: the escrow, for the new key. */
+	/* Step 7: the escrow, for the new key (given certificates or the plan). */
+escrow:
 	kd_volume_close(v);
 	v = NULL;
-	if ((r = kd_volume_open(path, &v)))
+	if ((r = kd_volume_open(path, &v)) ||
+	    (r = finish_escrow(path, v, b, l, o, esc_k, pin_key, &res)))
 		goto out;
-	if (o->n_escrow_certs) {
-		kd_secret_free(vk);
-		vk = NULL;
-		if ((r = kd_volume_get_key(v, b, l, &vk, &tok)) ||
-		    (r = o->escrow_add(v, vk, esc_k, o->escrow_certs, o->n_escrow_certs,
-				       o->escrow_usr)))
-			goto out;
-		res.escrow_resplit = true;
-		kd_failpoint("rotate.after-escrow");
-	}
 	res.keyslot = -1;
 	kd_volume_close(v);
 	v = NULL;

@@ -528,6 +528,8 @@ int kd_recover_status(struct kd_volume *v, const struct kd_launch *l, const char
 			json_object_object_add(o, "rotation", kd_rotate_status_json(&rs));
 			if (rs.phase != KD_ROTATE_NONE)
 				json_object_array_add(next, jstr(rs.advice));
+			if (rs.escrow_pending)
+				json_object_array_add(next, jstr(rs.plan_advice));
 		}
 	}
 	for (size_t i = 0; i < n_esc; i++)
@@ -660,6 +662,9 @@ void kd_recover_status_print(json_object *st, FILE *out)
 			(long long)json_object_get_int64(json_object_object_get(ro, "bytes_done")),
 			(long long)json_object_get_int64(json_object_object_get(ro, "bytes_total")),
 			str(ro, "resilience"));
+	if (ro && json_object_object_get(ro, "escrow_resplit_pending"))
+		fprintf(out, "rotation:   %s\n",
+			str(json_object_object_get(ro, "escrow_resplit_pending"), "advice"));
 	lo = json_object_object_get(st, "launch");
 	fprintf(out, "this launch: %s: %s\n", str(lo, "verdict"), str(lo, "detail"));
 	if (json_object_object_get(lo, "measurement"))

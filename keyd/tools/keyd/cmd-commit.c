@@ -69,8 +69,16 @@ static int rotate_after_commit(const char *device, struct kd_backend *b)
 	if (r)
 		return r;
 	r = kd_rotate(device, b, &l, &ro, &rr);
-	if (r)
-		return r;
+	if (r) {
+		/* The commit stands; say in one line that the rotation did not
+		 * happen and why (an escrow needs the admins' certificates, which
+		 * the boot does not have: keyd rotate DEVICE --escrow CERT ...). */
+		char why[400];
+
+		snprintf(why, sizeof(why), "%s", kd_err_detail(r));
+		return kd_fail(r, "committed, but the volume key was NOT rotated: %s (then run "
+				  "keyd rotate %.60s)", why, device);
+	}
 	fprintf(stderr, "rotated: keyslot %d opens the volume under a new volume key; "
 			"%zu old token(s) removed\n", rr.keyslot, rr.tokens_dropped);
 	return 0;

@@ -43,11 +43,18 @@ static const char rotate_usage[] =
 	"  --drop-escrow          remove the escrow instead (its old shares stop working)\n"
 	"  --drop-pending         remove pending handoff slots (hand off again after)\n"
 	"  --resume-only          finish a rotation in progress (interrupted by a\n"
-	"                         crash or power loss); start none: with none in\n"
+	"                         crash or power loss), its escrow re-split included;\n"
+	"                         start none: with none in\n"
 	"                         progress, say so and exit 0 (the boot scripts run\n"
 	"                         this after every unlock)\n"
 	"  --json                 print a JSON summary at the end\n"
 	"  --quiet                no progress\n" BACKEND_OPTS_HELP
+	"\nWith --escrow, the certificates and the threshold are first recorded in the\n"
+	"header as the rotation's escrow plan, authenticated with this launch's pin\n"
+	"key: if the run is interrupted, whatever finishes the rotation (the boot\n"
+	"scripts, keyd rotate again, keyd-recover finish-rotation) re-splits the\n"
+	"escrow to them. A plan that does not verify is never used; the rotation then\n"
+	"ends with \"escrow re-split pending\" and status shows it until re-split.\n"
 	"\nOn a terminal, progress (bytes done, rate, time left) is shown on stderr.\n"
 	"Otherwise (boot, systemd) a progress line goes to stderr and to the kernel\n"
 	"log (/dev/kmsg, read by the journal) when the run starts, at every 10%,\n"
@@ -173,7 +180,8 @@ static int show_progress(const struct kd_rotate_progress *p, void *usr)
 	return 0;
 }
 
-/* 1: a rotation is prepared or running on device, 0: none, <0: error. */
+/* 1: a rotation is prepared or running on device, or its escrow re-split is
+ * pending; 0: none, <0: error. */
 static int rotation_begun(const char *device)
 {
 	struct kd_volume *v = NULL;
@@ -186,7 +194,7 @@ static int rotation_begun(const char *device)
 		r = kd_fail(kd_volume_health(v)->allow_err, "header refused: %s",
 			    kd_volume_health(v)->allow_detail);
 	else if ((r = kd_rotate_status(v, &st)) == 0)
-		r = st.phase != KD_ROTATE_NONE;
+		r = st.phase != KD_ROTATE_NONE || st.escrow_pending;
 	kd_volume_close(v);
 	return r;
 }
@@ -312,6 +320,8 @@ static int run_rotate(int argc, char **argv)
 		json_object_object_add(j, "tokens_dropped",
 				       json_object_new_int64((int64_t)res.tokens_dropped));
 		json_object_object_add(j, "escrow_resplit", json_object_new_boolean(res.escrow_resplit));
+		json_object_object_add(j, "escrow_from_plan",
+				       json_object_new_boolean(res.escrow_from_plan));
 		json_object_object_add(j, "bytes", json_object_new_int64((int64_t)res.bytes));
 		json_object_object_add(j, "seconds", json_object_new_double(res.seconds));
 		json_object_object_add(j, "bytes_per_second",
@@ -331,7 +341,11 @@ static int run_rotate(int argc, char **argv)
 		       argv[optind], res.resumed ? "rotation finished" : "rotated", res.online ? "online" : "offline",
 		       res.resilience, bytes, res.keyslot, res.tokens_dropped,
 		       res.tokens_dropped == 1 ? "" : "s",
-		       res.escrow_resplit ? "; escrow re-split with fresh shares" : "");
+		       res.escrow_resplit ? res.escrow_from_plan
+						    ? "; escrow re-split with fresh shares to the "
+						      "rotation's escrow plan"
+						    : "; escrow re-split with fresh shares"
+					  : "");
 	}
 out:
 	if (g.kmsg >= 0)

@@ -294,8 +294,8 @@ static const char finish_usage[] =
 	"  --name NAME            the active mapping (default: found by UUID)\n"
 	"  --max-rate BYTES       throttle to BYTES per second (suffix K, M, G)\n"
 	"  --escrow CERT          re-split the escrow for the new key to these admins\n"
-	"                         (an interrupted rotation has already removed the\n"
-	"                         old one)\n"
+	"                         (default: to those of the rotation's escrow plan,\n"
+	"                         which keyd rotate --escrow recorded in the header)\n"
 	"  --threshold K          shares needed for that escrow (1..the certificates)\n"
 	"  --json                 print the result as JSON\n" BACKEND_OPTS_HELP
 	"\nExit status: 0 finished or nothing to finish, 1 refused or failed (the\n"
@@ -405,6 +405,8 @@ static int run_finish_rotation(int argc, char **argv)
 		json_object_object_add(j, "recovered", json_object_new_boolean(res.recovered));
 		json_object_object_add(j, "keyslot", json_object_new_int(res.keyslot));
 		json_object_object_add(j, "escrow_resplit", json_object_new_boolean(res.escrow_resplit));
+		json_object_object_add(j, "escrow_from_plan",
+				       json_object_new_boolean(res.escrow_from_plan));
 		json_object_object_add(j, "bytes", json_object_new_int64((int64_t)res.bytes));
 		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
 		json_object_put(j);
@@ -414,7 +416,11 @@ static int run_finish_rotation(int argc, char **argv)
 		printf("%s: rotation finished (%s%s); keyslot %d opens the volume under the new key%s\n",
 		       argv[optind], res.online ? "online" : "offline",
 		       res.recovered ? ", interrupted hotzone replayed" : "", res.keyslot,
-		       res.escrow_resplit ? "; escrow re-split with fresh shares" : "");
+		       res.escrow_resplit ? res.escrow_from_plan
+						    ? "; escrow re-split with fresh shares to the "
+						      "rotation's escrow plan"
+						    : "; escrow re-split with fresh shares"
+					  : "");
 	}
 out:
 	for (size_t i = 0; i < n_certs; i++)
