@@ -50,7 +50,7 @@ run() {
 	if [ "$kind" = mutant ]; then
 		if [ "${errors:-0}" -gt 0 ]; then
 			local what
-			what=$(sed -n 's/.*assertion violated ((\([1-7]\)==\1).*(at depth \([0-9]*\)).*/property \1 violated at depth \2/p' "$log" | sed -n 1p)
+			what=$(sed -n 's/.*assertion violated ((\([1-8]\)==\1).*(at depth \([0-9]*\)).*/property \1 violated at depth \2/p' "$log" | sed -n 1p)
 			echo "$name: caught (${what:-$(grep -m1 -E 'assertion violated|acceptance cycle' "$log" | cut -c1-80)}) [${secs}s]" >"$d/result"
 			echo ok >"$d/status"
 		else

@@ -402,8 +402,8 @@ real_boot:
 	:: atomic { lock == 0 && ANY(N_PEND) -> lock = 2; PICK(i, N_PEND);
 		    /* re-open through the pending slot in the commit's own context */
 		    nopened = (UNLOCK_OK(i, LN) -> i + 1 : 0);
-		    ok = UNLOCK_OK(i, LN);
-		    assert(8 == 8 && (!ok || !REVOKED_EV(i))) };	/* property 8 */
+		    assert(8 == 8 && (!UNLOCK_OK(i, LN) || !REVOKED_EV(i)));	/* property 8 */
+		    ok = UNLOCK_OK(i, LN) };
 		if :: !ok -> atomic { lock = 0; i = 0; ok = false; nopened = 0 }; goto n_run :: else fi;
 		FP;	/* commit.before-activate */
 		if
