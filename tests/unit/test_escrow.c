@@ -595,6 +595,48 @@ static uint8_t *head_of(const char *path)
 	return buf;
 }
 
+/*
+ * A keyslot add with a key that is not the volume's is refused before
+ * anything is written: libcryptsetup checks the key against the header's
+ * digest inside crypt_keyslot_add_by_volume_key (keyd relies on that check
+ * and makes no separate crypt_volume_key_verify call).
+ */
+START_TEST(add_slot_wrong_key)
+{
+	_kd_secret_ struct kd_secret *vk = NULL, *wrong = NULL, *pass = NULL, *pin_key = NULL;
+	struct kd_token meta = {.state = KD_TOKEN_ACTIVE, .svn = 1};
+	struct kd_volume *v = NULL;
+	uint8_t *before, *after;
+	int slot = -1;
+
+	snprintf(meta.label, sizeof(meta.label), "test");
+	ck_assert_int_eq(kd_secret_dup(vk_bytes, sizeof(vk_bytes), &vk), 0);
+	ck_assert_int_eq(kd_secret_new(KD_VOLUME_KEY_SIZE, &wrong), 0);
+	ck_assert_int_eq(RAND_bytes(wrong->data, (int)wrong->len), 1);
+	ck_assert_int_eq(kd_secret_new(32, &pass), 0);
+	ck_assert_int_eq(RAND_bytes(pass->data, (int)pass->len), 1);
+	ck_assert_int_eq(kd_secret_new(32, &pin_key), 0);
+	ck_assert_int_eq(RAND_bytes(pin_key->data, (int)pin_key->len), 1);
+	before = head_of(img);
+	ck_assert_int_eq(kd_volume_open(img, &v), 0);
+	ck_assert_int_eq(kd_volume_add_slot_fp(v, wrong, pass, pin_key, &meta, NULL, NULL, &slot),
+			 KD_EINVAL);
+	ck_assert_ptr_nonnull(strstr(kd_err_detail(KD_EINVAL), "not this volume's key"));
+	ck_assert_int_eq(slot, -1);
+	after = head_of(img);
+	ck_assert_mem_eq(before, after, 4u << 20);
+	free(after);
+	/* The volume's own key goes in. */
+	ck_assert_int_eq(kd_volume_add_slot_fp(v, vk, pass, pin_key, &meta, NULL, NULL, &slot), 0);
+	ck_assert_int_eq(slot, 1);
+	kd_volume_close(v);
+	after = head_of(img);
+	ck_assert_int_ne(memcmp(before, after, 4u << 20), 0);
+	free(before);
+	free(after);
+}
+END_TEST
+
 /* header-restore asks only after every check, and a "no" writes nothing. */
 START_TEST(restore_asks_last)
 {
@@ -765,6 +807,7 @@ int main(void)
 	tcase_add_test(tv, volume_header_restore_refusals);
 	tcase_add_test(tv, recover_share_identity);
 	tcase_add_test(tv, restore_asks_last);
+	tcase_add_test(tv, add_slot_wrong_key);
 	suite_add_tcase(s, tv);
 	/* Once, before the forks (outside any test, so no ck_assert in it):
 	 * RSA key generation is slow. */

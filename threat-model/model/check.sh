@@ -50,7 +50,7 @@ run() {
 	if [ "$kind" = mutant ]; then
 		if [ "${errors:-0}" -gt 0 ]; then
 			local what
-			what=$(sed -n 's/.*assertion violated ((\([1-7]\)==\1).*(at depth \([0-9]*\)).*/property \1 violated at depth \2/p' "$log" | sed -n 1p)
+			what=$(sed -n 's/.*assertion violated ((\([1-8]\)==\1).*(at depth \([0-9]*\)).*/property \1 violated at depth \2/p' "$log" | sed -n 1p)
 			echo "$name: caught (${what:-$(grep -m1 -E 'assertion violated|acceptance cycle' "$log" | cut -c1-80)}) [${secs}s]" >"$d/result"
 			echo ok >"$d/status"
 		else
@@ -88,6 +88,10 @@ M+=("finding-rekey-without-svn|mutant|-DLIFECYCLE|/^inline rekey/,/^}/s|ok = SVN
 M+=("finding-n-sends-keys|mutant|-DMITM|s|skip\t/\* MUTANT:n-sends-keys \*/|mhasN = true|")
 # commit kept the pending slot's secrets, which O made, for N's active slot
 M+=("finding-commit-in-place|mutant||s|wr(j, MK(LN, TACT, TCB(j))) };\t/\* MUTANT:commit-in-place \*/|wr(j, MKF(LN, TACT, TCB(j))) };|")
+# revocation: a release below N's pinned floor, whatever the guest clock says
+M+=("mutant-no-floor|mutant||s|^#define FLOOR_CHECK(l) .*|#define FLOOR_CHECK(l) (true)|")
+M+=("finding-floor-by-clock|mutant||s|^#define EV_CHECK(i) .*|#define EV_CHECK(i) (!(TS(i) == TPEN \&\& !WINDOW_CHECK(EVL(i))))|")
+M+=("finding-handoff-floor-by-clock|mutant|-DMITM|s|FLOOR_CHECK(rep) && WINDOW_CHECK(rep);|WINDOW_CHECK(rep);|")
 
 # --- volume-key rotation (rotate.pml): the model and its mutants ---
 RR=("rotate safety ''")

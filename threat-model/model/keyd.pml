@@ -20,14 +20,18 @@
 
 /* launches (who derives the passphrase that opens a keyslot) */
 #define L0 0	/* empty keyslot */
-#define LO 1	/* old version O: svn 1, this chip, signed */
-#define LN 2	/* new version N: svn 2, this chip, signed */
+#define LO 1	/* old version O: svn 2, this chip, signed */
+#define LN 2	/* new version N: svn 3, this chip, signed */
 #define LE 3	/* escrow: k admins */
 #define LX 4	/* N's image on another chip */
 #define LR 5	/* rogue image, in no manifest, this chip */
-#define LD 6	/* older signed release, svn 0, this chip */
+#define LD 6	/* older signed release, svn 1 (at N's floor), this chip */
 #define LH 7	/* host-forged keyslot: any passphrase opens it (CVE-2025-59054) */
 #define LM 8	/* peer tag: the host's man in the middle */
+#define LV 9	/* revoked signed release: svn 0, below N's floor, this chip (never owns a slot) */
+
+/* the revocation floor N's image pins (/etc/keyd/peer-svn-floor, min_peer_svn) */
+#define FLOOR 1
 
 /* token states */
 #define TNONE 0	/* keyslot without a keyd token (crash between the writes) */
@@ -37,9 +41,12 @@
 
 /*
  * a keyslot and its token: owner(3) | token state(2) << 3 | tcb-1 << 5 |
- * fresh << 6. A fresh keyslot opens with one-time secrets O made in a
- * handoff and wrapped to the owner's key (handoff format 2); any other
- * keyslot opens with the owner's sealing-derived secret.
+ * fresh << 6 | revoked evidence << 7. A fresh keyslot opens with one-time
+ * secrets O made in a handoff and wrapped to the owner's key (handoff
+ * format 2); any other keyslot opens with the owner's sealing-derived
+ * secret. A fresh pending token carries the evidence of the release that
+ * made it (its genuine report and signed manifest): O's, or (bit 7) that of
+ * LV, a revoked release.
  */
 #define OWN(i)   (hdr[i] & 7)
 #define TS(i)    ((hdr[i] >> 3) & 3)
@@ -47,11 +54,15 @@
 #define FRESH(i) ((hdr[i] >> 6) & 1)
 #define MK(o, t, c) ((o) | ((t) << 3) | (((c) - 1) << 5))
 #define MKF(o, t, c) (MK(o, t, c) | 64)
+#define MKV(o, t, c) (MKF(o, t, c) | 128)
+/* the release whose evidence a fresh pending token carries */
+#define EVL(i)   (((hdr[i] >> 7) & 1) -> LV : LO)
 /* the launch a token names; a forged token names N */
 #define TFOR(i)  ((OWN(i) == LH) -> LN : OWN(i))
 
 /* facts about launches (what a genuine report says) */
-#define SVN(l)         (((l) == LO) -> 1 : ((((l) == LN) || ((l) == LX) || ((l) == LR)) -> 2 : 0))
+#define SVN(l)         (((l) == LO) -> 2 : ((((l) == LN) || ((l) == LX) || ((l) == LR)) -> 3 : \
+                        (((l) == LD) -> 1 : 0)))
 #define ON_CHIP(l)     ((l) != LX)
 #define IN_MANIFEST(l) ((l) != LR)
 
@@ -60,13 +71,25 @@
 #define MANIFEST_CHECK(l)  (IN_MANIFEST(l))
 #define SVN_CHECK(l, f)    (SVN(l) >= (f))
 #define BINDING_CHECK(r, s) ((r) == (s))
-#define UNLOCK_OK(i, l)    (TS(i) != TNONE && TFOR(i) == (l) && (OWN(i) == (l) || OWN(i) == LH) && OWN(i) != LH)
+/* revocation: N's pinned floor, judged without any clock */
+#define FLOOR_CHECK(l)     (SVN(l) >= FLOOR)
+/*
+ * a validity window, judged by the guest clock. The host sets that clock,
+ * to whatever each check should see: LV's manifest has expired in real
+ * time, but a window check never stops the host, so it always passes.
+ */
+#define WINDOW_CHECK(l)    (true)
+/* at boot, a pending token's evidence (pending.c: evidence_floors) */
+#define EV_CHECK(i)        (TS(i) != TPEN || FLOOR_CHECK(EVL(i)))
+#define UNLOCK_OK(i, l)    (TS(i) != TNONE && TFOR(i) == (l) && (OWN(i) == (l) || OWN(i) == LH) && OWN(i) != LH && EV_CHECK(i))
 
 /* ---- specification predicates ---- */
 #define VERIFIED_BY_O(l)   (ON_CHIP(l) && IN_MANIFEST(l) && SVN(l) >= SVN(LO))
-#define VERIFIED_BY_N(l)   (ON_CHIP(l) && IN_MANIFEST(l) && SVN(l) <= SVN(LN))
+#define VERIFIED_BY_N(l)   (ON_CHIP(l) && IN_MANIFEST(l) && SVN(l) <= SVN(LN) && SVN(l) >= FLOOR)
+/* a pending slot minted by a release below N's floor */
+#define REVOKED_EV(i)      (FRESH(i) && TS(i) == TPEN && SVN(EVL(i)) < FLOOR)
 #define BOOTABLE(i)  ((OWN(i) == LO || OWN(i) == LN) && (TS(i) == TACT || TS(i) == TRET))
-#define AUTHOPEN(i)  ((OWN(i) == LO || OWN(i) == LN || OWN(i) == LE) && TS(i) != TNONE)
+#define AUTHOPEN(i)  ((OWN(i) == LO || OWN(i) == LN || OWN(i) == LE) && TS(i) != TNONE && !REVOKED_EV(i))
 #define ANY(P)       (P(0) || P(1) || P(2) || P(3) || P(4))
 #define BOOT_EXCEPT(j) (((j) != 0 && BOOTABLE(0)) || ((j) != 1 && BOOTABLE(1)) || \
                         ((j) != 2 && BOOTABLE(2)) || ((j) != 3 && BOOTABLE(3)) || \
@@ -230,7 +253,7 @@ o_loop:
 		break
 #ifdef MITM
 	:: atomic { sessctr < SESS -> sessctr++; s = sessctr; peer = LM;
-		    if :: mid = LX :: mid = LR :: mid = LD fi;
+		    if :: mid = LX :: mid = LR :: mid = LD :: mid = LV fi;
 		    mseenO = mseenO | (1 << s);
 		    /* the MITM answers with its own genuine report or replays one of N's */
 		    if
@@ -330,7 +353,7 @@ n_wait:
 		RECV(o2n, REP, rs, rep, n_abort)
 #ifdef MITM
 	:: atomic { nwait && sessctr < SESS -> nwait = false; sessctr++; s = sessctr; peer = LM;
-		    if :: mid = LX :: mid = LR :: mid = LD fi;
+		    if :: mid = LX :: mid = LR :: mid = LD :: mid = LV fi;
 		    if
 		    :: rs = s; rep = mid
 		    :: (mseenO >> 1) & 1 -> rs = 1; rep = LO
@@ -342,7 +365,8 @@ n_wait:
 	:: atomic { nwait -> nwait = false }; goto crash	/* the host restarts N */
 #endif
 	fi;
-	ok = BINDING_CHECK(rs, s) && CHIP_CHECK(rep) && MANIFEST_CHECK(rep) && SVN_CHECK(LN, SVN(rep));
+	ok = BINDING_CHECK(rs, s) && CHIP_CHECK(rep) && MANIFEST_CHECK(rep) && SVN_CHECK(LN, SVN(rep)) &&
+	     FLOOR_CHECK(rep) && WINDOW_CHECK(rep);
 	if :: !ok -> goto n_abort :: else fi;
 	if
 	:: peer == LO ->
@@ -378,6 +402,7 @@ real_boot:
 	:: atomic { lock == 0 && ANY(N_PEND) -> lock = 2; PICK(i, N_PEND);
 		    /* re-open through the pending slot in the commit's own context */
 		    nopened = (UNLOCK_OK(i, LN) -> i + 1 : 0);
+		    assert(8 == 8 && (!UNLOCK_OK(i, LN) || !REVOKED_EV(i)));	/* property 8 */
 		    ok = UNLOCK_OK(i, LN) };
 		if :: !ok -> atomic { lock = 0; i = 0; ok = false; nopened = 0 }; goto n_run :: else fi;
 		FP;	/* commit.before-activate */
@@ -484,6 +509,15 @@ active proctype Host()
 	/* a keyslot that opens with any passphrase and a pending token naming N */
 	:: atomic { enrolled && forged < 1 && lock == 0 && ANY(FREE) ->
 		    forged++; PICK(t, FREE); wr(t, MK(LH, TPEN, 1)); t = 0 }
+	/*
+	 * or (one of the two per run): a revoked signed release (LV) that
+	 * holds a volume makes a pending slot for N: secrets it chose, wrapped
+	 * to N's public key, its own genuine report and signed manifest as
+	 * evidence. The model's header stands for whichever header the host
+	 * gives N.
+	 */
+	:: atomic { enrolled && forged < 1 && lock == 0 && ANY(FREE) ->
+		    forged++; PICK(t, FREE); wr(t, MKV(LN, TPEN, 1)); t = 0 }
 #endif
 #endif
 	od
@@ -492,8 +526,9 @@ active proctype Host()
 /*
  * properties 1 (nothing is lost) and 1s (the committed launch still boots),
  * 6 (the adversary -- the host, a compromised signed older release -- never
- * holds a secret that opens a slot of N) and 7 (no active slot of N opens
- * with secrets O made) in every state
+ * holds a secret that opens a slot of N), 7 (no active slot of N opens
+ * with secrets O made) and 8 (no slot made by a release below N's floor is
+ * one N would boot through, whatever the clock) in every state
  */
 #define P1  (!enrolled || ANY(AUTHOPEN))
 #define P1S (!enrolled || ANY(BOOTABLE))
@@ -501,11 +536,14 @@ active proctype Host()
 #define ACTFRESH(i) (OWN(i) == LN && FRESH(i) && TS(i) == TACT)
 #define P6  (!mhasN || !ANY(NSEALED))
 #define P7  (!ANY(ACTFRESH))
+#define NREVOKED(i) (N_BOOT(i) && REVOKED_EV(i))
+#define P8  (!ANY(NREVOKED))
 #ifndef LIVE
 active proctype Monitor()
 {
-	atomic { !(P1 && P1S && P6 && P7) ->
-		 assert(1 == 1 && P1 && P1S); assert(6 == 6 && P6); assert(7 == 7 && P7) }
+	atomic { !(P1 && P1S && P6 && P7 && P8) ->
+		 assert(1 == 1 && P1 && P1S); assert(6 == 6 && P6); assert(7 == 7 && P7);
+		 assert(8 == 8 && P8) }
 }
 #else
 ltl live { <> hdone }

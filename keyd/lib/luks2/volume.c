@@ -869,12 +869,18 @@ static int add_slot_cd(struct crypt_device *cd, const struct kd_secret *vk,
 
 	if (!uuid)
 		return kd_fail(KD_ELUKS, "volume has no UUID");
-	if (crypt_volume_key_verify(cd, (const char *)vk->data, vk->len) < 0)
-		return kd_fail(KD_EINVAL, "the key given is not this volume's key");
 	if ((r = kd_volume_set_pbkdf(cd)))
 		return r;
+	/*
+	 * libcryptsetup checks vk against this header's digest before it
+	 * writes anything (-EPERM: "Volume key does not match the volume"), in
+	 * this same context: a separate crypt_volume_key_verify first would
+	 * run the digest's PBKDF2 twice for the same answer.
+	 */
 	slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)vk->data, vk->len,
 					       (const char *)pass->data, pass->len);
+	if (slot == -EPERM)
+		return kd_fail(KD_EINVAL, "the key given is not this volume's key");
 	if (slot < 0)
 		return kd_fail(KD_ELUKS, "cannot add a keyslot: %s", strerror(-slot));
 	if (fp_slot)
