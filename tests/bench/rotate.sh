@@ -13,8 +13,10 @@
 # data. Journal mode writes every byte twice (journal, then data), so its
 # fraction of the ceiling is expected to be about half of checksum's.
 # Target: keyd within 10% of cryptsetup reencrypt in each mode.
-# This host-level run is offline (no device-mapper); the in-guest online
-# variant is run in the VM.
+# This host-level run is offline (no device-mapper) and runs the host's AES
+# natively; tests/bench/rotate-guest.sh is the online variant in a TCG guest
+# (both volumes mapped and mounted), whose emulated AES makes every figure
+# there CPU-bound.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${KEYD_BUILD:-$PWD/build}

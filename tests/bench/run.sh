@@ -4,7 +4,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 summary=()
-for piece in verify measure unlock handoff boot integrity rotate guestos; do
+for piece in verify measure unlock handoff boot integrity rotate rotate-guest guestos; do
 	script=tests/bench/$piece.sh
 	[ -x "$script" ] || continue
 	echo "== bench: $piece"

@@ -153,6 +153,16 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 			     struct kd_token *ret_tok);
 
 /*
+ * As kd_volume_unlock_secrets, and also hands out the pin key of the same
+ * derivation (for keyd rotate, which pins the new volume key with it): one
+ * request to the AMD-SP instead of two. ret_pass, ret_pin_key and ret_tok
+ * may be NULL.
+ */
+int kd_volume_unlock_keys(struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
+			  struct kd_secret **ret_vk, struct kd_secret **ret_pass,
+			  struct kd_secret **ret_pin_key, struct kd_token *ret_tok);
+
+/*
  * Activate as /dev/mapper/NAME with the no_read/no_write workqueue flags,
  * then check the live dm table (target crypt, cipher, key size, device,
  * offset, sector size) through libdevmapper; on a mismatch the mapping is

@@ -1257,7 +1257,7 @@ out:
 int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *l,
 	      const struct kd_rotate_opts *o, struct kd_rotate_result *ret)
 {
-	_kd_secret_ struct kd_secret *vk = NULL, *pass = NULL, *pin_key = NULL, *pass2 = NULL;
+	_kd_secret_ struct kd_secret *vk = NULL, *pass = NULL, *pin_key = NULL;
 	struct crypt_params_luks2 luks2 = {.sector_size = KD_VOLUME_SECTOR_SIZE};
 	struct crypt_params_reencrypt params = {
 		.mode = CRYPT_REENCRYPT_REENCRYPT,
@@ -1316,13 +1316,10 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 			*ret = res;
 		goto out;
 	}
-	/* Step 1: this launch's slot, through the whole unlock order. */
-	if ((r = kd_volume_unlock_secrets(v, b, l, &vk, &pass, &tok)) ||
-	    (r = kd_seal_keys_for_token(b, &tok, kd_volume_uuid(v), &pass2, &pin_key)))
+	/* Step 1: this launch's slot, through the whole unlock order; the pin
+	 * key (for the new key's pin) comes from the same derivation. */
+	if ((r = kd_volume_unlock_keys(v, b, l, &vk, &pass, &pin_key, &tok)))
 		goto out;
-	/* pass2 == pass: the pin key is what this derivation is for. */
-	kd_secret_free(pass2);
-	pass2 = NULL;
 	if (tok.state != KD_TOKEN_ACTIVE) {
 		r = kd_fail(KD_EREFUSED, "this launch's keyd slot %d is %s; commit it (keyd commit) "
 					 "before rotating", tok.keyslot, kd_token_state_name(tok.state));
@@ -1466,11 +1463,12 @@ escrow:
 	if ((r = kd_volume_open(path, &v)) ||
 	    (r = finish_escrow(path, v, b, l, o, esc_k, pin_key, &res)))
 		goto out;
-	res.keyslot = -1;
+	/* The escrow, or the plan's removal, may have written the header. */
 	kd_volume_close(v);
 	v = NULL;
 	if ((r = kd_volume_open(path, &v)))
 		goto out;
+	res.keyslot = -1;
 	toks = kd_volume_tokens(v, &nt);
 	for (size_t i = 0; i < nt; i++)
 		if (same_launch(&toks[i], &tok))

@@ -642,9 +642,9 @@ static int volume_cd(struct kd_volume *v, enum kd_cd_mode mode, struct kd_checke
 	return 0;
 }
 
-int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
-			     struct kd_secret **ret_vk, struct kd_secret **ret_pass,
-			     struct kd_token *ret_tok)
+int kd_volume_unlock_keys(struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
+			  struct kd_secret **ret_vk, struct kd_secret **ret_pass,
+			  struct kd_secret **ret_pin_key, struct kd_token *ret_tok)
 {
 	_kd_secret_ struct kd_secret *pass = NULL, *pin_key = NULL, *vk = NULL;
 	struct kd_checked_cd c;
@@ -693,8 +693,17 @@ int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const st
 		*ret_tok = *t;
 	if (ret_pass)
 		*ret_pass = kd_secret_take(&pass);
+	if (ret_pin_key)
+		*ret_pin_key = kd_secret_take(&pin_key);
 	*ret_vk = kd_secret_take(&vk);
 	return 0;
+}
+
+int kd_volume_unlock_secrets(struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
+			     struct kd_secret **ret_vk, struct kd_secret **ret_pass,
+			     struct kd_token *ret_tok)
+{
+	return kd_volume_unlock_keys(v, b, l, ret_vk, ret_pass, NULL, ret_tok);
 }
 
 int kd_volume_get_key(struct kd_volume *v, struct kd_backend *b, const struct kd_launch *l,
