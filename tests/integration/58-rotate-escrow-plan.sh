@@ -127,7 +127,7 @@ kill_at() {
 
 # ---- each kill point, each way of resuming
 for case in rotate.after-plan:rotate rotate.mid-run:finish rotate.before-escrow:boot \
-	rotate.after-escrow:boot rotate.before-escrow:rotate rotate.after-finish:finish; do
+	rotate.after-escrow:boot rotate.before-escrow:refused rotate.after-finish:finish; do
 	fp=${case%%:*} how=${case##*:}
 	fresh p.img
 	kill_at p.img "$fp"
@@ -141,6 +141,16 @@ assert p["threshold"] == 2 and p["admins"] == 2 and p["advice"].startswith("escr
 		st.json || fail "$fp: status does not show the pending re-split: $(cat st.json)"
 	R status p.img >st.txt 2>&1 || true
 	grep -q "escrow re-split pending" st.txt || fail "$fp: keyd-recover status: $(cat st.txt)"
+	if [ "$how" = refused ]; then
+		# Only a resume completes a plan whose data is done: a rotation
+		# asked for without certificates refuses, writing nothing.
+		sum=$(sha256sum <p.img)
+		set +e; K rotate p.img --hotzone 1M >out 2>err; rc=$?; set -e
+		[ $rc -eq 1 ] && grep -q "an escrow re-split from an earlier rotation is pending" err ||
+			fail "$fp: keyd rotate without certificates: $rc $(cat out err)"
+		[ "$(sha256sum <p.img)" = "$sum" ] || fail "$fp: the refused rotate wrote"
+		how=boot
+	fi
 	case $how in
 	boot) K rotate p.img --resume-only --hotzone 1M --json >out.json 2>err ;;
 	rotate) K rotate p.img --hotzone 1M --json >out.json 2>err ;;
@@ -148,6 +158,10 @@ assert p["threshold"] == 2 and p["admins"] == 2 and p["advice"].startswith("escr
 	esac || fail "$fp: resume ($how): $(cat err)"
 	python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["escrow_resplit"] and o["escrow_from_plan"], o' \
 		out.json || fail "$fp: resume ($how) did not re-split from the plan: $(cat out.json)"
+	# Killed after the data was done: the resume ran the escrow step only.
+	case $fp in rotate.before-escrow | rotate.after-escrow | rotate.after-finish) want=True ;; *) want=False ;; esac
+	python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert str(o["escrow_only"]) == sys.argv[2], o' \
+		out.json "$want" || fail "$fp: escrow_only is not $want: $(cat out.json)"
 	check_resplit p.img old.r "$fp then $how"
 	K status p.img --json >st.json
 	python3 -c 'import json,sys; assert "escrow_resplit_pending" not in json.load(open(sys.argv[1]))["rotation"]' \
@@ -202,12 +216,36 @@ for what in cert threshold; do
 	# Every way of resuming refuses the same plan.
 	set +e; R finish-rotation f.img 2>err >/dev/null; rc=$?; set -e
 	[ $rc -eq 1 ] && grep -q "escrow re-split pending" err || fail "forged plan ($what): finish-rotation: $rc $(cat err)"
-	# The admins re-split it from this launch with their certificates.
+	# The admins rotate again from this launch with their certificates: a
+	# new volume key (never an escrow-only run on the forged plan).
+	vk0=$(vkhex f.img)
 	K rotate f.img --escrow alice.crt --escrow carol.crt --threshold 2 --json >out.json 2>err ||
 		fail "forged plan ($what): re-split with certificates: $(cat err)"
-	python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["escrow_resplit"] and not o["escrow_from_plan"], o' \
+	python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["escrow_resplit"] and not o["escrow_from_plan"] and not o["escrow_only"], o' \
 		out.json || fail "forged plan ($what): $(cat out.json)"
+	[ "$(vkhex f.img)" != "$vk0" ] || fail "forged plan ($what): keyd rotate made no new volume key"
 	check_resplit f.img old.r "forged plan ($what), then re-split by the admins"
 	echo "ok forged plan ($what) refused"
 done
+
+# ---- a plan token the host plants on a finished volume cannot turn a
+# rotation into an escrow-only run
+fresh g.img
+K rotate g.img --escrow alice.crt --escrow bob.crt --threshold 2 --hotzone 1M --quiet >/dev/null 2>err ||
+	fail "planted plan: setup rotation: $(cat err)"
+printf '{"type":"keyd-rotate-plan","keyslots":[]}' >planted.json
+cryptsetup token import --json-file planted.json g.img || fail "planted plan: cannot import"
+vk0=$(vkhex g.img)
+sum=$(sha256sum <g.img)
+set +e; K rotate g.img --hotzone 1M >out 2>err; rc=$?; set -e
+[ $rc -eq 1 ] && grep -q "an escrow re-split from an earlier rotation is pending" err ||
+	fail "planted plan: keyd rotate: $rc $(cat out err)"
+[ "$(sha256sum <g.img)" = "$sum" ] || fail "planted plan: the refused rotate wrote"
+K rotate g.img --escrow alice.crt --escrow carol.crt --threshold 2 --hotzone 1M --json >out.json 2>err ||
+	fail "planted plan: rotate with certificates: $(cat err)"
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert not o["escrow_only"] and o["bytes"] > 0, o' \
+	out.json || fail "planted plan: not a full rotation: $(cat out.json)"
+[ "$(vkhex g.img)" != "$vk0" ] || fail "planted plan: keyd rotate reported success without a new volume key"
+check_resplit g.img old.r "planted plan, then a rotation"
+echo "ok planted plan: a rotation asked for always makes a new volume key"
 echo ok

@@ -164,6 +164,8 @@ struct kd_rotate_result {
 	size_t tokens_dropped; /* keyd and escrow tokens of the old key removed */
 	bool escrow_resplit;
 	bool escrow_from_plan; /* ... to the certificates of the escrow plan */
+	bool escrow_only;      /* resume_only: the data was already under the new key
+				* (an earlier run); only the escrow step ran */
 	uint64_t bytes;        /* re-encrypted in this run */
 	double seconds;
 	char resilience[16];

@@ -277,6 +277,8 @@ static int plan_open(const char *json, const struct kd_secret *pin_key, const ch
 	*ret_n = n;
 	r = 0;
 out:
+	/* The right MAC for whatever the host wrote: never left on the stack. */
+	kd_wipe(want, sizeof(want));
 	for (size_t i = 0; i < KD_ESCROW_MAX_SHARES; i++)
 		free(der[i]);
 	json_object_put(o);

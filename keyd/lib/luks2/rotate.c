@@ -942,13 +942,14 @@ static int drop_old_tokens(struct crypt_device *cd, json_object *meta, size_t *r
 	return 0;
 }
 
-static int remove_plans(struct crypt_device *cd, json_object *meta)
+/* Remove every escrow plan token of meta but keep (-1: none). */
+static int remove_plans(struct crypt_device *cd, json_object *meta, int keep)
 {
 	int ids[MAX_IDS], r;
 	size_t n = plan_tokens(meta, ids, KD_ARRAY_SIZE(ids), NULL, NULL);
 
 	for (size_t i = 0; i < n && i < KD_ARRAY_SIZE(ids); i++)
-		if ((r = crypt_token_json_set(cd, ids[i], NULL)) < 0)
+		if (ids[i] != keep && (r = crypt_token_json_set(cd, ids[i], NULL)) < 0)
 			return kd_fail(KD_ELUKS, "cannot remove the escrow plan token %d: %s", ids[i],
 				       strerror(-r));
 	return 0;
@@ -967,14 +968,14 @@ static int write_plan(struct crypt_device *cd, json_object *meta, const struct k
 	size_t n = list_tokens(meta, refs, MAX_IDS);
 	bool escrow = false, plan = false;
 	char *json = NULL;
-	int r;
+	int r, id;
 
 	for (size_t i = 0; i < n; i++) {
 		escrow |= refs[i].escrow;
 		plan |= refs[i].plan;
 	}
 	if (o->drop_escrow)
-		return remove_plans(cd, meta);
+		return remove_plans(cd, meta, -1);
 	if (!o->n_escrow_certs) {
 		if (escrow && !plan)
 			return kd_fail(KD_EREFUSED, "the volume has an escrow whose shares would stop "
@@ -983,18 +984,22 @@ static int write_plan(struct crypt_device *cd, json_object *meta, const struct k
 						    "CERT ...) or --drop-escrow");
 		return 0;
 	}
-	if ((r = remove_plans(cd, meta)) ||
-	    (r = o->plan_make(pin_key, crypt_get_uuid(cd), slot, pin, k, o->escrow_certs,
+	if ((r = o->plan_make(pin_key, crypt_get_uuid(cd), slot, pin, k, o->escrow_certs,
 			      o->n_escrow_certs, &json, o->escrow_usr)))
 		goto out;
-	if ((r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json)) < 0) {
+	/* An earlier plan is overwritten in place, in one header write: a kill
+	 * never leaves an escrowless header with no plan. Extra plans (only
+	 * the host makes them) go after. */
+	if (!plan_tokens(meta, &id, 1, NULL, NULL))
+		id = CRYPT_ANY_TOKEN;
+	if ((id = crypt_token_json_set(cd, id, json)) < 0) {
 		r = kd_fail(KD_ELUKS, "cannot write the rotation's escrow plan: %s (is the LUKS2 "
 				      "metadata area too small for the certificates?)",
-			    strerror(-r));
+			    strerror(-id));
 		goto out;
 	}
 	kd_failpoint("rotate.after-plan");
-	r = 0;
+	r = remove_plans(cd, meta, id);
 out:
 	free(json);
 	return r;
@@ -1064,7 +1069,7 @@ drop:
 		goto out;
 	json_object_put(meta);
 	meta = NULL;
-	if ((r = checked_cd(path, &cd, &meta)) || (r = remove_plans(cd, meta)))
+	if ((r = checked_cd(path, &cd, &meta)) || (r = remove_plans(cd, meta, -1)))
 		goto out;
 	kd_failpoint("rotate.after-plan-done");
 out:
@@ -1308,6 +1313,21 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 	}
 	if ((r = kd_rotate_status(v, &st)))
 		goto out;
+	if (st.phase == KD_ROTATE_NONE && st.escrow_pending && !o->resume_only) {
+		/* A plan with no rotation left to finish: only a resume completes
+		 * it. A rotation asked for always makes a new volume key, so a
+		 * plan token the host planted or replayed cannot turn it into an
+		 * escrow-only run. */
+		if (!o->n_escrow_certs && !o->drop_escrow) {
+			r = kd_fail(KD_EREFUSED,
+				    "an escrow re-split from an earlier rotation is pending; finish "
+				    "it (keyd rotate --resume-only, or keyd-recover "
+				    "finish-rotation), or rotate anew with --escrow CERT ... "
+				    "--threshold K or --drop-escrow");
+			goto out;
+		}
+		st.escrow_pending = false; /* this rotation's plan replaces it */
+	}
 	if (o->resume_only && st.phase == KD_ROTATE_NONE && !st.escrow_pending) {
 		/* Nothing begun: the boot path asks on every boot. */
 		res.idle = true;
@@ -1358,6 +1378,7 @@ int kd_rotate(const char *device, struct kd_backend *b, const struct kd_launch *
 	if (st.phase == KD_ROTATE_NONE && st.escrow_pending) {
 		/* The data is done; only the escrow (step 7) is left. */
 		res.keyslot = tok.keyslot;
+		res.escrow_only = true;
 		goto escrow;
 	}
 	name = o->name;

@@ -401,6 +401,7 @@ static int run_finish_rotation(int argc, char **argv)
 
 		json_object_object_add(j, "device", json_object_new_string(argv[optind]));
 		json_object_object_add(j, "finished", json_object_new_boolean(!res.idle));
+		json_object_object_add(j, "escrow_only", json_object_new_boolean(res.escrow_only));
 		json_object_object_add(j, "online", json_object_new_boolean(res.online));
 		json_object_object_add(j, "recovered", json_object_new_boolean(res.recovered));
 		json_object_object_add(j, "keyslot", json_object_new_int(res.keyslot));
@@ -412,6 +413,10 @@ static int run_finish_rotation(int argc, char **argv)
 		json_object_put(j);
 	} else if (res.idle) {
 		printf("%s: no rotation in progress; nothing to finish\n", argv[optind]);
+	} else if (res.escrow_only) {
+		printf("%s: the data was already under the new volume key; escrow re-split with "
+		       "fresh shares to the rotation's escrow plan; keyslot %d opens it\n",
+		       argv[optind], res.keyslot);
 	} else {
 		printf("%s: rotation finished (%s%s); keyslot %d opens the volume under the new key%s\n",
 		       argv[optind], res.online ? "online" : "offline",
