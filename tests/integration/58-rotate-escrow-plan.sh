@@ -228,6 +228,20 @@ for what in cert threshold; do
 	echo "ok forged plan ($what) refused"
 done
 
+# ---- killed right after the plan, before the old escrow went: a resume
+# without certificates drops that escrow only for a plan that verifies
+fresh h.img
+kill_at h.img rotate.after-plan
+[ "$(ntok h.img keyd-escrow)" = 1 ] || fail "after-plan: the old escrow is already gone"
+forge h.img threshold
+sum=$(sha256sum <h.img)
+set +e; K rotate h.img --hotzone 1M >out 2>err; rc=$?; set -e
+[ $rc -eq 1 ] && grep -q "the volume has an escrow and the rotation's escrow plan does not verify" err ||
+	fail "after-plan, forged plan: keyd rotate: $rc $(cat out err)"
+[ "$(sha256sum <h.img)" = "$sum" ] || fail "after-plan, forged plan: the refused resume wrote"
+r_opens h.img old.r || fail "after-plan, forged plan: the old escrow no longer opens the volume"
+echo "ok after-plan with a forged plan: the old escrow stays"
+
 # ---- a plan token the host plants on a finished volume cannot turn a
 # rotation into an escrow-only run
 fresh g.img

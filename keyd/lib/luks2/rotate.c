@@ -956,6 +956,29 @@ static int remove_plans(struct crypt_device *cd, json_object *meta, int keep)
 }
 
 /*
+ * The one plan token of meta, verified under pin_key for this launch's
+ * new-key keyslot and pin (o->plan_open); its certificates into certs.
+ */
+static int open_plan(json_object *meta, const struct kd_rotate_opts *o,
+		     const struct kd_secret *pin_key, const char *uuid, int slot, const uint8_t *pin,
+		     unsigned *ret_k, X509 **certs, size_t *ret_n)
+{
+	int ids[MAX_IDS];
+	size_t n_plans = plan_tokens(meta, ids, KD_ARRAY_SIZE(ids), NULL, NULL);
+	json_object *pt = NULL;
+	char id[12];
+
+	if (n_plans != 1)
+		return kd_fail(KD_ETAMPER, "%zu escrow plan tokens, keyd writes one", n_plans);
+	snprintf(id, sizeof(id), "%d", ids[0]);
+	pt = kd_lj_peek(kd_lj_peek(meta, "tokens", json_type_object), id, json_type_object);
+	if (!pt)
+		return kd_fail(KD_ETAMPER, "escrow plan token %s is not an object", id);
+	return o->plan_open(json_object_to_json_string_ext(pt, JSON_C_TO_STRING_PLAIN), pin_key,
+			    uuid, slot, pin, ret_k, certs, ret_n, o->escrow_usr);
+}
+
+/*
  * Step 3b, before any old token goes: the escrow plan, so that whatever
  * finishes the rotation re-splits the escrow (rotate.h). Without
  * certificates an escrow must either be dropped or already have a plan
@@ -977,11 +1000,27 @@ static int write_plan(struct crypt_device *cd, json_object *meta, const struct k
 	if (o->drop_escrow)
 		return remove_plans(cd, meta, -1);
 	if (!o->n_escrow_certs) {
+		X509 *pcerts[KD_ROTATE_PLAN_MAX] = {0};
+		size_t n_certs = 0;
+		unsigned pk = 0;
+
 		if (escrow && !plan)
 			return kd_fail(KD_EREFUSED, "the volume has an escrow whose shares would stop "
 						    "working and no escrow plan says who gets new "
 						    "ones; give the admins' certificates (--escrow "
 						    "CERT ...) or --drop-escrow");
+		if (!escrow)
+			return 0;
+		/* The old escrow goes next: only for a plan this launch made. */
+		r = open_plan(meta, o, pin_key, crypt_get_uuid(cd), slot, pin, &pk, pcerts, &n_certs);
+		for (size_t i = 0; i < KD_ARRAY_SIZE(pcerts); i++)
+			X509_free(pcerts[i]);
+		if (r)
+			return kd_fail(KD_EREFUSED, "the volume has an escrow and the rotation's escrow "
+						    "plan does not verify (%s); give the admins' "
+						    "certificates (--escrow CERT ... --threshold K) or "
+						    "--drop-escrow",
+				       kd_err_detail(r));
 		return 0;
 	}
 	if ((r = o->plan_make(pin_key, crypt_get_uuid(cd), slot, pin, k, o->escrow_certs,
@@ -1035,18 +1074,8 @@ static int finish_escrow(const char *path, struct kd_volume *v, struct kd_backen
 	if ((r = kd_volume_get_key(v, b, l, &vk, &tok)))
 		goto out;
 	if (!n_certs) {
-		json_object *pt = NULL;
-		char id[12];
-
-		snprintf(id, sizeof(id), "%d", ids[0]);
-		pt = kd_lj_peek(kd_lj_peek(meta, "tokens", json_type_object), id, json_type_object);
-		if (n_plans != 1 || !pt)
-			r = kd_fail(KD_ETAMPER, "%zu escrow plan tokens, keyd writes one", n_plans);
-		else
-			r = o->plan_open(json_object_to_json_string_ext(pt, JSON_C_TO_STRING_PLAIN),
-					 pin_key, kd_volume_uuid(v), tok.keyslot, tok.pin, &k, pcerts,
-					 &n_certs, o->escrow_usr);
-		if (r) {
+		if ((r = open_plan(meta, o, pin_key, kd_volume_uuid(v), tok.keyslot, tok.pin, &k,
+				   pcerts, &n_certs))) {
 			char why[200];
 
 			snprintf(why, sizeof(why), "%s", kd_err_detail(r));
